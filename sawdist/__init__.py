@@ -1,0 +1,38 @@
+"""sawdist: hyperspherical (Saw) distributions that work in high dimension.
+
+The core (distributions, special functions, fitting, sample statistics, I/O) imports NumPy, SciPy and xarray only.
+PyMC, ArviZ, matplotlib and PyTorch load when the features that need them are first used
+(``sawdist.bayes``, ``sawdist.plots``, ``extraction``).
+"""
+
+import importlib
+
+from . import special
+from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
+from .fit import FitResult, fit
+
+__version__ = "0.1.0.dev0"
+
+# Submodules with heavy dependencies are imported on first attribute access (PEP 562).
+_LAZY_SUBMODULES = {"bayes", "plots", "stats", "io", "cli"}
+
+__all__ = [
+    "FitResult",
+    "fit",
+    "power_spherical",
+    "saw",
+    "special",
+    "uniform_direction",
+    "vonmises_fisher",
+    *sorted(_LAZY_SUBMODULES),
+]
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | _LAZY_SUBMODULES)
