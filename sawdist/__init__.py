@@ -7,9 +7,7 @@ PyMC, ArviZ, matplotlib and PyTorch load when the features that need them are fi
 
 import importlib
 
-from . import special
-from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
-from .fit import FitResult, fit
+# (core imports are added as the modules land)
 
 __version__ = "0.1.0.dev0"
 
