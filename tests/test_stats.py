@@ -1,0 +1,403 @@
+"""Tests of sawdist.stats: closed forms, exact identities (DESIGN §2), fixed-seed statistical checks at alpha = 1e-3.
+
+The draws come from a sampler written here, independent of sawdist.distributions: the power-spherical cosine law
+(1 + t)/2 ~ Beta((d-1)/2 + kappa, (d-1)/2) (DESIGN §2 table), whose mean resultant length is exactly
+m = E[t] = kappa / (d - 1 + kappa), combined with a uniform tangent direction.
+"""
+
+import doctest
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats as sps
+
+from sawdist import stats
+
+Z_CRIT = sps.norm.isf(1e-3 / 2)  # two-sided alpha = 1e-3
+
+
+def draw(rng, mu, m, size):
+    """Power-spherical draws about unit ``mu`` with mean resultant length ``m``; shape ``(*size, d)``."""
+    d = mu.shape[-1]
+    kappa = m * (d - 1) / (1 - m)
+    t = 2 * rng.beta((d - 1) / 2 + kappa, (d - 1) / 2, size=size) - 1
+    g = rng.standard_normal((*np.atleast_1d(size), d))
+    g -= np.einsum("...i,i->...", g, mu)[..., None] * mu
+    v = g / np.linalg.norm(g, axis=-1, keepdims=True)
+    return t[..., None] * mu + np.sqrt(1 - t**2)[..., None] * v
+
+
+def uniform(rng, size, d):
+    g = rng.standard_normal((*np.atleast_1d(size), d))
+    return g / np.linalg.norm(g, axis=-1, keepdims=True)
+
+
+def e1(d):
+    mu = np.zeros(d)
+    mu[0] = 1.0
+    return mu
+
+
+# --- closed forms ---------------------------------------------------------------------------------------------------
+
+
+def test_small_example_closed_forms():
+    u = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(stats.resultant(u), [2.0, 2.0])
+    np.testing.assert_allclose(stats.mean_direction(u), [2**-0.5, 2**-0.5], rtol=1e-15)
+    np.testing.assert_allclose(stats.mean_resultant_length(u, method="plugin"), np.sqrt(8) / 4, rtol=1e-15)
+    # ||R||^2 = 8, n = 4: (8 - 4) / 12 = 1/3
+    np.testing.assert_allclose(stats.mean_resultant_length(u, squared=True), 1 / 3, rtol=1e-15)
+    np.testing.assert_allclose(stats.mean_resultant_length(u), np.sqrt(1 / 3), rtol=1e-15)
+    np.testing.assert_allclose(stats.spherical_variance(u), 1 - np.sqrt(1 / 3), rtol=1e-15)
+
+
+def test_unbiased_m2_equals_mean_pairwise_cosine():
+    rng = np.random.default_rng(1)
+    u = draw(rng, e1(7), 0.4, 9)
+    C = u @ u.T
+    pairs = (C.sum() - np.trace(C)) / (9 * 8)
+    np.testing.assert_allclose(stats.mean_resultant_length(u, squared=True), pairs, rtol=1e-13)
+
+
+def test_negative_m2_reported_as_zero():
+    u = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    assert stats.mean_resultant_length(u, squared=True) == -1.0
+    assert stats.mean_resultant_length(u) == 0.0
+    assert stats.spherical_variance(u) == 1.0
+
+
+def test_mean_direction_of_zero_resultant_is_nan():
+    assert np.isnan(stats.mean_direction(np.array([[1.0, 0.0], [-1.0, 0.0]]))).all()
+
+
+def test_batched_equals_loop():
+    rng = np.random.default_rng(2)
+    u = uniform(rng, (3, 4, 5), 6)  # batch 3, n = 4 (axis 1 here), d = 6 ... use axis=1
+    got = stats.mean_resultant_length(u, axis=1)
+    want = np.array([[stats.mean_resultant_length(u[i, :, j]) for j in range(5)] for i in range(3)])
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_float32_input_accepted():
+    rng = np.random.default_rng(3)
+    u = uniform(rng, 50, 3072).astype(np.float32)
+    np.testing.assert_allclose(stats.resultant(u), u.astype(np.float64).sum(0), rtol=1e-12)
+
+
+# --- NaN rows -------------------------------------------------------------------------------------------------------
+
+
+def test_nan_rows_skipped_and_counted():
+    rng = np.random.default_rng(4)
+    u = draw(rng, e1(5), 0.5, 12)
+    bad = u.copy()
+    bad[[2, 7]] = np.nan
+    bad[9, 3] = np.inf
+    clean = np.delete(u, [2, 7, 9], axis=0)
+    assert stats.count_valid(bad) == 9
+    np.testing.assert_allclose(stats.resultant(bad), stats.resultant(clean), rtol=1e-15)
+    for method in ("unbiased", "plugin"):
+        np.testing.assert_allclose(
+            stats.mean_resultant_length(bad, method=method), stats.mean_resultant_length(clean, method=method)
+        )
+    res = stats.rayleigh_test(bad)
+    assert (res.n, res.n_skipped) == (9, 3)
+    np.testing.assert_allclose(res.statistic, stats.rayleigh_test(clean).statistic)
+
+
+# --- identity 3: bias of the plug-in, unbiasedness of m2_hat (issue #3) ------------------------------------------
+
+
+def test_corrected_mrl_unbiased_at_d3072_n20_plugin_is_not():
+    d, n, m, reps = 3072, 20, 0.30, 1000
+    rng = np.random.default_rng(5)
+    u = draw(rng, e1(d), m, (reps, n))
+    m2 = stats.mean_resultant_length(u, squared=True)
+    mhat = stats.mean_resultant_length(u)
+    plug = stats.mean_resultant_length(u, method="plugin")
+    # m2_hat is exactly unbiased for m^2.
+    assert abs(m2.mean() - m**2) < Z_CRIT * m2.std(ddof=1) / np.sqrt(reps)
+    # m_hat = sqrt(m2_hat): its Jensen bias ~ -Var(m2_hat)/(8 m^3) ~ 3e-5 is far below the MC error here.
+    assert abs(mhat.mean() - m) < Z_CRIT * mhat.std(ddof=1) / np.sqrt(reps)
+    # Plug-in: E||R||^2/n^2 = 1/n + (1 - 1/n) m^2, so it reads about sqrt(0.1355) = 0.368 (+23 %).
+    assert abs(plug.mean() - np.sqrt(1 / n + (1 - 1 / n) * m**2)) < 0.005
+    assert plug.mean() - m > 100 * plug.std(ddof=1) / np.sqrt(reps)
+
+
+# --- tangent-normal ---------------------------------------------------------------------------------------------------
+
+
+def test_tangent_normal_reconstructs():
+    rng = np.random.default_rng(6)
+    mu = uniform(rng, 1, 10)[0]
+    u = draw(rng, mu, 0.6, 30)
+    t, v = stats.tangent_normal(u, mu)
+    np.testing.assert_allclose(t, u @ mu, rtol=1e-15)
+    np.testing.assert_allclose(v @ mu, 0, atol=1e-14)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1, rtol=1e-14)
+    np.testing.assert_allclose(t[:, None] * mu + np.sqrt(1 - t**2)[:, None] * v, u, atol=1e-14)
+
+
+def test_tangent_normal_at_the_pole_is_nan():
+    t, v = stats.tangent_normal(np.array([[0.0, 1.0], [0.0, -1.0]]), np.array([0.0, 1.0]))
+    np.testing.assert_array_equal(t, [1.0, -1.0])
+    assert np.isnan(v).all()
+
+
+def test_tangent_normal_xarray():
+    rng = np.random.default_rng(7)
+    u = xr.DataArray(uniform(rng, (4, 3), 5), dims=("seed", "sample", "feature"), coords={"seed": [1, 2, 3, 4]})
+    mu = xr.DataArray(uniform(rng, 3, 5), dims=("sample", "feature"))
+    t, v = stats.tangent_normal(u, mu)
+    assert t.dims == ("seed", "sample") and v.dims == u.dims
+    np.testing.assert_array_equal(t.seed, [1, 2, 3, 4])
+    t_np, v_np = stats.tangent_normal(u.values, mu.values[None])
+    np.testing.assert_allclose(t.values, t_np, rtol=1e-14)
+    np.testing.assert_allclose(v.values, v_np, rtol=1e-13)
+
+
+# --- cosine similarity and rho ----------------------------------------------------------------------------------------
+
+
+def test_cosine_similarity_against_loop():
+    rng = np.random.default_rng(8)
+    a, b = rng.standard_normal((4, 6)), rng.standard_normal((3, 6))
+    a[1] = np.nan
+    want = np.array([[x @ y / np.linalg.norm(x) / np.linalg.norm(y) for y in b] for x in a])
+    np.testing.assert_allclose(stats.cosine_similarity(a, b), want, rtol=1e-14)
+    np.testing.assert_allclose(np.diag(stats.cosine_similarity(b)), 1.0, rtol=1e-15)
+
+
+def test_cosine_similarity_xarray():
+    rng = np.random.default_rng(9)
+    a = xr.DataArray(uniform(rng, (2, 4), 5), dims=("sample", "seed", "feature"), coords={"seed": list("abcd")})
+    C = stats.cosine_similarity(a)
+    assert set(C.dims) == {"sample", "seed_1", "seed_2"}
+    np.testing.assert_allclose(C.transpose("sample", "seed_1", "seed_2").values, stats.cosine_similarity(a.values))
+    assert list(C.seed_1.values) == list("abcd")
+
+
+def brute_rho(u):
+    """rho(k1, k2) by looping over pairs of different valid seeds."""
+    K, n = u.shape[:2]
+    out = np.empty((K, K))
+    for k1 in range(K):
+        for k2 in range(K):
+            vals = [
+                u[k1, s] @ u[k2, r]
+                for s in range(n)
+                for r in range(n)
+                if s != r and np.isfinite(u[k1, s]).all() and np.isfinite(u[k2, r]).all()
+            ]
+            out[k1, k2] = np.mean(vals)
+    return out
+
+
+def test_similarity_matrix_against_loop_with_nan():
+    rng = np.random.default_rng(10)
+    u = np.stack([draw(rng, e1(8), m, 5) for m in (0.2, 0.5, 0.8)])
+    u[1, 3] = np.nan
+    u[2, 0] = np.nan
+    rho = stats.similarity_matrix(u)
+    np.testing.assert_allclose(rho, brute_rho(u), rtol=1e-13)
+    clean = u[1][np.isfinite(u[1]).all(1)]
+    np.testing.assert_allclose(rho[1, 1], stats.mean_resultant_length(clean, squared=True), rtol=1e-13)
+
+
+def test_similarity_matrix_matches_rank_one_prediction():
+    # Identity 2 with a shared mean: E rho(k1, k2) = m(k1) m(k2). Average over many independent inputs.
+    rng = np.random.default_rng(11)
+    d, n, inputs, ms = 256, 6, 400, np.array([0.2, 0.4, 0.7])
+    mus = uniform(rng, inputs, d)
+    u = np.stack([np.stack([draw(rng, mu, m, n) for m in ms]) for mu in mus])  # (inputs, K, n, d)
+    rho = stats.similarity_matrix(u)
+    pred = stats.predicted_similarity(ms)
+    z = (rho.mean(0) - pred) / (rho.std(0, ddof=1) / np.sqrt(inputs))
+    assert np.all(np.abs(z) < sps.norm.isf(1e-3 / 2 / 6))  # Bonferroni over the 6 distinct entries
+
+
+def test_similarity_matrix_xarray():
+    rng = np.random.default_rng(12)
+    vals = uniform(rng, (3, 2, 4), 5)  # capacity, sample, seed, feature
+    da = xr.DataArray(vals, dims=("capacity", "sample", "seed", "feature"), coords={"capacity": [8, 16, 32]})
+    rho = stats.similarity_matrix(da)
+    assert rho.dims == ("sample", "capacity_1", "capacity_2")
+    np.testing.assert_array_equal(rho.capacity_2, [8, 16, 32])
+    np.testing.assert_allclose(rho.values, stats.similarity_matrix(np.moveaxis(vals, 0, 1)), rtol=1e-14)
+
+
+def test_predicted_similarity_with_mu():
+    mu = np.array([[1.0, 0.0], [0.6, 0.8]])
+    np.testing.assert_allclose(stats.predicted_similarity([0.5, 0.5], mu), [[0.25, 0.15], [0.15, 0.25]], rtol=1e-15)
+    m = xr.DataArray([0.5, 0.8], dims="capacity", coords={"capacity": [1, 2]})
+    out = stats.predicted_similarity(m)
+    assert out.dims == ("capacity_1", "capacity_2")
+    np.testing.assert_allclose(out.values, [[0.25, 0.4], [0.4, 0.64]], rtol=1e-15)
+
+
+# --- ensemble curve (identity 4) ----------------------------------------------------------------------------------
+
+
+def test_ensemble_prediction_is_exact_at_n1_and_nfull():
+    # At N = 1 the prediction is mean(t) = observed; at N = n, m2_hat + (1 - m2_hat)/n = ||R||^2/n^2, so the
+    # prediction is R^T mu / ||R|| = observed. Both are algebraic identities.
+    rng = np.random.default_rng(13)
+    mu = e1(40)
+    u = draw(rng, mu, 0.4, 7)
+    obs, pred = stats.ensemble_curve(u, mu, sizes=[1, 7], rng=0)
+    np.testing.assert_allclose(obs, pred, rtol=1e-13)
+    np.testing.assert_allclose(obs[1], stats.mean_direction(u) @ mu, rtol=1e-14)
+
+
+def test_ensemble_curve_follows_prediction_in_high_d():
+    rng = np.random.default_rng(14)
+    d, n, m = 3072, 20, 0.3
+    mu = e1(d)
+    u = draw(rng, mu, m, n)
+    obs, pred = stats.ensemble_curve(u, mu, sizes=[2, 5, 10], rng=1, n_subsets=400)
+    # Population curve for comparison: 0.3 / sqrt(0.09 + 0.91/N) = 0.300 -> 0.49 -> 0.63 -> 0.72: wrong formulas miss
+    # by far more than the 0.01 allowed for the ratio-of-expectations approximation and subset noise.
+    np.testing.assert_allclose(obs, pred, atol=0.01)
+    np.testing.assert_allclose(pred, m / np.sqrt(m**2 + (1 - m**2) / np.array([2, 5, 10])), atol=0.05)
+
+
+def test_ensemble_curve_nan_rows_and_xarray():
+    rng = np.random.default_rng(15)
+    vals = draw(rng, e1(6), 0.5, (2, 5))
+    vals[0, 1] = np.nan
+    da = xr.DataArray(vals, dims=("sample", "seed", "feature"), coords={"sample": [10, 20]})
+    mu = xr.DataArray(e1(6), dims="feature")
+    obs, pred = stats.ensemble_curve(da, mu, sizes=[1, 4, 5], rng=2)
+    assert obs.dims == ("sample", "ensemble_size")
+    np.testing.assert_array_equal(obs.ensemble_size, [1, 4, 5])
+    assert np.isnan(obs.values[0, 2]) and np.isfinite(obs.values[1, 2])  # only 4 valid seeds for sample 10
+    clean = vals[0][np.isfinite(vals[0]).all(1)]
+    np.testing.assert_allclose(obs.values[0, 1], stats.mean_direction(clean) @ e1(6), rtol=1e-13)
+
+
+# --- Rayleigh test --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d, n", [(3, 5), (40, 3)])
+def test_rayleigh_exact_null_moments(d, n):
+    # E||R||^2 = n, Var||R||^2 = 2 n (n - 1) / d, checked against Monte Carlo.
+    reps = 20000
+    rng = np.random.default_rng(16 + d)
+    s = stats.rayleigh_test(uniform(rng, (reps, n), d)).statistic
+    assert abs(s.mean() - n) < Z_CRIT * s.std(ddof=1) / np.sqrt(reps)
+    var = s.var(ddof=1)
+    se_var = np.sqrt((np.mean((s - s.mean()) ** 4) - var**2) / reps)
+    assert abs(var - 2 * n * (n - 1) / d) < Z_CRIT * se_var
+
+
+@pytest.mark.parametrize("method, d, n", [("moments", 3072, 20), ("normal", 3072, 20), ("moments", 3, 50)])
+def test_rayleigh_pvalues_uniform_under_null(method, d, n):
+    rng = np.random.default_rng(17)
+    p = stats.rayleigh_test(uniform(rng, (1000, n), d), method=method).pvalue
+    assert sps.kstest(p, "uniform").pvalue > 1e-3
+
+
+def test_rayleigh_detects_concentration_in_high_d():
+    rng = np.random.default_rng(18)
+    # m = 0.1: E||R||^2 - n = m^2 n (n - 1) = 3.8 against a null sd of sqrt(2 * 20 * 19 / 3072) = 0.50, z ~ 7.6.
+    u = draw(rng, e1(3072), 0.1, 20)
+    res = stats.rayleigh_test(u)
+    assert res.pvalue < 1e-3
+    # The classical chi2_d has the larger variance, so its upper tail is heavier: conservative at small n.
+    assert stats.rayleigh_test(u, method="chisq").pvalue > res.pvalue
+
+
+def test_rayleigh_chisq_is_classical():
+    rng = np.random.default_rng(19)
+    u = uniform(rng, 30, 4)
+    res = stats.rayleigh_test(u, method="chisq")
+    R = u.sum(0)
+    np.testing.assert_allclose(res.pvalue, sps.chi2.sf(4 * (R @ R) / 30, 4), rtol=1e-12)
+
+
+def test_rayleigh_xarray():
+    rng = np.random.default_rng(20)
+    da = xr.DataArray(uniform(rng, (3, 6), 8), dims=("sample", "seed", "feature"), coords={"sample": [5, 6, 7]})
+    res = stats.rayleigh_test(da)
+    assert res.pvalue.dims == ("sample",)
+    np.testing.assert_array_equal(res.pvalue.sample, [5, 6, 7])
+    np.testing.assert_allclose(res.pvalue.values, stats.rayleigh_test(da.values).pvalue)
+
+
+# --- xarray in, xarray out -------------------------------------------------------------------------------------------
+
+
+def test_xarray_in_xarray_out_named_dims_kept():
+    rng = np.random.default_rng(21)
+    vals = uniform(rng, (2, 3, 4), 6)  # capacity, seed, sample, feature
+    da = xr.DataArray(
+        vals,
+        dims=("capacity", "seed", "sample", "feature"),
+        coords={"capacity": [4, 8], "sample": [0, 1, 2, 3], "label": ("sample", [9, 8, 7, 6])},
+    )
+    R = stats.resultant(da)
+    assert R.dims == ("capacity", "sample", "feature")
+    np.testing.assert_array_equal(R.label, [9, 8, 7, 6])
+    np.testing.assert_allclose(R.values, vals.sum(1))
+    mu = stats.mean_direction(da)
+    np.testing.assert_allclose(mu.values, stats.mean_direction(vals, axis=1))
+    m = stats.mean_resultant_length(da)
+    assert m.dims == ("capacity", "sample")
+    np.testing.assert_allclose(m.values, stats.mean_resultant_length(vals, axis=1))
+    assert stats.spherical_variance(da).dims == ("capacity", "sample")
+    assert stats.count_valid(da, axis="sample").dims == ("capacity", "seed")
+
+
+def test_xarray_feature_dim_need_not_be_last():
+    rng = np.random.default_rng(22)
+    da = xr.DataArray(uniform(rng, 5, 3), dims=("seed", "feature")).transpose("feature", "seed")
+    np.testing.assert_allclose(stats.resultant(da).values, da.values.sum(1))
+
+
+# --- errors: one test per message -------------------------------------------------------------------------------------
+
+U = np.eye(3)
+DA = xr.DataArray(np.eye(3), dims=("seed", "feature"))
+ERRORS = [
+    (lambda: stats.resultant(np.ones(3)), r"'directions' must have at least 2 dimensions \(samples, features\)"),
+    (lambda: stats.resultant(U, axis=-1), r"'axis' must not be the feature axis, got -1\."),
+    (lambda: stats.resultant(DA, axis=1), r"'axis' must not be the feature axis, got 1\."),
+    (lambda: stats.resultant(DA, axis="x"), r"'axis' must name a non-feature dim of 'directions'"),
+    (lambda: stats.resultant(xr.DataArray([1.0, 0.0], dims="feature")), r"must have a sample dim besides"),
+    (lambda: stats.resultant(U.astype(complex)), r"'directions' must be a real floating-point array, got dtype"),
+    (lambda: stats.resultant(np.ones((3, 1))), r"at least 2 features \(sphere dimension d >= 2\), got 1\."),
+    (lambda: stats.resultant(2 * U), r"'directions' must hold unit vectors \(or NaN rows\), got a row of norm 2\."),
+    (lambda: stats.mean_resultant_length(U[:1]), r"'directions' must have at least 2 valid rows, got 1\."),
+    (lambda: stats.mean_resultant_length(U, method="mle"), r"'method' must be 'unbiased' or 'plugin', got 'mle'\."),
+    (lambda: stats.tangent_normal(DA, U[0]), r"must both be DataArrays or both be arrays, got a mix\."),
+    (lambda: stats.tangent_normal(U, np.ones(2) / 2**0.5), r"'mu' must have 3 features like 'directions', got 2\."),
+    (lambda: stats.tangent_normal(U, np.ones(3)), r"'mu' must be a unit vector of norm 1\."),
+    (lambda: stats.cosine_similarity(U, axis=0), r"'axis' is for DataArrays; arrays use their last two axes"),
+    (lambda: stats.cosine_similarity(U[0]), r"'a' and 'b' must have at least 2 dimensions"),
+    (lambda: stats.cosine_similarity(U, U[:, :2]), r"'b' must have 3 features like 'a', got 2\."),
+    (lambda: stats.similarity_matrix(DA), r"'capacity' must name a dim of 'directions'"),
+    (lambda: stats.similarity_matrix(DA, capacity="seed"), r"'capacity' must differ from the sample dim 'seed'"),
+    (lambda: stats.similarity_matrix(U), r"'directions' must have at least 3 dimensions \(capacity, seed, feature\)"),
+    (lambda: stats.similarity_matrix(U[None], capacity=1), r"'capacity' must differ from the seed and feature axes"),
+    (lambda: stats.predicted_similarity(xr.DataArray([1.0], dims="k")), r"'capacity' must name a dim of 'm'"),
+    (lambda: stats.ensemble_curve(U, U[0], sizes=[0]), r"'sizes' must be positive integers"),
+    (lambda: stats.ensemble_curve(U, U[0], n_subsets=0), r"'n_subsets' must be a positive integer, got 0\."),
+    (lambda: stats.ensemble_curve(DA, U[0]), r"'mu' must be a DataArray when 'directions' is one\."),
+    (lambda: stats.ensemble_curve(U, U[0, :2]), r"'mu' must have 3 features like 'directions', got 2\."),
+    (lambda: stats.rayleigh_test(U, method="exact"), r"'method' must be 'moments', 'normal' or 'chisq', got 'exact'"),
+]
+
+
+@pytest.mark.parametrize("call, match", ERRORS, ids=[m[:40] for _, m in ERRORS])
+def test_error_messages(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_docstring_examples_run():
+    import sawdist.stats
+
+    result = doctest.testmod(sawdist.stats, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 5 and result.failed == 0
