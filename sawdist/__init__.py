@@ -7,7 +7,8 @@ PyMC, ArviZ, matplotlib and PyTorch load when the features that need them are fi
 
 import importlib
 
-# (core imports are added as the modules land)
+from . import special
+from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
 
 __version__ = "0.1.0.dev0"
 
@@ -15,8 +16,6 @@ __version__ = "0.1.0.dev0"
 _LAZY_SUBMODULES = {"bayes", "plots", "stats", "io", "cli"}
 
 __all__ = [
-    "FitResult",
-    "fit",
     "power_spherical",
     "saw",
     "special",

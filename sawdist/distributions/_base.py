@@ -1,0 +1,175 @@
+"""Machinery shared by every rotationally symmetric distribution: generator/frozen classes (scipy.stats style),
+parameter broadcasting (NumPyro style: sample_shape + batch_shape + event_shape) and the tangent-normal sampler.
+
+A member subclasses :class:`SawGen` and supplies the private kernels ``_log_shape``, ``_log_norm``, ``_cosine``,
+``_sample_t``, ``_mean_t`` and ``_entropy``; public methods validate once and call the kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+from .._validation import as_generator, as_size, check_kappa, check_unit_vectors
+
+_LOG_PI = float(np.log(np.pi))
+
+
+def log_sphere_area(dim: int) -> float:
+    """log omega_d, the surface area of S^{d-1} in R^d: omega_d = 2 pi^(d/2) / Gamma(d/2)."""
+    return float(np.log(2.0) + 0.5 * dim * _LOG_PI - gammaln(0.5 * dim))
+
+
+def householder_to(mu: np.ndarray):
+    """(v, v1) such that H = I - v v'/v1 is the reflection with H e_1 = mu (v1 = 1 - mu_1, v = e_1 - mu).
+
+    v1 = 1 - mu_1 is formed as sum_{i>1} mu_i^2 / (1 + mu_1) when mu_1 > 0, so mu close to e_1 loses no digits;
+    mu = e_1 exactly gives v1 = 0 and H = I (handled by the caller), mu = -e_1 gives v1 = 2.
+    """
+    mu1 = mu[..., 0]
+    rest = np.sum(mu[..., 1:] ** 2, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v1 = np.where(mu1 > 0, rest / (1.0 + mu1), 1.0 - mu1)
+    v = -mu.copy()
+    v[..., 0] = v1
+    return v, v1
+
+
+def tangent_normal_sample(t: np.ndarray, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """u = t mu + sqrt(1 - t^2) v with v uniform on the unit sphere of mu's orthogonal complement.
+
+    O(d) per draw: draw in the frame where mu = e_1 (first coordinate t, the rest an isotropic Gaussian scaled to
+    length sqrt(1 - t^2)), then apply the Householder reflection taking e_1 to mu. No d x d matrix is formed.
+    `t` has shape sample_shape + batch_shape; `mu` batch_shape + (d,).
+    """
+    d = mu.shape[-1]
+    out = rng.standard_normal(t.shape + (d,))
+    tail = out[..., 1:]
+    norm2 = np.einsum("...i,...i->...", tail, tail)
+    radius = np.sqrt(np.clip((1.0 - t) * (1.0 + t), 0.0, None))
+    tail *= (radius / np.sqrt(norm2))[..., None]
+    out[..., 0] = t
+    v, v1 = householder_to(mu)
+    if np.all(v1 == 0):
+        return out
+    proj = np.matmul(out, v[..., None])[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        coef = np.where(v1 == 0, 0.0, proj / v1)
+    out -= coef[..., None] * v
+    return out
+
+
+class SawGen:
+    """Base generator: a family of rotationally symmetric distributions f(u) = c psi(mu'u) on S^{d-1}."""
+
+    #: names of the shape parameters after mu, in order
+    _param_names: tuple[str, ...] = ("kappa",)
+    _frozen_class: type
+
+    # -- parameters -------------------------------------------------------------------------------------------
+    def _process_parameters(self, mu, *params):
+        mu = check_unit_vectors(mu, "mu")
+        params = tuple(self._check_param(name, p) for name, p in zip(self._param_names, params))
+        batch_shape = np.broadcast_shapes(mu.shape[:-1], *(p.shape for p in params))
+        return mu, params, mu.shape[-1], batch_shape
+
+    def _check_param(self, name, value):
+        return check_kappa(value, name)
+
+    def __call__(self, mu, *params, **kwargs):
+        """Freeze the distribution at the given parameters (see the class docstring)."""
+        return self._frozen_class(self, mu, *params, **kwargs)
+
+    # -- public methods (validate, then call kernels) ---------------------------------------------------------
+    def _frozen(self, mu, params):
+        return self._frozen_class(self, mu, *params)
+
+    def logpdf(self, x, mu, *params):
+        """Log density at `x` with respect to the surface measure on S^{d-1}."""
+        return self._frozen(mu, params).logpdf(x)
+
+    def pdf(self, x, mu, *params):
+        """Density at `x` with respect to the surface measure on S^{d-1}."""
+        return self._frozen(mu, params).pdf(x)
+
+    def rvs(self, mu, *params, size=None, rng=None):
+        """Random draws of shape ``size + batch_shape + (d,)``."""
+        return self._frozen(mu, params).rvs(size=size, rng=rng)
+
+    def mean(self, mu, *params):
+        """E[u] = E[t] mu."""
+        return self._frozen(mu, params).mean()
+
+    def mean_resultant_length(self, mu, *params):
+        """E[mu'u], the mean resultant length."""
+        return self._frozen(mu, params).mean_resultant_length()
+
+    def entropy(self, mu, *params):
+        """Differential entropy with respect to the surface measure."""
+        return self._frozen(mu, params).entropy()
+
+    def cosine(self, mu, *params):
+        """The law of t = mu'u (pdf, logpdf, cdf, sf, ppf, rvs, mean, var)."""
+        return self._frozen(mu, params).cosine
+
+
+class SawFrozen:
+    """Frozen distribution: parameters validated once; methods call the generator's kernels."""
+
+    def __init__(self, gen: SawGen, mu, *params):
+        self._gen = gen
+        self.mu, self._params, self.dim, self.batch_shape = gen._process_parameters(mu, *params)
+        self.event_shape = (self.dim,)
+        self._cache = {}
+
+    def __repr__(self):
+        params = ", ".join(f"{n}={np.asarray(p)!r}" if np.ndim(p) else f"{n}={float(p)!r}"
+                           for n, p in zip(self._gen._param_names, self._params))
+        return f"{type(self._gen).__name__.removesuffix('_gen')}(dim={self.dim}, batch_shape={self.batch_shape}, {params})"
+
+    def _cached(self, key, fn):
+        if key not in self._cache:
+            self._cache[key] = fn()
+        return self._cache[key]
+
+    @property
+    def log_normalizer(self):
+        """log c, where the density is c psi(mu'u); shape ``batch_shape``."""
+        return self._cached("log_norm", lambda: np.broadcast_to(
+            self._gen._log_norm(self.dim, *self._params), self.batch_shape))
+
+    @property
+    def cosine(self):
+        """The law of the cosine t = mu'u, a batched univariate distribution."""
+        return self._cached("cosine", lambda: self._gen._cosine(self.dim, *self._params))
+
+    def logpdf(self, x):
+        """Log density at `x` (unit vectors, shape (..., d), broadcast against the batch shape)."""
+        x = check_unit_vectors(x, "x", self.dim)
+        t = np.clip(np.einsum("...i,...i->...", x, self.mu), -1.0, 1.0)
+        with np.errstate(divide="ignore"):
+            return self._gen._log_shape(t, *self._params) + self.log_normalizer
+
+    def pdf(self, x):
+        """Density at `x`."""
+        return np.exp(self.logpdf(x))
+
+    def rvs(self, size=None, rng=None):
+        """Draw unit vectors, shape ``size + batch_shape + (d,)``. `rng`: Generator, int seed or None."""
+        size = as_size(size)
+        rng = as_generator(rng)
+        t = self._gen._sample_t(self.dim, self._params, size + self.batch_shape, rng)
+        mu = np.broadcast_to(self.mu, self.batch_shape + (self.dim,))
+        return tangent_normal_sample(t, mu, rng)
+
+    def mean_resultant_length(self):
+        """E[t] = E[mu'u]; shape ``batch_shape``."""
+        return np.broadcast_to(self._gen._mean_t(self.dim, *self._params), self.batch_shape)[()]
+
+    def mean(self):
+        """E[u] = E[t] mu (DESIGN identity 1); shape ``batch_shape + (d,)``."""
+        return np.asarray(self.mean_resultant_length())[..., None] * self.mu
+
+    def entropy(self):
+        """Differential entropy -E[log f(u)] with respect to surface measure; shape ``batch_shape``."""
+        return np.broadcast_to(self._gen._entropy(self.dim, *self._params), self.batch_shape)[()]
