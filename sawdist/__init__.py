@@ -9,6 +9,7 @@ import importlib
 
 from . import special
 from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
+from .fit import FitResult, fit
 
 __version__ = "0.1.0.dev0"
 
@@ -16,6 +17,8 @@ __version__ = "0.1.0.dev0"
 _LAZY_SUBMODULES = {"bayes", "plots", "stats", "io", "cli"}
 
 __all__ = [
+    "FitResult",
+    "fit",
     "power_spherical",
     "saw",
     "special",

@@ -37,7 +37,7 @@ class saw_gen(SawGen):
     >>> mu = np.array([1.0, 0.0, 0.0, 0.0])
     >>> dist = saw(mu, lambda t: 3.0 * t + 2.0 * t**3)
     >>> round(float(dist.mean_resultant_length()), 6)
-    0.719417
+    0.726835
     """
 
     _param_names = ("log_shape",)
