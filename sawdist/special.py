@@ -169,13 +169,13 @@ def _prepare(nu, x, nu_name: str = "nu", x_name: str = "x"):
 def _check_nonneg_finite(a: np.ndarray, name: str) -> None:
     bad = ~(np.isfinite(a) & (a >= 0))
     if np.any(bad):
-        raise ValueError(f"'{name}' must be finite and >= 0, got {a[bad].flat[0]!r}.")
+        raise ValueError(f"'{name}' must be finite and >= 0, got {float(a[bad].flat[0])!r}.")
 
 
 def _check_nonneg(a: np.ndarray, name: str) -> None:
     bad = np.isnan(a) | (a < 0)
     if np.any(bad):
-        raise ValueError(f"'{name}' must be >= 0, got {a[bad].flat[0]!r}.")
+        raise ValueError(f"'{name}' must be >= 0, got {float(a[bad].flat[0])!r}.")
 
 
 def _evaluate(nu: np.ndarray, x: np.ndarray, kind: str) -> np.ndarray:
@@ -269,7 +269,7 @@ def _check_dim(dim) -> np.ndarray:
     if dim_arr.dtype.kind not in "iuf" or np.any(~np.isfinite(dim_arr)) or np.any(dim_arr != np.round(dim_arr)):
         raise ValueError(f"'dim' must be an integer >= 2, got {dim!r}.")
     if np.any(dim_arr < 2):
-        raise ValueError(f"'dim' must be an integer >= 2, got {dim_arr[dim_arr < 2].flat[0]!r}.")
+        raise ValueError(f"'dim' must be an integer >= 2, got {dim_arr[dim_arr < 2].flat[0].item()!r}.")
     return dim_arr.astype(float)
 
 
@@ -364,7 +364,7 @@ def vmf_kappa_from_mrl(dim, rbar, *, max_iter: int = 100):
     bad = ~(np.isfinite(rbar) & (rbar >= 0) & (rbar < 1))
     if np.any(bad):
         raise ValueError(
-            f"'rbar' must be in [0, 1), got {rbar[bad].flat[0]!r} "
+            f"'rbar' must be in [0, 1), got {float(rbar[bad].flat[0])!r} "
             "(1 means identical points, whose concentration is infinite)."
         )
     d, rbar = np.broadcast_arrays(d, rbar)
