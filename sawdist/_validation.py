@@ -27,7 +27,7 @@ def check_finite(arr: np.ndarray, name: str) -> None:
     bad = ~np.isfinite(arr)
     if np.any(bad):
         index = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"'{name}' must be finite, got {arr[index]!r} at index {index}.")
+        raise ValueError(f"'{name}' must be finite, got {arr[index].item()!r} at index {index}.")
 
 
 def check_unit_vectors(value, name: str, dim: int | None = None) -> np.ndarray:
@@ -91,11 +91,12 @@ def as_generator(rng) -> np.random.Generator:
 def as_size(size) -> tuple[int, ...]:
     if size is None:
         return ()
-    if isinstance(size, numbers.Integral) and not isinstance(size, bool):
-        size = (int(size),)
     try:
-        shape = tuple(int(s) for s in size)
-    except TypeError:
+        if isinstance(size, numbers.Integral) and not isinstance(size, bool):
+            shape = (int(size),)
+        else:
+            shape = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
         raise ValueError(f"'size' must be None, an int or a tuple of ints, got {size!r}.") from None
     if any(s < 0 for s in shape):
         raise ValueError(f"'size' must not contain negative entries, got {size!r}.")

@@ -45,6 +45,8 @@ from scipy.special import gammaln
 
 __all__ = [
     "bessel_ratio",
+    "bessel_ratio_complement",
+    "vmf_entropy",
     "log_bessel_iv",
     "vmf_kappa_from_mrl",
     "vmf_log_normalizer",
@@ -93,28 +95,64 @@ def _debye_log_sum(nu: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.log1p(tail)
 
 
-def _debye_L(nu: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L(nu, x), s) from the Debye expansion; nu >= NU_DEBYE, x >= 0."""
+def _debye_L(nu: np.ndarray, x: np.ndarray, minus_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(L(nu, x), s) from the Debye expansion; nu >= NU_DEBYE, x >= 0. With `minus_x`, L - x instead, with
+    s - x = nu^2 / (s + x) so that the O(x) parts cancel analytically."""
     s = np.hypot(nu, x)
-    L = s - nu * np.log(nu + s) - 0.5 * (_LOG_2PI + np.log(s)) + _debye_log_sum(nu, nu / s)
+    lead = nu * nu / (s + x) if minus_x else s
+    L = lead - nu * np.log(nu + s) - 0.5 * (_LOG_2PI + np.log(s)) + _debye_log_sum(nu, nu / s)
     return L, s
 
 
-def _debye_L_logQ(nu: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(L(nu, x), log Q(nu, x)) from the Debye expansion at nu and nu + 1, cancellation-free (module docstring)."""
-    L0, s0 = _debye_L(nu, x)
+def _debye_L_logQ(nu: np.ndarray, x: np.ndarray, minus_x: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(L(nu, x), log Q(nu, x)) from the Debye expansion at nu and nu + 1, cancellation-free (module docstring).
+    With `minus_x`: (L - x, log R) where R = x Q = I_{nu+1}/I_nu, log R formed as
+    ``-log1p((nu + 1 + (nu+1)^2/(s1 + x)) / x) + ...`` so that 1 - R = -expm1(log R) keeps its digits as R -> 1."""
+    L0, s0 = _debye_L(nu, x, minus_x)
     nu1 = nu + 1.0
     s1 = np.hypot(nu1, x)
     ds = (2.0 * nu + 1.0) / (s1 + s0)  # s1 - s0
+    if minus_x:  # log x - log(nu1 + s1), with s1 - x = nu1^2 / (s1 + x)
+        with np.errstate(divide="ignore"):
+            head = -np.log1p((nu1 + nu1 * nu1 / (s1 + x)) / x)
+    else:
+        head = -np.log(nu1 + s1)
     log_q = (
         ds
-        - np.log(nu1 + s1)
+        + head
         - nu * np.log1p((1.0 + ds) / (nu + s0))
         - 0.5 * np.log1p(ds / s0)
         + _debye_log_sum(nu1, nu1 / s1)
         - _debye_log_sum(nu, nu / s0)
     )
     return L0, log_q
+
+
+def _ratio_complement_and_L_minus_x(nu: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(1 - I_{nu+1}(x)/I_nu(x), L(nu, x) - x) for 1-D arrays, x > 0, both without cancellation as x -> inf.
+
+    Debye region as in :func:`_debye_L_logQ` with ``minus_x``; below it the complement delta = 1 - R recurs down
+    as ``delta(n-1) = (2n/x - delta(n)) / (2n/x + 1 - delta(n))`` (from R(n-1) = 1/(2n/x + R(n))), where the
+    difference 2n/x - delta(n) ~ (2n - 1)/(2x) loses at most a factor ~2, and L - x follows L's recurrence.
+    """
+    shift = np.where(nu < NU_DEBYE, np.ceil(NU_DEBYE - nu), 0.0)
+    Lmx, log_r = _debye_L_logQ(nu + shift, x, minus_x=True)
+    delta = -np.expm1(log_r)
+    if np.any(shift > 0):
+        for step in range(int(shift.max()), 0, -1):
+            active = shift >= step
+            n = nu + step
+            c = 2.0 * n / x
+            new = (c - delta) / (c + 1.0 - delta)
+            # log Q(n-1) = log R(n-1) - log x = log1p(-delta(n-1)) - log x (delta rounds to 1 only for tiny x,
+            # where the series below replaces L)
+            with np.errstate(divide="ignore"):
+                Lmx = np.where(active, Lmx - (np.log1p(-new) - np.log(x)), Lmx)
+            delta = np.where(active, new, delta)
+    small = x <= 2.0 * np.sqrt(nu + 1.0)
+    if np.any(small):
+        Lmx = np.where(small, _series_L(nu, np.where(small, x, 0.0)) - x, Lmx)
+    return delta, Lmx
 
 
 def _series_L(nu: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -262,6 +300,68 @@ def bessel_ratio(nu, x):
     """
     nu, x = _prepare(nu, x)
     return _scalar_or_array(_evaluate(nu, x, "ratio"))
+
+
+def bessel_ratio_complement(nu, x):
+    r"""One minus the Bessel ratio, :math:`1 - I_{\nu+1}(x)/I_\nu(x)`, accurate where the ratio is close to 1.
+
+    For the von Mises–Fisher distribution this is :math:`1 - A_d(\kappa)`, which at large concentration is
+    :math:`\approx (d-1)/(2\kappa)`; ``1 - bessel_ratio(nu, x)`` would keep only ~8 digits of it at kappa = 1e7.
+
+    Parameters
+    ----------
+    nu : array_like
+        Order, finite and >= 0.
+    x : array_like
+        Argument, >= 0 (0 gives 1, ``inf`` gives 0).
+
+    Examples
+    --------
+    >>> from sawdist.special import bessel_ratio_complement
+    >>> print(f"{bessel_ratio_complement(0.5, 1e7):.12e}")  # 1 - coth(x) + 1/x = 1e-7 (1 - ratio: 1.00000002e-07)
+    1.000000000000e-07
+    """
+    nu, x = _prepare(nu, x)
+    shape = nu.shape
+    nu_f, x_f = nu.ravel(), x.ravel()
+    out = np.ones(x_f.shape)
+    out[np.isinf(x_f)] = 0.0
+    pos = (x_f > 0) & np.isfinite(x_f)
+    if np.any(pos):
+        out[pos] = _ratio_complement_and_L_minus_x(nu_f[pos], x_f[pos])[0]
+    return _scalar_or_array(out.reshape(shape))
+
+
+def vmf_entropy(dim, kappa):
+    r"""Differential entropy of the von Mises–Fisher distribution on :math:`S^{d-1}`.
+
+    :math:`H = -\log C_d(\kappa) - \kappa A_d(\kappa)`, evaluated as
+    :math:`(d/2)\log 2\pi + [L(\nu,\kappa) - \kappa] + \kappa\,[1 - A_d(\kappa)]` with both brackets formed
+    without cancellation, so that the two O(kappa) terms never meet numerically (at kappa = 1e7 the direct form
+    keeps only ~9 digits).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sawdist.special import vmf_entropy
+    >>> bool(np.isclose(vmf_entropy(3, 1e6), np.log(2 * np.pi / 1e6) + 1, rtol=1e-15))
+    True
+    """
+    d = _check_dim(dim)
+    nu, kappa = _prepare(d / 2.0 - 1.0, kappa, "dim", "kappa")
+    if np.any(np.isinf(kappa)):
+        raise ValueError(f"'kappa' must be finite, got {np.inf!r}.")
+    shape = nu.shape
+    nu_f, k_f = nu.ravel(), kappa.ravel()
+    out = np.empty(k_f.shape)
+    pos = k_f > 0
+    d_f = 2.0 * (nu_f + 1.0)
+    # kappa = 0: uniform, H = log omega_d = (d/2) log 2 pi + L(nu, 0)
+    out[~pos] = 0.5 * d_f[~pos] * _LOG_2PI + _series_L(nu_f[~pos], np.zeros((~pos).sum()))
+    if np.any(pos):
+        delta, Lmx = _ratio_complement_and_L_minus_x(nu_f[pos], k_f[pos])
+        out[pos] = 0.5 * d_f[pos] * _LOG_2PI + Lmx + k_f[pos] * delta
+    return _scalar_or_array(out.reshape(shape))
 
 
 def _check_dim(dim) -> np.ndarray:

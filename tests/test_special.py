@@ -10,6 +10,8 @@ from scipy import special as sc
 
 from sawdist.special import (
     bessel_ratio,
+    bessel_ratio_complement,
+    vmf_entropy,
     log_bessel_iv,
     vmf_kappa_from_mrl,
     vmf_log_normalizer,
@@ -57,6 +59,35 @@ def test_bessel_ratio_matches_mpmath():
             assert g == 0.0
             continue
         assert abs(mp.mpf(float(g)) - ref) / ref <= RTOL, (nu, x, g, ref)
+
+
+def test_bessel_ratio_complement_matches_mpmath():
+    got = bessel_ratio_complement(NU, X)
+    for g, ref, nu, x in zip(got, RATIO, NU, X):
+        ref = 1 - ref
+        assert abs(mp.mpf(float(g)) - ref) / ref <= RTOL, (nu, x, g, ref)
+
+
+@pytest.mark.parametrize("kappa", ["1e-9", "0.5", "30", "1e4", "1e7"])
+def test_vmf_entropy_at_d3_matches_closed_form(kappa):
+    # d = 3: H = log(4 pi sinh(k) / k) - k (coth k - 1/k)
+    k = mp.mpf(kappa)
+    ref = mp.log(4 * mp.pi * mp.sinh(k) / k) - k * (mp.coth(k) - 1 / k)
+    assert vmf_entropy(3, float(k)) == pytest.approx(float(ref), rel=1e-13)
+
+
+@pytest.mark.parametrize("dim", [2, 64, 3072, 100000])
+def test_vmf_entropy_matches_mpmath(dim):
+    nu = dim / 2 - 1
+    sel = np.nonzero(NU == nu)[0]
+    got = vmf_entropy(dim, X[sel])
+    for g, i in zip(got, sel):
+        x = mp.mpf(X[i])
+        if x == 0:
+            ref = mp.log(2) + mp.mpf(dim) / 2 * mp.log(mp.pi) - mp.loggamma(mp.mpf(dim) / 2)
+        else:  # -log C - kappa A
+            ref = -(nu * mp.log(x) - mp.mpf(dim) / 2 * mp.log(2 * mp.pi) - LOG_IV[i]) - x * RATIO[i]
+        assert abs(mp.mpf(float(g)) - ref) / max(1, abs(ref)) <= RTOL, (dim, X[i], g, ref)
 
 
 @pytest.mark.parametrize("dim", [2, 3, 64, 3072, 12288, 100000])

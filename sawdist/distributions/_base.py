@@ -52,7 +52,8 @@ def tangent_normal_sample(t: np.ndarray, mu: np.ndarray, rng: np.random.Generato
     v, v1 = householder_to(mu)
     if np.all(v1 == 0):
         return out
-    proj = np.matmul(out, v[..., None])[..., 0]
+    # one BLAS matrix-vector product when mu is a single vector; a broadcast contraction otherwise
+    proj = out @ v if v.ndim == 1 else np.einsum("...i,...i->...", out, v)
     with np.errstate(invalid="ignore", divide="ignore"):
         coef = np.where(v1 == 0, 0.0, proj / v1)
     out -= coef[..., None] * v

@@ -85,15 +85,24 @@ class BetaCosine(_CosineBase):
             )
         return np.where(inside, val, -np.inf)
 
+    def _tails(self, t):
+        """(P(T <= t), P(T > t)). The Beta argument is (1 + t)/2 for t < 0 and 1 - that = (1 - t)/2 for t >= 0,
+        so it never rounds: near t = 1, (1 + t)/2 would lose every digit of 1 - t."""
+        t = np.clip(self._check_t(t), -1.0, 1.0)
+        low = (1.0 + t) / 2.0
+        high = (1.0 - t) / 2.0
+        upper = t >= 0
+        cdf = np.where(upper, sc.betaincc(self.b, self.a, high), sc.betainc(self.a, self.b, low))
+        sf = np.where(upper, sc.betainc(self.b, self.a, high), sc.betaincc(self.a, self.b, low))
+        return cdf, sf
+
     def cdf(self, t):
         """P(T <= t)."""
-        t = np.clip(self._check_t(t), -1.0, 1.0)
-        return sc.betainc(self.a, self.b, (1.0 + t) / 2.0)
+        return self._tails(t)[0]
 
     def sf(self, t):
-        """P(T > t), accurate in the upper tail (computed as the lower tail of 1 - B)."""
-        t = np.clip(self._check_t(t), -1.0, 1.0)
-        return sc.betainc(self.b, self.a, (1.0 - t) / 2.0)
+        """P(T > t), accurate in the upper tail."""
+        return self._tails(t)[1]
 
     def ppf(self, q):
         """Quantile function. Near t = 1 the complementary Beta quantile keeps 1 - t exact."""
@@ -136,8 +145,21 @@ class _OneNumericCosine:
         fine = np.linspace(lo, hi, 4097)
         gf = self.log_integrand(fine)
         lo, hi = self._bracket(fine, gf, margin=_DROP)
+        # A band ending within 1e-6 of a pole is extended to it: there t = cos(theta) rounds to +-1, so psi may
+        # read -inf although its mass is only negligible, not zero; the graded panels below then resolve it.
+        lo = 0.0 if lo < 1e-6 else lo
+        hi = np.pi if hi > np.pi - 1e-6 else hi
         self.gmax = float(np.max(gf))
-        self.edges = np.linspace(lo, hi, _N_PANELS + 1)
+        edges = np.linspace(lo, hi, _N_PANELS + 1)
+        # Where the band reaches a pole (t = +-1), psi or the base measure may be singular there ((1 + t)^kappa
+        # with fractional kappa at d = 2, log psi in the entropy): grade the end panel geometrically towards the
+        # pole, so each sub-panel sees a smooth function and the singularity costs no accuracy.
+        grading = 2.0 ** -np.arange(1, 41)
+        if lo == 0.0:
+            edges = np.concatenate([[0.0], edges[1] * grading[::-1], edges[1:]])
+        if hi == np.pi:
+            edges = np.concatenate([edges[:-1], np.pi - (np.pi - edges[-2]) * grading, [np.pi]])
+        self.edges = edges
         left, width = self.edges[:-1], np.diff(self.edges)
         self.nodes = (left[:, None] + width[:, None] * (_GL_NODES + 1.0) / 2.0)  # (panels, 16)
         self.weights = width[:, None] * _GL_WEIGHTS / 2.0 * np.exp(self.log_integrand(self.nodes) - self.gmax)
@@ -156,8 +178,6 @@ class _OneNumericCosine:
         theta = np.asarray(theta, dtype=float)
         with np.errstate(divide="ignore", invalid="ignore"):
             val = np.asarray(self.log_shape(np.cos(theta)), dtype=float)
-            if self.dim > 2:
-                val = val + (self.dim - 2) * np.log(np.sin(theta))
         if val.shape != theta.shape:
             raise ValueError(
                 f"'{self._name}' must return an array of the same shape as its input, got {val.shape} for {theta.shape}."
@@ -165,7 +185,11 @@ class _OneNumericCosine:
         bad = np.isnan(val) | (val == np.inf)
         if np.any(bad):
             t = float(np.cos(theta[bad].flat[0]))
-            raise ValueError(f"'{self._name}' must return finite values or -inf, got {val[bad].flat[0]!r} at t = {t!r}.")
+            raise ValueError(
+                f"'{self._name}' must return finite values or -inf, got {val[bad].flat[0].item()!r} at t = {t!r}.")
+        if self.dim > 2:
+            with np.errstate(divide="ignore"):
+                val = val + (self.dim - 2) * np.log(np.sin(theta))
         return val
 
     @staticmethod
@@ -186,13 +210,16 @@ class _OneNumericCosine:
     def mass_below_above(self, theta):
         """(mass of angles < theta, mass of angles > theta), each accurate on its own (no 1 - x)."""
         theta = np.clip(np.asarray(theta, dtype=float), self.edges[0], self.edges[-1])
-        j = np.clip(np.searchsorted(self.edges, theta, side="right") - 1, 0, _N_PANELS - 1)
+        j = np.clip(np.searchsorted(self.edges, theta, side="right") - 1, 0, len(self.edges) - 2)
         part_left = self._mass_between(self.edges[j], theta)
         part_right = self._mass_between(theta, self.edges[j + 1])
         return self.cum_left[j] + part_left, self.cum_right[j + 1] + part_right
 
     def expect(self, fn_theta):
-        return float(np.sum(self.weights * fn_theta(self.nodes)))
+        # nodes of zero weight (log psi = -inf where t rounds to a pole) contribute nothing, not 0 * inf
+        with np.errstate(invalid="ignore"):
+            values = self.weights * fn_theta(self.nodes)
+        return float(np.sum(np.where(self.weights > 0, values, 0.0)))
 
     def mean_var(self):
         """E[t] and Var[t]; the variance is formed from s = 1 - t = 2 sin^2(theta/2) (or 1 + t) for precision."""
@@ -226,7 +253,8 @@ class _OneNumericCosine:
             dens = np.exp(self.log_integrand(theta) - self.gmax) / self.scale
             with np.errstate(divide="ignore", invalid="ignore"):
                 step = theta + f / dens
-            ok = np.isfinite(step) & (step > lo) & (step < hi)
+            # non-strict: at convergence the Newton step returns theta itself, which is also a bracket end
+            ok = np.isfinite(step) & (step >= lo) & (step <= hi)
             new = np.where(ok, step, 0.5 * (lo + hi))
             converged = np.abs(new - theta) <= 4e-16 * np.maximum(theta, 1e-300) + 1e-300
             theta = new

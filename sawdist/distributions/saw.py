@@ -62,6 +62,10 @@ class saw_gen(SawGen):
 class saw_frozen(SawFrozen):
     """A frozen Saw distribution; the cosine law (built once) supplies normaliser, moments and draws."""
 
+    def __init__(self, gen, mu, log_shape):
+        super().__init__(gen, mu, log_shape)
+        self.cosine  # noqa: B018  build the tables now, so that a bad log_shape fails at freezing
+
     def __repr__(self):
         return f"saw(dim={self.dim}, batch_shape={self.batch_shape}, log_shape={self.log_shape!r})"
 

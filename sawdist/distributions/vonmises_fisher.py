@@ -56,7 +56,7 @@ class vonmises_fisher_gen(SawGen):
         return special.bessel_ratio(dim / 2.0 - 1.0, kappa)
 
     def _entropy(self, dim, kappa):
-        return -self._log_norm(dim, kappa) - kappa * self._mean_t(dim, kappa)
+        return special.vmf_entropy(dim, kappa)
 
     def _cosine(self, dim, kappa):
         # Cosine law: f_T(t) = C_d(kappa) omega_{d-1} e^{kappa t} (1 - t^2)^((d-3)/2).
