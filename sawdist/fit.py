@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._validation import as_float_array, unit_tolerance
+from ._validation import as_float_array, check_finite, unit_tolerance
 from .distributions import power_spherical, vonmises_fisher
 
 __all__ = ["FitResult", "fit", "FAMILIES"]
@@ -113,6 +113,8 @@ def _fit_parametric(gen, family):
 FAMILIES: dict[str, Callable[[np.ndarray], FitResult]] = {
     "vmf": _fit_parametric(vonmises_fisher, "vmf"),
     "power_spherical": _fit_parametric(power_spherical, "power_spherical"),
+    # sawdist.semiparametric imports FitResult from here, so it is looked up at call time.
+    "semiparametric": lambda x: __import__("sawdist.semiparametric", fromlist=["_"])._fit_valid_rows(x),
 }
 
 
@@ -125,7 +127,7 @@ def _as_rows(directions) -> np.ndarray:
     return arr.reshape(-1, arr.shape[-1])
 
 
-def fit(directions, family: str = "vmf", *, normalize: bool = False) -> FitResult:
+def fit(directions, family: str = "semiparametric", *, normalize: bool = False) -> FitResult:
     """Fit a rotationally symmetric distribution to unit vectors.
 
     Parameters
@@ -134,8 +136,9 @@ def fit(directions, family: str = "vmf", *, normalize: bool = False) -> FitResul
         One direction per row. A DataArray may have any leading dims (e.g. ``seed``, ``sample``); its last dim is
         the feature dim and all other dims are flattened into rows. Rows containing NaN (invalid saliency
         directions) are skipped and counted in ``n_skipped``.
-    family : {"vmf", "power_spherical"}
-        The family to fit by maximum likelihood.
+    family : {"semiparametric", "vmf", "power_spherical"}
+        The family to fit: ``"semiparametric"`` (default), a Saw distribution with a penalised-spline shape and
+        bias-corrected cosines (:func:`sawdist.semiparametric.fit_semiparametric`); the others by maximum likelihood.
     normalize : bool
         If True, rows are scaled to unit norm first (a zero row is then an error). If False, rows must already
         be unit vectors within 10 eps sqrt(d) of the input's floating dtype (float32 saliency files pass).
@@ -161,6 +164,7 @@ def fit(directions, family: str = "vmf", *, normalize: bool = False) -> FitResul
     nan_rows = np.isnan(x).any(axis=1)
     n_skipped = int(nan_rows.sum())
     x = x[~nan_rows]
+    check_finite(x, "directions")
     if x.shape[0] < 2:
         raise ValueError(f"'directions' must have at least 2 valid (non-NaN) rows, got {x.shape[0]}.")
     if normalize:
