@@ -117,8 +117,15 @@ class SawGen:
 class SawFrozen:
     """Frozen distribution: parameters validated once; methods call the generator's kernels."""
 
-    def __init__(self, gen: SawGen, mu, *params):
+    def __init__(self, gen: SawGen, mu, *params, **named):
         self._gen = gen
+        params = list(params)
+        for name in gen._param_names[len(params):]:
+            if name not in named:
+                raise TypeError(f"missing parameter '{name}'.")
+            params.append(named.pop(name))
+        if named:
+            raise TypeError(f"unexpected parameter(s) {', '.join(map(repr, named))}; expected {gen._param_names}.")
         self.mu, self._params, self.dim, self.batch_shape = gen._process_parameters(mu, *params)
         self.event_shape = (self.dim,)
         self._cache = {}
