@@ -108,7 +108,8 @@ def test_normalize_option_scales_rows():
     "call, message",
     [
         (lambda: sawdist.fit(np.eye(3), family="gauss"), r"'family' must be one of 'vmf', .*got 'gauss'\."),
-        (lambda: sawdist.fit(np.ones(3)), r"'directions' must have shape \(n, d\) \(rows are directions\), got shape \(3,\)\."),
+        (lambda: sawdist.fit(np.ones(3)),
+         r"'directions' must have shape \(n, d\) \(rows are directions\), got shape \(3,\)\."),
         (lambda: sawdist.fit(np.array([[1.0, 0.0], [np.nan, 0.0]])),
          r"'directions' must have at least 2 valid \(non-NaN\) rows, got 1\."),
         (lambda: sawdist.fit(np.array([[1.0, 0.0], [0.0, 2.0]])),
@@ -130,6 +131,7 @@ def test_error_messages(call, message):
 
 
 def test_import_stays_light():
-    code = "import sys, sawdist; bad = [m for m in ('torch', 'pymc', 'pytensor', 'arviz', 'matplotlib') if m in sys.modules]; print(bad)"
+    heavy = ("torch", "pymc", "pytensor", "arviz", "matplotlib")
+    code = f"import sys, sawdist; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -133,7 +133,8 @@ class SawFrozen:
     def __repr__(self):
         params = ", ".join(f"{n}={np.asarray(p)!r}" if np.ndim(p) else f"{n}={float(p)!r}"
                            for n, p in zip(self._gen._param_names, self._params))
-        return f"{type(self._gen).__name__.removesuffix('_gen')}(dim={self.dim}, batch_shape={self.batch_shape}, {params})"
+        name = type(self._gen).__name__.removesuffix("_gen")
+        return f"{name}(dim={self.dim}, batch_shape={self.batch_shape}, {params})"
 
     def _cached(self, key, fn):
         if key not in self._cache:
@@ -181,3 +182,12 @@ class SawFrozen:
     def entropy(self):
         """Differential entropy -E[log f(u)] with respect to surface measure; shape ``batch_shape``."""
         return np.broadcast_to(self._gen._entropy(self.dim, *self._params), self.batch_shape)[()]
+
+
+class ConcentrationFrozen(SawFrozen):
+    """Frozen distribution of a family with one concentration parameter ``kappa``."""
+
+    @property
+    def kappa(self):
+        """The concentration parameter(s), broadcastable to ``batch_shape``."""
+        return self._params[0]

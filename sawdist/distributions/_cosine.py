@@ -117,7 +117,8 @@ class BetaCosine(_CosineBase):
         size = as_size(size)
         rng = as_generator(rng)
         # 1 - B ~ Beta(b, a); drawing it directly keeps 1 - t relative-accurate when t is near 1.
-        one_minus_b = rng.beta(np.broadcast_to(self.b, size + self.batch_shape), np.broadcast_to(self.a, size + self.batch_shape))
+        shape = size + self.batch_shape
+        one_minus_b = rng.beta(np.broadcast_to(self.b, shape), np.broadcast_to(self.a, shape))
         return 1.0 - 2.0 * one_minus_b
 
     def mean(self):
@@ -180,7 +181,8 @@ class _OneNumericCosine:
             val = np.asarray(self.log_shape(np.cos(theta)), dtype=float)
         if val.shape != theta.shape:
             raise ValueError(
-                f"'{self._name}' must return an array of the same shape as its input, got {val.shape} for {theta.shape}."
+                f"'{self._name}' must return an array of the same shape as its input, "
+                f"got {val.shape} for {theta.shape}."
             )
         bad = np.isnan(val) | (val == np.inf)
         if np.any(bad):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special as sc
 
-from ._base import SawFrozen, SawGen
+from ._base import ConcentrationFrozen, SawGen
 from ._cosine import BetaCosine
 from ._estimation import mean_direction_and_rbar
 
@@ -135,14 +135,8 @@ class power_spherical_gen(SawGen):
         return float(k)
 
 
-class power_spherical_frozen(SawFrozen):
+class power_spherical_frozen(ConcentrationFrozen):
     """A frozen power spherical distribution; see :class:`power_spherical_gen`."""
-
-    @property
-    def kappa(self):
-        """The concentration parameter(s)."""
-        return self._params[0]
-
 
 power_spherical_gen._frozen_class = power_spherical_frozen
 power_spherical = power_spherical_gen()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import special
-from .._validation import as_generator
-from ._base import SawFrozen, SawGen, log_sphere_area
+from ._base import ConcentrationFrozen, SawGen, log_sphere_area
 from ._cosine import NumericCosine, _log1m_t2
 from ._estimation import mean_direction_and_rbar
 
@@ -115,14 +114,8 @@ class vonmises_fisher_gen(SawGen):
         return mu, float(special.vmf_kappa_from_mrl(dim, rbar))
 
 
-class vonmises_fisher_frozen(SawFrozen):
+class vonmises_fisher_frozen(ConcentrationFrozen):
     """A frozen von Mises–Fisher distribution; see :class:`vonmises_fisher_gen`."""
-
-    @property
-    def kappa(self):
-        """The concentration parameter(s)."""
-        return self._params[0]
-
 
 vonmises_fisher_gen._frozen_class = vonmises_fisher_frozen
 vonmises_fisher = vonmises_fisher_gen()
