@@ -24,9 +24,9 @@ not see linear functions, so the penalised fit still matches the first moment: E
 
 Quadrature. Z and the moments of B are integrals over the angle phi = arccos t, where
 f_T(t) dt = psi(cos phi) sin(phi)^(d-2) dphi / Z is bounded for every d >= 2. Composite 8-point Gauss–Legendre on
-panels that (i) cover [0, pi] at spacing <= 0.5/sqrt(d) (the width of the base measure's peak) and (ii) resolve the
-data band at a quarter of its spread, with every knot a panel edge (the spline is a polynomial on each panel, so the
-rule is near-exact there). Sums over the nodes are taken in log space (log-sum-exp).
+panels that (i) cover [0, pi] at spacing <= 1.5/sqrt(d) (1.5 standard deviations of the base measure's peak) and (ii)
+resolve the data band at a quarter of its spread, with every knot a panel edge (the spline is a polynomial on each
+panel, so the rule is near-exact there). Sums over the nodes are taken in log space (log-sum-exp).
 
 Smoothing. lam is chosen on a grid by Akaike's criterion with effective degrees of freedom,
 AIC(lam) = -2 l(theta_lam) + 2 edf(lam),  edf = tr[(n C + lam P)^{-1} n C]  (C = Cov_theta[B]; Hastie & Tibshirani
@@ -170,7 +170,7 @@ class _Quadrature:
         spread = max(spread, (hi - lo) / max(t.size, 1), 1e-12 * max(hi, 1e-300), 1e-300)
         dense_lo, dense_hi = max(lo - 12 * spread, 0.0), min(hi + 12 * spread, np.pi)
         n_dense = int(min(np.ceil((dense_hi - dense_lo) / (spread / 4)), 600))
-        n_out = int(np.ceil(np.pi / min(np.pi / 64, 0.5 / np.sqrt(dim))))
+        n_out = int(np.ceil(np.pi / min(np.pi / 64, 1.5 / np.sqrt(dim))))
         edges = np.concatenate(
             [
                 np.linspace(0.0, np.pi, n_out + 1),
@@ -217,19 +217,13 @@ class _Problem:
     Internally the parameter is gamma = U' theta with U the eigenvectors of P; methods take and return gamma.
     """
 
-    def __init__(self, t, dim, knots, weights=None, ref=None, scale=None):
-        self.t = t
+    def __init__(self, t, dim, knots, weights=None, ref=None, scale=None, rotation=None):
         self.dim = dim
-        self.n = float(t.size if weights is None else weights.sum())
         self.basis = NaturalSplineBasis(knots)
         self.ref = int(np.argmin(np.abs(knots - np.median(t)))) if ref is None else int(ref)
         keep = np.arange(knots.size) != self.ref
         self.keep = keep
-        B_data = self.basis(t)[:, keep]
-        self.sB = B_data.sum(axis=0) if weights is None else weights @ B_data
-        self.base_data = (dim - 3) / 2.0 * (log1m_t2(t).sum() if weights is None else weights @ log1m_t2(t))
         self.quad = _Quadrature(t, dim, knots)
-        self.Bq = self.basis(self.quad.t)[:, keep]
         # Roughness in the standardised coordinate z = (t - c)/s: int s''(z)^2 dz = s^3 int s''(t)^2 dt, so lam is
         # dimensionless (comparable across d and across concentrations).
         if scale is None:
@@ -237,12 +231,29 @@ class _Problem:
         P = self.basis.penalty()[np.ix_(keep, keep)] * scale**3
         # Work in the eigenbasis of P (gamma = U' theta): the penalty is then sum_j e_j gamma_j^2 with the null space
         # (straight lines) exactly unpenalised, so lam * P theta carries no rounding error from the line component
-        # even for lam ~ 1e12.
+        # even for lam ~ 1e12. A capacity family passes one shared U (its P is the same in z units).
         e, U = np.linalg.eigh(0.5 * (P + P.T))
         e[e < 1e-10 * max(e.max(), 1e-300)] = 0.0
+        if rotation is not None:
+            U = rotation
+            e = np.where(np.abs(np.diag(U.T @ P @ U)) < 1e-10 * max(e.max(), 1e-300), 0.0, np.diag(U.T @ P @ U))
         self.U, self.pen = U, e
-        self.sB = self.sB @ U
-        self.Bq = self.Bq @ U
+        self.Bq = self.basis(self.quad.t)[:, keep] @ U
+        self.set_data(t, weights)
+
+    def set_data(self, t, weights=None):
+        """(Re)load the data sums; the quadrature (built for the first data) is kept, e.g. for bootstrap refits."""
+        B_data = self.basis(t)[:, self.keep] @ self.U
+        lt = log1m_t2(t)
+        self.n = float(t.size if weights is None else weights.sum())
+        self.sB = B_data.sum(axis=0) if weights is None else weights @ B_data
+        self.base_data = (self.dim - 3) / 2.0 * (lt.sum() if weights is None else weights @ lt)
+
+    def mean_t(self, theta):
+        """E[t] under the fitted cosine law."""
+        eta = self.quad.log_w + self.Bq @ theta
+        p = np.exp(eta - logsumexp(eta))
+        return float(p @ self.quad.t)
 
     def log_z(self, theta):
         return logsumexp(self.quad.log_w + self.Bq @ theta)
@@ -379,9 +390,8 @@ def fit_log_spline(t, dim, *, n_knots=None, lam=None, weights=None, max_iter=100
     aic, lam_best, theta, ll, edf, ok = best
     values = np.zeros(knots.size)
     values[prob.keep] = prob.U @ theta
-    eta = prob.quad.log_w + prob.Bq @ theta
-    lz = logsumexp(eta)
-    mean = float(np.exp(eta - lz) @ prob.quad.t)
+    lz = prob.log_z(theta)
+    mean = prob.mean_t(theta)
     return LogSplineFit(
         log_shape=SplineLogShape(knots, values),
         knots=knots,

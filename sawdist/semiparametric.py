@@ -109,11 +109,14 @@ def corrected_cosines(X, dim, *, groups=None, weights=None, mult=None, m2=None):
     G = int(groups.max()) + 1
     mult = np.ones(N) if mult is None else np.asarray(mult, dtype=np.float64)
     weights = np.ones(G) if weights is None else np.asarray(weights, dtype=np.float64)
-    onehot = np.zeros((G, N))
-    onehot[groups, np.arange(N)] = mult
-    Rg = onehot @ X  # (G, d) resultants with multiplicity
-    n_g = onehot.sum(axis=1)
-    sq_g = (onehot**2).sum(axis=1)
+    # Per-group resultants with multiplicity, as vector-matrix products (a (G, N) @ (N, d) product with small G
+    # takes a slow BLAS path).
+    if G == 1:
+        Rg = (X.sum(axis=0) if np.all(mult == 1) else mult @ X)[None]
+    else:
+        Rg = np.stack([mult[groups == g] @ X[groups == g] for g in range(G)])
+    n_g = np.bincount(groups, weights=mult, minlength=G)
+    sq_g = np.bincount(groups, weights=mult**2, minlength=G)
     if m2 is None:
         # Pairs of distinct rows: sum_{i != j} c_i c_j u_i'u_j = ||R||^2 - sum c_i^2 (u_i'u_i = 1).
         with np.errstate(invalid="ignore", divide="ignore"):
