@@ -322,7 +322,9 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     scl = np.array([np.std(t_c[groups == k]) for k in range(K)])
     if np.any(scl <= 0):
         k = int(np.argmax(scl <= 0))
-        raise ValueError(f"'directions' must give at least 2 distinct cosines per capacity, got 1 at capacity {caps[k]}.")
+        raise ValueError(
+            f"'directions' must give at least 2 distinct cosines per capacity, got 1 at capacity {caps[k]}."
+        )
     z = (t_c - loc[groups]) / scl[groups]
     n_kn = default_n_knots(int(n_k.min())) if n_knots is None else int(n_knots)
     knots_z = np.unique(np.quantile(z, np.linspace(0.0, 1.0, n_kn)))
@@ -334,7 +336,8 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
         pr = _Problem(tk, d, loc[k] + scl[k] * knots_z, ref=ref, scale=scl[k], rotation=rotation)
         rotation = pr.U
         problems.append(pr)
-    DtD = (lambda Dm: Dm.T @ Dm)(_second_differences(np.log(caps.astype(float))))
+    Dm = _second_differences(np.log(caps.astype(float)))
+    DtD = Dm.T @ Dm
     joint = _Joint(problems, DtD)
     # Start: straight lines, kappa_k t (vMF-like), in the shared eigen-coordinates.
     from ._logspline import _kappa_start
@@ -399,17 +402,17 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     rho_obs = stats.similarity_matrix(arr)
     rho_pred = np.outer(m_fit, m_fit)
     m_unb = np.sqrt(np.maximum(cos["m2"], 0.0))
-    out = dict(
-        mu=mu,
-        mean_resultant_length=m_fit,
-        m_se=m_se,
-        m_lower=m_lower,
-        m_upper=m_upper,
-        m_unbiased=m_unb,
-        m_plugin=cos["m_plugin"],
-        rho_predicted=rho_pred,
-        rho_observed=rho_obs,
-    )
+    out = {
+        "mu": mu,
+        "mean_resultant_length": m_fit,
+        "m_se": m_se,
+        "m_lower": m_lower,
+        "m_upper": m_upper,
+        "m_unbiased": m_unb,
+        "m_plugin": cos["m_plugin"],
+        "rho_predicted": rho_pred,
+        "rho_observed": rho_obs,
+    }
     if template is not None:
         import xarray as xr
 

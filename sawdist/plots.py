@@ -36,7 +36,9 @@ def _as_family(fit):
         if shape is None and getattr(fit, "distribution", None) is not None:
             shape = getattr(fit.distribution, "log_shape", None)
         return [None], [fit.cosine], [cos], [shape], fit.dim
-    raise ValueError(f"'fit' must be a FamilyFit (sawdist.fit_family) or a FitResult (sawdist.fit), got {type(fit).__name__}.")
+    raise ValueError(
+        f"'fit' must be a FamilyFit (sawdist.fit_family) or a FitResult (sawdist.fit), got {type(fit).__name__}."
+    )
 
 
 def uniform_cosine_pdf(t, dim):
@@ -108,7 +110,7 @@ def plot_log_shapes(fit, ax=None):
     -------
     matplotlib.axes.Axes
     """
-    caps, laws, cosines, shapes, dim = _as_family(fit)
+    caps, laws, cosines, shapes, _ = _as_family(fit)
     if any(s is None for s in shapes):
         raise ValueError("'fit' must carry a fitted log shape (a semi-parametric fit), got one without.")
     if ax is None:
@@ -178,7 +180,11 @@ def plot_similarity(rho, predicted=None, capacities=None, axes=None, *, cmap="vi
         if P.shape != R.shape:
             raise ValueError(f"'predicted' must have the shape of 'rho' {R.shape}, got {P.shape}.")
     K = R.shape[0]
-    labels = [f"{c:g}" for c in np.asarray(capacities, dtype=float)] if capacities is not None else [str(i + 1) for i in range(K)]
+    labels = (
+        [f"{c:g}" for c in np.asarray(capacities, dtype=float)]
+        if capacities is not None
+        else [str(i + 1) for i in range(K)]
+    )
     if axes is None:
         _, axes = _pyplot().subplots(1, 2, figsize=(9.0, 4.4), layout="constrained")
     axes = np.asarray(axes)
@@ -194,7 +200,14 @@ def plot_similarity(rho, predicted=None, capacities=None, axes=None, *, cmap="vi
         for i in range(K):
             for j in range(K):
                 if np.isfinite(M[i, j]):
-                    ax.text(j, i, f"{M[i, j]:.2f}", ha="center", va="center", fontsize="x-small",
-                            color="w" if M[i, j] < 0.5 * (vmin + vmax) else "k")
+                    ax.text(
+                        j,
+                        i,
+                        f"{M[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        color="w" if M[i, j] < 0.5 * (vmin + vmax) else "k",
+                    )
     axes[0].figure.colorbar(im, ax=list(axes), shrink=0.85, label=r"mean cosine $\rho(k_1, k_2)$")
     return axes

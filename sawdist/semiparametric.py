@@ -293,4 +293,3 @@ def cosine_loglik(log_shape, t, dim, log_z):
     """sum_i log f_T(t_i) for a shape with cosine-law normaliser log_z (helper for tests and the family fit)."""
     t = np.asarray(t, dtype=np.float64)
     return float(np.sum(log_shape(t) + (dim - 3) / 2.0 * log1m_t2(t)) - t.size * log_z)
-

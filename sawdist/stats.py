@@ -523,8 +523,6 @@ def ensemble_curve(directions, mu, sizes=None, axis=None, *, n_subsets=200, rng=
         raise ValueError(f"'n_subsets' must be a positive integer, got {n_subsets!r}.")
     rng = np.random.default_rng(rng)
     if D.template is not None:
-        import xarray as xr
-
         if not _is_dataarray(mu):
             raise ValueError("'mu' must be a DataArray when 'directions' is one.")
         feature = feature_dim_of(D.template)

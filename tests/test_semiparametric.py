@@ -44,7 +44,9 @@ def test_cardinal_basis_and_linear_extension():
     np.testing.assert_allclose(f(x), ref(x), rtol=1e-13, atol=1e-13)
     # Outside: straight lines with the end slopes.
     out = np.array([-1.0, -0.5, 0.7, 1.0])
-    want = np.where(out < 0, values[0] + ref(knots[0], 1) * (out - knots[0]), values[-1] + ref(knots[-1], 1) * (out - knots[-1]))
+    want = np.where(
+        out < 0, values[0] + ref(knots[0], 1) * (out - knots[0]), values[-1] + ref(knots[-1], 1) * (out - knots[-1])
+    )
     np.testing.assert_allclose(f(out), want, rtol=1e-13)
     np.testing.assert_allclose(B(out) @ values, want, rtol=1e-13)
 
@@ -78,7 +80,7 @@ def test_log_spline_fit_matches_first_moment_and_is_stationary():
     np.testing.assert_allclose(fit.mean, t.mean(), rtol=1e-8)
     # Normaliser against an independent quadrature of psi(t) (1 - t^2)^((d-3)/2).
     lo, hi = t.min() - 0.3, min(t.max() + 0.3, 1.0)
-    f = lambda s: np.exp(fit.log_shape(np.array(s)) + (d - 3) / 2 * np.log1p(-s * s) - fit.log_z)  # noqa: E731
+    f = lambda s: np.exp(fit.log_shape(np.array(s)) + (d - 3) / 2 * np.log1p(-s * s) - fit.log_z)
     total = integrate.quad(f, lo, hi, points=list(fit.knots), limit=400, epsabs=0, epsrel=1e-12)[0]
     tails = integrate.quad(f, -1, lo, epsabs=1e-14)[0] + (integrate.quad(f, hi, 1, epsabs=1e-14)[0] if hi < 1 else 0)
     np.testing.assert_allclose(total + tails, 1.0, rtol=1e-9)

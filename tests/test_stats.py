@@ -269,7 +269,7 @@ def test_ensemble_curve_nan_rows_and_xarray():
     vals[0, 1] = np.nan
     da = xr.DataArray(vals, dims=("sample", "seed", "feature"), coords={"sample": [10, 20]})
     mu = xr.DataArray(e1(6), dims="feature")
-    obs, pred = stats.ensemble_curve(da, mu, sizes=[1, 4, 5], rng=2)
+    obs, _ = stats.ensemble_curve(da, mu, sizes=[1, 4, 5], rng=2)
     assert obs.dims == ("sample", "ensemble_size")
     np.testing.assert_array_equal(obs.ensemble_size, [1, 4, 5])
     assert np.isnan(obs.values[0, 2]) and np.isfinite(obs.values[1, 2])  # only 4 valid seeds for sample 10
