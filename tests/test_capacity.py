@@ -1,7 +1,5 @@
 """Tests of sawdist.capacity.fit_family (one Saw per capacity, shared mean direction, shapes smooth in log k)."""
 
-import doctest
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -134,9 +132,3 @@ def test_error_messages(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
-
-def test_docstring_examples_run():
-    import sawdist.capacity
-
-    result = doctest.testmod(sawdist.capacity, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 1 and result.failed == 0

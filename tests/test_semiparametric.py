@@ -5,8 +5,6 @@ quadrature with scipy.integrate.quad, samplers from tests/_saw_reference.py, and
 attempt at alpha = 1e-3.
 """
 
-import doctest
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -303,11 +301,3 @@ def test_error_zero_resultant():
     with pytest.raises(ValueError, match=r"'directions' must have a nonzero resultant, got R = 0"):
         fit_semiparametric(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
 
-
-def test_docstring_examples_run():
-    import sawdist._logspline
-    import sawdist.semiparametric
-
-    for mod in (sawdist.semiparametric, sawdist._logspline):
-        result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
-        assert result.attempted >= 1 and result.failed == 0

@@ -5,8 +5,6 @@ The draws come from a sampler written here, independent of sawdist.distributions
 m = E[t] = kappa / (d - 1 + kappa), combined with a uniform tangent direction.
 """
 
-import doctest
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -110,6 +108,7 @@ def test_nan_rows_skipped_and_counted():
 # --- identity 3: bias of the plug-in, unbiasedness of m2_hat (issue #3) ------------------------------------------
 
 
+@pytest.mark.slow
 def test_corrected_mrl_unbiased_at_d3072_n20_plugin_is_not():
     d, n, m, reps = 3072, 20, 0.30, 1000
     rng = np.random.default_rng(5)
@@ -295,7 +294,7 @@ def test_rayleigh_exact_null_moments(d, n):
 @pytest.mark.parametrize("method, d, n", [("moments", 3072, 20), ("normal", 3072, 20), ("moments", 3, 50)])
 def test_rayleigh_pvalues_uniform_under_null(method, d, n):
     rng = np.random.default_rng(17)
-    p = stats.rayleigh_test(uniform(rng, (1000, n), d), method=method).pvalue
+    p = stats.rayleigh_test(uniform(rng, (600, n), d), method=method).pvalue
     assert sps.kstest(p, "uniform").pvalue > 1e-3
 
 
@@ -395,9 +394,3 @@ def test_error_messages(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
-
-def test_docstring_examples_run():
-    import sawdist.stats
-
-    result = doctest.testmod(sawdist.stats, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 5 and result.failed == 0
