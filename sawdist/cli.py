@@ -13,7 +13,9 @@ import importlib
 import sys
 
 #: Subcommand name -> "module:function" that adds its parser.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "extract": "extraction.cli:add_parser",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

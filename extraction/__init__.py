@@ -1,0 +1,30 @@
+"""The extraction side of sawdist: train model families across width and seed, compute input-saliency directions,
+and write them as a saliency dataset (see :mod:`sawdist.io` for the schema).
+
+Modules
+-------
+data
+    Datasets (digits, CIFAR-10/100, MNIST, Tiny-ImageNet from local files; synthetic).
+models
+    The model zoo, each family parameterised by a width k.
+train
+    Many seeds trained at once with ``torch.func`` (or one by one), from a :class:`~extraction.train.Recipe`.
+saliency
+    Per-sample input gradients of a target, normalised to unit directions.
+sweep
+    :func:`~extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``.
+cli, config
+    The command line and its TOML configuration.
+
+Needs PyTorch (``pip install 'sawdist[extraction]'``); ``import sawdist`` never imports it.
+"""
+
+__all__ = ["extract"]
+
+
+def __getattr__(name):
+    if name == "extract":
+        from .sweep import extract
+
+        return extract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

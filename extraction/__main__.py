@@ -1,0 +1,7 @@
+"""``python -m extraction``: the same as ``sawdist extract``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,441 @@
+"""Reading, writing and validating saliency datasets (DESIGN section 5).
+
+A saliency dataset is an :class:`xarray.Dataset` stored as netCDF4 (zlib-compressed, float32):
+
+=================  ===============================================  ================================================
+variable           dims                                             meaning
+=================  ===============================================  ================================================
+``direction``      family, capacity, seed, sample, feature          unit saliency vector; NaN where not valid
+``grad_norm``      family, capacity, seed, sample                   norm of the input gradient before normalising
+``valid``          family, capacity, seed, sample                   gradient finite and non-zero
+``correct``        family, capacity, seed, sample                   the model's prediction equals the label
+``test_accuracy``  family, capacity, seed                           accuracy of each trained model on the test split
+``n_params``       family, capacity                                 trainable parameters
+``label``          sample                                           class label (a coordinate)
+=================  ===============================================  ================================================
+
+Every dimension has a coordinate; ``feature`` indexes the flattened input and ``attrs["input_shape"]`` reshapes it.
+The attributes record the dataset, the saliency target, the training recipe (JSON), library versions, the device and
+the creation time. Other variables (e.g. ``train_accuracy``) may be present.
+
+The extraction side writes one trained model at a time into its own *part file* (written to a temporary name and
+moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``; when every model is
+there, the parts are combined into ``<out>`` (again through a temporary file) and the folder is removed. A rerun skips
+finished parts, redoes unreadable ones, and so completes an interrupted run without losing finished models.
+
+This module imports only NumPy, xarray and the standard library.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+__all__ = [
+    "DIMS",
+    "VARIABLES",
+    "REQUIRED_ATTRS",
+    "SchemaError",
+    "PartStore",
+    "encoding",
+    "model_part",
+    "open_saliency",
+    "to_netcdf_atomic",
+    "validate",
+]
+
+#: Dimensions of a saliency dataset, in storage order.
+DIMS = ("family", "capacity", "seed", "sample", "feature")
+
+#: Required variables (data variables or coordinates) and their dims.
+VARIABLES = {
+    "direction": ("family", "capacity", "seed", "sample", "feature"),
+    "grad_norm": ("family", "capacity", "seed", "sample"),
+    "valid": ("family", "capacity", "seed", "sample"),
+    "correct": ("family", "capacity", "seed", "sample"),
+    "test_accuracy": ("family", "capacity", "seed"),
+    "n_params": ("family", "capacity"),
+    "label": ("sample",),
+}
+
+#: Required dataset attributes.
+REQUIRED_ATTRS = ("dataset", "target", "recipe", "versions", "device", "created", "input_shape")
+
+#: CF-style metadata of the variables and coordinates.
+METADATA = {
+    "direction": {"long_name": "unit input-saliency direction", "units": "1"},
+    "grad_norm": {"long_name": "norm of the input gradient of the target"},
+    "valid": {"long_name": "gradient is finite and non-zero"},
+    "correct": {"long_name": "model prediction equals the label"},
+    "test_accuracy": {"long_name": "test-split accuracy of the model", "units": "1"},
+    "train_accuracy": {"long_name": "training-split accuracy of the model", "units": "1"},
+    "n_params": {"long_name": "number of trainable parameters", "units": "1"},
+    "label": {"long_name": "class label"},
+    "family": {"long_name": "architecture family"},
+    "capacity": {"long_name": "width k", "units": "1"},
+    "seed": {"long_name": "training seed"},
+    "sample": {"long_name": "index of the input in the test split"},
+    "feature": {"long_name": "index of the flattened input feature (C order of input_shape)"},
+}
+
+_DTYPE_KINDS = {"direction": "f", "grad_norm": "f", "valid": "b", "correct": "b", "test_accuracy": "f",
+                "n_params": "iu", "label": "iu"}
+
+
+class SchemaError(ValueError):
+    """A dataset does not follow the saliency-dataset schema."""
+
+
+# --- validation ----------------------------------------------------------------------------------------------------
+
+
+def _tolerance(d: int) -> float:
+    """Allowed deviation of a stored unit vector's norm from 1 (float32 storage, d features)."""
+    return 10 * float(np.finfo(np.float32).eps) * np.sqrt(d)
+
+
+def validate(ds: xr.Dataset, *, values: bool = True) -> xr.Dataset:
+    """Check that ``ds`` follows the saliency-dataset schema; return it unchanged.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A saliency dataset (in memory or opened lazily).
+    values : bool
+        Also check the values: valid directions have unit norm (within 10 eps sqrt(d) in float32) and a positive
+        ``grad_norm``, invalid ones are NaN, accuracies lie in [0, 1]. This reads all of ``direction``
+        (chunk by chunk when ``ds`` is backed by Dask).
+
+    Raises
+    ------
+    SchemaError
+        (a ``ValueError``) naming the first problem found.
+
+    Examples
+    --------
+    >>> import sawdist.io
+    >>> ds = sawdist.io.open_saliency("saliency.nc")  # doctest: +SKIP
+    >>> sawdist.io.validate(ds)  # doctest: +SKIP
+    """
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"'ds' must be an xarray.Dataset, got {type(ds).__name__}.")
+    for name, dims in VARIABLES.items():
+        if name not in ds.variables:
+            raise SchemaError(f"'ds' has no variable {name!r}; a saliency dataset needs {', '.join(VARIABLES)}.")
+        if ds[name].dims != dims:
+            raise SchemaError(f"{name!r} must have dims ({', '.join(dims)}), got ({', '.join(map(str, ds[name].dims))}).")
+        kind = ds[name].dtype.kind
+        if kind not in _DTYPE_KINDS[name]:
+            raise SchemaError(f"{name!r} must have a dtype of kind {_DTYPE_KINDS[name]!r}, got {ds[name].dtype}.")
+    for dim in ds.dims:
+        if dim not in ds.coords:
+            raise SchemaError(f"dim {dim!r} has no coordinate.")
+    for attr in REQUIRED_ATTRS:
+        if attr not in ds.attrs:
+            raise SchemaError(f"'ds' has no attribute {attr!r}; required are {', '.join(REQUIRED_ATTRS)}.")
+    shape = input_shape(ds)
+    if int(np.prod(shape)) != ds.sizes["feature"]:
+        raise SchemaError(f"'input_shape' {list(shape)} does not match the {ds.sizes['feature']} features.")
+    for attr in ("recipe", "versions"):
+        try:
+            json.loads(ds.attrs[attr])
+        except (TypeError, ValueError):
+            raise SchemaError(f"attribute {attr!r} must be a JSON string, got {ds.attrs[attr]!r}.") from None
+    if values:
+        _validate_values(ds)
+    return ds
+
+
+def _validate_values(ds: xr.Dataset) -> None:
+    d = ds.sizes["feature"]
+    direction = ds["direction"].astype("float64")
+    norm = np.sqrt((direction**2).sum("feature", skipna=False))
+    finite = np.isfinite(ds["direction"]).all("feature")
+    any_finite = np.isfinite(ds["direction"]).any("feature")
+    checks = xr.Dataset({
+        "finite_mismatch": (finite != ds["valid"]).sum(),
+        "partly_nan": (any_finite & ~finite).sum(),
+        "bad_norm": (ds["valid"] & (abs(norm - 1) > _tolerance(d))).sum(),
+        "bad_grad_norm": (ds["valid"] & ~(ds["grad_norm"] > 0)).sum(),
+        "bad_accuracy": (~((ds["test_accuracy"] >= 0) & (ds["test_accuracy"] <= 1))).sum(),
+    }).compute()
+    if checks["partly_nan"]:
+        raise SchemaError(f"'direction' has {int(checks['partly_nan'])} vectors that are partly NaN.")
+    if checks["finite_mismatch"]:
+        raise SchemaError(f"'valid' disagrees with the finiteness of 'direction' at {int(checks['finite_mismatch'])} "
+                          "places (invalid directions must be NaN, valid ones finite).")
+    if checks["bad_norm"]:
+        raise SchemaError(f"'direction' has {int(checks['bad_norm'])} valid vectors whose norm differs from 1 by more "
+                          f"than {_tolerance(d):.2g}.")
+    if checks["bad_grad_norm"]:
+        raise SchemaError(f"'grad_norm' is not positive at {int(checks['bad_grad_norm'])} valid places.")
+    if checks["bad_accuracy"]:
+        raise SchemaError(f"'test_accuracy' lies outside [0, 1] at {int(checks['bad_accuracy'])} places.")
+
+
+def input_shape(ds: xr.Dataset) -> tuple[int, ...]:
+    """The shape of one input, from ``attrs["input_shape"]`` (a list, or a string such as ``"1 8 8"``)."""
+    raw = ds.attrs.get("input_shape", ds["feature"].attrs.get("input_shape") if "feature" in ds else None)
+    if raw is None:
+        raise SchemaError("'ds' has no attribute 'input_shape'.")
+    if isinstance(raw, str):
+        raw = raw.replace(",", " ").replace("x", " ").split()
+    return tuple(int(s) for s in np.atleast_1d(raw))
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+
+def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bool = False) -> xr.Dataset:
+    """Open a saliency dataset (one netCDF file, a glob pattern or a list of files).
+
+    Parameters
+    ----------
+    path : str, path-like or list
+        A file, a glob pattern (``"runs/*.nc"``) or a list of files; several files are combined by their coordinates
+        with :func:`xarray.open_mfdataset` (lazily, with Dask).
+    chunks : dict, "auto" or None
+        Dask chunks; ``None`` opens a single file without Dask (values load on access).
+    validate_schema : bool
+        Check the schema with :func:`validate` (``values`` is passed on; by default only the structure is checked,
+        which reads no data).
+    """
+    if isinstance(path, list | tuple):
+        paths = [str(p) for p in path]
+    elif any(ch in str(path) for ch in "*?["):
+        paths = sorted(glob.glob(str(path)))
+        if not paths:
+            raise FileNotFoundError(f"'path' {str(path)!r} matches no file.")
+    else:
+        paths = [str(path)]
+    if len(paths) == 1:
+        ds = xr.open_dataset(paths[0], engine="netcdf4", chunks=chunks)
+    else:
+        ds = xr.open_mfdataset(paths, engine="netcdf4", combine="by_coords", chunks=chunks or {},
+                               data_vars="minimal", coords="minimal", compat="override", join="exact",
+                               combine_attrs="drop_conflicts")
+    if validate_schema:
+        validate(ds, values=values)
+    return ds
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+
+
+def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
+    """netCDF4 encoding: zlib with shuffle for every data variable; ``direction`` chunked one model at a time."""
+    result = {}
+    for name, var in ds.data_vars.items():
+        enc = {"zlib": True, "complevel": complevel, "shuffle": True}
+        if var.dtype.kind == "f":
+            enc["dtype"] = "float32"
+        if name == "direction":
+            d = var.sizes["feature"]
+            n_sample = max(1, min(var.sizes["sample"], 2**20 // max(1, d)))
+            enc["chunksizes"] = (1, 1, 1, n_sample, d)
+        result[name] = enc
+    return result
+
+
+def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4) -> Path:
+    """Write ``ds`` to ``path`` (netCDF4, compressed) through a temporary file, so ``path`` is never half written."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(ds, complevel))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct, test_accuracy: float,
+               n_params: int, label, sample=None, extra: dict | None = None) -> xr.Dataset:
+    """The part of a saliency dataset that one trained model contributes (family, capacity, seed of length 1).
+
+    Parameters
+    ----------
+    direction : array (n_sample, n_feature)
+    grad_norm, valid, correct : arrays (n_sample,)
+    test_accuracy : float
+    n_params : int
+    label : array (n_sample,)
+    sample : array (n_sample,), optional
+        Indices of the samples in the test split (default ``0..n_sample-1``).
+    extra : dict, optional
+        More per-model scalars, e.g. ``{"train_accuracy": 0.99}``, stored with dims (family, capacity, seed).
+    """
+    direction = np.asarray(direction, dtype=np.float32)
+    n_sample, n_feature = direction.shape
+    grid = ("family", "capacity", "seed")
+
+    def per_sample(a, dtype):
+        return np.asarray(a, dtype=dtype).reshape(1, 1, 1, n_sample)
+
+    data_vars = {
+        "direction": (DIMS, direction.reshape(1, 1, 1, n_sample, n_feature)),
+        "grad_norm": (grid + ("sample",), per_sample(grad_norm, np.float32)),
+        "valid": (grid + ("sample",), per_sample(valid, bool)),
+        "correct": (grid + ("sample",), per_sample(correct, bool)),
+        "test_accuracy": (grid, np.full((1, 1, 1), test_accuracy, dtype=np.float32)),
+        "n_params": (("family", "capacity"), np.full((1, 1), n_params, dtype=np.int64)),
+    }
+    for name, value in (extra or {}).items():
+        data_vars[name] = (grid, np.full((1, 1, 1), value, dtype=np.float32))
+    coords = {
+        "family": [family],
+        "capacity": [int(capacity)],
+        "seed": [int(seed)],
+        "sample": np.arange(n_sample) if sample is None else np.asarray(sample, dtype=np.int64),
+        "feature": np.arange(n_feature),
+        "label": ("sample", np.asarray(label, dtype=np.int64)),
+    }
+    ds = xr.Dataset(data_vars, coords)
+    for name, meta in METADATA.items():
+        if name in ds.variables:
+            ds[name].attrs.update(meta)
+    return ds
+
+
+def _key_name(family: str, capacity: int, seed: int) -> str:
+    return f"{family}-k{int(capacity)}-s{int(seed)}.nc"
+
+
+class PartStore:
+    """The per-model part files of one run, in the folder ``<out>.parts`` next to the output file ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        The final netCDF file.
+    identity : dict
+        JSON-serialisable description of everything that determines the models (dataset, samples, recipe,
+        target, device type). Parts are reused only by a run with the same identity.
+
+    Notes
+    -----
+    The folder holds ``manifest.json`` (the identity, and per-(family, capacity) decisions such as the training
+    mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.nc``.
+    """
+
+    def __init__(self, out, identity: dict):
+        self.out = Path(out)
+        self.folder = self.out.with_name(self.out.name + ".parts")
+        self.identity = json.loads(json.dumps(identity, sort_keys=True))
+        self.manifest_path = self.folder / "manifest.json"
+        self.decisions: dict = {}
+        self.removed: list[str] = []
+
+    # manifest --------------------------------------------------------------------------------------------------
+    def open(self) -> PartStore:
+        """Create the folder, or check that an existing one belongs to this run; clean temporary files."""
+        if self.folder.exists() and self.manifest_path.exists():
+            try:
+                manifest = json.loads(self.manifest_path.read_text())
+            except ValueError:
+                manifest = None
+            if manifest is not None and manifest.get("identity") != self.identity:
+                raise ValueError(
+                    f"'out' has unfinished parts of a different run in {self.folder}; "
+                    "rerun that run's command, delete the folder, or choose another output file."
+                )
+            self.decisions = (manifest or {}).get("decisions", {})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for tmp in self.folder.glob("*.tmp"):
+            tmp.unlink()
+        self._write_manifest()
+        return self
+
+    def _write_manifest(self) -> None:
+        tmp = self.manifest_path.with_name("manifest.json.tmp")
+        tmp.write_text(json.dumps({"identity": self.identity, "decisions": self.decisions}, indent=1, sort_keys=True))
+        os.replace(tmp, self.manifest_path)
+
+    def decision(self, family: str, capacity: int) -> dict | None:
+        """The decisions recorded for (family, capacity), or None."""
+        return self.decisions.get(f"{family}-k{int(capacity)}")
+
+    def record(self, family: str, capacity: int, decision: dict) -> None:
+        """Record decisions for (family, capacity) in the manifest (kept for resumed runs)."""
+        self.decisions[f"{family}-k{int(capacity)}"] = decision
+        self._write_manifest()
+
+    # parts -----------------------------------------------------------------------------------------------------
+    def path(self, family: str, capacity: int, seed: int) -> Path:
+        return self.folder / _key_name(family, capacity, seed)
+
+    def done(self, keys) -> set:
+        """The keys ``(family, capacity, seed)`` among ``keys`` whose part is present and readable.
+
+        A part that cannot be read or does not follow the schema is deleted (and listed in :attr:`removed`), so that
+        its model is trained again.
+        """
+        finished = set()
+        for key in keys:
+            path = self.path(*key)
+            if not path.exists():
+                continue
+            if self._readable(path, key):
+                finished.add(tuple(key))
+            else:
+                path.unlink()
+                self.removed.append(path.name)
+        return finished
+
+    @staticmethod
+    def _readable(path: Path, key) -> bool:
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as part:
+                part.load()
+                ok = (part["family"].values.tolist() == [key[0]] and part["capacity"].values.tolist() == [key[1]]
+                      and part["seed"].values.tolist() == [key[2]])
+                for name, dims in VARIABLES.items():
+                    ok = ok and name in part.variables and part[name].dims == dims
+                return bool(ok)
+        except Exception:  # any failure to read (truncated HDF5, garbage bytes) means: redo this model
+            return False
+
+    def write(self, part: xr.Dataset) -> Path:
+        """Write one model's part atomically."""
+        key = (str(part["family"].values[0]), int(part["capacity"].values[0]), int(part["seed"].values[0]))
+        return to_netcdf_atomic(part, self.path(*key))
+
+    # assembly --------------------------------------------------------------------------------------------------
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
+        """Combine the parts into the output file (atomically), validate it, and delete the parts folder.
+
+        Parts are read lazily and streamed into the output, so memory holds about one model at a time.
+        """
+        files = [[[self.path(f, c, s) for s in seeds] for c in capacities] for f in families]
+        opened = [[[xr.open_dataset(p, engine="netcdf4", chunks={}) for p in row] for row in plane]
+                  for plane in files]
+        try:
+            ds = xr.combine_nested(opened, concat_dim=["family", "capacity", "seed"], data_vars="minimal",
+                                   coords="minimal", compat="override", join="override", combine_attrs="drop")
+            # Set the grid coordinates explicitly (concatenating fixed-width strings can truncate them).
+            ds = ds.assign_coords(family=np.array([str(f) for f in families], dtype=object),
+                                  capacity=np.array([int(c) for c in capacities], dtype=np.int64),
+                                  seed=np.array([int(s) for s in seeds], dtype=np.int64))
+            ds.attrs.update(attrs)
+            ds.attrs["input_shape"] = [int(s) for s in input_shape]
+            ds["feature"].attrs["input_shape"] = ds.attrs["input_shape"]
+            for name, meta in METADATA.items():
+                if name in ds.variables:
+                    ds[name].attrs.update(meta)
+            to_netcdf_atomic(ds, self.out)
+        finally:
+            for plane in opened:
+                for row in plane:
+                    for part in row:
+                        part.close()
+        with xr.open_dataset(self.out, engine="netcdf4") as check:
+            validate(check, values=False)
+        shutil.rmtree(self.folder)
+        return self.out

@@ -1,0 +1,36 @@
+"""Shared fixtures of the extraction tests: tiny digits data, a one-epoch recipe, and a reference sweep."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+# Tiny models gain nothing from intra-op threads, and on a busy machine OpenMP threads waiting for each other make
+# them many times slower; one thread keeps the suite fast and its timing steady.
+torch.set_num_threads(1)
+
+from extraction.data import load_dataset  # noqa: E402
+from extraction.train import Recipe  # noqa: E402
+
+#: A sweep small enough for the test suite: 2 families x 2 widths x 3 seeds, chunks of 2 seeds, 1 epoch.
+TINY = dict(families=["mlp", "cnn_small"], widths=[4, 8], seeds=3, samples=40, mode="batched", chunk_size=2,
+            progress=False)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="session")
+def quick_recipe():
+    return Recipe(epochs=1, batch_size=128)
+
+
+@pytest.fixture(scope="session")
+def reference_sweep(tmp_path_factory, quick_recipe):
+    """An uninterrupted tiny sweep; tests compare interrupted and resumed runs against it."""
+    from extraction.sweep import extract
+
+    out = tmp_path_factory.mktemp("reference") / "reference.nc"
+    result = extract(out, recipe=quick_recipe, **TINY)
+    assert result.complete
+    return out

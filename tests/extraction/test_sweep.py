@@ -1,0 +1,155 @@
+import json
+import signal
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import sawdist.io as sio
+from extraction.sweep import extract
+from extraction.train import Recipe
+
+from conftest import TINY
+
+
+def assert_same_file(a, b):
+    """Same data, coordinates and attributes (but the creation time) — bit for bit."""
+    with xr.open_dataset(a) as x, xr.open_dataset(b) as y:
+        x.attrs.pop("created"), y.attrs.pop("created")
+        xr.testing.assert_identical(x.load(), y.load())
+
+
+def test_tiny_sweep_writes_a_schema_valid_file(reference_sweep):
+    ds = sio.open_saliency(reference_sweep, values=True)
+    assert dict(ds.sizes) == {"family": 2, "capacity": 2, "seed": 3, "sample": 40, "feature": 64}
+    assert ds["family"].values.tolist() == ["mlp", "cnn_small"] and ds["capacity"].values.tolist() == [4, 8]
+    assert ds["direction"].dtype == np.float32 and ds["valid"].dtype == bool
+    assert ds.attrs["dataset"] == "digits" and ds.attrs["target"] == "label_logit"
+    assert json.loads(ds.attrs["recipe"])["epochs"] == 1 and "torch" in json.loads(ds.attrs["versions"])
+    assert list(ds.attrs["input_shape"]) == [1, 8, 8] and ds.attrs["device"].startswith("cpu")
+    assert ds["direction"].encoding["zlib"] and ds["direction"].attrs["units"] == "1"
+    assert (ds["n_params"].sel(family="cnn_small").values == [666, 1898]).all()
+    norms = np.linalg.norm(ds["direction"].values.astype(np.float64), axis=-1)
+    np.testing.assert_allclose(norms[ds["valid"].values], 1, atol=1e-6)
+    assert ds["test_accuracy"].max() > 0.3 and "train_accuracy" in ds
+    assert not (reference_sweep.parent / "reference.nc.parts").exists()
+    ds.close()
+
+
+def test_ctrl_c_stops_after_the_current_model_and_resumes(tmp_path, reference_sweep, quick_recipe, capsys):
+    out = tmp_path / "run.nc"
+
+    def press_ctrl_c(key, n_done, n_total):
+        if n_done == 5:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, handled by the sweep
+
+    first = extract(out, recipe=quick_recipe, on_model=press_ctrl_c, progress=True,
+                    **{k: v for k, v in TINY.items() if k != "progress"})
+    assert not first.complete and not out.exists()
+    assert first.n_done == 5  # mlp k=4 (chunks [0, 1] and [2]) and the chunk [0, 1] of mlp k=8; nothing else started
+    assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 5
+    err = capsys.readouterr().err
+    assert "stopping after the current model" in err and "to resume, call extract() again" in err
+    second = extract(out, recipe=quick_recipe, **TINY)
+    assert second.complete and second.n_done == 12 and second.trained == 7
+    assert_same_file(out, reference_sweep)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_crash_inside_a_chunk_resumes_to_the_same_file(tmp_path, reference_sweep, quick_recipe):
+    out = tmp_path / "run.nc"
+
+    def crash(key, n_done, n_total):
+        if n_done == 8:  # after the first of the two models of chunk (cnn_small, 4, seeds 0 and 1)
+            raise RuntimeError("machine lost")
+
+    with pytest.raises(RuntimeError, match="machine lost"):
+        extract(out, recipe=quick_recipe, on_model=crash, **TINY)
+    assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 8
+    assert extract(out, recipe=quick_recipe, **TINY).complete
+    assert_same_file(out, reference_sweep)
+
+
+def test_corrupt_part_is_detected_and_redone(tmp_path, reference_sweep, quick_recipe):
+    out = tmp_path / "run.nc"
+    stop = {"n": 4}
+
+    def interrupt(key, n_done, n_total):
+        if n_done == stop["n"]:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(out, recipe=quick_recipe, on_model=interrupt, **TINY)
+    parts = tmp_path / "run.nc.parts"
+    victim = parts / "mlp-k4-s1.nc"
+    victim.write_bytes(victim.read_bytes()[:200])  # truncated by a crash of the disk, say
+    (parts / "mlp-k4-s2.nc.tmp").write_bytes(b"half a file")  # left over by a killed writer
+    result = extract(out, recipe=quick_recipe, **TINY)
+    assert result.complete and result.redone == ["mlp-k4-s1.nc"]
+    assert_same_file(out, reference_sweep)
+
+
+def test_rerun_of_a_finished_run_does_nothing(reference_sweep, quick_recipe):
+    before = reference_sweep.stat().st_mtime_ns
+    result = extract(reference_sweep, recipe=quick_recipe, **TINY)
+    assert result.complete and result.trained == 0 and reference_sweep.stat().st_mtime_ns == before
+
+
+def test_output_of_another_run_is_not_overwritten(reference_sweep):
+    with pytest.raises(ValueError, match=r"^'out' '.*reference\.nc' already holds a different run; choose another "
+                                         r"file or delete it\.$"):
+        extract(reference_sweep, recipe=Recipe(epochs=2, batch_size=128), **TINY)
+
+
+def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe):
+    out = tmp_path / "run.nc"
+
+    def interrupt(key, n_done, n_total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(out, recipe=quick_recipe, on_model=interrupt, **TINY)
+    with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
+        extract(out, recipe=quick_recipe, **{**TINY, "samples": 30})
+
+
+def test_corrupt_output_file_is_redone(tmp_path, quick_recipe):
+    out = tmp_path / "run.nc"
+    out.write_bytes(b"CDF garbage")
+    tiny = {**TINY, "families": ["mlp"], "widths": [4], "seeds": 2}
+    assert extract(out, recipe=quick_recipe, **tiny).complete
+    sio.open_saliency(out, values=True).close()
+
+
+def test_other_targets_and_sequential_mode(tmp_path, quick_recipe):
+    out = tmp_path / "loss.nc"
+    tiny = {**TINY, "families": ["mlp"], "widths": [8], "seeds": 2, "mode": "sequential", "target": "loss"}
+    result = extract(out, recipe=quick_recipe, **tiny)
+    assert result.modes == {"mlp-k8": {"mode": "sequential", "chunk_size": 1}}
+    with sio.open_saliency(out, values=True) as ds:
+        assert ds.attrs["target"] == "loss" and json.loads(ds.attrs["training_modes"])["mlp-k8"]["mode"] == "sequential"
+
+
+def test_auto_mode_is_recorded(tmp_path, quick_recipe):
+    out = tmp_path / "auto.nc"
+    tiny = {**TINY, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
+    result = extract(out, recipe=quick_recipe, **tiny)
+    assert result.modes["mlp-k4"]["mode"] in ("batched", "sequential")
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"mode": "fast"}, r"^'mode' must be one of auto, batched, sequential, got 'fast'\.$"),
+    ({"chunk_size": 0}, r"^'chunk_size' must be a positive integer, got 0\.$"),
+    ({"samples": 0}, r"^'samples' must be a positive integer or None, got 0\.$"),
+    ({"families": []}, r"^'families' must name at least one family, got none\.$"),
+    ({"widths": []}, r"^'widths' must name at least one width, got none\.$"),
+    ({"seeds": 0}, r"^'seeds' must be a positive number of seeds, got 0\.$"),
+    ({"seeds": [-1, 2]}, r"^'seeds' must be a positive count or a list of non-negative seeds, got \[-1, 2\]\.$"),
+    ({"families": ["vit"], "widths": [3]}, r"^'width' must be even for vit, got 3\.$"),
+    ({"target": "saliency"}, r"^'target' must be one of label_logit, pred_logit, loss, log_softmax, "
+                             r"got 'saliency'\.$"),
+])
+def test_extract_errors(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        extract(tmp_path / "x.nc", **{**TINY, **changes})
+    assert not (tmp_path / "x.nc.parts").exists()
