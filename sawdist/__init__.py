@@ -9,7 +9,9 @@ import importlib
 
 from . import special
 from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
+from .capacity import FamilyFit, fit_family
 from .fit import FitResult, fit
+from .semiparametric import SemiparametricFit, fit_semiparametric
 
 __version__ = "0.1.0.dev0"
 
@@ -17,8 +19,12 @@ __version__ = "0.1.0.dev0"
 _LAZY_SUBMODULES = {"bayes", "plots", "stats", "io", "cli"}
 
 __all__ = [
+    "FamilyFit",
     "FitResult",
+    "SemiparametricFit",
     "fit",
+    "fit_family",
+    "fit_semiparametric",
     "power_spherical",
     "saw",
     "special",

@@ -99,22 +99,27 @@ class FitResult:
 
 def _fit_parametric(gen, family):
     def fitter(x):
-        mu, kappa = gen.fit(x)
+        mu, kappa, loglik = gen._mle(x, "directions")
         dist = gen(mu, kappa)
         return FitResult(family=family, mu=mu, kappa=kappa,
                          mean_resultant_length=float(dist.mean_resultant_length()),
-                         loglik=float(np.sum(dist.logpdf(x))), n=x.shape[0], dim=x.shape[1], n_skipped=0,
-                         distribution=dist)
+                         loglik=loglik, n=x.shape[0], dim=x.shape[1], n_skipped=0, distribution=dist)
 
     return fitter
 
 
-#: family name -> function (n, d) float64 unit rows -> FitResult. Later families register here.
+def _fit_semiparametric(x):
+    # sawdist.semiparametric imports FitResult from this module, so it is imported at call time
+    from .semiparametric import _fit_valid_rows
+
+    return _fit_valid_rows(x)
+
+
+#: family name -> function of validated float64 unit rows (n, d) -> FitResult. Later families register here.
 FAMILIES: dict[str, Callable[[np.ndarray], FitResult]] = {
+    "semiparametric": _fit_semiparametric,
     "vmf": _fit_parametric(vonmises_fisher, "vmf"),
     "power_spherical": _fit_parametric(power_spherical, "power_spherical"),
-    # sawdist.semiparametric imports FitResult from here, so it is looked up at call time.
-    "semiparametric": lambda x: __import__("sawdist.semiparametric", fromlist=["_"])._fit_valid_rows(x),
 }
 
 
@@ -161,30 +166,34 @@ def fit(directions, family: str = "semiparametric", *, normalize: bool = False) 
         choices = ", ".join(repr(f) for f in FAMILIES)
         raise ValueError(f"'family' must be one of {choices}, got {family!r}.")
     x = _as_rows(directions)
-    nan_rows = np.isnan(x).any(axis=1)
-    n_skipped = int(nan_rows.sum())
-    x = x[~nan_rows]
-    check_finite(x, "directions")
+    # One cheap pass (row sums) finds the rows that hold NaN or inf; only those are inspected further.
+    suspect = np.nonzero(~np.isfinite(np.einsum("ij->i", x)))[0]
+    nan_rows = suspect[np.isnan(x[suspect]).any(axis=1)]
+    check_finite(np.delete(x[suspect], np.searchsorted(suspect, nan_rows), axis=0), "directions")
+    n_skipped = len(nan_rows)
+    if n_skipped:
+        x = np.delete(x, nan_rows, axis=0)
     if x.shape[0] < 2:
         raise ValueError(f"'directions' must have at least 2 valid (non-NaN) rows, got {x.shape[0]}.")
+    in_dtype = x.dtype if x.dtype.kind == "f" else np.float64
+    x = np.asarray(x, dtype=np.float64)  # no copy for float64 input
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
     if normalize:
-        norms = np.linalg.norm(x.astype(np.float64), axis=1)
         zero = norms == 0
         if np.any(zero):
             raise ValueError(f"'directions' has a zero row at index {int(np.argmax(zero))}, which has no direction.")
+    else:
+        # the unit check uses the tolerance of the input dtype (float32 saliency files pass)
+        tol = unit_tolerance(x.shape[1], in_dtype)
+        off = np.abs(norms - 1.0) > tol
+        if np.any(off):
+            i = int(np.argmax(off))
+            raise ValueError(
+                f"'directions' must contain unit vectors (|norm - 1| <= {tol:.2g}), got norm {float(norms[i])!r} "
+                f"in row {i}; pass normalize=True to scale rows to unit length."
+            )
+    if normalize or in_dtype != np.float64:
         x = x / norms[:, None]
-    # fits run on float64; the unit check uses the tolerance of the input dtype
-    tol_dtype = x.dtype if x.dtype.kind == "f" else np.float64
-    norms = np.linalg.norm(x.astype(np.float64), axis=1)
-    tol = unit_tolerance(x.shape[1], tol_dtype)
-    off = np.abs(norms - 1.0) > tol
-    if np.any(off):
-        i = int(np.argmax(off))
-        raise ValueError(
-            f"'directions' must contain unit vectors (|norm - 1| <= {tol:.2g}), got norm {float(norms[i])!r} "
-            f"in row {i}; pass normalize=True to scale rows to unit length."
-        )
-    x = x.astype(np.float64) / norms[:, None]
     result = FAMILIES[family](x)
     result.n_skipped = n_skipped
     return result

@@ -7,7 +7,7 @@ from scipy import special as sc
 
 from ._base import ConcentrationFrozen, SawGen
 from ._cosine import BetaCosine
-from ._estimation import mean_direction_and_rbar
+from ._estimation import mean_direction_and_rbar, validated_rows
 
 _LOG2 = float(np.log(2.0))
 _LOG_PI = float(np.log(np.pi))
@@ -78,9 +78,13 @@ class power_spherical_gen(SawGen):
         kappa), by bracketed Newton steps with the trigamma derivative; kappa = 0 if S is at most its uniform
         expectation.
         """
-        mu, _, n, dim = mean_direction_and_rbar(x, "x")
-        x = np.asarray(x, dtype=float)
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        mu, kappa, _ = self._mle(validated_rows(x, "x"), max_iter=max_iter)
+        return mu, kappa
+
+    def _mle(self, x, name="x", max_iter: int = 200):
+        """(mu, kappa, loglik) on validated rows; loglik = n (log C_d(kappa) + kappa S(mu))."""
+        n, dim = x.shape
+        mu, _ = mean_direction_and_rbar(x, name)
 
         def score(m):
             with np.errstate(divide="ignore"):
@@ -103,7 +107,8 @@ class power_spherical_gen(SawGen):
             mu, s = trial, max(s, s_trial)
             if moved <= 1e-14:
                 break
-        return mu, self._kappa_from_score(dim, s)
+        kappa = self._kappa_from_score(dim, s)
+        return mu, kappa, float(n * (self._log_norm(dim, kappa) + kappa * s))
 
     def _kappa_from_score(self, dim, s):
         """Solve digamma(a + b) - digamma(a) = log 2 - s for kappa >= 0 (a = b + kappa, b = (d-1)/2)."""

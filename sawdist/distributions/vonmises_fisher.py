@@ -7,7 +7,7 @@ import numpy as np
 from .. import special
 from ._base import ConcentrationFrozen, SawGen, log_sphere_area
 from ._cosine import NumericCosine, _log1m_t2
-from ._estimation import mean_direction_and_rbar
+from ._estimation import mean_direction_and_rbar, validated_rows
 
 
 class vonmises_fisher_gen(SawGen):
@@ -110,8 +110,16 @@ class vonmises_fisher_gen(SawGen):
         ValueError
             Fewer than 2 rows, non-unit rows, or all rows identical (the MLE of kappa is then infinite).
         """
-        mu, rbar, n, dim = mean_direction_and_rbar(x, "x")
-        return mu, float(special.vmf_kappa_from_mrl(dim, rbar))
+        mu, kappa, _ = self._mle(validated_rows(x, "x"))
+        return mu, kappa
+
+    @staticmethod
+    def _mle(x, name="x"):
+        """(mu, kappa, loglik) on validated rows; loglik = n log C_d(kappa) + kappa ||R|| in closed form."""
+        n, dim = x.shape
+        mu, rbar = mean_direction_and_rbar(x, name)
+        kappa = float(special.vmf_kappa_from_mrl(dim, rbar))
+        return mu, kappa, float(n * (special.vmf_log_normalizer(dim, kappa) + kappa * rbar))
 
 
 class vonmises_fisher_frozen(ConcentrationFrozen):
