@@ -3,7 +3,6 @@
 import os
 import re
 
-import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -13,6 +12,8 @@ def _python_blocks(path):
         return re.findall(r"```python\n(.*?)```", fh.read(), flags=re.S)
 
 
-@pytest.mark.parametrize("index, block", list(enumerate(_python_blocks(os.path.join(ROOT, "README.md")))))
-def test_readme_python_examples_run(index, block, capsys):
-    exec(compile(block, f"README.md[{index}]", "exec"), {})
+def test_readme_python_examples_run():
+    # one namespace for all blocks, in order, as in one session of a reader who types them
+    namespace = {}
+    for index, block in enumerate(_python_blocks(os.path.join(ROOT, "README.md"))):
+        exec(compile(block, f"README.md[{index}]", "exec"), namespace)
