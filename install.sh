@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install sawdist with everything its test suite and the extraction side need, into the active Python.
+# Install sawdist with everything its test suite, the extraction side and the documentation need, into the active
+# Python.
 #
 # PyTorch is chosen for the machine before sawdist's own requirements are resolved, because a plain `torch`
 # requirement from the package index means the CUDA build (several GB of NVIDIA libraries) on Linux:
@@ -25,4 +26,4 @@ else
     "$PYTHON" -m pip install "${TORCH_CPU_SPEC:-torch==2.13.0}"
 fi
 
-"$PYTHON" -m pip install -e ".[extraction,dev]"
+"$PYTHON" -m pip install -e ".[extraction,dev,docs]"
