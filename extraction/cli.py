@@ -19,9 +19,10 @@ import argparse
 import dataclasses
 import shlex
 import sys
+
 import tomllib
 
-from .train import MODES, OPTIMIZERS, SCHEDULES, Recipe
+from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
 
 __all__ = ["add_parser", "build_parser", "main", "run"]
 
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """Run an extraction from parsed arguments; return 0 when the file is complete, 130 when stopped early."""
     from .config import load_toml, resolve
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise SystemExit("sawdist extract needs PyTorch; install it with: pip install 'sawdist[extraction]'") from None
     from .sweep import extract
 
     file_config = load_toml(args.config) if args.config else {}

@@ -21,10 +21,11 @@ Precedence, highest first: command-line flags, the ``--config`` TOML file, the d
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from pathlib import Path
 
-from .train import Recipe
+import tomllib
+
+from .recipe import Recipe
 
 __all__ = ["DEFAULTS", "DATASET_DEFAULTS", "load_toml", "resolve"]
 

@@ -35,8 +35,9 @@ from sawdist import io as sio
 
 from .data import load_dataset
 from .models import check_family, check_width, count_params
+from .recipe import MODES, Recipe
 from .saliency import check_target, saliency
-from .train import MODES, Recipe, choose_mode, resolve_device, train_models
+from .train import choose_mode, resolve_device, train_models
 
 __all__ = ["ExtractResult", "extract"]
 

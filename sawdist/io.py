@@ -129,7 +129,8 @@ def validate(ds: xr.Dataset, *, values: bool = True) -> xr.Dataset:
         if name not in ds.variables:
             raise SchemaError(f"'ds' has no variable {name!r}; a saliency dataset needs {', '.join(VARIABLES)}.")
         if ds[name].dims != dims:
-            raise SchemaError(f"{name!r} must have dims ({', '.join(dims)}), got ({', '.join(map(str, ds[name].dims))}).")
+            got = ", ".join(map(str, ds[name].dims))
+            raise SchemaError(f"{name!r} must have dims ({', '.join(dims)}), got ({got}).")
         kind = ds[name].dtype.kind
         if kind not in _DTYPE_KINDS[name]:
             raise SchemaError(f"{name!r} must have a dtype of kind {_DTYPE_KINDS[name]!r}, got {ds[name].dtype}.")

@@ -25,6 +25,11 @@ def quick_recipe():
     return Recipe(epochs=1, batch_size=128)
 
 
+@pytest.fixture
+def tiny():
+    return dict(TINY)
+
+
 @pytest.fixture(scope="session")
 def reference_sweep(tmp_path_factory, quick_recipe):
     """An uninterrupted tiny sweep; tests compare interrupted and resumed runs against it."""

@@ -9,8 +9,6 @@ import sawdist.io as sio
 from extraction.sweep import extract
 from extraction.train import Recipe
 
-from conftest import TINY
-
 
 def assert_same_file(a, b):
     """Same data, coordinates and attributes (but the creation time) — bit for bit."""
@@ -36,7 +34,7 @@ def test_tiny_sweep_writes_a_schema_valid_file(reference_sweep):
     ds.close()
 
 
-def test_ctrl_c_stops_after_the_current_model_and_resumes(tmp_path, reference_sweep, quick_recipe, capsys):
+def test_ctrl_c_stops_after_the_current_model_and_resumes(tmp_path, reference_sweep, quick_recipe, capsys, tiny):
     out = tmp_path / "run.nc"
 
     def press_ctrl_c(key, n_done, n_total):
@@ -44,19 +42,19 @@ def test_ctrl_c_stops_after_the_current_model_and_resumes(tmp_path, reference_sw
             signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, handled by the sweep
 
     first = extract(out, recipe=quick_recipe, on_model=press_ctrl_c, progress=True,
-                    **{k: v for k, v in TINY.items() if k != "progress"})
+                    **{k: v for k, v in tiny.items() if k != "progress"})
     assert not first.complete and not out.exists()
     assert first.n_done == 5  # mlp k=4 (chunks [0, 1] and [2]) and the chunk [0, 1] of mlp k=8; nothing else started
     assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 5
     err = capsys.readouterr().err
     assert "stopping after the current model" in err and "to resume, call extract() again" in err
-    second = extract(out, recipe=quick_recipe, **TINY)
+    second = extract(out, recipe=quick_recipe, **tiny)
     assert second.complete and second.n_done == 12 and second.trained == 7
     assert_same_file(out, reference_sweep)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_crash_inside_a_chunk_resumes_to_the_same_file(tmp_path, reference_sweep, quick_recipe):
+def test_crash_inside_a_chunk_resumes_to_the_same_file(tmp_path, reference_sweep, quick_recipe, tiny):
     out = tmp_path / "run.nc"
 
     def crash(key, n_done, n_total):
@@ -64,13 +62,13 @@ def test_crash_inside_a_chunk_resumes_to_the_same_file(tmp_path, reference_sweep
             raise RuntimeError("machine lost")
 
     with pytest.raises(RuntimeError, match="machine lost"):
-        extract(out, recipe=quick_recipe, on_model=crash, **TINY)
+        extract(out, recipe=quick_recipe, on_model=crash, **tiny)
     assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 8
-    assert extract(out, recipe=quick_recipe, **TINY).complete
+    assert extract(out, recipe=quick_recipe, **tiny).complete
     assert_same_file(out, reference_sweep)
 
 
-def test_corrupt_part_is_detected_and_redone(tmp_path, reference_sweep, quick_recipe):
+def test_corrupt_part_is_detected_and_redone(tmp_path, reference_sweep, quick_recipe, tiny):
     out = tmp_path / "run.nc"
     stop = {"n": 4}
 
@@ -79,60 +77,60 @@ def test_corrupt_part_is_detected_and_redone(tmp_path, reference_sweep, quick_re
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(out, recipe=quick_recipe, on_model=interrupt, **TINY)
+        extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
     parts = tmp_path / "run.nc.parts"
     victim = parts / "mlp-k4-s1.nc"
     victim.write_bytes(victim.read_bytes()[:200])  # truncated by a crash of the disk, say
     (parts / "mlp-k4-s2.nc.tmp").write_bytes(b"half a file")  # left over by a killed writer
-    result = extract(out, recipe=quick_recipe, **TINY)
+    result = extract(out, recipe=quick_recipe, **tiny)
     assert result.complete and result.redone == ["mlp-k4-s1.nc"]
     assert_same_file(out, reference_sweep)
 
 
-def test_rerun_of_a_finished_run_does_nothing(reference_sweep, quick_recipe):
+def test_rerun_of_a_finished_run_does_nothing(reference_sweep, quick_recipe, tiny):
     before = reference_sweep.stat().st_mtime_ns
-    result = extract(reference_sweep, recipe=quick_recipe, **TINY)
+    result = extract(reference_sweep, recipe=quick_recipe, **tiny)
     assert result.complete and result.trained == 0 and reference_sweep.stat().st_mtime_ns == before
 
 
-def test_output_of_another_run_is_not_overwritten(reference_sweep):
+def test_output_of_another_run_is_not_overwritten(reference_sweep, tiny):
     with pytest.raises(ValueError, match=r"^'out' '.*reference\.nc' already holds a different run; choose another "
                                          r"file or delete it\.$"):
-        extract(reference_sweep, recipe=Recipe(epochs=2, batch_size=128), **TINY)
+        extract(reference_sweep, recipe=Recipe(epochs=2, batch_size=128), **tiny)
 
 
-def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe):
+def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny):
     out = tmp_path / "run.nc"
 
     def interrupt(key, n_done, n_total):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        extract(out, recipe=quick_recipe, on_model=interrupt, **TINY)
+        extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
     with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
-        extract(out, recipe=quick_recipe, **{**TINY, "samples": 30})
+        extract(out, recipe=quick_recipe, **{**tiny, "samples": 30})
 
 
-def test_corrupt_output_file_is_redone(tmp_path, quick_recipe):
+def test_corrupt_output_file_is_redone(tmp_path, quick_recipe, tiny):
     out = tmp_path / "run.nc"
     out.write_bytes(b"CDF garbage")
-    tiny = {**TINY, "families": ["mlp"], "widths": [4], "seeds": 2}
+    tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2}
     assert extract(out, recipe=quick_recipe, **tiny).complete
     sio.open_saliency(out, values=True).close()
 
 
-def test_other_targets_and_sequential_mode(tmp_path, quick_recipe):
+def test_other_targets_and_sequential_mode(tmp_path, quick_recipe, tiny):
     out = tmp_path / "loss.nc"
-    tiny = {**TINY, "families": ["mlp"], "widths": [8], "seeds": 2, "mode": "sequential", "target": "loss"}
+    tiny = {**tiny, "families": ["mlp"], "widths": [8], "seeds": 2, "mode": "sequential", "target": "loss"}
     result = extract(out, recipe=quick_recipe, **tiny)
     assert result.modes == {"mlp-k8": {"mode": "sequential", "chunk_size": 1}}
     with sio.open_saliency(out, values=True) as ds:
         assert ds.attrs["target"] == "loss" and json.loads(ds.attrs["training_modes"])["mlp-k8"]["mode"] == "sequential"
 
 
-def test_auto_mode_is_recorded(tmp_path, quick_recipe):
+def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     out = tmp_path / "auto.nc"
-    tiny = {**TINY, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
+    tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
     result = extract(out, recipe=quick_recipe, **tiny)
     assert result.modes["mlp-k4"]["mode"] in ("batched", "sequential")
 
@@ -149,7 +147,7 @@ def test_auto_mode_is_recorded(tmp_path, quick_recipe):
     ({"target": "saliency"}, r"^'target' must be one of label_logit, pred_logit, loss, log_softmax, "
                              r"got 'saliency'\.$"),
 ])
-def test_extract_errors(tmp_path, changes, message):
+def test_extract_errors(tmp_path, changes, message, tiny):
     with pytest.raises(ValueError, match=message):
-        extract(tmp_path / "x.nc", **{**TINY, **changes})
+        extract(tmp_path / "x.nc", **{**tiny, **changes})
     assert not (tmp_path / "x.nc.parts").exists()

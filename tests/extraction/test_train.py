@@ -26,9 +26,9 @@ def test_batched_equals_sequential(digits, family):
 def test_each_model_has_its_own_init_and_order(digits, quick_recipe):
     stack = train_models("mlp", 8, [0, 1], digits, quick_recipe)
     assert not torch.equal(stack.params["1.weight"][0], stack.params["1.weight"][1])
-    first = init_model("mlp", 8, 0, (1, 8, 8), 10)
-    assert torch.equal(first.state_dict()["1.weight"], init_model("mlp", 8, 0, (1, 8, 8), 10).state_dict()["1.weight"])
-    assert not torch.equal(first.state_dict()["1.weight"], init_model("mlp", 16, 0, (1, 8, 8), 10).state_dict()["1.weight"][:8])
+    first = init_model("mlp", 8, 0, (1, 8, 8), 10).state_dict()["1.weight"]
+    assert torch.equal(first, init_model("mlp", 8, 0, (1, 8, 8), 10).state_dict()["1.weight"])
+    assert not torch.equal(first, init_model("mlp", 16, 0, (1, 8, 8), 10).state_dict()["1.weight"][:8])
 
 
 def test_a_model_does_not_depend_on_its_chunk(digits, quick_recipe):

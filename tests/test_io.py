@@ -1,0 +1,165 @@
+"""sawdist.io: schema validation, reading, atomic part files (no torch needed)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import sawdist.io as sio
+
+
+def _part(family="mlp", capacity=4, seed=0, n=5, d=6, invalid=(), rng=None):
+    rng = np.random.default_rng(seed if rng is None else rng)
+    g = rng.normal(size=(n, d))
+    norm = np.linalg.norm(g, axis=1)
+    direction = g / norm[:, None]
+    valid = np.ones(n, bool)
+    for i in invalid:
+        valid[i], norm[i], direction[i] = False, 0.0, np.nan
+    return sio.model_part(family=family, capacity=capacity, seed=seed, direction=direction, grad_norm=norm,
+                          valid=valid, correct=rng.random(n) < 0.5, test_accuracy=0.9, n_params=100 * capacity,
+                          label=np.arange(n) % 3, extra={"train_accuracy": 0.95})
+
+
+ATTRS = {"dataset": "synthetic", "target": "label_logit", "recipe": json.dumps({"epochs": 1}),
+         "versions": json.dumps({"numpy": np.__version__}), "device": "cpu", "created": "2026-11-26T00:00:00+00:00",
+         "input_shape": [2, 3]}
+
+
+def _dataset(**kw):
+    parts = [[[_part(f, c, s, **kw) for s in (0, 1)] for c in (4, 8)] for f in ("mlp", "cnn_small")]
+    ds = xr.combine_nested(parts, concat_dim=["family", "capacity", "seed"], data_vars="minimal", coords="minimal",
+                           compat="override", join="override", combine_attrs="drop")
+    ds = ds.assign_coords(family=np.array(["mlp", "cnn_small"], dtype=object))
+    ds.attrs.update(ATTRS)
+    return ds
+
+
+def test_valid_dataset_passes_and_round_trips(tmp_path):
+    ds = _dataset(invalid=(2,))
+    assert sio.validate(ds) is ds
+    path = sio.to_netcdf_atomic(ds, tmp_path / "s.nc")
+    back = sio.open_saliency(path, values=True)
+    assert back["direction"].dtype == np.float32 and back["valid"].dtype == bool
+    assert back["family"].values.tolist() == ["mlp", "cnn_small"] and back["label"].dims == ("sample",)
+    assert back["direction"].encoding["zlib"] and back["direction"].encoding["chunksizes"] == (1, 1, 1, 5, 6)
+    assert not list(tmp_path.glob("*.tmp"))
+    lazy = sio.open_saliency(path, chunks={})
+    assert lazy["direction"].chunks is not None
+    back.close(), lazy.close()
+
+
+def test_open_several_files_by_glob_and_list(tmp_path):
+    ds = _dataset()
+    for i, family in enumerate(["mlp", "cnn_small"]):
+        sio.to_netcdf_atomic(ds.sel(family=[family]), tmp_path / f"run{i}.nc")
+    combined = sio.open_saliency(str(tmp_path / "run*.nc"), values=True)
+    assert sorted(combined["family"].values.tolist()) == ["cnn_small", "mlp"]
+    listed = sio.open_saliency([tmp_path / "run0.nc", tmp_path / "run1.nc"])
+    assert listed.sizes["family"] == 2
+    combined.close(), listed.close()
+    with pytest.raises(FileNotFoundError, match=r"^'path' '.*nothing\*\.nc' matches no file\.$"):
+        sio.open_saliency(str(tmp_path / "nothing*.nc"))
+
+
+def _break(ds, how):
+    ds = ds.copy(deep=True)
+    how(ds)
+    return ds
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    (lambda ds: ds.__delitem__("grad_norm"), r"^'ds' has no variable 'grad_norm'; a saliency dataset needs "),
+    (lambda ds: ds.__setitem__("n_params", ds["n_params"].transpose()),
+     r"^'n_params' must have dims \(family, capacity\), got \(capacity, family\)\.$"),
+    (lambda ds: ds.__setitem__("valid", ds["valid"].astype("int8")),
+     r"^'valid' must have a dtype of kind 'b', got int8\.$"),
+    (lambda ds: ds.attrs.pop("recipe"), r"^'ds' has no attribute 'recipe'; required are "),
+    (lambda ds: ds.attrs.__setitem__("recipe", "{epochs"), r"^attribute 'recipe' must be a JSON string, got "),
+    (lambda ds: ds.attrs.__setitem__("input_shape", [4, 4]),
+     r"^'input_shape' \[4, 4\] does not match the 6 features\.$"),
+])
+def test_structure_errors(how, message):
+    with pytest.raises(sio.SchemaError, match=message):
+        sio.validate(_break(_dataset(), how), values=False)
+
+
+def test_dim_without_coordinate():
+    ds = _dataset().drop_vars("seed")
+    with pytest.raises(sio.SchemaError, match=r"^dim 'seed' has no coordinate\.$"):
+        sio.validate(ds)
+
+
+def test_not_a_dataset():
+    with pytest.raises(sio.SchemaError, match=r"^'ds' must be an xarray\.Dataset, got DataArray\.$"):
+        sio.validate(_dataset()["direction"])
+
+
+def _set(name, index, value):
+    def how(ds):
+        ds[name].values[index] = value
+    return how
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    (_set("direction", (0, 0, 0, 1, 0), np.nan), r"^'direction' has 1 vectors that are partly NaN\.$"),
+    (_set("valid", (0, 0, 0, 2), True), r"^'valid' disagrees with the finiteness of 'direction' at 1 places "),
+    (_set("direction", (0, 0, 0, 1, 0), 3.0), r"^'direction' has 1 valid vectors whose norm differs from 1 by "),
+    (_set("grad_norm", (1, 1, 1, 0), 0.0), r"^'grad_norm' is not positive at 1 valid places\.$"),
+    (_set("test_accuracy", (0, 1, 0), 1.5), r"^'test_accuracy' lies outside \[0, 1\] at 1 places\.$"),
+])
+def test_value_errors(how, message):
+    ds = _break(_dataset(invalid=(2,)), how)
+    sio.validate(ds, values=False)  # structure is fine
+    with pytest.raises(sio.SchemaError, match=message):
+        sio.validate(ds)
+
+
+def test_schema_error_is_a_value_error():
+    assert issubclass(sio.SchemaError, ValueError)
+
+
+def test_input_shape_forms():
+    ds = _dataset()
+    assert sio.input_shape(ds) == (2, 3)
+    ds.attrs["input_shape"] = "2x3"
+    assert sio.input_shape(ds) == (2, 3)
+
+
+def test_part_store_resumes_and_assembles(tmp_path):
+    out = tmp_path / "run.nc"
+    identity = {"dataset": "synthetic", "epochs": 1}
+    store = sio.PartStore(out, identity).open()
+    keys = [(f, c, s) for f in ("mlp", "cnn_small") for c in (4, 8) for s in (0, 1)]
+    for key in keys[:5]:
+        store.write(_part(*key))
+    store.record("mlp", 4, {"mode": "batched", "chunk_size": 2})
+    again = sio.PartStore(out, identity).open()
+    assert again.done(keys) == set(keys[:5]) and again.decision("mlp", 4) == {"mode": "batched", "chunk_size": 2}
+    (again.folder / "mlp-k4-s1.nc").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    assert again.done(keys) == set(keys[:5]) - {("mlp", 4, 1)} and again.removed == ["mlp-k4-s1.nc"]
+    for key in keys:
+        if key not in again.done(keys):
+            again.write(_part(*key))
+    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
+    again.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3))
+    assert not again.folder.exists()
+    with sio.open_saliency(out, values=True) as ds:
+        xr.testing.assert_equal(ds["direction"], _dataset()["direction"].astype(np.float32))
+        assert ds["feature"].attrs["input_shape"].tolist() == [2, 3]
+        assert ds["capacity"].attrs["long_name"] == "width k"
+
+
+def test_part_store_refuses_another_run(tmp_path):
+    sio.PartStore(tmp_path / "run.nc", {"epochs": 1}).open()
+    with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
+        sio.PartStore(tmp_path / "run.nc", {"epochs": 2}).open()
+
+
+def test_import_is_light():
+    code = "import sys, sawdist.io; print(sorted(m for m in ('torch', 'pymc', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
