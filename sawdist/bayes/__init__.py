@@ -7,6 +7,19 @@
 * :mod:`.plots` — ArviZ/matplotlib figures.
 """
 
+from .convergence import LAWS, compare_shared_mean, convergence_model, fit_convergence, mean_direction_posterior
 from .distributions import PowerSpherical, PowerSphericalCosine, VonMisesFisher, VonMisesFisherCosine
+from .simulate import simulate_summary
 
-__all__ = ["PowerSpherical", "PowerSphericalCosine", "VonMisesFisher", "VonMisesFisherCosine"]
+__all__ = [
+    "LAWS",
+    "PowerSpherical",
+    "PowerSphericalCosine",
+    "VonMisesFisher",
+    "VonMisesFisherCosine",
+    "compare_shared_mean",
+    "convergence_model",
+    "fit_convergence",
+    "mean_direction_posterior",
+    "simulate_summary",
+]

@@ -71,7 +71,7 @@ class FixedOrderBessel:
         tail = self._horner(self._c, p)
         dtail = self._horner(self._dc, p)
         L = s - top * np.log(top + s) - 0.5 * (_LOG_2PI + np.log(s)) + np.log1p(tail)
-        q = 1.0 / (top + s) - 0.5 / (s * s) - top * dtail / (s * s * s * (1.0 + tail))
+        q = 1.0 / (top + s) - (0.5 + p * dtail / (1.0 + tail)) / s / s  # no s^3: s may reach 1e300
         if self.shift:
             x2 = x * x
             prod = np.ones_like(x)
@@ -134,3 +134,32 @@ def bessel_L_R(nu, x):
         sel = nu == value
         L[sel], R[sel] = fixed_order(float(value))(x[sel])
     return L, R
+
+
+def kappa_from_mrl(nu: float, m):
+    """The x with R(nu, x) = m, for m in [0, 1) (NaN elsewhere), by Newton's method on the increasing, concave
+    ``R(nu, .)``: after the first step every iterate lies left of the root and increases to it (the tangent of a
+    concave function lies above it), so the iteration needs no bracket; it stops when every relative step is below 1e-12 (quadratic convergence: the error is then at the
+    rounding floor).
+    Start: Banerjee et al. (2005), ``x0 = m (d - m^2) / (1 - m^2)`` with d = 2 nu + 2; R'(x) = 1 - R^2 - (2nu+1) R/x.
+    """
+    m = np.asarray(m, dtype=np.float64)
+    out = np.full(m.shape, np.nan)
+    ok = np.isfinite(m) & (m >= 0) & (m < 1)
+    kernel = fixed_order(float(nu))
+    mm = m[ok]
+    d = 2.0 * nu + 2.0
+    x = mm * (d - mm * mm) / (1.0 - mm * mm)
+    for it in range(100):
+        _, R = kernel(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slope = np.where(x > 0, 1.0 - R * R - (2.0 * nu + 1.0) * R / x, 1.0 / d)
+        step = (mm - R) / slope
+        new = np.maximum(x + step, 0.0)
+        x = new
+        # Convergence is quadratic, so after a relative step below 1e-12 the error is at the rounding floor
+        # (a few ulps of m times the condition number m / (x R'(x))).
+        if it > 0 and np.all(np.abs(step) <= 1e-12 * np.maximum(x, 1e-300)):
+            break
+    out[ok] = x
+    return out

@@ -26,8 +26,7 @@ from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from .. import special
-from ._kernels import bessel_L_R
+from ._kernels import bessel_L_R, kappa_from_mrl
 
 __all__ = [
     "BesselLogRatio",
@@ -166,8 +165,17 @@ def vmf_mean_resultant_length(dim, kappa):
     return bessel_ratio(0.5 * dim - 1.0, kappa)
 
 
+def _kappa_from_mrl_numpy(dim, m):
+    dim, m = np.broadcast_arrays(np.asarray(dim, dtype=np.float64), np.asarray(m, dtype=np.float64))
+    out = np.full(m.shape, np.nan)
+    for value in np.unique(dim[np.isfinite(dim) & (dim >= 2)]):
+        sel = dim == value
+        out[sel] = kappa_from_mrl(0.5 * value - 1.0, m[sel])
+    return out
+
+
 class KappaFromMrl(Op):
-    r"""Op ``(dim, m) -> kappa`` with :math:`A_d(\kappa) = m`, by :func:`sawdist.special.vmf_kappa_from_mrl`.
+    r"""Op ``(dim, m) -> kappa`` with :math:`A_d(\kappa) = m` (Newton's method on the fixed-order kernel).
 
     Gradient by the implicit-function theorem: :math:`d\kappa/dm = 1 / A_d'(\kappa)` with
     :math:`A_d' = 1 - A_d^2 - (d-1) A_d / \kappa` (-> 1/d as kappa -> 0). ``m`` outside [0, 1) gives NaN.
@@ -184,11 +192,7 @@ class KappaFromMrl(Op):
 
     def perform(self, node, inputs, output_storage):
         dim, m = inputs
-        out = np.full(m.shape, np.nan)
-        ok = np.isfinite(m) & (m >= 0) & (m < 1)
-        if ok.any():
-            out[ok] = special.vmf_kappa_from_mrl(np.broadcast_to(dim, m.shape)[ok], m[ok])
-        output_storage[0][0] = out
+        output_storage[0][0] = _kappa_from_mrl_numpy(dim, m)
 
     def infer_shape(self, fgraph, node, input_shapes):
         return [input_shapes[1]]
