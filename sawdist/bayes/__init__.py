@@ -9,6 +9,8 @@
 
 from .convergence import LAWS, compare_shared_mean, convergence_model, fit_convergence, mean_direction_posterior
 from .distributions import PowerSpherical, PowerSphericalCosine, VonMisesFisher, VonMisesFisherCosine
+from .plots import plot_capacity_law, plot_similarity, plot_trace
+from .predictive import observed_mrl, observed_similarity, posterior_predictive
 from .simulate import simulate_summary
 
 __all__ = [
@@ -21,5 +23,11 @@ __all__ = [
     "convergence_model",
     "fit_convergence",
     "mean_direction_posterior",
+    "observed_mrl",
+    "observed_similarity",
+    "plot_capacity_law",
+    "plot_similarity",
+    "plot_trace",
+    "posterior_predictive",
     "simulate_summary",
 ]

@@ -52,6 +52,10 @@ class _SphereRV(RandomVariable):
     @classmethod
     def rng_fn(cls, rng, mu, kappa, size):
         mu, kappa = _broadcast_params(mu, kappa, size)
+        if kappa.ndim == 0:
+            # sawdist's samplers fail on an empty batch shape with size=None (reported upstream); draw one and drop
+            # the sample axis.
+            return cls._generator.rvs(mu, kappa, size=1, rng=rng)[0]
         return cls._generator.rvs(mu, kappa, rng=rng)
 
 
