@@ -49,6 +49,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _threads(text: str):
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'--threads' must be a positive integer or auto, got {text!r}.")
+    return value
+
+
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -73,6 +85,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when available")
     group.add_argument("--mode", choices=MODES, help="training path (default auto: the faster one, timed)")
     group.add_argument("--chunk-size", type=int, metavar="N", help="seeds trained together (default 16 CPU, 64 GPU)")
+    group.add_argument("--threads", type=_threads, metavar="N|auto",
+                       help="CPU threads for torch (default auto: the cores other processes leave idle)")
     group.add_argument("--config", metavar="FILE.toml", help="TOML file with [extract], [dataset], [recipe] tables")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                      help="no progress bar")
@@ -115,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Run an extraction from parsed arguments; return 0 when the file is complete, 130 when stopped early."""
-    from .config import load_toml, resolve
+    from .config import auto_threads, load_toml, resolve
 
     try:
         import torch  # noqa: F401
@@ -126,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     file_config = load_toml(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("dataset", "families", "widths", "seeds", "out", "target", "samples", "device", "mode",
-                  "chunk_size", "progress")}
+                  "chunk_size", "progress", "threads")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
     if args.data_root is not None:
@@ -134,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
     if args.download:
         options["download"] = True
     config = resolve(file_config, overrides, recipe, options)
+    threads = config.pop("threads")
+    if threads == "auto":
+        threads = auto_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise SystemExit(f"'threads' must be a positive integer or auto, got {threads!r}.")
+    torch.set_num_threads(threads)
     hint = "rerun: " + " ".join(shlex.quote(a) for a in getattr(args, "argv", None) or sys.argv)
     result = extract(resume_hint=hint, **config)
     if result.complete:

@@ -21,13 +21,14 @@ Precedence, highest first: command-line flags, the ``--config`` TOML file, the d
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import tomllib
 
 from .recipe import Recipe
 
-__all__ = ["DEFAULTS", "DATASET_DEFAULTS", "load_toml", "resolve"]
+__all__ = ["DEFAULTS", "DATASET_DEFAULTS", "auto_threads", "load_toml", "resolve"]
 
 #: Global defaults of the run (the keys of the ``[extract]`` table).
 DEFAULTS = {
@@ -42,6 +43,7 @@ DEFAULTS = {
     "mode": "auto",
     "chunk_size": None,
     "progress": True,
+    "threads": "auto",  # torch CPU threads: a number, or "auto" (see auto_threads)
 }
 
 #: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 widths x 16 seeds) trains and
@@ -52,6 +54,20 @@ DATASET_DEFAULTS = {
 }
 
 _TABLES = ("extract", "dataset", "recipe")
+
+
+def auto_threads() -> int:
+    """CPU threads for torch: the cores that other processes leave idle (1-minute load average), at least one.
+
+    Intra-op threads that outnumber the free cores wait for each other at every parallel region; with the small
+    models of a digits sweep that made training 4-10x slower on a busy 2-core machine (benchmarks/RESULTS.md).
+    """
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - platforms without a load average
+        return cores
+    return max(1, min(cores, cores - round(load)))
 
 
 def load_toml(path) -> dict:

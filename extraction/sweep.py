@@ -255,27 +255,42 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
                     groups: dict[int, list[int]] = {}
                     for s in seed_list:
                         groups.setdefault(s // chunk, []).append(s)
-                    for group in groups.values():
+                    pending = list(groups.values())
+                    while pending:
+                        group = pending.pop(0)
                         missing = [s for s in group if (family, width, s) not in done]
                         if not missing:
                             continue
                         if flag.stop:
                             break
                         # The whole chunk is retrained so that its models are exactly those of an uninterrupted run.
-                        stack = train_models(family, width, group, data, recipe, mode=decision["mode"], device=device)
+                        try:
+                            stack = train_models(family, width, group, data, recipe, mode=decision["mode"],
+                                                 device=device)
+                        except torch.cuda.OutOfMemoryError:
+                            if len(group) == 1:
+                                raise
+                            torch.cuda.empty_cache()
+                            half = (len(group) + 1) // 2
+                            decision = {**decision, "chunk_size": half}
+                            store.record(family, width, decision)
+                            result.modes[f"{family}-k{width}"] = decision
+                            say(f"out of GPU memory with {len(group)} models of {family} k={width}; "
+                                f"trying chunks of {half}")
+                            pending[:0] = [group[:half], group[half:]]
+                            continue
                         sal = saliency(stack, x_sal, y_sal, target)
                         result.trained += len(group)
                         for i, seed in enumerate(group):
                             if seed not in missing:
                                 continue
-                            part = sio.model_part(
+                            store.write_model(
                                 family=family, capacity=width, seed=seed, direction=sal.direction[i],
                                 grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
                                 test_accuracy=float(stack.test_accuracy[i]), n_params=n_params[(family, width)],
                                 label=y_sal.cpu().numpy(), sample=np.arange(n_samples),
                                 extra={"train_accuracy": float(stack.train_accuracy[i])},
                             )
-                            store.write(part)
                             done.add((family, width, seed))
                             result.n_done = len(done)
                             bar.set_postfix(model=f"{family} k={width}", test_acc=f"{stack.test_accuracy[i]:.3f}",
@@ -286,8 +301,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
                 if flag.stop:
                     break
         if result.n_done < len(keys):
-            say(f"stopped: {result.n_done} of {len(keys)} models are saved in {store.folder}; "
-                      f"to resume, {hint}.")
+            say(f"stopped: {result.n_done} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
             return result
     except BaseException:
         say(f"interrupted: {len(done)} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")

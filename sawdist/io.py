@@ -20,7 +20,7 @@ the creation time. Other variables (e.g. ``train_accuracy``) may be present.
 
 The extraction side writes one trained model at a time into its own *part file* (written to a temporary name and
 moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``; when every model is
-there, the parts are combined into ``<out>`` (again through a temporary file) and the folder is removed. A rerun skips
+there, the parts are streamed into ``<out>`` (again through a temporary file) and the folder is removed. A rerun skips
 finished parts, redoes unreadable ones, and so completes an interrupted run without losing finished models.
 
 This module imports only NumPy, xarray and the standard library.
@@ -305,8 +305,16 @@ def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, v
     return ds
 
 
+_PER_SAMPLE = {"grad_norm": np.float32, "valid": bool, "correct": bool}
+
+
 def _key_name(family: str, capacity: int, seed: int) -> str:
-    return f"{family}-k{int(capacity)}-s{int(seed)}.nc"
+    return f"{family}-k{int(capacity)}-s{int(seed)}.npz"
+
+
+def _load_direction(path) -> np.ndarray:
+    with open(path, "rb") as f, np.load(f) as z:
+        return z["direction"]
 
 
 class PartStore:
@@ -323,7 +331,9 @@ class PartStore:
     Notes
     -----
     The folder holds ``manifest.json`` (the identity, and per-(family, capacity) decisions such as the training
-    mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.nc``.
+    mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.npz``
+    (NumPy's zip format: a part is written in about a millisecond, through a temporary file and :func:`os.replace`).
+    :meth:`assemble` streams the parts into the compressed netCDF4 output.
     """
 
     def __init__(self, out, identity: dict):
@@ -375,8 +385,8 @@ class PartStore:
     def done(self, keys) -> set:
         """The keys ``(family, capacity, seed)`` among ``keys`` whose part is present and readable.
 
-        A part that cannot be read or does not follow the schema is deleted (and listed in :attr:`removed`), so that
-        its model is trained again.
+        A part that cannot be read or is not the model it is named for is deleted (and listed in
+        :attr:`removed`), so that its model is trained again.
         """
         finished = set()
         for key in keys:
@@ -393,49 +403,111 @@ class PartStore:
     @staticmethod
     def _readable(path: Path, key) -> bool:
         try:
-            with xr.open_dataset(path, engine="netcdf4") as part:
-                part.load()
-                ok = (part["family"].values.tolist() == [key[0]] and part["capacity"].values.tolist() == [key[1]]
-                      and part["seed"].values.tolist() == [key[2]])
-                for name, dims in VARIABLES.items():
-                    ok = ok and name in part.variables and part[name].dims == dims
-                return bool(ok)
-        except Exception:  # any failure to read (truncated HDF5, garbage bytes) means: redo this model
+            with open(path, "rb") as f, np.load(f) as z:
+                meta = json.loads(str(z["meta"]))
+                n = z["label"].shape[0]
+                shapes_ok = z["direction"].ndim == 2 and z["direction"].shape[0] == n and all(
+                    z[name].shape == (n,) for name in _PER_SAMPLE)
+                return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
+        except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
             return False
 
+    def write_model(self, *, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct,
+                    test_accuracy: float, n_params: int, label, sample=None, extra: dict | None = None) -> Path:
+        """Write one model's part atomically (arguments as for :func:`model_part`)."""
+        direction = np.asarray(direction, dtype=np.float32)
+        n = direction.shape[0]
+        meta = {"family": str(family), "capacity": int(capacity), "seed": int(seed), "n_params": int(n_params),
+                "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()}}
+        arrays = {
+            "meta": np.array(json.dumps(meta)),
+            "direction": direction,
+            "grad_norm": np.asarray(grad_norm, dtype=np.float32).reshape(n),
+            "valid": np.asarray(valid, dtype=bool).reshape(n),
+            "correct": np.asarray(correct, dtype=bool).reshape(n),
+            "label": np.asarray(label, dtype=np.int64).reshape(n),
+            "sample": np.arange(n) if sample is None else np.asarray(sample, dtype=np.int64).reshape(n),
+        }
+        path = self.path(family, capacity, seed)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
     def write(self, part: xr.Dataset) -> Path:
-        """Write one model's part atomically."""
-        key = (str(part["family"].values[0]), int(part["capacity"].values[0]), int(part["seed"].values[0]))
-        return to_netcdf_atomic(part, self.path(*key))
+        """Write one model's part (an :func:`model_part` dataset) atomically."""
+        grid = ("family", "capacity", "seed")
+        extra = {name: float(var.values.ravel()[0]) for name, var in part.data_vars.items()
+                 if var.dims == grid and name != "test_accuracy"}
+        return self.write_model(
+            family=str(part["family"].values[0]), capacity=int(part["capacity"].values[0]),
+            seed=int(part["seed"].values[0]), direction=part["direction"].values[0, 0, 0],
+            grad_norm=part["grad_norm"].values.ravel(), valid=part["valid"].values.ravel(),
+            correct=part["correct"].values.ravel(), test_accuracy=float(part["test_accuracy"].values.ravel()[0]),
+            n_params=int(part["n_params"].values.ravel()[0]), label=part["label"].values,
+            sample=part["sample"].values, extra=extra,
+        )
 
     # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
-        """Combine the parts into the output file (atomically), validate it, and delete the parts folder.
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, max_memory: int = 2**28) -> Path:
+        """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
 
-        Parts are read lazily and streamed into the output, so memory holds about one model at a time.
+        When ``direction`` is larger than ``max_memory`` bytes it is streamed into the file one model at a time
+        (with Dask); otherwise it is gathered in memory first.
         """
-        files = [[[self.path(f, c, s) for s in seeds] for c in capacities] for f in families]
-        opened = [[[xr.open_dataset(p, engine="netcdf4", chunks={}) for p in row] for row in plane]
-                  for plane in files]
-        try:
-            ds = xr.combine_nested(opened, concat_dim=["family", "capacity", "seed"], data_vars="minimal",
-                                   coords="minimal", compat="override", join="override", combine_attrs="drop")
-            # Set the grid coordinates explicitly (concatenating fixed-width strings can truncate them).
-            ds = ds.assign_coords(family=np.array([str(f) for f in families], dtype=object),
-                                  capacity=np.array([int(c) for c in capacities], dtype=np.int64),
-                                  seed=np.array([int(s) for s in seeds], dtype=np.int64))
-            ds.attrs.update(attrs)
-            ds.attrs["input_shape"] = [int(s) for s in input_shape]
-            ds["feature"].attrs["input_shape"] = ds.attrs["input_shape"]
-            for name, meta in METADATA.items():
-                if name in ds.variables:
-                    ds[name].attrs.update(meta)
-            to_netcdf_atomic(ds, self.out)
-        finally:
-            for plane in opened:
-                for row in plane:
-                    for part in row:
-                        part.close()
+        families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
+        shape = (len(families), len(capacities), len(seeds))
+        paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
+        with open(paths[0], "rb") as f, np.load(f) as z:
+            n, d = z["direction"].shape
+            label, sample = z["label"], z["sample"]
+            extra_names = sorted(json.loads(str(z["meta"]))["extra"])
+        per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
+        per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
+        n_params = np.empty(shape[:2], dtype=np.int64)
+        stream = len(paths) * n * d * 4 > max_memory
+        directions = []
+        for index, path in zip(np.ndindex(*shape), paths):
+            with open(path, "rb") as f, np.load(f) as z:
+                meta = json.loads(str(z["meta"]))
+                for name in per_sample:
+                    per_sample[name][index] = z[name]
+                per_model["test_accuracy"][index] = meta["test_accuracy"]
+                for name in extra_names:
+                    per_model[name][index] = meta["extra"][name]
+                n_params[index[:2]] = meta["n_params"]
+                if not stream:
+                    directions.append(z["direction"])
+        if stream:
+            import dask
+            import dask.array as da
+
+            blocks = [da.from_delayed(dask.delayed(_load_direction)(p), (n, d), np.float32) for p in paths]
+            direction = da.stack(blocks).reshape(shape + (n, d))
+        else:
+            direction = np.stack(directions).reshape(shape + (n, d))
+        grid = ("family", "capacity", "seed")
+        data_vars = {
+            "direction": (DIMS, direction),
+            **{name: (grid + ("sample",), values) for name, values in per_sample.items()},
+            **{name: (grid, values) for name, values in per_model.items()},
+            "n_params": (("family", "capacity"), n_params),
+        }
+        coords = {
+            "family": np.array(families, dtype=object), "capacity": np.array(capacities, dtype=np.int64),
+            "seed": np.array(seeds, dtype=np.int64), "sample": sample, "feature": np.arange(d),
+            "label": ("sample", label),
+        }
+        ds = xr.Dataset(data_vars, coords, attrs=dict(attrs))
+        ds.attrs["input_shape"] = [int(s) for s in input_shape]
+        ds["feature"].attrs["input_shape"] = ds.attrs["input_shape"]
+        for name, meta in METADATA.items():
+            if name in ds.variables:
+                ds[name].attrs.update(meta)
+        to_netcdf_atomic(ds, self.out)
         with xr.open_dataset(self.out, engine="netcdf4") as check:
             validate(check, values=False)
         shutil.rmtree(self.folder)

@@ -139,8 +139,8 @@ def test_part_store_resumes_and_assembles(tmp_path):
     store.record("mlp", 4, {"mode": "batched", "chunk_size": 2})
     again = sio.PartStore(out, identity).open()
     assert again.done(keys) == set(keys[:5]) and again.decision("mlp", 4) == {"mode": "batched", "chunk_size": 2}
-    (again.folder / "mlp-k4-s1.nc").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    assert again.done(keys) == set(keys[:5]) - {("mlp", 4, 1)} and again.removed == ["mlp-k4-s1.nc"]
+    (again.folder / "mlp-k4-s1.npz").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    assert again.done(keys) == set(keys[:5]) - {("mlp", 4, 1)} and again.removed == ["mlp-k4-s1.npz"]
     for key in keys:
         if key not in again.done(keys):
             again.write(_part(*key))
@@ -163,3 +163,20 @@ def test_import_is_light():
     code = "import sys, sawdist.io; print(sorted(m for m in ('torch', 'pymc', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("max_memory", [0, 2**28])
+def test_streamed_and_in_memory_assembly_agree(tmp_path, max_memory):
+    out = tmp_path / "run.nc"
+    store = sio.PartStore(out, {"run": 1}).open()
+    for f in ("mlp", "cnn_small"):
+        for c in (4, 8):
+            for s in (0, 1):
+                store.write(_part(f, c, s, invalid=(2,)))
+    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
+    store.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3), max_memory=max_memory)
+    with sio.open_saliency(out, values=True) as ds:
+        expected = _dataset(invalid=(2,))
+        for name in ("direction", "grad_norm", "valid", "correct", "test_accuracy", "train_accuracy", "n_params"):
+            np.testing.assert_array_equal(ds[name].values, expected[name].values.astype(ds[name].dtype))
+        assert ds["label"].values.tolist() == expected["label"].values.tolist()

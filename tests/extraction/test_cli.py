@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -6,7 +7,7 @@ import pytest
 
 import sawdist.io as sio
 from extraction.cli import main as extraction_main
-from extraction.config import DATASET_DEFAULTS, load_toml, resolve
+from extraction.config import DATASET_DEFAULTS, auto_threads, load_toml, resolve
 from sawdist.cli import main
 
 
@@ -14,7 +15,7 @@ def test_sawdist_extract_tiny_run(tmp_path, capsys):
     out = tmp_path / "cli.nc"
     code = main(["extract", "--families", "mlp", "--widths", "4,8", "--seeds", "2", "--epochs", "1",
                  "--batch-size", "256", "--samples", "20", "--out", str(out), "--device", "cpu",
-                 "--mode", "batched", "--target", "log_softmax", "--no-progress"])
+                 "--mode", "batched", "--target", "log_softmax", "--no-progress", "--threads", "1"])
     assert code == 0 and f"wrote {out} (4 models)" in capsys.readouterr().out
     with sio.open_saliency(out, values=True) as ds:
         assert ds.attrs["target"] == "log_softmax" and ds.sizes["seed"] == 2 and ds.sizes["sample"] == 20
@@ -31,7 +32,7 @@ def test_config_file_and_flags_override(tmp_path):
     )
     out = tmp_path / "flag.nc"
     assert extraction_main(["--config", str(config), "--seeds", "2", "--out", str(out), "--lr", "0.002",
-                            "--data-option", "noise=0.5"]) == 0
+                            "--data-option", "noise=0.5", "--threads", "1"]) == 0
     with sio.open_saliency(out) as ds:
         assert ds.sizes["seed"] == 2 and ds.attrs["dataset"] == "synthetic" and ds.sizes["sample"] == 10
         recipe = json.loads(ds.attrs["recipe"])
@@ -60,11 +61,23 @@ def test_help_does_not_import_torch():
     (["--widths", "4,x"], "'--widths' must be comma-separated integers, got '4,x'."),
     (["--families", ","], "'--families' must be a comma-separated list, got ','."),
     (["--data-option", "noise"], "'--data-option' must look like KEY=VALUE, got 'noise'."),
+    (["--threads", "0"], "'--threads' must be a positive integer or auto, got '0'."),
 ])
 def test_flag_errors(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(["extract", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_threads_error(tmp_path):
+    config = tmp_path / "threads.toml"
+    config.write_text('[extract]\nthreads = "many"\n')
+    with pytest.raises(SystemExit, match=r"^'threads' must be a positive integer or auto, got 'many'\.$"):
+        main(["extract", "--config", str(config)])
+
+
+def test_auto_threads_within_cores():
+    assert 1 <= auto_threads() <= (os.cpu_count() or 1)
 
 
 def test_config_errors(tmp_path):

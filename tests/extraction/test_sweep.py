@@ -45,7 +45,7 @@ def test_ctrl_c_stops_after_the_current_model_and_resumes(tmp_path, reference_sw
                     **{k: v for k, v in tiny.items() if k != "progress"})
     assert not first.complete and not out.exists()
     assert first.n_done == 5  # mlp k=4 (chunks [0, 1] and [2]) and the chunk [0, 1] of mlp k=8; nothing else started
-    assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 5
+    assert len(list((tmp_path / "run.nc.parts").glob("*.npz"))) == 5
     err = capsys.readouterr().err
     assert "stopping after the current model" in err and "to resume, call extract() again" in err
     second = extract(out, recipe=quick_recipe, **tiny)
@@ -63,7 +63,7 @@ def test_crash_inside_a_chunk_resumes_to_the_same_file(tmp_path, reference_sweep
 
     with pytest.raises(RuntimeError, match="machine lost"):
         extract(out, recipe=quick_recipe, on_model=crash, **tiny)
-    assert len(list((tmp_path / "run.nc.parts").glob("*.nc"))) == 8
+    assert len(list((tmp_path / "run.nc.parts").glob("*.npz"))) == 8
     assert extract(out, recipe=quick_recipe, **tiny).complete
     assert_same_file(out, reference_sweep)
 
@@ -79,11 +79,11 @@ def test_corrupt_part_is_detected_and_redone(tmp_path, reference_sweep, quick_re
     with pytest.raises(KeyboardInterrupt):
         extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
     parts = tmp_path / "run.nc.parts"
-    victim = parts / "mlp-k4-s1.nc"
+    victim = parts / "mlp-k4-s1.npz"
     victim.write_bytes(victim.read_bytes()[:200])  # truncated by a crash of the disk, say
-    (parts / "mlp-k4-s2.nc.tmp").write_bytes(b"half a file")  # left over by a killed writer
+    (parts / "mlp-k4-s2.npz.tmp").write_bytes(b"half a file")  # left over by a killed writer
     result = extract(out, recipe=quick_recipe, **tiny)
-    assert result.complete and result.redone == ["mlp-k4-s1.nc"]
+    assert result.complete and result.redone == ["mlp-k4-s1.npz"]
     assert_same_file(out, reference_sweep)
 
 
