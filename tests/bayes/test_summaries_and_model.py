@@ -1,0 +1,168 @@
+import numpy as np
+import pytest
+import xarray as xr
+
+import sawdist
+from sawdist.bayes import convergence_model, simulate_summary
+from sawdist.bayes.convergence import _collapsed_loglik
+from sawdist.summaries import summarize
+
+MODE = "FAST_COMPILE"
+DIMS = ("family", "capacity", "seed", "sample", "feature")
+
+
+def dataset(rng=0, d=5):
+    gen = np.random.default_rng(rng)
+    u = gen.normal(size=(2, 3, 4, 6, d))
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    valid = np.ones(u.shape[:-1], bool)
+    valid[0, 1, 2, 3] = False
+    u[0, 1, 2, 3] = np.nan
+    return xr.Dataset({"direction": (DIMS, u.astype(np.float32)), "valid": (DIMS[:-1], valid)},
+                      coords={"family": ["a", "b"], "capacity": [2, 8, 32], "seed": np.arange(4),
+                              "sample": np.arange(6), "feature": np.arange(d)})
+
+
+def test_summarize_against_a_loop():
+    ds = dataset()
+    s = summarize(ds)
+    u = np.nan_to_num(ds["direction"].values.astype(np.float64))
+    R = u.sum(axis=2)
+    np.testing.assert_allclose(s["resultant"].values, R, rtol=1e-15)
+    assert s["count"].values[0, 1, 3] == 3 and s["count"].values[1, 1, 3] == 4
+    for f in range(2):
+        for x in range(6):
+            np.testing.assert_allclose(s["gram"].values[f, x], R[f, :, x] @ R[f, :, x].T, rtol=1e-13)
+    assert int(s["n_features"]) == 5
+    np.testing.assert_array_equal(s["capacity_b"].values, [2, 8, 32])
+
+
+def test_summarize_dask_equals_eager():
+    ds = dataset()
+    lazy = summarize(ds.chunk({"sample": 2}), compute=False)
+    assert lazy["gram"].chunks is not None
+    xr.testing.assert_allclose(lazy.compute(), summarize(ds))
+
+
+def test_summarize_messages():
+    ds = dataset()
+    with pytest.raises(ValueError, match="'ds' must have a variable 'valid'"):
+        summarize(ds.drop_vars("valid"))
+    with pytest.raises(ValueError, match=r"'ds' capacities must be numbers > 0, got \[0, 8, 32\]\."):
+        summarize(ds.assign_coords(capacity=[0, 8, 32]))
+    with pytest.raises(TypeError, match="'ds' must be an xarray.Dataset, got dict."):
+        summarize({})
+
+
+def sphere_quadrature_loglik(R_list, kappas, n_list, shared=True, n_z=120, n_phi=240):
+    """log of  int prod_k prod_i vMF(u_ki; mu, kappa_k) dmu / omega_3  on S^2: Gauss-Legendre in z = cos(theta),
+    trapezoid (spectrally accurate for periodic integrands) in phi."""
+    z, wz = np.polynomial.legendre.leggauss(n_z)
+    phi = np.arange(n_phi) * 2 * np.pi / n_phi
+    Z, P = np.meshgrid(z, phi, indexing="ij")
+    r = np.sqrt(1 - Z**2)
+    mu = np.stack([r * np.cos(P), r * np.sin(P), Z], -1)
+    w = wz[:, None] * (2 * np.pi / n_phi) / (4 * np.pi) * np.ones_like(P)
+    total = 0.0
+    if shared:
+        log_f = sum(n * sawdist.special.vmf_log_normalizer(3, k) + k * (mu @ R) for R, k, n in zip(R_list, kappas, n_list))
+        m = log_f.max()
+        return m + np.log(np.sum(w * np.exp(log_f - m)))
+    for R, k, n in zip(R_list, kappas, n_list):
+        log_f = n * sawdist.special.vmf_log_normalizer(3, k) + k * (mu @ R)
+        m = log_f.max()
+        total += m + np.log(np.sum(w * np.exp(log_f - m)))
+    return total
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_collapsed_likelihood_against_quadrature_over_mu(shared):
+    # The directions' density is a product of sawdist vMF densities; integrate mu out numerically on S^2.
+    gen = np.random.default_rng(4)
+    mu = sawdist.uniform_direction(3).rvs(rng=gen)
+    kappas, counts = np.array([0.7, 2.5, 4.0]), np.array([3, 2, 4])
+    R_list = [sawdist.vonmises_fisher(mu, k).rvs(size=n, rng=gen).sum(0) for k, n in zip(kappas, counts)]
+    G = np.array([[a @ b for b in R_list] for a in R_list])
+    got = _collapsed_loglik(3, shared)(None, kappas, G, counts.astype(float)).eval(mode=MODE)
+    # the quadrature integrates prod vMF(u) over mu; the directions' log density includes it exactly
+    ref = sphere_quadrature_loglik(R_list, kappas, counts, shared)
+    assert got == pytest.approx(ref, rel=1e-10, abs=1e-10)
+
+
+@pytest.fixture(scope="module")
+def summary():
+    return simulate_summary(dim=16, capacities=[4, 16], n_samples=3, n_seeds=3, rng=0)
+
+
+def test_model_structure(summary):
+    model = convergence_model(summary, "power")
+    assert {"alpha_ref", "beta", "sigma", "a"} <= {v.name for v in model.free_RVs}
+    assert model.named_vars_to_dims["kappa"] == ("family", "sample", "capacity")
+    assert model.named_vars_to_dims["directions"] == ("architecture", "sample")
+    assert np.isfinite(model.compile_logp(mode=MODE)(model.initial_point()))
+    for law in ("logit_mrl", "monotone"):
+        m = convergence_model(summary, law, shared_mean=False, centered=False)
+        assert np.isfinite(m.compile_logp(mode=MODE)(m.initial_point()))
+
+
+def test_shared_architecture_equals_one_family_with_more_capacities(summary):
+    # Two families sharing mu: the likelihood equals that of one family holding both families' capacities.
+    parts = [summary.drop_vars("n_features").assign_coords(family=[f]) for f in ("x", "y")]
+    two = xr.concat(parts, "family", data_vars="all")
+    two["n_features"] = summary["n_features"]
+    model = convergence_model(two, architecture={"x": "arch", "y": "arch"})
+    assert list(model.coords["architecture"]) == ["arch"]
+    kappa = np.array([[3.0, 5.0], [2.0, 7.0]])  # (family, capacity), every sample
+    logp = _collapsed_loglik(16, True)
+    R = summary["resultant"].values[0]  # (capacity, sample, d)
+    for x in range(3):
+        stacked = np.concatenate([R[:, x], R[:, x]])
+        G = stacked @ stacked.T
+        ref = logp(None, kappa.ravel(), G, np.full(4, 3.0)).eval(mode=MODE)
+        design = model._sawdist_design
+        got = logp(None, kappa.ravel(), design.group_gram[0, x], design.group_count[0, x].astype(float)).eval(mode=MODE)
+        assert got == pytest.approx(ref, rel=1e-13)
+
+
+def test_bad_summary_messages(summary):
+    with pytest.raises(ValueError, match=r"^'summary' capacities must be > 0, got 0\.$"):
+        convergence_model(summary.assign_coords(capacity=[0, 16], capacity_b=[0, 16]))
+    bad = summary.copy()
+    bad["count"] = bad["count"].where(bad["sample"] != 1, 1)
+    with pytest.raises(ValueError, match=r"'summary' count must be >= 2 .*got 1 at family='family0', sample=1, "
+                                         r"capacity=4\."):
+        convergence_model(bad)
+    with pytest.raises(ValueError, match=r"'summary' coordinate 'capacity_b' must equal 'capacity', got \[4, 8\] "
+                                         r"against \[4, 16\]\."):
+        convergence_model(summary.assign_coords(capacity_b=[4, 8]))
+    shifted = summary.copy()
+    shifted["gram"] = summary["gram"].assign_coords(sample=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"'summary' gram must be finite, got nan or inf at family='family0', "
+                                         r"sample=0, capacity=4, capacity_b=4 \(variables with mismatched"):
+        convergence_model(shifted)
+    with pytest.raises(ValueError, match="'summary' must have a variable 'gram'"):
+        convergence_model(summary.drop_vars("gram"))
+    asym = summary.copy()
+    asym["gram"] = summary["gram"] + xr.DataArray([[0.0, 1.0], [0.0, 0.0]], dims=("capacity", "capacity_b"))
+    with pytest.raises(ValueError, match="'summary' gram must be symmetric in capacity and capacity_b"):
+        convergence_model(asym)
+    big = summary.copy()
+    big["gram"] = summary["gram"] * 100.0
+    with pytest.raises(ValueError, match=r"'summary' gram\[k, k\] \(squared resultant length\) must lie in"):
+        convergence_model(big)
+    with pytest.raises(ValueError, match="'summary' must give the dimension d"):
+        convergence_model(summary.drop_vars(["n_features", "resultant", "feature"]))
+    with pytest.raises(TypeError, match="'summary' must be an xarray.Dataset from sawdist.summarize, got dict."):
+        convergence_model({})
+
+
+def test_argument_messages(summary):
+    with pytest.raises(ValueError, match=r"'law' must be one of 'power', 'logit_mrl', 'monotone', got 'linear'\."):
+        convergence_model(summary, "linear")
+    with pytest.raises(ValueError, match=r"'priors' for law 'power' takes alpha_ref, beta, sigma, got 'delta'\."):
+        convergence_model(summary, priors={"delta": 1.0})
+    with pytest.raises(ValueError, match=r"'law' 'monotone' needs at least 2 capacities, got 1\."):
+        convergence_model(summary.isel(capacity=[0], capacity_b=[0]), "monotone")
+    with pytest.raises(ValueError, match=r"'architecture' must map every family to a label, got no label for "
+                                         r"'family0'\."):
+        convergence_model(summary, architecture={"other": "x"})
