@@ -1,0 +1,223 @@
+"""Benchmarks of the extraction side: the digits default run, batched vs sequential training, saliency cost.
+
+Run from the repository root::
+
+    python3 benchmarks/extraction.py            # CPU part, and the GPU part when CUDA is available
+    python3 benchmarks/extraction.py --part gpu # GPU part only (CIFAR-shaped synthetic data)
+    python3 benchmarks/extraction.py --quick    # smaller CPU measurements (a smoke test of this script)
+
+It prints one line per measurement and, at the end, a JSON summary. Targets (issue 4): the digits default
+(2 families x 5 widths x 16 seeds) trains and extracts in <= 2 min on 2 CPU cores; on one H200, batched training of
+64 seeds at width 10 is >= 10x the sequential loop's model-images/s and never slower at any width, saliency costs
+<= 2.5x a no-grad forward pass, and the grid 5 widths x 32 seeds of cnn_small (10 epochs) plus saliency on 10k images
+takes <= 5 min.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from extraction.config import auto_threads, resolve  # noqa: E402
+from extraction.data import load_dataset  # noqa: E402
+from extraction.recipe import Recipe  # noqa: E402
+from extraction.saliency import saliency  # noqa: E402
+from extraction.sweep import extract  # noqa: E402
+from extraction.train import train_models  # noqa: E402
+
+RESULTS: dict = {}
+
+
+def say(key: str, text: str, value) -> None:
+    RESULTS[key] = value
+    print(f"{key:<44} {text}", flush=True)
+
+
+def sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor()
+            or platform.machine(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    try:
+        info["load_average_1min"] = os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        pass
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def pairwise_cosine(direction: np.ndarray) -> float:
+    """Mean cosine between the directions of different seeds (seed, sample, feature), invalid ones skipped."""
+    u = np.nan_to_num(direction.astype(np.float64))
+    gram = np.einsum("isf,jsf->ijs", u, u)
+    n = u.shape[0]
+    valid = np.isfinite(direction).all(-1)
+    both = valid[:, None, :] & valid[None, :, :] & ~np.eye(n, dtype=bool)[:, :, None]
+    return float(gram[both].mean())
+
+
+# --- CPU ------------------------------------------------------------------------------------------------------------
+
+
+def digits_default(quick: bool) -> None:
+    """The command-line default on digits, timed end to end (data, training, saliency, writing)."""
+    config = resolve({}, {"progress": False})
+    config.pop("threads")  # set once for the whole benchmark in main()
+    if quick:
+        config.update(widths=[4, 16], seeds=4)
+    with tempfile.TemporaryDirectory() as tmp:
+        config["out"] = Path(tmp) / "digits.nc"
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = extract(**config)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+        n = result.n_total
+        label = f"{len(config['families'])} families x {len(config['widths'])} widths x {config['seeds']} seeds"
+        say("cpu.digits_default.seconds", f"{seconds:7.1f} s   ({label}, {config['recipe'].epochs} epochs, "
+            f"{n} models, target <= 120 s)", seconds)
+        say("cpu.digits_default.cpu_seconds", f"{cpu_seconds:7.1f} s   (CPU time of this process, all threads: "
+            "the wall time of a 1-thread run on an idle core)", cpu_seconds)
+        modes = {k: v["mode"] for k, v in result.modes.items()}
+        say("cpu.digits_default.modes", json.dumps(modes), modes)
+        with xr.open_dataset(config["out"]) as ds:
+            for family in ds["family"].values:
+                acc = ds["test_accuracy"].sel(family=family).mean("seed").values
+                valid = ds["valid"].sel(family=family).mean(("seed", "sample")).values
+                cos = [pairwise_cosine(ds["direction"].sel(family=family, capacity=k).values)
+                       for k in ds["capacity"].values]
+                widths = ds["capacity"].values.tolist()
+                say(f"cpu.digits_default.{family}.test_accuracy", f"{np.round(acc, 3).tolist()} at widths {widths}",
+                    acc.tolist())
+                say(f"cpu.digits_default.{family}.valid_fraction", f"{np.round(valid, 3).tolist()}", valid.tolist())
+                say(f"cpu.digits_default.{family}.pairwise_cosine", f"{np.round(cos, 3).tolist()}", cos)
+
+
+def throughput(family: str, width: int, n_models: int, data, recipe: Recipe, device, n_sequential: int) -> dict:
+    """Model-images per second of the batched path (n_models at once) and the sequential loop."""
+    images = data.x_train.shape[0] * recipe.epochs
+    train_models(family, width, [0, 1], data, dataclasses.replace(recipe, epochs=1), mode="batched")  # warm-up
+    sync(device)
+    start = time.perf_counter()
+    train_models(family, width, list(range(n_models)), data, recipe, mode="batched")
+    sync(device)
+    batched = n_models * images / (time.perf_counter() - start)
+    start = time.perf_counter()
+    train_models(family, width, list(range(n_sequential)), data, recipe, mode="sequential")
+    sync(device)
+    sequential = n_sequential * images / (time.perf_counter() - start)
+    return {"batched": batched, "sequential": sequential, "speedup": batched / sequential}
+
+
+def cpu_throughput(quick: bool) -> None:
+    data = load_dataset("digits")
+    recipe = Recipe(epochs=1)
+    widths = [4, 32] if quick else [4, 16, 32, 64]
+    for family in ("mlp", "cnn_small"):
+        for width in widths:
+            r = throughput(family, width, 16, data, recipe, "cpu", n_sequential=4)
+            say(f"cpu.throughput.{family}.k{width}", f"batched {r['batched']:9.0f}  sequential "
+                f"{r['sequential']:9.0f} model-images/s  ({r['speedup']:.2f}x, 16 seeds)", r)
+
+
+def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, device, label: str) -> None:
+    stack = train_models(family, width, list(range(n_models)), data, Recipe(epochs=1), mode="batched")
+    x, y = data.x_test[:n_samples], data.y_test[:n_samples]
+    batch = 1000
+
+    def forward():
+        for i in range(0, n_samples, batch):
+            stack.logits(x[i: i + batch], batch_size=batch)
+
+    def gradients():
+        saliency(stack, x, y, batch_size=batch)
+
+    timings = {}
+    for name, fn in (("forward", forward), ("saliency", gradients)):
+        fn()
+        sync(device)
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            best = min(best, time.perf_counter() - start)
+        timings[name] = best
+    ratio = timings["saliency"] / timings["forward"]
+    say(f"{label}.saliency_vs_forward", f"saliency {timings['saliency']:.3f} s, no-grad forward "
+        f"{timings['forward']:.3f} s: {ratio:.2f}x ({n_models} models x {n_samples} inputs, incl. transfer to host)",
+        {**timings, "ratio": ratio})
+
+
+# --- GPU ------------------------------------------------------------------------------------------------------------
+
+
+def gpu_part() -> None:
+    device = torch.device("cuda")
+    data = load_dataset("synthetic", shape=(3, 32, 32), n_classes=10, n_train=50000, n_test=10000).to(device)
+    recipe = Recipe(epochs=1, batch_size=128)
+    r = throughput("cnn_small", 10, 64, data, recipe, device, n_sequential=4)
+    say("gpu.throughput.cnn_small.k10.64seeds", f"batched {r['batched']:9.0f}  sequential {r['sequential']:9.0f} "
+        f"model-images/s  ({r['speedup']:.1f}x, target >= 10x)", r)
+    for width in (4, 8, 16, 32, 64):
+        r = throughput("cnn_small", width, 32, data, recipe, device, n_sequential=4)
+        say(f"gpu.throughput.cnn_small.k{width}.32seeds", f"batched {r['batched']:9.0f}  sequential "
+            f"{r['sequential']:9.0f} model-images/s  ({r['speedup']:.2f}x, target >= 1x)", r)
+    saliency_cost(data, "cnn_small", 10, 64, 10000, device, "gpu")
+    config = dict(dataset="synthetic", dataset_options={"shape": [3, 32, 32], "n_train": 50000, "n_test": 10000},
+                  families=["cnn_small"], widths=[4, 8, 16, 32, 64], seeds=32, recipe=Recipe(epochs=10),
+                  samples=10000, device="cuda", progress=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = extract(Path(tmp) / "grid.nc", **config)
+        seconds = time.perf_counter() - start
+        with xr.open_dataset(Path(tmp) / "grid.nc") as ds:
+            acc = ds["test_accuracy"].mean("seed").values.round(3).tolist()
+    say("gpu.grid.seconds", f"{seconds:7.1f} s   (cnn_small, 5 widths x 32 seeds, 10 epochs, saliency on 10k images, "
+        f"target <= 300 s; modes {json.dumps({k: v['mode'] for k, v in result.modes.items()})}; "
+        f"test accuracy {acc})", seconds)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("cpu", "gpu", "all"), default="all")
+    parser.add_argument("--quick", action="store_true", help="smaller CPU measurements")
+    parser.add_argument("--threads", default="auto", help="torch CPU threads: a number or auto (the default of "
+                        "sawdist extract: the cores other processes leave idle)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results to FILE")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(auto_threads() if args.threads == "auto" else int(args.threads))
+    say("machine", json.dumps(machine()), machine())
+    if args.part in ("cpu", "all"):
+        digits_default(args.quick)
+        cpu_throughput(args.quick)
+        saliency_cost(load_dataset("digits"), "cnn_small", 16, 16, 450, "cpu", "cpu")
+    if args.part in ("gpu", "all"):
+        if torch.cuda.is_available():
+            gpu_part()
+        else:
+            print("gpu part skipped: torch.cuda.is_available() is False")
+    text = json.dumps(RESULTS, indent=1, default=float)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
