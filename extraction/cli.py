@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
 import tomllib
 
@@ -112,6 +113,15 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def _command_line(argv: list[str] | None) -> str:
+    """The command to repeat in the resume message (``sawdist extract ...`` or ``python -m extraction ...``)."""
+    argv = list(sys.argv if argv is None else argv)
+    program = Path(argv[0]).name if argv else "sawdist"
+    if program == "__main__.py":
+        program = "python -m extraction"
+    return " ".join([program, *(shlex.quote(a) for a in argv[1:])])
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``extract`` subcommand to the ``sawdist`` command line."""
     parser = subparsers.add_parser(
@@ -154,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise SystemExit(f"'threads' must be a positive integer or auto, got {threads!r}.")
     torch.set_num_threads(threads)
-    hint = "rerun: " + " ".join(shlex.quote(a) for a in getattr(args, "argv", None) or sys.argv)
+    hint = "rerun: " + _command_line(getattr(args, "argv", None))
     result = extract(resume_hint=hint, **config)
     if result.complete:
         print(f"wrote {result.path} ({result.n_total} models)")

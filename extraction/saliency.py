@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-__all__ = ["TARGETS", "Saliency", "input_gradients", "saliency", "target_values"]
+__all__ = ["TARGETS", "Saliency", "input_gradients", "normalise", "saliency", "target_values"]
 
 TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")
 

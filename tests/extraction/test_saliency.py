@@ -66,3 +66,15 @@ def test_target_error(stack, digits):
     with pytest.raises(ValueError, match=r"^'target' must be one of label_logit, pred_logit, loss, log_softmax, "
                                          r"got 'logit'\.$"):
         saliency(stack, digits.x_test[:2], digits.y_test[:2], target="logit")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_saliency_matches_cpu(digits):
+    cpu = train_models("cnn_small", 8, [0, 1], digits, Recipe(epochs=1, batch_size=128))
+    gpu = train_models("cnn_small", 8, [0, 1], digits.to("cuda"), Recipe(epochs=1, batch_size=128))
+    for name in cpu.params:
+        torch.testing.assert_close(gpu.params[name].cpu(), cpu.params[name], rtol=1e-3, atol=1e-3)
+    s_cpu = saliency(cpu, digits.x_test[:50], digits.y_test[:50])
+    s_gpu = saliency(gpu, digits.x_test[:50].cuda(), digits.y_test[:50].cuda())
+    assert np.nanmean(np.sum(s_cpu.direction * s_gpu.direction, axis=-1)) > 0.99
