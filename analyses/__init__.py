@@ -1,0 +1,71 @@
+"""Analyses that measure the convergence findings on a saliency dataset, one module per finding.
+
+========================  ===========================================================================================
+module                    finding
+========================  ===========================================================================================
+:mod:`.similarity`        1. similarity rho(k1, k2) rises with either capacity (H1), with its rank-one prediction
+:mod:`.cosine_laws`       2. cosine laws per capacity against the uniform law; Saw shapes log psi_k
+:mod:`.shared_mean`       3. capacities share the mean direction (H2): bias-aware alignment, Bayesian LOO comparison
+:mod:`.convergence`       4. the convergence law kappa(k), m(k) by the Bayesian model; laws by LOO; predictive rho
+:mod:`.ensembles`         5. ensembles of small models approach large models (identity 4), ensemble accuracy
+:mod:`.transfer`          6. black-box transfer along the surrogates' mean direction (needs trained models)
+========================  ===========================================================================================
+
+Each module has ``analyze(ds, out_dir, *, context=None) -> Finding`` and runs alone with
+``python -m analyses.<module> DATASET.nc --out DIR``. :func:`run_all` runs them all and writes the report;
+``sawdist run`` and ``sawdist report`` (:mod:`sawdist.mainjob`) call it.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["ANALYSES", "run_all"]
+
+#: Analysis modules in report order.
+ANALYSES = ("similarity", "cosine_laws", "shared_mean", "convergence", "ensembles", "transfer")
+
+
+def run_all(ds, out_dir, *, options=None, models=None, progress=None, only=None, strict=False):
+    """Run every analysis (or those named in ``only``) on ``ds``; return the list of findings.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A saliency dataset (DESIGN §5), loaded in memory.
+    out_dir : path-like
+        Figures go to ``out_dir/figures``, tables to ``out_dir/tables``.
+    options : analyses.context.Options or dict, optional
+    models : analyses.models.ModelPool, optional
+        Trained models for the transfer attack and the ensemble accuracy.
+    progress : analyses._common.Progress, optional
+    only : sequence of str, optional
+    strict : bool
+        Re-raise an analysis' exception (by default it is reported as "not tested" and the others run).
+    """
+    from ._common import Finding, Progress
+    from .context import Context, Options
+
+    if isinstance(options, dict) or options is None:
+        options = Options.from_dict(options)
+    progress = progress or Progress(enabled=False)
+    names = ANALYSES if only is None else tuple(only)
+    unknown = [n for n in names if n not in ANALYSES]
+    if unknown:
+        raise ValueError(f"'only' must name analyses among {', '.join(ANALYSES)}, got {unknown[0]!r}.")
+    ctx = Context(ds, out_dir, options, progress, models=models)
+    findings = []
+    for i, name in enumerate(names):
+        module = importlib.import_module(f"{__name__}.{name}")
+        with progress.stage(f"analysis {i + 1}/{len(names)}: {name}"):
+            try:
+                finding = module.analyze(ds, out_dir, context=ctx)
+            except Exception as err:  # one broken analysis must not lose the others' results
+                if strict:
+                    raise
+                finding = Finding(module.KEY, module.TITLE, module.CLAIM, status="not tested",
+                                  reason=f"the analysis raised {type(err).__name__}: {err}")
+                progress.say(f"  {name} failed: {type(err).__name__}: {err}")
+        progress.say(f"  {finding.title}: {finding.status.upper()}")
+        findings.append(finding)
+    return findings

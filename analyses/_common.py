@@ -1,0 +1,229 @@
+"""What every analysis shares: the finding record, the verdict rule, the dataset layout, outputs and progress.
+
+A *finding* is one claim of the paper, measured on a saliency dataset (DESIGN §5). Every analysis returns a
+:class:`Finding`: what was measured (numbers with a 95 % interval), the verdict, and the figures and tables it wrote.
+
+Verdicts follow one rule (:func:`verdict`): a claim of the form "statistic > threshold" **holds** when the whole 95 %
+interval lies above the threshold, **fails** when the whole interval lies below it, and is **inconclusive** otherwise.
+Intervals are estimate +- 1.96 SE; the SE is a delete-one-seed jackknife unless a finding says otherwise (seeds —
+independently trained models — are the random units of the question "do models of this family agree?").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Finding", "Progress", "family_layout", "jackknife_se", "save_figure", "save_table", "verdict"]
+
+HOLDS, FAILS, INCONCLUSIVE, NOT_TESTED = "holds", "fails", "inconclusive", "not tested"
+Z95 = 1.959963984540054
+
+
+@dataclasses.dataclass
+class Finding:
+    """One measured claim.
+
+    Attributes
+    ----------
+    key : str
+        Short name (the analysis module), e.g. ``"similarity"``.
+    title : str
+    claim : str
+        The paper's claim, as tested here (one sentence).
+    measured : list of str
+        What was measured, one line each, with 95 % intervals.
+    status : {"holds", "fails", "inconclusive", "not tested"}
+    reason : str
+        Why the verdict is what it is (the decisive numbers).
+    figures, tables : list of pathlib.Path
+        Files written (PNG, CSV), relative to the output directory.
+    numbers : dict
+        The decisive statistics as plain floats (for tests and for machines).
+    """
+
+    key: str
+    title: str
+    claim: str
+    measured: list = dataclasses.field(default_factory=list)
+    status: str = NOT_TESTED
+    reason: str = ""
+    figures: list = dataclasses.field(default_factory=list)
+    tables: list = dataclasses.field(default_factory=list)
+    numbers: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def holds(self) -> bool | None:
+        """True (holds), False (fails) or None (inconclusive or not tested)."""
+        return {HOLDS: True, FAILS: False}.get(self.status)
+
+
+def verdict(lower, upper, threshold=0.0) -> str:
+    """"holds" if every interval lies above ``threshold``, "fails" if one lies below, else "inconclusive".
+
+    ``lower`` and ``upper`` are arrays of interval bounds, one per sub-claim that must all hold.
+    """
+    lower = np.atleast_1d(np.asarray(lower, dtype=float))
+    upper = np.atleast_1d(np.asarray(upper, dtype=float))
+    ok = np.isfinite(lower) & np.isfinite(upper)
+    if not ok.any():
+        return NOT_TESTED
+    lower, upper = lower[ok], upper[ok]
+    if np.any(upper < threshold):
+        return FAILS
+    if np.all(lower > threshold):
+        return HOLDS
+    return INCONCLUSIVE
+
+
+def jackknife_se(replicates, axis=0):
+    """Delete-one jackknife standard error: sqrt((n-1)/n * sum (theta_(i) - mean)^2) over ``axis``.
+
+    NaN where any replicate is not finite (the statistic is undefined without some seed).
+    """
+    reps = np.moveaxis(np.asarray(replicates, dtype=float), axis, 0)
+    n = reps.shape[0]
+    if n < 2:
+        return np.full(reps.shape[1:], np.nan)[()]
+    ok = np.all(np.isfinite(reps), axis=0)
+    r = np.where(ok, reps, 0.0)
+    mean = r.mean(axis=0)
+    se = np.sqrt((n - 1) / n * np.sum((r - mean) ** 2, axis=0))
+    return np.where(ok, se, np.nan)[()]
+
+
+def nanmean(a, axis=None):
+    """Mean of the finite values (NaN, without a warning, where there are none)."""
+    a = np.asarray(a, dtype=float)
+    ok = np.isfinite(a)
+    count = ok.sum(axis=axis)
+    total = np.where(ok, a, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)[()]
+
+
+def mean_se(values):
+    """Mean of the finite values and its standard error (NaN, without a warning, for fewer than 2 values)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return (float(v.mean()) if v.size else float("nan")), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size))
+
+
+def interval(estimate, se):
+    """(lower, upper) = estimate -+ 1.96 se."""
+    estimate, se = np.asarray(estimate, float), np.asarray(se, float)
+    return estimate - Z95 * se, estimate + Z95 * se
+
+
+def fmt_ci(estimate, se, digits=3) -> str:
+    """'0.412 [0.398, 0.426]'."""
+    lo, hi = interval(estimate, se)
+    return f"{float(estimate):.{digits}f} [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
+
+
+def family_layout(ds, family, samples=None):
+    """Directions of one family as float64 ``U`` (capacity, seed, sample, feature), zero where invalid, and ``V``.
+
+    ``V`` (capacity, seed, sample) is True for valid directions (``valid`` and finite). ``samples`` is an optional
+    index array (positions along ``sample``).
+    """
+    sub = ds.sel(family=family)
+    if samples is not None:
+        sub = sub.isel(sample=samples)
+    U = np.asarray(sub["direction"].transpose("capacity", "seed", "sample", "feature").values, dtype=np.float64)
+    V = np.asarray(sub["valid"].transpose("capacity", "seed", "sample").values, dtype=bool)
+    V &= np.all(np.isfinite(U), axis=-1)
+    U[~V] = 0.0
+    return U, V
+
+
+def capacities_of(ds) -> np.ndarray:
+    return np.asarray(ds["capacity"].values)
+
+
+def families_of(ds) -> list:
+    return [str(f) for f in np.asarray(ds["family"].values).tolist()]
+
+
+def save_table(frame, out_dir: Path, name: str) -> Path:
+    """Write a pandas DataFrame to ``out_dir/tables/name.csv``; return the path relative to ``out_dir``."""
+    rel = Path("tables") / f"{name}.csv"
+    path = Path(out_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, float_format="%.6g")
+    return rel
+
+
+def save_figure(fig, out_dir: Path, name: str) -> Path:
+    """Save a matplotlib figure to ``out_dir/figures/name.png`` (and close it); return the relative path."""
+    import matplotlib.pyplot as plt
+
+    rel = Path("figures") / f"{name}.png"
+    path = Path(out_dir) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return rel
+
+
+def new_figure(*args, **kwargs):
+    """A figure from the non-interactive Agg backend (never opens a window)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    kwargs.setdefault("layout", "constrained")
+    return plt.subplots(*args, **kwargs)
+
+
+def capacity_label(k) -> str:
+    k = float(k)
+    return f"{k:g}"
+
+
+class Progress:
+    """Stage messages with elapsed times on stderr; records the seconds of every stage in ``timings``."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = sys.stderr if stream is None else stream
+        self.timings: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    def say(self, message: str) -> None:
+        if self.enabled:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{elapsed:7.1f} s] {message}", file=self.stream, flush=True)
+
+    def stage(self, name: str):
+        return _Stage(self, name)
+
+
+class _Stage:
+    def __init__(self, progress: Progress, name: str):
+        self.progress, self.name = progress, name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        self.progress.say(f"{self.name} ...")
+        return self
+
+    def __exit__(self, *exc):
+        seconds = time.perf_counter() - self.t0
+        self.progress.timings[self.name] = self.progress.timings.get(self.name, 0.0) + seconds
+        if exc[0] is None:
+            self.progress.say(f"{self.name}: done in {seconds:.1f} s")
+        return False
+
+
+def finite_or_nan(x) -> float:
+    x = float(x)
+    return x if math.isfinite(x) else float("nan")

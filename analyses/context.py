@@ -1,0 +1,130 @@
+"""The shared state of one analysis run: the dataset, options, and results computed once for several findings.
+
+:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`analyses._pairs`, used by the similarity,
+shared-mean and ensemble findings) and the Bayesian convergence fits (used by the shared-mean and convergence
+findings), so a full run computes each once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from ._common import Progress
+
+__all__ = ["Context", "Options"]
+
+
+@dataclasses.dataclass
+class Options:
+    """Options of the analyses (the ``[analyses]`` table of a ``sawdist run --config`` file).
+
+    Attributes
+    ----------
+    alignment_threshold : float
+        H2 holds when the bias-aware cos(mu_k1, mu_k2) of every pair of capacities is above this (95 % interval).
+    architecture : dict, optional
+        Family -> architecture label; families with one label are compared for a shared mean too.
+    bayes : bool
+        Fit the Bayesian convergence models (PyMC); False skips them (findings 3 and 4 then use the moment
+        statistics only).
+    bayes_samples : int
+        At most this many inputs (evenly spaced) enter the Bayesian fits.
+    draws, tune, chains : int
+        NUTS settings of every Bayesian fit.
+    laws : list of str
+        Laws of concentration compared by LOO (:data:`sawdist.bayes.LAWS`).
+    ensemble_sizes : list of int, optional
+        Ensemble sizes N (default 1, 2, 4, ... up to the number of seeds).
+    ensemble_subsets : int
+        Random subsets of seeds per ensemble size.
+    transfer_epsilons : list of float
+        Perturbation sizes (in standardised input units, as a multiple of sqrt(d) / 8: 1.0 moves an 8x8 digit by
+        one standard deviation per pixel on average).
+    transfer_samples : int
+        Inputs attacked (first correctly classified test inputs).
+    seed : int
+        Random seed of subsets and samplers.
+    """
+
+    alignment_threshold: float = 0.9
+    architecture: dict | None = None
+    bayes: bool = True
+    bayes_samples: int = 200
+    draws: int = 300
+    tune: int = 300
+    chains: int = 2
+    laws: list = dataclasses.field(default_factory=lambda: ["power", "logit_mrl"])
+    ensemble_sizes: list | None = None
+    ensemble_subsets: int = 64
+    transfer_epsilons: list = dataclasses.field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
+    transfer_samples: int = 200
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict | None) -> Options:
+        values = dict(values or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"'analyses' option {unknown[0]!r} is unknown; the options are {', '.join(sorted(names))}.")
+        return cls(**values)
+
+
+class Context:
+    """Dataset, output directory, options and caches of one analysis run."""
+
+    def __init__(self, ds, out_dir, options: Options | None = None, progress: Progress | None = None, models=None):
+        self.ds = ds
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.options = options or Options()
+        self.progress = progress or Progress(enabled=False)
+        self.models = models
+        self._pairs = None
+        self._fits = {}
+        self._summary = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.ds.sizes["feature"])
+
+    @property
+    def pairs(self):
+        if self._pairs is None:
+            from ._pairs import pair_stats
+
+            self._pairs = pair_stats(self.ds)
+        return self._pairs
+
+    @property
+    def summary(self):
+        """:func:`sawdist.summaries.summarize` of the inputs used by the Bayesian fits (every count >= 2)."""
+        if self._summary is None:
+            from sawdist.summaries import summarize
+
+            valid = self.ds["valid"].sum("seed")
+            ok = np.asarray((valid >= 2).all(("family", "capacity")).values)
+            idx = np.flatnonzero(ok)
+            n_max = int(self.options.bayes_samples)
+            if idx.size > n_max:
+                idx = idx[np.linspace(0, idx.size - 1, n_max).round().astype(int)]
+            self._summary = summarize(self.ds.isel(sample=idx))
+        return self._summary
+
+    def fit(self, law: str, shared: bool):
+        """The Bayesian convergence fit (cached) of one law, with a shared or separate mean directions."""
+        key = (law, shared)
+        if key not in self._fits:
+            from sawdist.bayes import fit_convergence
+
+            o = self.options
+            self.progress.say(f"  Bayesian fit: law {law!r}, {'shared' if shared else 'separate'} mean "
+                              f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['sample']} inputs)")
+            self._fits[key] = fit_convergence(
+                self.summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws, tune=o.tune,
+                chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
+            )
+        return self._fits[key]

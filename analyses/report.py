@@ -1,0 +1,100 @@
+"""The report of a run: ``report.md`` and ``report.html`` (self-contained but for the PNG figures beside it).
+
+For every finding: the claim, the verdict (holds / fails / inconclusive / not tested) with its reason, what was
+measured with 95 % intervals, and links to its figures and tables. Then a table of where the time went.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+from pathlib import Path
+
+__all__ = ["write_report"]
+
+_BADGE = {"holds": "HOLDS", "fails": "FAILS", "inconclusive": "INCONCLUSIVE", "not tested": "NOT TESTED"}
+_COLOR = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700", "not tested": "#6e7781"}
+
+
+def _summary_rows(findings):
+    return [(i + 1, f.title, _BADGE.get(f.status, f.status.upper()), f.reason) for i, f in enumerate(findings)]
+
+
+def markdown(findings, *, title="sawdist report", meta=None, timings=None) -> str:
+    lines = [f"# {title}", ""]
+    for key, value in (meta or {}).items():
+        lines.append(f"- **{key}**: {value}")
+    if meta:
+        lines.append("")
+    lines += ["## Summary", "", "| # | finding | verdict | because |", "|---|---|---|---|"]
+    for i, t, badge, reason in _summary_rows(findings):
+        lines.append(f"| {i} | {t} | **{badge}** | {reason} |")
+    lines += ["", ("Verdicts: a claim *holds* when its whole 95 % interval lies on the claimed side, *fails* when the "
+              "whole interval lies on the other side, and is *inconclusive* otherwise."), ""]
+    for i, f in enumerate(findings):
+        lines += [f"## {i + 1}. {f.title} — {_BADGE.get(f.status, f.status.upper())}", "", f"**Claim.** {f.claim}",
+                  "", f"**Verdict.** {_BADGE.get(f.status, f.status)}: {f.reason}.", ""]
+        if f.measured:
+            lines += ["**Measured.**", ""] + [f"- {m}" for m in f.measured] + [""]
+        for fig in f.figures:
+            lines += [f"![{f.title}]({Path(fig).as_posix()})", ""]
+        if f.tables:
+            lines += ["Tables: " + ", ".join(f"[{Path(t).name}]({Path(t).as_posix()})" for t in f.tables), ""]
+    if timings:
+        total = sum(timings.values())
+        lines += ["## Where the time went", "", "| stage | seconds | share |", "|---|---:|---:|"]
+        for name, sec in timings.items():
+            lines.append(f"| {name} | {sec:.1f} | {100 * sec / total:.0f} % |")
+        lines += [f"| **total** | **{total:.1f}** | |", ""]
+    return "\n".join(lines)
+
+
+def _html(findings, *, title, meta, timings) -> str:
+    e = html.escape
+    out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
+           ("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+           "line-height:1.45}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
+           "vertical-align:top}img{max-width:100%}.badge{color:#fff;padding:.1em .5em;border-radius:.3em;"
+           "font-weight:600}</style>"), "</head><body>", f"<h1>{e(title)}</h1>"]
+    if meta:
+        out.append("<ul>" + "".join(f"<li><b>{e(str(k))}</b>: {e(str(v))}</li>" for k, v in meta.items()) + "</ul>")
+    out.append("<h2>Summary</h2><table><tr><th>#</th><th>finding</th><th>verdict</th><th>because</th></tr>")
+    for (i, t, badge, reason), f in zip(_summary_rows(findings), findings):
+        out.append(f"<tr><td>{i}</td><td><a href='#f{i}'>{e(t)}</a></td><td><span class='badge' "
+                   f"style='background:{_COLOR.get(f.status, '#333')}'>{badge}</span></td><td>{e(reason)}</td></tr>")
+    out.append("</table><p>Verdicts: a claim <i>holds</i> when its whole 95 % interval lies on the claimed side, "
+               "<i>fails</i> when the whole interval lies on the other side, and is <i>inconclusive</i> "
+               "otherwise.</p>")
+    for i, f in enumerate(findings):
+        badge = _BADGE.get(f.status, f.status.upper())
+        out.append(f"<h2 id='f{i + 1}'>{i + 1}. {e(f.title)} <span class='badge' "
+                   f"style='background:{_COLOR.get(f.status, '#333')}'>{badge}</span></h2>")
+        out.append(f"<p><b>Claim.</b> {e(f.claim)}</p><p><b>Verdict.</b> {badge}: {e(f.reason)}.</p>")
+        if f.measured:
+            out.append("<p><b>Measured.</b></p><ul>" + "".join(f"<li>{e(m)}</li>" for m in f.measured) + "</ul>")
+        for fig in f.figures:
+            out.append(f"<p><img src='{e(Path(fig).as_posix())}' alt='{e(f.title)}'></p>")
+        if f.tables:
+            out.append("<p>Tables: " + ", ".join(f"<a href='{e(Path(t).as_posix())}'>{e(Path(t).name)}</a>"
+                                                 for t in f.tables) + "</p>")
+    if timings:
+        total = sum(timings.values())
+        out.append("<h2>Where the time went</h2><table><tr><th>stage</th><th>seconds</th><th>share</th></tr>")
+        for name, sec in timings.items():
+            out.append(f"<tr><td>{e(name)}</td><td>{sec:.1f}</td><td>{100 * sec / total:.0f} %</td></tr>")
+        out.append(f"<tr><td><b>total</b></td><td><b>{total:.1f}</b></td><td></td></tr></table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_report(findings, out_dir, *, title="sawdist report", meta=None, timings=None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta or {})
+    meta.setdefault("written", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    md = out_dir / "report.md"
+    md.write_text(markdown(findings, title=title, meta=meta, timings=timings), encoding="utf-8")
+    page = out_dir / "report.html"
+    page.write_text(_html(findings, title=title, meta=meta, timings=timings), encoding="utf-8")
+    return md, page
