@@ -15,6 +15,8 @@ import sys
 #: Subcommand name -> "module:function" that adds its parser.
 SUBCOMMANDS: dict[str, str] = {
     "extract": "extraction.cli:add_parser",
+    "run": "sawdist.mainjob:add_run_parser",
+    "report": "sawdist.mainjob:add_report_parser",
 }
 
 
