@@ -163,7 +163,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     seeds : int or sequence of int
         A number of seeds (``0 .. seeds-1``) or the seeds themselves.
     recipe : Recipe, optional
-        Training recipe (default :class:`extraction.train.Recipe`).
+        Training recipe (default: :class:`extraction.recipe.Recipe` with the dataset's defaults of
+        :data:`extraction.config.DATASET_DEFAULTS`, e.g. 10 epochs on digits).
     target : str
         Saliency target, one of :data:`extraction.saliency.TARGETS`.
     samples : int or None
@@ -188,7 +189,10 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     from tqdm.auto import tqdm
 
     out = Path(out)
-    recipe = recipe or Recipe()
+    if recipe is None:
+        from .config import DATASET_DEFAULTS
+
+        recipe = Recipe(**DATASET_DEFAULTS.get(dataset, {}).get("recipe", {}))
     check_target(target)
     if mode not in MODES:
         raise ValueError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}.")
