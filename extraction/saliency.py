@@ -142,7 +142,7 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
     """Unit saliency directions of every model of ``stack`` on the samples ``(x, y)``.
 
     Samples are processed in batches of ``batch_size`` (default: about 2**24 input values per batch across the
-    models on a CPU, 2**27 on a GPU), each with one backward pass.
+    models on a CPU, 2**25 on a GPU), each with one backward pass.
 
     Examples
     --------
@@ -158,7 +158,7 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
     n = x.shape[0]
     d = int(np.prod(x.shape[1:]))
     if batch_size is None:
-        budget = 2**27 if x.device.type == "cuda" else 2**24
+        budget = 2**25 if x.device.type == "cuda" else 2**24
         batch_size = max(1, min(n, budget // max(1, len(stack) * d)))
     out = {key: [] for key in ("direction", "grad_norm", "valid", "correct")}
     for start in range(0, n, batch_size):

@@ -119,13 +119,18 @@ class ModelStack:
         return f
 
     @torch.no_grad()
-    def logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-        """Logits of every model on the shared inputs ``x``: shape ``(n_models, n, n_classes)``."""
+    def logits(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Logits of every model on the shared inputs ``x``: shape ``(n_models, n, n_classes)``.
+
+        ``batch_size`` inputs at a time (default: at most 1024, and about 2**25 input values across the models).
+        """
+        if batch_size is None:
+            batch_size = max(1, min(1024, 2**25 // max(1, len(self) * math.prod(x.shape[1:]))))
         f = vmap(self.functional(), in_dims=(0, 0, None))
         params = {k: v.detach() for k, v in self.params.items()}
         return torch.cat([f(params, self.buffers, x[i: i + batch_size]) for i in range(0, len(x), batch_size)], 1)
 
-    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int | None = None) -> np.ndarray:
         """Fraction of ``x`` that each model classifies as ``y``."""
         correct = self.logits(x, batch_size).argmax(-1) == y.to(x.device)
         return correct.float().mean(1).cpu().numpy()
