@@ -21,8 +21,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import tomllib
-
 from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
 
 __all__ = ["add_parser", "build_parser", "main", "run"]
@@ -66,9 +64,12 @@ def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"'--data-option' must look like KEY=VALUE, got {text!r}.")
+    from .config import toml_module
+
+    toml = toml_module()
     try:  # TOML literal (numbers, booleans, lists, quoted strings); anything else is a plain string
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = toml.loads(f"v = {value}")["v"] if toml is not None else value
+    except toml.TOMLDecodeError:
         parsed = value
     return key.strip(), parsed
 

@@ -24,8 +24,6 @@ import dataclasses
 import os
 from pathlib import Path
 
-import tomllib
-
 from .recipe import Recipe
 
 __all__ = ["DEFAULTS", "DATASET_DEFAULTS", "auto_threads", "load_toml", "resolve"]
@@ -56,6 +54,18 @@ DATASET_DEFAULTS = {
 _TABLES = ("extract", "dataset", "recipe")
 
 
+def toml_module():
+    """:mod:`tomllib` (Python >= 3.11) or its backport :mod:`tomli`; None when neither is available."""
+    try:
+        import tomllib
+    except ImportError:  # pragma: no cover - Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            return None
+    return tomllib
+
+
 def auto_threads() -> int:
     """CPU threads for torch: the cores that other processes leave idle (1-minute load average), at least one.
 
@@ -75,8 +85,11 @@ def load_toml(path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"'config' file {str(path)!r} does not exist.")
+    toml = toml_module()
+    if toml is None:  # pragma: no cover - Python 3.10 without tomli
+        raise ImportError("reading a --config file needs Python >= 3.11 or the tomli package (pip install tomli).")
     with open(path, "rb") as f:
-        config = tomllib.load(f)
+        config = toml.load(f)
     unknown = sorted(set(config) - set(_TABLES))
     if unknown:
         raise ValueError(f"'config' has unknown table {unknown[0]!r}; the tables are {', '.join(_TABLES)}.")
