@@ -34,8 +34,8 @@ def plot_capacity_law(idata, summary=None, *, var="mrl", family=None, hdi_prob=0
         y = post["kappa"].sel(family=family).median("sample")
         label = "kappa(k), median input"
     k = post["capacity"].values.astype(float)
-    az.plot_hdi(k, y.transpose("chain", "draw", "capacity").values, hdi_prob=hdi_prob, ax=ax,
-                fill_kwargs={"alpha": 0.3, "label": f"{int(hdi_prob * 100)}% HDI"})
+    band = az.hdi(y.transpose("chain", "draw", "capacity").values, hdi_prob=hdi_prob)  # (capacity, 2)
+    ax.fill_between(k, band[:, 0], band[:, 1], alpha=0.3, label=f"{int(hdi_prob * 100)}% HDI")
     ax.plot(k, y.mean(("chain", "draw")).values, "-", label="posterior mean")
     if summary is not None and var == "mrl":
         ax.plot(k, observed_mrl(summary).sel(family=family).values, "o", label="observed")
