@@ -12,6 +12,7 @@ from .distributions import power_spherical, saw, uniform_direction, vonmises_fis
 from .capacity import FamilyFit, fit_family
 from .fit import FitResult, fit
 from .semiparametric import SemiparametricFit, fit_semiparametric
+from .summaries import summarize
 
 __version__ = "0.1.0.dev0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "fit",
     "fit_family",
     "fit_semiparametric",
+    "summarize",
     "power_spherical",
     "saw",
     "special",

@@ -373,6 +373,16 @@ def test_parameters_broadcast_numpyro_style():
     assert dist.cosine.rvs(size=5, rng=0).shape == (5, 3, 1)
 
 
+@pytest.mark.parametrize("name", MEMBERS)
+def test_single_draw_without_size(name):
+    dist = MEMBERS[name](e1(4), 3.0)
+    assert dist.rvs(rng=0).shape == (4,)
+    assert dist.rvs(size=(), rng=0).shape == (4,)
+    assert np.array_equal(dist.rvs(rng=7), dist.rvs(size=1, rng=7)[0])
+    assert dist.cosine.rvs(rng=0).shape == ()
+    assert uniform_direction(4).rvs(rng=0).shape == (4,)
+
+
 def test_scalar_results_are_python_floats_or_0d():
     dist = vonmises_fisher(e1(3), 2.0)
     assert np.ndim(dist.logpdf(e1(3))) == 0

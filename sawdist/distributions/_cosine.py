@@ -119,7 +119,7 @@ class BetaCosine(_CosineBase):
         # 1 - B ~ Beta(b, a); drawing it directly keeps 1 - t relative-accurate when t is near 1.
         shape = size + self.batch_shape
         one_minus_b = rng.beta(np.broadcast_to(self.b, shape), np.broadcast_to(self.a, shape))
-        return 1.0 - 2.0 * one_minus_b
+        return np.asarray(1.0 - 2.0 * one_minus_b)
 
     def mean(self):
         """E[t] = (a - b)/(a + b) = kappa / (d - 1 + kappa)."""

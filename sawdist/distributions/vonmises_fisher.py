@@ -75,27 +75,26 @@ class vonmises_fisher_gen(SawGen):
     def _sample_t(self, dim, params, shape, rng):
         """Wood (1994), Algorithm VM*, with 1 - x0^2 formed as 4b/(1+b)^2 so that kappa >> d loses nothing."""
         (kappa,) = params
-        kappa = np.broadcast_to(kappa, shape)
+        kappa = np.broadcast_to(kappa, shape).ravel()  # flat, so that a scalar batch works the same way
         dm1 = dim - 1.0
         b = dm1 / (2.0 * kappa + np.sqrt(4.0 * kappa * kappa + dm1 * dm1))
         x0 = (1.0 - b) / (1.0 + b)
         log1m_x02 = np.log(4.0 * b) - 2.0 * np.log1p(b)
-        out = np.empty(shape)
-        todo = np.ones(shape, dtype=bool)
-        while np.any(todo):
-            idx = np.nonzero(todo)
-            bb, xx, kk, ll = b[idx], x0[idx], kappa[idx], log1m_x02[idx]
-            z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=bb.shape)
+        out = np.empty(kappa.shape)
+        todo = np.arange(kappa.size)
+        while todo.size:
+            bb, xx, kk, ll = b[todo], x0[todo], kappa[todo], log1m_x02[todo]
+            z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=todo.size)
             denom = 1.0 - (1.0 - bb) * z
             w = 1.0 - 2.0 * bb * z / denom  # = (1 - (1+b) z) / (1 - (1-b) z)
-            u = rng.random(bb.shape)
+            u = rng.random(todo.size)
             # kappa w + (d-1) log(1 - x0 w) - c with c = kappa x0 + (d-1) log(1 - x0^2)
             with np.errstate(divide="ignore"):
                 crit = kk * (w - xx) + dm1 * (np.log1p(-xx * w) - ll)
                 accept = crit >= np.log(u)
-            sel = tuple(i[accept] for i in idx)
-            out[sel] = w[accept]
-            todo[sel] = False
+            out[todo[accept]] = w[accept]
+            todo = todo[~accept]
+        out = out.reshape(shape)
         return out
 
     def fit(self, x):
