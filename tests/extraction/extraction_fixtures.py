@@ -1,4 +1,9 @@
-"""Shared fixtures of the extraction tests: tiny digits data, a one-epoch recipe, and a reference sweep."""
+"""Shared fixtures of the extraction tests: tiny digits data, a one-epoch recipe, and a reference sweep.
+
+Test modules import the fixtures they use from here. (Not a ``conftest.py``: several test folders without
+``__init__.py`` each holding a ``conftest.py`` collide under ``--doctest-modules``, which imports them all as the
+module ``conftest``.)
+"""
 
 import pytest
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from extraction_fixtures are test arguments of the same name)
 import gzip
 import pickle
 import struct
@@ -5,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from extraction_fixtures import digits  # noqa: F401  (fixtures)
 
 from extraction.data import DATASETS, load_dataset, read_idx
 

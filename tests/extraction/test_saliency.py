@@ -1,6 +1,8 @@
+# ruff: noqa: F811  (pytest fixtures imported from extraction_fixtures are test arguments of the same name)
 import numpy as np
 import pytest
 import torch
+from extraction_fixtures import digits  # noqa: F401  (fixtures)
 from torch.func import grad, vmap
 
 from extraction.saliency import TARGETS, input_gradients, saliency, target_values

@@ -1,9 +1,11 @@
+# ruff: noqa: F811  (pytest fixtures imported from extraction_fixtures are test arguments of the same name)
 import json
 import signal
 
 import numpy as np
 import pytest
 import xarray as xr
+from extraction_fixtures import quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
 
 import sawdist.io as sio
 from extraction.sweep import extract
