@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import xarray as xr
-from _saw_reference import directions_from_cosines, draw_cosines
+from ._saw_reference import directions_from_cosines, draw_cosines
 from scipy import stats as sps
 
 import sawdist

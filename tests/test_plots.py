@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from _saw_reference import directions_from_cosines, draw_cosines
+from ._saw_reference import directions_from_cosines, draw_cosines
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

@@ -8,7 +8,7 @@ attempt at alpha = 1e-3.
 import numpy as np
 import pytest
 import xarray as xr
-from _saw_reference import cosine_cdf, directions_from_cosines, draw_cosines, draw_directions, log_sphere_area
+from ._saw_reference import cosine_cdf, directions_from_cosines, draw_cosines, draw_directions, log_sphere_area
 from scipy import integrate
 from scipy import stats as sps
 from scipy.interpolate import CubicSpline

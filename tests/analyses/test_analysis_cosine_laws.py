@@ -2,7 +2,7 @@
 
 import numpy as np
 import pandas as pd
-from conftest import M_TRUE, make
+from .conftest import M_TRUE, make
 
 from analyses import cosine_laws
 

@@ -1,7 +1,7 @@
 """Finding 5 on synthetic data: the ensemble curve follows identity 4; no gain without a shared mean."""
 
 import numpy as np
-from conftest import M_TRUE
+from .conftest import M_TRUE
 
 from analyses import ensembles
 from analyses.context import Context, Options

@@ -24,7 +24,7 @@ def test_jackknife_replicate_equals_recomputation_without_the_seed(shared):
 
 
 def test_rho_and_alignment_recover_the_truth(shared, separate):
-    from conftest import M_TRUE
+    from .conftest import M_TRUE
 
     ps = _pairs.pair_stats(shared)
     rho, se, _ = ps.statistic(_pairs.mean_rho)
