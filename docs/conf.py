@@ -53,18 +53,38 @@ default_role = "autolink"  # `name` links to the object when it exists and is se
 
 # -- API reference ----------------------------------------------------------------------------------------------
 _modules = apigen.public_modules()
-_pages, _instances, _inherited_stop = apigen.collect(_modules)
+_pages, _instances, _inherited_stop, _external_members = apigen.collect(_modules)
 apigen.write_pages(HERE / "api", _pages)
 
 autosummary_generate = True
 autosummary_imported_members = True
-autosummary_context = {"instances": _instances, "inherited_stop": _inherited_stop}
+autosummary_context = {"instances": _instances, "inherited_stop": _inherited_stop,
+                       "external_members": _external_members}
 autodoc_default_options = {"member-order": "groupwise"}
 autodoc_typehints = "none"  # the numpydoc Parameters section is the reference; signatures stay short
 autodoc_mock_imports: list[str] = []
 numpydoc_show_class_members = False  # the class template lists members itself
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+def _skip_external_overrides(app, what, name, obj, skip, options):
+    """Skip class members that override a method of a base class from outside our packages."""
+    if skip or what != "class" or name in apigen.EXTERNAL_OVERRIDES_SHOWN:
+        return None
+    qualname = getattr(obj, "__qualname__", "")
+    module = sys.modules.get(getattr(obj, "__module__", "") or "")
+    owner = getattr(module, qualname.split(".")[0], None) if "." in qualname else None
+    if not isinstance(owner, type):
+        return None
+    for base in owner.__mro__[1:]:
+        if not apigen._ours(base) and name in vars(base):
+            return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_external_overrides)
+
 
 # -- MyST and notebooks -----------------------------------------------------------------------------------------
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]

@@ -10,6 +10,8 @@ The templates in ``_templates/autosummary`` read two tables this module computes
 
 * ``instances``: module-level objects that are instances of a public class with public methods (the distribution
   generators ``sawdist.vonmises_fisher`` etc.), documented as data with a table of their class's methods;
+* ``external_members``: for each class, the member names its bases from outside our packages define, which its
+  page does not list (overrides of PyTensor ``Op`` hooks and the like);
 * ``inherited_stop``: for each class, the classes from outside our packages in its MRO, so that ``:inherited-members:``
   shows methods inherited from our own (possibly private) bases, and nothing from ``object``, exceptions, PyTorch or
   PyMC.
@@ -24,6 +26,11 @@ from pathlib import Path
 
 #: Packages whose public modules are documented, in page order.
 PACKAGES = ("sawdist", "extraction")
+#: Members a user calls on subclasses of external bases (PyMC distributions, torch modules); other overrides of an
+#: external base's methods (PyTensor ``Op`` hooks such as ``perform`` or ``c_code``) are implementation details,
+#: and their docstrings, inherited from the external base, are not numpydoc.
+EXTERNAL_OVERRIDES_SHOWN = frozenset({"dist", "logp", "logcdf", "support_point", "forward", "rng_fn"})
+
 #: Modules documented by a hand-written page instead (relative to ``api/``).
 SPECIAL_PAGES = {"sawdist.cli": "../cli"}
 
@@ -67,11 +74,16 @@ def _public_methods(cls) -> list[str]:
 
 
 def collect(modules):
-    """Return ``(pages, instances, inherited_stop)``; ``pages[module] = (documented_here, reexported)``."""
+    """Return ``(pages, instances, inherited_stop, external_members)``.
+
+    ``pages[module] = (documented_here, reexported)``; ``external_members[class]`` are the names defined by the
+    class's bases from outside our packages (hidden from its page unless in :data:`EXTERNAL_OVERRIDES_SHOWN`).
+    """
     canonical: dict[int, str] = {}
     pages = {}
     instances = {}
     inherited_stop = {}
+    external_members = {}
     public_classes = {}
     for modname in modules:
         module = importlib.import_module(modname)
@@ -95,6 +107,10 @@ def collect(modules):
             canonical[key] = fullname
             here.append(name)
             if inspect.isclass(obj):
+                external_members[fullname] = sorted(
+                    {name for base in inspect.getmro(obj)[1:] if not _ours(base) for name in vars(base)}
+                    - EXTERNAL_OVERRIDES_SHOWN
+                )
                 inherited_stop[fullname] = ",".join(
                     sorted({base.__name__ for base in inspect.getmro(obj)[1:] if not _ours(base)} | {"object"})
                 )
@@ -103,7 +119,7 @@ def collect(modules):
                 if methods:
                     instances[fullname] = {"cls": public_classes[type(obj)], "methods": methods}
         pages[modname] = (here, elsewhere)
-    return pages, instances, inherited_stop
+    return pages, instances, inherited_stop, external_members
 
 
 def _title(text: str) -> str:
