@@ -41,10 +41,8 @@ class Options:
     ensemble_subsets : int
         Random subsets of seeds per ensemble size.
     transfer_epsilons : list of float
-        Perturbation sizes (in standardised input units, as a multiple of sqrt(d) / 8: 1.0 moves an 8x8 digit by
-        one standard deviation per pixel on average).
-    transfer_samples : int
-        Inputs attacked (first correctly classified test inputs).
+        Perturbation sizes eps: the RMS change per input feature, in units of the standardised input (the input
+        moves by eps sqrt(d) along a unit direction).
     seed : int
         Random seed of subsets and samplers.
     """
@@ -52,15 +50,14 @@ class Options:
     alignment_threshold: float = 0.9
     architecture: dict | None = None
     bayes: bool = True
-    bayes_samples: int = 200
+    bayes_samples: int = 100
     draws: int = 300
     tune: int = 300
     chains: int = 2
     laws: list = dataclasses.field(default_factory=lambda: ["power", "logit_mrl"])
     ensemble_sizes: list | None = None
     ensemble_subsets: int = 64
-    transfer_epsilons: list = dataclasses.field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0, 4.0])
-    transfer_samples: int = 200
+    transfer_epsilons: list = dataclasses.field(default_factory=lambda: [0.0, 0.125, 0.25, 0.5, 1.0, 2.0])
     seed: int = 0
 
     @classmethod
@@ -86,6 +83,7 @@ class Context:
         self._pairs = None
         self._fits = {}
         self._summary = None
+        self.sampler_warnings = {}
 
     @property
     def dim(self) -> int:
@@ -123,8 +121,34 @@ class Context:
             o = self.options
             self.progress.say(f"  Bayesian fit: law {law!r}, {'shared' if shared else 'separate'} mean "
                               f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['sample']} inputs)")
-            self._fits[key] = fit_convergence(
-                self.summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws, tune=o.tune,
-                chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
-            )
+            import warnings
+
+            # Sampler warnings (divergences that overflow, ...) are diagnostics, not errors: they are recorded
+            # and the findings report R-hat and ESS.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._fits[key] = fit_convergence(
+                    self.summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws,
+                    tune=o.tune, chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
+                )
+            self.sampler_warnings[key] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
         return self._fits[key]
+
+    def compare(self, fits: dict):
+        """:func:`arviz.compare` by PSIS-LOO, with its warnings turned into notes for the report.
+
+        Returns the comparison table and a list of notes (e.g. Pareto k > 0.7: the LOO estimate is unreliable for
+        some inputs).
+        """
+        import warnings
+
+        import arviz as az
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = az.compare(fits, ic="loo")
+        notes = []
+        if any("Pareto" in str(w.message) for w in caught):
+            notes.append("PSIS-LOO warned that the Pareto shape k exceeds 0.7 for some inputs: those inputs are "
+                         "influential and the elpd differences are approximate")
+        return table, notes

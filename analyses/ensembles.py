@@ -87,14 +87,16 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     if K < 2:
         finding.reason = "needs at least two capacities"
         return finding
-    n_seeds = ds.sizes["seed"]
-    sizes = [int(s) for s in (opts.ensemble_sizes or default_sizes(n_seeds)) if int(s) <= n_seeds]
     rng = np.random.default_rng(opts.seed)
     rho_x = ps.per_input()
     rows, lowers, uppers, curves = [], [], [], []
     for f, fam in enumerate(ps.families):
         U, V = family_layout(ds, fam)
         js, jl = ps.slot(f, 0), ps.slot(f, K - 1)
+        # The largest ensemble: the number of valid small models at 90 % of the inputs (a dead network, whose
+        # gradients vanish everywhere, leaves fewer than n_seeds valid directions at every input).
+        n_max = max(1, int(np.floor(np.quantile(V[0].sum(axis=0), 0.1))))
+        sizes = [int(s) for s in (opts.ensemble_sizes or default_sizes(n_max)) if int(s) <= n_max]
         obs = ensemble_cosines(U[0], V[0], U[-1], V[-1], sizes, int(opts.ensemble_subsets), rng)
         m2 = np.clip(rho_x[:, js, js], 0.0, 1.0)
         cross = rho_x[:, js, jl]
@@ -130,10 +132,11 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
         )
         finding.numbers[f"{fam}/gain"] = gain
         finding.numbers[f"{fam}/gain_se"] = gain_se
+        finding.numbers[f"{fam}/sizes"] = sizes
         finding.numbers[f"{fam}/curve"] = mean_obs.tolist()
         finding.numbers[f"{fam}/predicted"] = pred.tolist()
         finding.numbers[f"{fam}/beats_large"] = beat
-        curves.append((fam, mean_obs, se_obs, pred, limit, float(nanmean(large))))
+        curves.append((fam, sizes, mean_obs, se_obs, pred, limit, float(nanmean(large))))
     finding.status = verdict(lowers, uppers, 0.0)
     finding.reason = {
         "holds": "in every family the ensemble of small models moves towards the large models as N grows "
@@ -143,7 +146,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
                         "approach, or too little data)",
     }.get(finding.status, "no valid ensembles")
     finding.tables.append(save_table(pd.DataFrame(rows), out_dir, "ensembles"))
-    accuracy = _ensemble_accuracy(ctx, sizes) if ctx.models is not None else None
+    accuracy = _ensemble_accuracy(ctx) if ctx.models is not None else None
     if accuracy is not None:
         finding.tables.append(save_table(accuracy, out_dir, "ensembles_accuracy"))
         for fam, sub in accuracy.groupby("family"):
@@ -153,11 +156,11 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
                 f"(N = {sub['ensemble_size'].iloc[-1]}); one k = {sub['capacity_large'].iloc[0]:g} model: "
                 f"{sub['large_accuracy'].iloc[0]:.3f}."
             )
-    finding.figures.append(_figure(curves, sizes, caps, accuracy, out_dir))
+    finding.figures.append(_figure(curves, caps, accuracy, out_dir))
     return finding
 
 
-def _ensemble_accuracy(ctx, sizes):
+def _ensemble_accuracy(ctx):
     """Accuracy of the averaged softmax of the first N small models of the model pool, per family."""
     import pandas as pd
 
@@ -169,20 +172,18 @@ def _ensemble_accuracy(ctx, sizes):
         p_large = pool.probabilities_of(fam, caps[-1])
         y = pool.labels
         large_acc = float(np.mean(p_large.argmax(-1) == y[None]))
-        for size in sizes:
-            if size > p_small.shape[0]:
-                continue
+        for size in default_sizes(p_small.shape[0]):
             acc = float(np.mean(p_small[:size].mean(0).argmax(-1) == y))
             rows.append({"family": fam, "capacity_small": caps[0], "capacity_large": caps[-1], "ensemble_size": size,
                          "accuracy": acc, "large_accuracy": large_acc})
     return pd.DataFrame(rows) if rows else None
 
 
-def _figure(curves, sizes, caps, accuracy, out_dir):
+def _figure(curves, caps, accuracy, out_dir):
     n_panels = 2 if accuracy is not None else 1
     fig, axes = new_figure(1, n_panels, figsize=(6.4 * n_panels, 4.2), squeeze=False)
     ax = axes[0, 0]
-    for i, (fam, obs, se, pred, limit, large) in enumerate(curves):
+    for i, (fam, sizes, obs, se, pred, limit, large) in enumerate(curves):
         color = f"C{i}"
         ax.errorbar(sizes, obs, yerr=Z95 * se, fmt="o", color=color, label=f"{fam}: observed")
         ax.plot(sizes, pred, "-", color=color, label=f"{fam}: identity 4")

@@ -95,7 +95,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     # Bayesian shared-vs-separate comparison.
     if opts.bayes:
         try:
-            comparison = _compare(ctx)
+            comparison, notes = ctx.compare({"shared": ctx.fit("power", True), "separate": ctx.fit("power", False)})
         except ValueError as err:  # e.g. fewer than 2 valid seeds everywhere
             finding.measured.append(f"Bayesian comparison not run: {err}")
         else:
@@ -107,6 +107,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
                 f"Bayesian vMF model, PSIS-LOO over inputs: the {best!r} mean model is preferred; elpd difference "
                 f"to {other!r} {diff:.1f} (se {dse:.1f})."
             )
+            finding.measured.extend(f"({note}.)" for note in notes)
             finding.numbers["loo_best"] = str(best)
             finding.numbers["loo_elpd_diff"] = diff
             finding.numbers["loo_dse"] = dse
@@ -117,13 +118,6 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     }.get(finding.status, "no pairs of capacities to compare")
     finding.figures.append(_figure(A, name, ps, out_dir, thr))
     return finding
-
-
-def _compare(ctx):
-    import arviz as az
-
-    fits = {"shared": ctx.fit("power", True), "separate": ctx.fit("power", False)}
-    return az.compare(fits, ic="loo")
 
 
 def _figure(A, names, ps, out_dir, thr):

@@ -33,8 +33,8 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
         Dimension d of the inputs.
     capacities : sequence of int
         Capacities k.
-    m : array_like (capacity,) or (family, capacity)
-        Mean resultant length m_f(k) = E[mu'u] of every family and capacity, in [0, 1).
+    m : array_like (capacity,), (family, capacity) or (family, capacity, sample)
+        Mean resultant length m_f(k) = E[mu'u] of every family and capacity (and input), in [0, 1).
     n_seeds, n_samples : int
         Seeds per (family, capacity) and inputs.
     families : sequence of str
@@ -52,7 +52,8 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
     gen = np.random.default_rng(rng)
     caps = np.asarray(capacities)
     F, K = len(families), caps.size
-    m = np.broadcast_to(np.asarray(m, dtype=float), (F, K))
+    m = np.asarray(m, dtype=float)
+    m = np.broadcast_to(m if m.ndim == 3 else np.broadcast_to(m, (F, K))[..., None], (F, K, n_samples))
     kappa = np.asarray(vmf_kappa_from_mrl(dim, m), dtype=float)
     n_mu = 1 if shared_across_families else F
     mu_shape = (n_mu, n_samples) if shared_mean else (n_mu, K, n_samples)
@@ -80,6 +81,6 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
                 "label": ("sample", np.zeros(n_samples, np.int64))},
         attrs={"dataset": "synthetic-vmf", "target": "none", "recipe": json.dumps({}), "versions": "{}",
                "device": "none", "created": "synthetic", "input_shape": np.array([dim]),
-               "truth": json.dumps({"m": m.tolist(), "shared_mean": shared_mean})},
+               "truth": json.dumps({"m": m.mean(axis=-1).tolist(), "shared_mean": shared_mean})},
     )
     return ds

@@ -63,24 +63,27 @@ def attack_curves(pool, family, epsilons, *, max_targets=None):
     M = min(pool.n_models(family, k) for k in caps)
     T = M if max_targets is None else min(M, int(max_targets))
     out = np.full((len(caps), T, len(STRATEGIES), eps.size, n), np.nan)
-    small_mean = _unit(np.nansum(np.nan_to_num(dirs[caps[0]]), axis=0))
+    small_mean = _unit(np.nan_to_num(dirs[caps[0]]).sum(axis=0))
     for c, k in enumerate(caps):
         D = np.nan_to_num(dirs[k])
         for t in range(T):
             other = (t + 1) % M
             rest = [s for s in range(pool.n_models(family, k)) if s != t]
             v = {
-                "single": _unit(D[other]),
-                "largest": _unit(np.nan_to_num(dirs[caps[-1]])[other]),
+                "single": _unit(dirs[k][other]),
+                "largest": _unit(dirs[caps[-1]][other]),
                 "mean": _unit(D[rest].sum(axis=0)),
                 "mean_smallest": small_mean if caps[0] != k else _unit(D[rest].sum(axis=0)),
             }
             clean = pool.predict(family, k, t, x) == pool.labels
+            # A surrogate without a direction at an input (a dead network: zero gradient) gives no attack there;
+            # those (strategy, input) pairs are left out rather than counted as perturbations of size 0.
+            usable = np.stack([np.all(np.isfinite(v[s]), axis=-1) for s in STRATEGIES])  # (strategy, n)
             batch = np.stack([flat[None] - (eps[:, None, None] * np.sqrt(d)) * np.nan_to_num(v[s])[None]
                               for s in STRATEGIES])  # (strategy, eps, n, d)
             pred = pool.predict(family, k, t, batch.reshape(-1, *shape)).reshape(len(STRATEGIES), eps.size, n)
             ok = (pred == pool.labels[None, None]).astype(float)
-            out[c, t] = np.where(clean[None, None], ok, np.nan)
+            out[c, t] = np.where(clean[None, None] & usable[:, None], ok, np.nan)
     return out, caps
 
 

@@ -96,3 +96,14 @@ def test_commands_are_registered():
     assert SUBCOMMANDS["report"] == "sawdist.mainjob:add_report_parser"
     args = build_parser().parse_args(["run", "--out", "x"])
     assert args.out == "x" and args.progress
+
+
+def test_command_line_and_analyses_import_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, sawdist, sawdist.mainjob, analyses, analyses.context, analyses.report; "
+            "from sawdist.cli import build_parser; build_parser(); "
+            "heavy = [m for m in ('torch', 'pymc', 'arviz', 'matplotlib') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pandas as pd
-from .conftest import M_TRUE, make
 
 from analyses import cosine_laws
+
+from .conftest import M_TRUE, make
 
 
 def test_cosine_laws_recover_m_and_hold(shared, tmp_path):

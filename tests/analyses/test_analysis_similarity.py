@@ -2,9 +2,10 @@
 
 import numpy as np
 import pandas as pd
-from .conftest import M_TRUE, make
 
 from analyses import similarity
+
+from .conftest import M_TRUE, make
 
 
 def test_similarity_recovers_rank_one_and_holds(shared, tmp_path):
