@@ -4,9 +4,10 @@ For each of ``--datasets`` replications: draw (alpha_ref, beta, sigma, a_x) from
 directions (mu(x) uniform) with log kappa_k(x) = a_x + beta (log k - log k_ref), summarise them, fit the model
 with NUTS, thin the posterior to ``--draws-kept`` draws and record the rank of each true parameter among them.
 If the sampler and the likelihood are right, the ranks are uniform on {0, ..., L}; we test that with a chi-square
-test over 10 bins per parameter and write the ranks and p-values to benchmarks/results/sbc_power_law.json.
+test over 10 bins per parameter and write the ranks and p-values to benchmarks/results/sbc_power_law.json after
+every dataset. A rerun with the same design resumes from that file (``--fresh`` starts over).
 
-    python benchmarks/sbc_power_law.py --datasets 100
+    nohup python benchmarks/sbc_power_law.py --datasets 100 > sbc.log &
 """
 
 from __future__ import annotations
@@ -67,24 +68,47 @@ def main():
     parser.add_argument("--bins", type=int, default=10)
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "sbc_power_law.json"))
+    parser.add_argument("--fresh", action="store_true", help="ignore the ranks already in --out")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
-    ranks = {p: [] for p in PARAMS}
-    divergences = []
-    for i in range(args.datasets):
+    ranks, divergences, elapsed = resume(args)
+    if divergences:
+        print(f"resuming from {args.out}: {len(divergences)} datasets done with the same design", flush=True)
+    for i in range(len(divergences), args.datasets):
         r, _, div = one_replication(i, args)
         for p in PARAMS:
             ranks[p].append(r[p])
         divergences.append(div)
         print(f"{i + 1}/{args.datasets} ranks {r} divergences {div} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        write(args, ranks, divergences, t0, final=i + 1 == args.datasets)
+        write(args, ranks, divergences, t0 - elapsed, final=i + 1 == args.datasets)
+
+
+def _design(args):
+    return {k: v for k, v in vars(args).items() if k not in ("out", "fresh", "datasets")}
+
+
+def resume(args):
+    """Ranks already in ``args.out`` when it was written with the same design (replication i always uses the seed
+    ``[seed, i]``, so a resumed run is the run that was interrupted), else nothing; ``--fresh`` starts over."""
+    ranks = {p: [] for p in PARAMS}
+    path = Path(args.out)
+    if args.fresh or not path.exists():
+        return ranks, [], 0.0
+    old = json.loads(path.read_text())
+    design = {k: v for k, v in old.get("design", {}).items() if k != "datasets"}
+    if design != _design(args):
+        print(f"{path} has another design; starting over", flush=True)
+        return ranks, [], 0.0
+    n = min(int(old["completed"]), args.datasets)
+    return ({p: list(old["ranks"][p][:n]) for p in PARAMS}, list(old["divergent_transitions"][:n]),
+            float(old.get("wall_s", 0.0)))
 
 
 def write(args, ranks, divergences, t0, final):
     """Write the ranks so far (and, at the end, the chi-square tests) to ``args.out``."""
     L = args.draws_kept
-    result = {"design": {k: v for k, v in vars(args).items() if k != "out"}, "completed": len(divergences),
+    result = {"design": {"datasets": args.datasets, **_design(args)}, "completed": len(divergences),
               "ranks": ranks, "divergent_transitions": divergences, "chi2": {},
               "wall_s": round(time.perf_counter() - t0, 1)}
     for p in PARAMS:

@@ -325,7 +325,7 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     return model
 
 
-def _laplace_start(model: pm.Model, chains: int, seed):
+def _laplace_start(model: pm.Model, chains: int, seed, **nuts_kwargs):
     """Start points and NUTS step for ``model`` from a Laplace approximation in the sampler's (transformed) space.
 
     The posterior scales of these models span orders of magnitude (the slope is known to 1e-4 at d = 3072, the
@@ -340,7 +340,12 @@ def _laplace_start(model: pm.Model, chains: int, seed):
 
     start = model.initial_point()
     x0 = DictToArrayBijection.map(start)
-    logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
+    # The NUTS step compiles logp and its gradient once; the mode search uses that same function (PyMC >= 5 keeps
+    # it as ``_logp_dlogp_func`` and the leapfrog integrator; without them, compile a second one).
+    step = pm.NUTS(vars=model.value_vars, model=model, **nuts_kwargs)
+    logp_dlogp = getattr(step, "_logp_dlogp_func", None)
+    if logp_dlogp is None or not hasattr(step, "integrator"):
+        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
     logp_dlogp.set_extra_values({})
 
     def neg(x):
@@ -360,21 +365,23 @@ def _laplace_start(model: pm.Model, chains: int, seed):
         diag[i] = (neg(mode + e)[1][i] - neg(mode - e)[1][i]) / (2.0 * h[i])
     var = np.where(np.isfinite(diag) & (diag > 0), 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
     gen = np.random.default_rng(seed)
+    # One compiled map from the sampler's space to the free variables' own values (untransformed), for all chains.
+    names = {rv.name for rv in model.free_RVs}
+    outs = [v for v in model.unobserved_value_vars if v.name in names]
+    to_values = model.compile_fn(outs, inputs=model.value_vars, point_fn=True, on_unused_input="ignore")
     points = []
     for _ in range(chains):
         x = mode + 0.5 * np.sqrt(var) * gen.standard_normal(n)
         raveled = DictToArrayBijection.rmap(x0._replace(data=x), start)
-        point = {}
-        for rv in model.free_RVs:
-            value_var = model.rvs_to_values[rv]
-            value = raveled[value_var.name]
-            transform = model.rvs_to_transforms[rv]
-            if transform is not None:
-                value = transform.backward(value, *rv.owner.inputs).eval()
-            point[rv.name] = np.asarray(value)
-        points.append(point)
+        points.append({v.name: np.asarray(value) for v, value in zip(outs, to_values(raveled))})
     potential = QuadPotentialDiagAdapt(n, mode, var, 10, rng=gen)
-    step = pm.NUTS(vars=model.value_vars, potential=potential, model=model)
+    if logp_dlogp is getattr(step, "_logp_dlogp_func", None):
+        from pymc.step_methods.hmc.integration import CpuLeapfrogIntegrator
+
+        step.potential = potential
+        step.integrator = CpuLeapfrogIntegrator(potential, logp_dlogp)
+    else:
+        step = pm.NUTS(vars=model.value_vars, potential=potential, model=model, **nuts_kwargs)
     return points, step
 
 
@@ -418,7 +425,10 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         if init == "laplace" and "step" not in kwargs and "initvals" not in kwargs:
             chains = kwargs.get("chains") or 4
             kwargs["chains"] = chains
-            kwargs["initvals"], kwargs["step"] = _laplace_start(model, chains, kwargs.get("random_seed"))
+            nuts_kwargs = dict(kwargs.pop("nuts", None) or {})
+            nuts_kwargs.update({key: kwargs.pop(key) for key in ("target_accept", "max_treedepth") if key in kwargs})
+            kwargs["initvals"], kwargs["step"] = _laplace_start(model, chains, kwargs.get("random_seed"),
+                                                                **nuts_kwargs)
         elif init not in ("laplace", "pymc"):
             raise ValueError(f"'init' must be 'laplace' or 'pymc', got {init!r}.")
         idata = pm.sample(idata_kwargs=idata_kwargs, **kwargs)

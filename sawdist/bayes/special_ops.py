@@ -25,11 +25,14 @@ import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.link.c.op import COp
 
-from ._kernels import bessel_L_R, kappa_from_mrl
+from ..special import N_SERIES_TERMS
+from ._kernels import _LOG_EVERY, bessel_L_R, fixed_order, kappa_from_mrl
 
 __all__ = [
     "BesselLogRatio",
+    "FixedOrderBesselLogRatio",
     "bessel_ratio",
     "log_bessel_iv",
     "log_sphere_area",
@@ -78,22 +81,158 @@ class BesselLogRatio(Op):
         nu, x = inputs
         _, R = outputs
         g_L, g_R = output_grads
-        g_x = pt.zeros_like(x)
-        if not isinstance(g_L.type, DisconnectedType):
-            g_x = g_x + g_L * R
-        if not isinstance(g_R.type, DisconnectedType):
-            # R/x -> 1/(2 nu + 2) as x -> 0 (leading term of the series); x_safe keeps 0/0 out of both branches.
-            positive = pt.gt(x, 0.0)
-            x_safe = pt.switch(positive, x, 1.0)
-            q = pt.switch(positive, R / x_safe, 1.0 / (2.0 * nu + 2.0))
-            g_x = g_x + g_R * (1.0 - R * R - (2.0 * nu + 1.0) * q)
+        # R/x -> 1/(2 nu + 2) as x -> 0 (leading term of the series); x_safe keeps 0/0 out of both branches.
+        g_x = _ratio_grad(nu, x, R, g_L, g_R)
         return [grad_not_implemented(self, 0, nu, "the order nu is a constant of the model"), g_x]
 
 
 _bessel_log_ratio = BesselLogRatio()
 
 
+def _ratio_grad(nu, x, R, g_L, g_R):
+    """The x-gradient shared by both Ops: ``g_L * R + g_R * dR/dx``."""
+    g_x = pt.zeros_like(x)
+    if not isinstance(g_L.type, DisconnectedType):
+        g_x = g_x + g_L * R
+    if not isinstance(g_R.type, DisconnectedType):
+        positive = pt.gt(x, 0.0)
+        x_safe = pt.switch(positive, x, 1.0)
+        q = pt.switch(positive, R / x_safe, 1.0 / (2.0 * nu + 2.0))
+        g_x = g_x + g_R * (1.0 - R * R - (2.0 * nu + 1.0) * q)
+    return g_x
+
+
+def _c_float(value: float) -> str:
+    """A C double literal that round-trips ``value`` exactly (C99 hexadecimal float)."""
+    return float(value).hex()
+
+
+class FixedOrderBesselLogRatio(COp):
+    r"""Op ``x -> (L(nu, x), R(nu, x))`` for one order ``nu`` fixed when the graph is built (a model constant).
+
+    The same kernel as :class:`BesselLogRatio` (:class:`._kernels.FixedOrderBessel`), with the order-dependent
+    work done once: the collapsed Debye coefficients are compiled into C code as constants, so one evaluation costs
+    a few floating-point operations per element and no Python (the NumPy ``perform`` serves the Python linker,
+    e.g. ``mode="FAST_COMPILE"``). Same special values: NaN for negative or NaN x, (inf, 1) at x = inf.
+    """
+
+    __props__ = ("nu",)
+
+    def __init__(self, nu: float):
+        nu = float(nu)
+        if not (np.isfinite(nu) and nu >= 0):
+            raise ValueError(f"'nu' must be a finite order >= 0, got {nu!r}.")
+        self.nu = nu
+
+    def make_node(self, x):
+        x = _f64(x)
+        return Apply(self, [x], [x.type(), x.type()])
+
+    def perform(self, node, inputs, output_storage):
+        L, R = fixed_order(self.nu)(inputs[0])
+        output_storage[0][0] = L
+        output_storage[1][0] = R
+
+    def infer_shape(self, fgraph, node, input_shapes):
+        return [input_shapes[0], input_shapes[0]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        (x,) = inputs
+        return [_ratio_grad(self.nu, x, outputs[1], *output_grads)]
+
+    def c_headers(self, **kwargs):
+        return ["<math.h>"]
+
+    def c_code_cache_version(self):
+        return (2,)
+
+    def c_support_code_apply(self, node, name):
+        k = fixed_order(self.nu)
+        horner = lambda coeffs: "".join("(" for _ in coeffs[1:]) + _c_float(coeffs[0]) + "".join(
+            f" * p + {_c_float(a)})" for a in coeffs[1:])
+        shift = ""
+        if k.shift:
+            shift = f"""
+        {{
+            const double x2 = x * x;
+            double prod = 1.0, acc = 0.0;
+            int i = 0;
+            for (int step = {k.shift}; step > 0; --step, ++i) {{
+                q = 1.0 / (2.0 * ({_c_float(k.nu)} + step) + x2 * q);
+                prod *= q;
+                if ((i + 1) % {_LOG_EVERY} == 0) {{ acc += log(prod); prod = 1.0; }}
+            }}
+            L -= acc + log(prod);
+        }}"""
+        return f"""
+static void sawdist_bessel_{name}(double x, double *L_out, double *R_out) {{
+    if (!(x >= 0.0)) {{ *L_out = NAN; *R_out = NAN; return; }}
+    if (isinf(x)) {{ *L_out = INFINITY; *R_out = 1.0; return; }}
+    const double top = {_c_float(k.top)};
+    const double s = x < 1e150 ? sqrt(top * top + x * x) : hypot(top, x);
+    const double p = top / s;
+    const double tail = {horner(k._c)};
+    const double dtail = {horner(k._dc) if len(k._dc) else "0.0"};
+    double L = s - top * log(top + s) - 0.5 * ({_c_float(_LOG_2PI)} + log(s)) + log1p(tail);
+    double q = 1.0 / (top + s) - (0.5 + p * dtail / (1.0 + tail)) / s / s;{shift}
+    if (x <= {_c_float(2.0 * np.sqrt(k.nu + 1.0))}) {{
+        const double y = 0.25 * x * x;
+        double term = 1.0, series = 0.0;
+        for (int j = 1; j <= {N_SERIES_TERMS}; ++j) {{
+            term *= y / (j * ({_c_float(k.nu)} + j));
+            series += term;
+        }}
+        L = {_c_float(k._series_head)} + log1p(series);
+    }}
+    *L_out = L;
+    *R_out = x * q;
+}}
+"""
+
+    def c_code(self, node, name, inputs, outputs, sub):
+        (x,) = inputs
+        L, R = outputs
+        fail = sub["fail"]
+        return f"""
+{{
+    PyArrayObject *xc = PyArray_GETCONTIGUOUS({x});
+    if (!xc) {fail};
+    int nd = PyArray_NDIM(xc);
+    npy_intp *dims = PyArray_DIMS(xc);
+    Py_XDECREF({L});
+    Py_XDECREF({R});
+    {L} = (PyArrayObject *)PyArray_EMPTY(nd, dims, NPY_FLOAT64, 0);
+    {R} = (PyArrayObject *)PyArray_EMPTY(nd, dims, NPY_FLOAT64, 0);
+    if (!{L} || !{R}) {{ Py_DECREF(xc); {fail}; }}
+    const double *xp = (const double *)PyArray_DATA(xc);
+    double *Lp = (double *)PyArray_DATA({L});
+    double *Rp = (double *)PyArray_DATA({R});
+    npy_intp n = PyArray_SIZE(xc);
+    for (npy_intp i = 0; i < n; ++i) sawdist_bessel_{name}(xp[i], Lp + i, Rp + i);
+    Py_DECREF(xc);
+}}
+"""
+
+
+def _constant_order(nu):
+    """The order as a Python float when it is a 0-d constant (the case of every model here), else None."""
+    if isinstance(nu, (int, float, np.integer, np.floating)):
+        return float(nu)
+    if isinstance(nu, np.ndarray):
+        return float(nu) if nu.ndim == 0 else None
+    nu = pt.as_tensor_variable(nu)
+    if nu.type.ndim != 0:
+        return None
+    try:
+        return float(pt.get_underlying_scalar_constant_value(nu))
+    except Exception:  # noqa: BLE001 - not a constant: the general Op
+        return None
+
+
 def _pair(nu, x):
+    order = _constant_order(nu)
+    if order is not None and np.isfinite(order) and order >= 0:
+        return FixedOrderBesselLogRatio(order)(x)
     nu = _f64(nu)
     x = _f64(x)
     nu_b, x_b = pt.broadcast_arrays(nu, x)

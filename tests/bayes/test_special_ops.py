@@ -82,3 +82,22 @@ def test_kappa_from_mrl_gradient():
 def test_op_rejects_mismatched_ndim():
     with pytest.raises(ValueError, match="BesselLogRatio needs 'nu' and 'x' of equal ndim, got 0 and 1."):
         so.BesselLogRatio()(pt.dscalar(), pt.dvector())
+
+
+@pytest.mark.parametrize("nu", NUS)
+def test_fixed_order_op_c_code_matches_the_numpy_kernel(nu):
+    # Models build the Op with a constant order; in the default mode it runs its C code (the NumPy perform in
+    # FAST_COMPILE): both must give the kernel's values, special values included.
+    import pytensor
+
+    x = pt.dvector("x")
+    L, R = so._pair(nu, x)
+    assert isinstance(L.owner.op, so.FixedOrderBesselLogRatio)
+    xs = np.concatenate([XS, [np.inf, -1.0, np.nan]])
+    L_ref, R_ref = bessel_L_R(nu, xs)
+    for mode in ("FAST_RUN", "FAST_COMPILE"):
+        f = pytensor.function([x], [L, R], mode=mode)
+        L_c, R_c = f(xs)
+        np.testing.assert_allclose(L_c, L_ref, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(R_c, R_ref, rtol=1e-13, atol=0)
+    assert so._pair(pt.dscalar("nu"), x)[0].owner.op is so._bessel_log_ratio  # a variable order: the general Op
