@@ -21,7 +21,7 @@ import dataclasses
 
 import numpy as np
 
-from ._common import families_of, family_layout, jackknife_se, nanmean
+from ._common import families_of, family_layout, jackknife_se, nanmean, sample_chunks
 
 __all__ = ["PairStats", "pair_stats"]
 
@@ -114,16 +114,14 @@ def pair_stats(ds, *, chunk: int | None = None) -> PairStats:
     caps = np.asarray(ds["capacity"].values)
     n_samples = ds.sizes["sample"]
     n_seeds = ds.sizes["seed"]
-    d = ds.sizes["feature"]
     J = len(families) * len(caps)
-    if chunk is None:  # about 2**25 float64 values of directions per chunk
-        chunk = max(1, min(n_samples, 2**25 // max(1, J * n_seeds * d)))
+    chunks = sample_chunks(ds, J) if chunk is None else [np.arange(i, min(i + chunk, n_samples))
+                                                           for i in range(0, n_samples, chunk)]
     C = np.empty((n_samples, J, J))
     P = np.empty((n_samples, J, J))
     C_del = np.empty((n_seeds, n_samples, J, J))
     P_del = np.empty((n_seeds, n_samples, J, J))
-    for start in range(0, n_samples, chunk):
-        idx = np.arange(start, min(start + chunk, n_samples))
+    for idx in chunks:
         parts = [family_layout(ds, f, idx) for f in families]
         U = np.concatenate([p[0] for p in parts])  # (J, S, n, d)
         V = np.concatenate([p[1] for p in parts]).astype(np.float64)  # (J, S, n)

@@ -32,6 +32,7 @@ from ._common import (
     fmt_ci,
     interval,
     new_figure,
+    sample_chunks,
     save_figure,
     save_table,
     verdict,
@@ -116,8 +117,8 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     e1[0] = 1.0
     for f, fam in enumerate(ps.families):
         b = ps.block(f)
-        U, V = family_layout(ds, fam)
-        cos = pooled_cosines(U, V, d)
+        parts = [pooled_cosines(*family_layout(ds, fam, idx), d) for idx in sample_chunks(ds, K)]
+        cos = [np.concatenate([p[k] for p in parts]) for k in range(K)]
         fits = [fit_log_spline(t, d) if np.unique(t).size >= 2 else None for t in cos]
         if any(fit is None for fit in fits):
             finding.measured.append(f"{fam}: too few inputs with 2 valid directions per capacity; no shapes.")

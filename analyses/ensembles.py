@@ -28,6 +28,7 @@ from ._common import (
     mean_se,
     nanmean,
     new_figure,
+    sample_chunks,
     save_figure,
     save_table,
     verdict,
@@ -91,13 +92,17 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     rho_x = ps.per_input()
     rows, lowers, uppers, curves = [], [], [], []
     for f, fam in enumerate(ps.families):
-        U, V = family_layout(ds, fam)
         js, jl = ps.slot(f, 0), ps.slot(f, K - 1)
         # The largest ensemble: the number of valid small models at 90 % of the inputs (a dead network, whose
         # gradients vanish everywhere, leaves fewer than n_seeds valid directions at every input).
-        n_max = max(1, int(np.floor(np.quantile(V[0].sum(axis=0), 0.1))))
+        n_valid = np.asarray(ds["valid"].sel(family=fam).isel(capacity=0).sum("seed").values)
+        n_max = max(1, int(np.floor(np.quantile(n_valid, 0.1))))
         sizes = [int(s) for s in (opts.ensemble_sizes or default_sizes(n_max)) if int(s) <= n_max]
-        obs = ensemble_cosines(U[0], V[0], U[-1], V[-1], sizes, int(opts.ensemble_subsets), rng)
+        obs = []
+        for idx in sample_chunks(ds, 2):
+            U, V = family_layout(ds, fam, idx, capacities=[0, K - 1])
+            obs.append(ensemble_cosines(U[0], V[0], U[1], V[1], sizes, int(opts.ensemble_subsets), rng))
+        obs = np.concatenate(obs)
         m2 = np.clip(rho_x[:, js, js], 0.0, 1.0)
         cross = rho_x[:, js, jl]
         Nn = np.asarray(sizes, float)

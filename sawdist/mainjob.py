@@ -163,7 +163,9 @@ def report(args: argparse.Namespace) -> int:
     with progress.stage("load the dataset"):
         from sawdist.io import open_saliency
 
-        ds = open_saliency(path).load()
+        ds = open_saliency(path)
+        if ds["direction"].nbytes <= 2**30:
+            ds = ds.load()  # larger datasets stay on disk: the analyses read them in chunks of inputs
     models = None
     if args.models:
         with progress.stage("load the model pool"):

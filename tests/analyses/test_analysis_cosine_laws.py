@@ -39,3 +39,17 @@ def test_pooled_cosines_skip_inputs_without_two_valid_directions(shared):
     full = cosine_laws.pooled_cosines(U, V0, d)
     lost = V0[:, :, :2].sum(axis=(1, 2))  # per capacity: every direction of the two skipped inputs
     np.testing.assert_array_equal([f.size - c.size for f, c in zip(full, cos)], lost)
+
+
+def test_chunks_of_inputs_give_the_same_result(shared, tmp_path, monkeypatch):
+    from analyses import _common
+
+    whole = cosine_laws.analyze(shared, tmp_path / "whole")
+
+    def small_chunks(ds, n_slots, budget=None):
+        return _common.sample_chunks(ds, n_slots, budget=7 * n_slots * ds.sizes["seed"] * ds.sizes["feature"])
+
+    monkeypatch.setattr(cosine_laws, "sample_chunks", small_chunks)
+    assert len(small_chunks(shared, 3)) == 12  # 80 inputs in chunks of 7
+    chunked = cosine_laws.analyze(shared, tmp_path / "chunked")
+    assert chunked.numbers == whole.numbers
