@@ -82,8 +82,18 @@ def _skip_external_overrides(app, what, name, obj, skip, options):
     return None
 
 
+def _resolve_reexport(app, env, node, contnode):
+    """Resolve a reference to a re-exported name (``sawdist.capacity.fit_family``) to its documented one."""
+    canonical = apigen.ALIASES.get(node.get("reftarget", ""))
+    if node.get("refdomain") != "py" or canonical is None:
+        return None
+    return env.get_domain("py").resolve_xref(env, node["refdoc"], app.builder, node["reftype"], canonical, node,
+                                             contnode)
+
+
 def setup(app):
     app.connect("autodoc-skip-member", _skip_external_overrides)
+    app.connect("missing-reference", _resolve_reexport)
 
 
 # -- MyST and notebooks -----------------------------------------------------------------------------------------

@@ -31,6 +31,10 @@ PACKAGES = ("sawdist", "extraction")
 #: and their docstrings, inherited from the external base, are not numpydoc.
 EXTERNAL_OVERRIDES_SHOWN = frozenset({"dist", "logp", "logcdf", "support_point", "forward", "rng_fn"})
 
+#: Re-exported name -> the name it is documented under (filled by :func:`collect`), so that a cross-reference to
+#: ``sawdist.capacity.fit_family`` finds ``sawdist.fit_family`` wherever the object's page is.
+ALIASES: dict[str, str] = {}
+
 #: Modules documented by a hand-written page instead (relative to ``api/``).
 SPECIAL_PAGES = {"sawdist.cli": "../cli"}
 
@@ -102,6 +106,7 @@ def collect(modules):
             key = id(obj)
             if key in canonical and not isinstance(obj, (int, float, str, bool, type(None))):
                 elsewhere.append(canonical[key])
+                ALIASES[f"{modname}.{name}"] = canonical[key]
                 continue
             fullname = f"{modname}.{name}"
             canonical[key] = fullname
