@@ -20,7 +20,6 @@ ROOT = HERE.parent
 # Document the checkout this file is in, not whatever sawdist happens to be installed.
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE / "_ext"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 # The notebooks' kernels import from the same checkout.
 os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 
