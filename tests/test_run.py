@@ -107,3 +107,12 @@ def test_command_line_and_analyses_import_light():
             "heavy = [m for m in ('torch', 'pymc', 'arviz', 'matplotlib') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_one_analysis_runs_alone_from_the_command_line(reduced_run, tmp_path, capsys):
+    from analyses import similarity
+
+    out = tmp_path / "alone"
+    assert similarity.main([str(reduced_run / "saliency-digits.nc"), "--out", str(out)]) == 0
+    assert "Similarity rises with capacity (H1): " in capsys.readouterr().out
+    assert (out / "report.md").is_file() and (out / "tables" / "similarity.csv").is_file()
