@@ -53,8 +53,10 @@ __all__ = ["SemiparametricFit", "SplineLogShape", "fit_semiparametric"]
 class SemiparametricFit(FitResult):
     """Result of the semi-parametric Saw fit: a :class:`~sawdist.FitResult` with the shape and its diagnostics.
 
-    Attributes (besides those of FitResult, where ``kappa`` is None)
-    ----------------------------------------------------------------
+    It has the attributes of :class:`~sawdist.FitResult` (with ``kappa`` None) and the following.
+
+    Attributes
+    ----------
     log_shape : SplineLogShape
         The fitted t -> log psi(t) (natural cubic spline, linear outside the knots), up to an additive constant.
     cosines : ndarray
