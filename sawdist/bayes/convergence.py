@@ -40,6 +40,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from ._collapsed_op import CollapsedSharedLoglik
 from .special_ops import _pair, log_sphere_area, vmf_kappa_from_mrl
 
 __all__ = ["LAWS", "DEFAULT_PRIORS", "compare_shared_mean", "convergence_model", "fit_convergence",
@@ -194,6 +195,10 @@ def _collapsed_loglik(dim: int, shared: bool):
     log_omega = log_sphere_area(float(dim))
 
     def logp(value, kappa, gram, count):
+        kappa, gram, count = (pt.as_tensor_variable(v) for v in (kappa, gram, count))
+        if shared and kappa.type.ndim + 1 == gram.type.ndim and count.type.ndim == kappa.type.ndim:
+            # value and gradient in one C loop (see _collapsed_op); the graph below is the same function
+            return CollapsedSharedLoglik(dim)(kappa, gram, count)[0]
         L_kappa = _pair(nu, kappa)[0]
         if shared:
             s2 = pt.sum(kappa[..., :, None] * gram * kappa[..., None, :], axis=(-1, -2))

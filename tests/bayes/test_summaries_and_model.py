@@ -166,3 +166,33 @@ def test_argument_messages(summary):
     with pytest.raises(ValueError, match=r"'architecture' must map every family to a label, got no label for "
                                          r"'family0'\."):
         convergence_model(summary, architecture={"other": "x"})
+
+
+@pytest.mark.parametrize("dim", [5, 64, 3072])
+def test_fused_collapsed_op_matches_the_graph(dim):
+    # The shared-mean likelihood runs as one Op (C code, or NumPy under FAST_COMPILE); its value and gradient must
+    # be those of the plain graph -n L(kappa) + L(||S||) + constants, including a zero concentration.
+    import pytensor
+    import pytensor.tensor as pt
+
+    from sawdist.bayes._collapsed_op import CollapsedSharedLoglik
+    from sawdist.bayes.special_ops import _pair, log_sphere_area
+
+    s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_samples=7, n_seeds=4, rng=dim)
+    G = s["gram"].values
+    C = s["count"].values.transpose(0, 2, 1).astype(float)
+    kappa = np.exp(np.random.default_rng(0).normal(np.log(dim), 0.5, size=(1, 7, 3)))
+    kappa[0, 0, 0] = 0.0
+    k = pt.dtensor3("k")
+    fused = CollapsedSharedLoglik(dim)(k, G, C)[0]
+    nu = 0.5 * dim - 1.0
+    s2 = pt.sum(k[..., :, None] * G * k[..., None, :], axis=(-1, -2))
+    graph = (-0.5 * dim * np.log(2 * np.pi) * (C.sum(-1) - 1.0) - pt.sum(C * _pair(nu, k)[0], -1)
+             + _pair(nu, pt.sqrt(s2))[0] - log_sphere_area(float(dim)))
+    ref, dref = pytensor.function([k], [graph, pt.grad(graph.sum(), k)], mode=MODE)(kappa)
+    for mode in ("FAST_RUN", MODE):
+        value, grad = pytensor.function([k], [fused, pt.grad(fused.sum(), k)], mode=mode)(kappa)
+        np.testing.assert_allclose(value, ref, rtol=1e-13)
+        np.testing.assert_allclose(grad, dref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="needs kappa"):
+        CollapsedSharedLoglik(dim)(k[0], G, C)
