@@ -4,7 +4,7 @@ Collapsed: 5 capacities x 500 inputs, 8 seeds, d = 3072, 4 chains x 1000 draws (
 Explicit (reference): the same design at d = 64 with mu(x) sampled as a normalised Gaussian and the directions
 observed through the VonMisesFisher likelihood; by default fewer draws (--explicit-draws), timed per draw.
 
-    python benchmarks/bayes_convergence.py [--tune 1000] [--explicit-draws 200] [--skip-explicit]
+    python benchmarks/bayes_convergence.py [--tune 1000] [--explicit-draws 200] [--skip-explicit | --gradient-only]
 """
 
 from __future__ import annotations
@@ -47,6 +47,37 @@ def explicit_model(directions, capacities, dim):
     return model
 
 
+def _time_logp_dlogp(model, repeats):
+    from pymc.blocking import DictToArrayBijection
+
+    fn = model.logp_dlogp_function(ravel_inputs=True)
+    fn.set_extra_values({})
+    x = DictToArrayBijection.map(model.initial_point()).data
+    fn(x)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn(x)
+    return (time.perf_counter() - t0) / repeats, x.size
+
+
+def compare_gradients(summary, args):
+    """One logp-and-gradient evaluation of each model (what every leapfrog step costs), same design."""
+    from sawdist.bayes import convergence_model
+
+    t_c, n_c = _time_logp_dlogp(convergence_model(summary, "power"), 200)
+    print(f"collapsed d=3072: {n_c} parameters, {1e3 * t_c:.2f} ms per logp+gradient")
+    gen = np.random.default_rng(2)
+    d = 64
+    log_k = np.log(CAPACITIES)
+    kappa = np.exp(np.log(d) + 0.3 * gen.standard_normal(args.inputs)[:, None] + 0.5 * (log_k - log_k.mean()))
+    mu = sawdist.uniform_direction(d).rvs(size=args.inputs, rng=gen)
+    directions = np.stack([sawdist.vonmises_fisher(mu, kappa[:, k]).rvs(size=args.seeds, rng=gen)
+                           for k in range(len(CAPACITIES))])
+    t_e, n_e = _time_logp_dlogp(explicit_model(directions, CAPACITIES, d), 50)
+    print(f"explicit d=64: {n_e} parameters, {1e3 * t_e:.2f} ms per logp+gradient (x{t_e / t_c:.1f})")
+    print("load:", os.getloadavg())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inputs", type=int, default=500)
@@ -54,6 +85,9 @@ def main():
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--explicit-draws", type=int, default=200)
     parser.add_argument("--skip-explicit", action="store_true")
+    parser.add_argument("--gradient-only", action="store_true",
+                        help="after the collapsed fit, time one logp+gradient of each model instead of sampling the "
+                             "explicit one")
     args = parser.parse_args()
 
     print("load:", os.getloadavg())
@@ -64,6 +98,8 @@ def main():
     wall = time.perf_counter() - t0
     table = az.summary(idata, var_names=["alpha", "beta", "sigma"])
     print(table)
+    rhat = az.rhat(idata, var_names=["alpha_ref", "beta", "sigma", "a"])
+    print("max R-hat over the free parameters:", {k: round(float(v.max()), 4) for k, v in rhat.items()})
     steps = idata.sample_stats["n_steps"].values
     print(f"collapsed d=3072: {wall:.1f} s total (model build, Laplace start, {args.tune} tune + 1000 draws x 4 "
           f"chains, log-likelihood); sampling {idata.posterior.attrs.get('sampling_time', float('nan')):.1f} s; "
@@ -72,6 +108,9 @@ def main():
     print("load:", os.getloadavg())
 
     if args.skip_explicit:
+        return
+    if args.gradient_only:
+        compare_gradients(summary, args)
         return
     gen = np.random.default_rng(2)
     d = 64
