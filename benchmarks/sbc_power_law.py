@@ -23,7 +23,7 @@ from scipy import stats
 
 warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
 
-from sawdist.bayes import convergence_model, fit_convergence, simulate_summary  # noqa: E402
+from sawdist.bayes import fit_convergence, simulate_summary  # noqa: E402
 
 PARAMS = ("alpha", "beta", "sigma")
 

@@ -37,7 +37,7 @@ def _directions(dim, rng):
 def _explicit_model(u):
     """mu(x) = z / ||z|| with z ~ N(0, I_d) (uniform on the sphere), u ~ VonMisesFisher(mu(x), kappa_k(x)), and the
     priors of ``convergence_model(..., law="power", centered=False)``."""
-    K, S, N, d = u.shape
+    N, d = u.shape[2:]
     log_k = np.log(CAPACITIES)
     k_ref = log_k.mean()
     with pm.Model() as model:
