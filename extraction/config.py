@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
+
+from sawdist._toml import read_config, toml_module  # noqa: F401  (toml_module: used by extraction.cli)
 
 from .recipe import Recipe
 
@@ -54,16 +55,7 @@ DATASET_DEFAULTS = {
 _TABLES = ("extract", "dataset", "recipe")
 
 
-def toml_module():
-    """:mod:`tomllib` (Python >= 3.11) or its backport :mod:`tomli`; None when neither is available."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            return None
-    return tomllib
+
 
 
 def auto_threads() -> int:
@@ -82,21 +74,7 @@ def auto_threads() -> int:
 
 def load_toml(path) -> dict:
     """Read a configuration file; unknown tables or ``[extract]`` keys are an error."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"'config' file {str(path)!r} does not exist.")
-    toml = toml_module()
-    if toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise ImportError("reading a --config file needs Python >= 3.11 or the tomli package (pip install tomli).")
-    with open(path, "rb") as f:
-        config = toml.load(f)
-    unknown = sorted(set(config) - set(_TABLES))
-    if unknown:
-        raise ValueError(f"'config' has unknown table {unknown[0]!r}; the tables are {', '.join(_TABLES)}.")
-    bad = sorted(set(config.get("extract", {})) - set(DEFAULTS))
-    if bad:
-        raise ValueError(f"'config' [extract] has unknown key {bad[0]!r}; the keys are {', '.join(DEFAULTS)}.")
-    return config
+    return read_config(path, _TABLES, {"extract": DEFAULTS})
 
 
 def resolve(file_config: dict | None = None, overrides: dict | None = None,

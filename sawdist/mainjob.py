@@ -37,7 +37,6 @@ import shlex
 import sys
 from pathlib import Path
 
-import tomllib
 
 __all__ = ["add_report_parser", "add_run_parser", "load_config", "report", "run"]
 
@@ -49,18 +48,9 @@ def load_config(path) -> dict:
     """Read a ``sawdist run`` TOML file; unknown tables or ``[models]`` keys are an error."""
     if path is None:
         return {}
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"'config' file {str(path)!r} does not exist.")
-    with open(path, "rb") as f:
-        config = tomllib.load(f)
-    unknown = sorted(set(config) - set(_TABLES))
-    if unknown:
-        raise ValueError(f"'config' has unknown table {unknown[0]!r}; the tables are {', '.join(_TABLES)}.")
-    bad = sorted(set(config.get("models", {})) - set(_MODEL_KEYS))
-    if bad:
-        raise ValueError(f"'config' [models] has unknown key {bad[0]!r}; the keys are {', '.join(_MODEL_KEYS)}.")
-    return config
+    from ._toml import read_config
+
+    return read_config(path, _TABLES, {"models": _MODEL_KEYS})
 
 
 def _write_timings(out: Path, timings: dict) -> None:
@@ -84,8 +74,8 @@ def _analyse(ds, out, options, models, progress, meta):
     return findings
 
 
-def run(args: argparse.Namespace) -> int:
-    """``sawdist run``: extract (resumable), train the kept model pool, run every analysis, write the report."""
+def _setup(args: argparse.Namespace):
+    """(config, output folder (created), progress printer, analysis options) shared by ``run`` and ``report``."""
     from analyses._common import Progress
     from analyses.context import Options
 
@@ -96,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     options = Options.from_dict(config.get("analyses"))
     if args.no_bayes:
         options.bayes = False
+    return config, out, progress, options
+
+
+def run(args: argparse.Namespace) -> int:
+    """``sawdist run``: extract (resumable), train the kept model pool, run every analysis, write the report."""
+    config, out, progress, options = _setup(args)
     models_cfg = {**_MODEL_KEYS, **config.get("models", {})}
 
     from extraction.config import resolve
@@ -147,19 +143,10 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """``sawdist report DATASET.nc --out DIR``: every analysis on an existing saliency dataset."""
-    from analyses._common import Progress
-    from analyses.context import Options
-
     path = Path(args.dataset)
     if not path.is_file():
         raise FileNotFoundError(f"'dataset' file {str(path)!r} does not exist.")
-    config = load_config(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    progress = Progress(enabled=args.progress)
-    options = Options.from_dict(config.get("analyses"))
-    if args.no_bayes:
-        options.bayes = False
+    config, out, progress, options = _setup(args)
     with progress.stage("load the dataset"):
         from sawdist.io import open_saliency
 
