@@ -180,3 +180,56 @@ def test_streamed_and_in_memory_assembly_agree(tmp_path, max_memory):
         for name in ("direction", "grad_norm", "valid", "correct", "test_accuracy", "train_accuracy", "n_params"):
             np.testing.assert_array_equal(ds[name].values, expected[name].values.astype(ds[name].dtype))
         assert ds["label"].values.tolist() == expected["label"].values.tolist()
+
+
+def _variable(path, name="direction"):
+    """Values, attributes, filters and chunk layout of one variable, read by netCDF-C."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        v = nc[name]
+        v.set_auto_mask(False)
+        return v[...], {a: v.getncattr(a) for a in v.ncattrs()}, v.filters(), v.chunking(), v.endian()
+
+
+@pytest.mark.parametrize("complevel", [0, 1, 4])
+def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
+    # Two models of 20 samples x 2**17 features: 8 samples per chunk, so each model has an edge chunk of 4 rows.
+    # The reference is the same dataset written by xarray/netCDF-C alone, which runs HDF5's own filters.
+    d, n = 2**17, 20
+    parts = [_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
+    ds = xr.concat(parts, "seed", data_vars="minimal", coords="minimal", compat="override")
+    ds.attrs.update(ATTRS, input_shape=[d])
+    reference = tmp_path / "reference.nc"
+    ds.to_netcdf(reference, engine="netcdf4", encoding=sio.encoding(ds, complevel))
+    ours = sio.to_netcdf_atomic(ds, tmp_path / "ours.nc", complevel=complevel, threads=3)
+    values, attrs, filters, chunking, endian = _variable(ours)
+    ref_values, ref_attrs, ref_filters, ref_chunking, ref_endian = _variable(reference)
+    assert chunking == ref_chunking == [1, 1, 1, 8, d]
+    np.testing.assert_array_equal(values, ref_values)  # NaN rows included
+    assert np.isnan(values[0, 0, 1, 3]).all() and not np.isnan(values[0, 0, 1, :3]).any()
+    if complevel:  # the reference also compresses with level 0 (zlib on, no reduction): ours stores raw bytes
+        assert filters == ref_filters
+    assert str(attrs.pop("_FillValue")) == str(ref_attrs.pop("_FillValue")) == "nan"
+    assert attrs == ref_attrs and endian == ref_endian == "little"
+    with sio.open_saliency(ours, values=True) as back:
+        xr.testing.assert_identical(back.drop_encoding(), sio.open_saliency(reference).drop_encoding())
+
+
+def test_parallel_direction_write_streams_dask_and_is_thread_count_independent(tmp_path):
+    ds = _dataset(invalid=(1,))
+    one = sio.to_netcdf_atomic(ds, tmp_path / "one.nc", threads=1)
+    many = sio.to_netcdf_atomic(ds.chunk({"family": 1, "capacity": 1, "seed": 1}), tmp_path / "many.nc", threads=4)
+    np.testing.assert_array_equal(_variable(one)[0], _variable(many)[0])
+    np.testing.assert_array_equal(_variable(one)[0], ds["direction"].values.astype(np.float32))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"complevel": 10}, r"^'complevel' must be an integer from 0 to 9, got 10\.$"),
+    ({"complevel": 1.5}, r"^'complevel' must be an integer from 0 to 9, got 1\.5\.$"),
+    ({"threads": 0}, r"^'threads' must be a positive integer, got 0\.$"),
+])
+def test_write_argument_errors(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sio.to_netcdf_atomic(_dataset(), tmp_path / "s.nc", **kwargs)
+    assert not list(tmp_path.iterdir())
