@@ -34,7 +34,7 @@ import xarray as xr  # noqa: E402
 from extraction.config import auto_threads, resolve  # noqa: E402
 from extraction.data import load_dataset  # noqa: E402
 from extraction.recipe import Recipe  # noqa: E402
-from extraction.saliency import saliency  # noqa: E402
+from extraction.saliency import input_gradients, normalise, saliency  # noqa: E402
 from extraction.sweep import extract  # noqa: E402
 from extraction.train import train_models  # noqa: E402
 
@@ -136,6 +136,12 @@ def cpu_throughput(quick: bool) -> None:
 
 
 def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, device, label: str) -> None:
+    """Saliency against a no-grad forward pass, on the device alone and including the copy of directions to host.
+
+    The issue's goal (<= 2.5x) compares computations: ``gradients`` is the forward and backward pass plus the
+    normalisation, with the directions left on the device; ``saliency`` is :func:`extraction.saliency.saliency`,
+    which also moves n_models x n_samples x d float32 to host memory.
+    """
     stack = train_models(family, width, list(range(n_models)), data, Recipe(epochs=1), mode="batched")
     x, y = data.x_test[:n_samples], data.y_test[:n_samples]
     batch = 1000
@@ -145,23 +151,59 @@ def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, 
             stack.logits(x[i: i + batch], batch_size=batch)
 
     def gradients():
+        for i in range(0, n_samples, batch):
+            normalise(input_gradients(stack, x[i: i + batch], y[i: i + batch])[0])
+
+    def to_host():
         saliency(stack, x, y, batch_size=batch)
 
     timings = {}
-    for name, fn in (("forward", forward), ("saliency", gradients)):
-        fn()
-        sync(device)
-        best = float("inf")
-        for _ in range(3):
+    for _ in range(3):  # alternate, keep the best of three after a warm-up
+        for name, fn in (("forward", forward), ("gradients", gradients), ("saliency", to_host)):
+            if name not in timings:
+                fn()
+                sync(device)
+                timings[name] = float("inf")
             start = time.perf_counter()
             fn()
             sync(device)
-            best = min(best, time.perf_counter() - start)
-        timings[name] = best
-    ratio = timings["saliency"] / timings["forward"]
-    say(f"{label}.saliency_vs_forward", f"saliency {timings['saliency']:.3f} s, no-grad forward "
-        f"{timings['forward']:.3f} s: {ratio:.2f}x ({n_models} models x {n_samples} inputs, incl. transfer to host)",
-        {**timings, "ratio": ratio})
+            timings[name] = min(timings[name], time.perf_counter() - start)
+    ratio = timings["gradients"] / timings["forward"]
+    say(f"{label}.saliency_vs_forward", f"gradients {timings['gradients']:.3f} s, no-grad forward "
+        f"{timings['forward']:.3f} s: {ratio:.2f}x, target <= 2.5x; with the copy to host "
+        f"{timings['saliency']:.3f} s ({timings['saliency'] / timings['forward']:.2f}x; {n_models} models x "
+        f"{n_samples} inputs)", {**timings, "ratio": ratio, "ratio_with_copy": timings["saliency"] / timings["forward"]})
+
+
+def write_speed(n_models: int, n: int, d: int, label: str) -> None:
+    """Writing ``direction`` (zlib 4 + shuffle): netCDF-C's filters on one core vs sawdist.io's parallel chunks."""
+    from sawdist import io as sio
+
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((1, 1, n_models, n, d), dtype=np.float32)
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    ds = xr.Dataset({"direction": (sio.DIMS, u)}, coords={"family": ["mlp"], "capacity": [1],
+                                                         "seed": np.arange(n_models), "sample": np.arange(n),
+                                                         "feature": np.arange(d)})
+    timings = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(2):  # alternate, keep the best: load from other processes hits both alike
+            for name in ("netcdf_c", "sawdist"):
+                path = Path(tmp) / f"{name}.nc"
+                start = time.perf_counter()
+                if name == "netcdf_c":
+                    ds.to_netcdf(path, engine="netcdf4", encoding=sio.encoding(ds))
+                else:
+                    sio.to_netcdf_atomic(ds, path)
+                timings[name] = min(timings.get(name, float("inf")), time.perf_counter() - start)
+                size = path.stat().st_size
+                path.unlink()
+    mb = u.nbytes / 1e6
+    ratio = timings["netcdf_c"] / timings["sawdist"]
+    say(f"{label}.write_direction", f"netCDF-C {mb / timings['netcdf_c']:6.0f} MB/s, sawdist.io "
+        f"{mb / timings['sawdist']:6.0f} MB/s on {len(os.sched_getaffinity(0))} cores: {ratio:.2f}x "
+        f"({n_models} models x {n} x {d} float32, {mb:.0f} MB, stored in {size / u.nbytes:.1%})",
+        {**timings, "megabytes": mb, "speedup": ratio, "stored_fraction": size / u.nbytes})
 
 
 # --- GPU ------------------------------------------------------------------------------------------------------------
@@ -207,6 +249,7 @@ def main(argv=None) -> int:
         digits_default(args.quick)
         cpu_throughput(args.quick)
         saliency_cost(load_dataset("digits"), "cnn_small", 16, 16, 450, "cpu", "cpu")
+        write_speed(2, 2000, 3072, "cpu") if args.quick else write_speed(4, 10000, 3072, "cpu")
     if args.part in ("gpu", "all"):
         if torch.cuda.is_available():
             gpu_part()
