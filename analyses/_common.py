@@ -173,26 +173,28 @@ def save_table(frame, out_dir: Path, name: str) -> Path:
 
 
 def save_figure(fig, out_dir: Path, name: str) -> Path:
-    """Save a matplotlib figure to ``out_dir/figures/name.png`` (and close it); return the relative path."""
-    import matplotlib.pyplot as plt
-
+    """Save a matplotlib figure to ``out_dir/figures/name.png``; return the path relative to ``out_dir``."""
     rel = Path("figures") / f"{name}.png"
     path = Path(out_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return rel
 
 
 def new_figure(*args, **kwargs):
-    """A figure from the non-interactive Agg backend (never opens a window)."""
-    import matplotlib
+    """``(figure, axes)`` like ``pyplot.subplots``, but a bare :class:`~matplotlib.figure.Figure`.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    It is never registered with pyplot: no window opens, the caller's backend (a notebook's inline one, say) is left
+    alone, and the figure is freed with its last reference, so thousands of them never trigger pyplot's
+    too-many-figures warning.
+    """
+    from matplotlib.figure import Figure
 
+    subplot_keys = ("sharex", "sharey", "squeeze", "width_ratios", "height_ratios", "subplot_kw", "gridspec_kw")
+    subplot_kwargs = {key: kwargs.pop(key) for key in subplot_keys if key in kwargs}
     kwargs.setdefault("layout", "constrained")
-    return plt.subplots(*args, **kwargs)
+    fig = Figure(**kwargs)
+    return fig, fig.subplots(*args, **subplot_kwargs)
 
 
 def capacity_label(k) -> str:
