@@ -169,10 +169,11 @@ def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, 
             sync(device)
             timings[name] = min(timings[name], time.perf_counter() - start)
     ratio = timings["gradients"] / timings["forward"]
+    with_copy = timings["saliency"] / timings["forward"]
     say(f"{label}.saliency_vs_forward", f"gradients {timings['gradients']:.3f} s, no-grad forward "
         f"{timings['forward']:.3f} s: {ratio:.2f}x, target <= 2.5x; with the copy to host "
-        f"{timings['saliency']:.3f} s ({timings['saliency'] / timings['forward']:.2f}x; {n_models} models x "
-        f"{n_samples} inputs)", {**timings, "ratio": ratio, "ratio_with_copy": timings["saliency"] / timings["forward"]})
+        f"{timings['saliency']:.3f} s ({with_copy:.2f}x; {n_models} models x {n_samples} inputs)",
+        {**timings, "ratio": ratio, "ratio_with_copy": with_copy})
 
 
 def write_speed(n_models: int, n: int, d: int, label: str) -> None:

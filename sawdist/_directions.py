@@ -5,9 +5,10 @@ Every public statistic accepts a NumPy array whose last axis holds the sphere's 
 into a float64 array laid out as ``(*batch, sample, feature)`` plus a validity mask, and turns results back into the
 caller's type with the batch dims (names and coordinates) kept.
 
-A row is *invalid* when any of its entries is not finite (the extraction writes NaN where a saliency direction does
-not exist). Invalid rows are skipped by every statistic and counted. Finite rows must be unit vectors to the
-tolerance ``10 * eps(dtype) * sqrt(d)`` (the NumPyro convention), with ``eps`` of the caller's floating dtype.
+A row is *invalid* when any of its entries is NaN (the extraction writes NaN where a saliency direction does not
+exist). Invalid rows are skipped by every statistic and counted; an infinite entry in any other row is an error.
+Finite rows must be unit vectors to the tolerance ``10 * eps(dtype) * sqrt(d)`` (the NumPyro convention), with
+``eps`` of the caller's floating dtype.
 """
 
 from __future__ import annotations
@@ -136,6 +137,14 @@ def as_directions(directions, axis=None, *, name="directions", check_norm=True, 
     valid = np.isfinite(values).all(axis=-1)
     all_valid = bool(valid.all())
     if not all_valid:
+        # A row holding a NaN is an invalid direction (the extraction's marker); any other inf is corrupt data, and
+        # an error here as in sawdist.fit, rather than a row silently dropped.
+        corrupt = ~valid & ~np.isnan(values).any(axis=-1)
+        if corrupt.any():
+            row = values[corrupt][0]
+            value = row[~np.isfinite(row)][0]
+            raise ValueError(f"'{name}' must be finite, or NaN in the rows of invalid directions, got "
+                             f"{float(value)!r} in {int(corrupt.sum())} row(s).")
         values = np.where(valid[..., None], values, 0.0)
     if check_norm and values.size:
         norms = np.sqrt(np.einsum("...i,...i->...", values, values))

@@ -3,8 +3,9 @@
 Every function takes a NumPy array whose last axis holds the coordinates, or an :class:`xarray.DataArray` whose feature
 dim is ``"feature"`` (or its last dim); xarray in gives xarray out, with the remaining dims and their coordinates kept.
 The draws run along ``axis``: for arrays an integer axis (default ``-2``, the rows of an ``(n, d)`` array), for
-DataArrays a dim name (default ``"seed"`` when present, else the dim before ``"feature"``). Rows with a non-finite entry
-are invalid directions (the extraction writes NaN there): they are skipped, and :func:`count_valid` counts them.
+DataArrays a dim name (default ``"seed"`` when present, else the dim before ``"feature"``). Rows holding a NaN are
+invalid directions (the extraction writes NaN there): they are skipped, and :func:`count_valid` counts them. An
+infinite entry in any other row is an error, as in :func:`sawdist.fit`.
 
 The identities behind the estimators are those of DESIGN §2. For n i.i.d. draws of a rotationally symmetric law with
 mean resultant length m = E[t] and resultant R = sum_i u_i,
@@ -61,7 +62,7 @@ def _coords_on(da, dim):
 
 
 def count_valid(directions, axis=None):
-    """Number of valid (finite) rows along ``axis``.
+    """Number of valid (NaN-free) rows along ``axis``.
 
     Parameters
     ----------

@@ -92,7 +92,7 @@ def test_nan_rows_skipped_and_counted():
     u = draw(rng, e1(5), 0.5, 12)
     bad = u.copy()
     bad[[2, 7]] = np.nan
-    bad[9, 3] = np.inf
+    bad[9, 3], bad[9, 4] = np.nan, np.inf  # a NaN marks the row invalid, whatever else it holds
     clean = np.delete(u, [2, 7, 9], axis=0)
     assert stats.count_valid(bad) == 9
     np.testing.assert_allclose(stats.resultant(bad), stats.resultant(clean), rtol=1e-15)
@@ -103,6 +103,16 @@ def test_nan_rows_skipped_and_counted():
     res = stats.rayleigh_test(bad)
     assert (res.n, res.n_skipped) == (9, 3)
     np.testing.assert_allclose(res.statistic, stats.rayleigh_test(clean).statistic)
+
+
+@pytest.mark.parametrize("function", [stats.count_valid, stats.resultant, stats.mean_resultant_length,
+                                      stats.rayleigh_test])
+def test_inf_outside_nan_rows_is_an_error(function):
+    u = draw(np.random.default_rng(4), e1(5), 0.5, 12)
+    u[9, 3], u[4, 0] = np.inf, -np.inf  # the message shows the first, in row order
+    with pytest.raises(ValueError, match=r"^'directions' must be finite, or NaN in the rows of invalid directions, "
+                                         r"got -inf in 2 row\(s\)\.$"):
+        function(u)
 
 
 # --- identity 3: bias of the plug-in, unbiasedness of m2_hat (issue #3) ------------------------------------------
