@@ -85,14 +85,17 @@ def test_transfer_without_models_is_not_tested(shared, tmp_path):
 
 @pytest.mark.slow
 def test_torch_model_pool_round_trip_and_attack(shared, tmp_path):
-    torch = pytest.importorskip("torch")
-    torch.set_num_threads(1)
+    pytest.importorskip("torch")
     from analyses.models import TorchModelPool
     from extraction.data import load_dataset
     from extraction.train import Recipe
 
+    from ..extraction.extraction_fixtures import one_torch_thread
+
     data = load_dataset("digits")
-    pool = TorchModelPool.train(data, ["mlp"], [4, 16], range(3), Recipe(epochs=2, batch_size=128), n_inputs=60)
+    with one_torch_thread():
+        pool = TorchModelPool.train(data, ["mlp"], [4, 16], range(3), Recipe(epochs=2, batch_size=128),
+                                    n_inputs=60)
     pool.save(tmp_path / "models")
     loaded = TorchModelPool.load(tmp_path / "models")
     np.testing.assert_array_equal(loaded.labels, pool.labels)

@@ -10,6 +10,8 @@ from extraction.cli import main as extraction_main
 from extraction.config import DATASET_DEFAULTS, auto_threads, load_toml, resolve
 from sawdist.cli import main
 
+from .extraction_fixtures import _one_torch_thread  # noqa: F401  (fixture: the CLI sets torch's thread count)
+
 
 def test_sawdist_extract_tiny_run(tmp_path, capsys):
     out = tmp_path / "cli.nc"

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import digits  # noqa: F401  (fixtures)
+from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 
 from extraction.data import DATASETS, load_dataset, read_idx
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import digits  # noqa: F401  (fixtures)
+from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 from torch.func import grad, vmap
 
 from extraction.saliency import TARGETS, input_gradients, saliency, target_values

@@ -5,7 +5,7 @@ import signal
 import numpy as np
 import pytest
 import xarray as xr
-from .extraction_fixtures import quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
+from .extraction_fixtures import _one_torch_thread, quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
 
 import sawdist.io as sio
 from extraction.sweep import extract

@@ -4,7 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import digits, quick_recipe  # noqa: F401  (fixtures)
+from .extraction_fixtures import _one_torch_thread, digits, quick_recipe  # noqa: F401  (fixtures)
 
 from extraction.data import load_dataset
 from extraction.train import Recipe, choose_mode, init_model, resolve_device, time_steps, train_models
