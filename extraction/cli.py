@@ -89,6 +89,9 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--chunk-size", type=int, metavar="N", help="seeds trained together (default 16 CPU, 64 GPU)")
     group.add_argument("--threads", type=_threads, metavar="N|auto",
                        help="CPU threads for torch (default auto: the cores other processes leave idle)")
+    group.add_argument("--complevel", type=int, metavar="0-9",
+                       help="zlib level of the output file (default 4; 0: uncompressed, about 16 %% larger, written "
+                            "fastest)")
     group.add_argument("--config", metavar="FILE.toml", help="TOML file with [extract], [dataset], [recipe] tables")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                      help="no progress bar")
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     file_config = load_toml(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("dataset", "families", "widths", "seeds", "out", "target", "samples", "device", "mode",
-                  "chunk_size", "progress", "threads")}
+                  "chunk_size", "progress", "threads", "complevel")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
     if args.data_root is not None:

@@ -43,6 +43,7 @@ DEFAULTS = {
     "chunk_size": None,
     "progress": True,
     "threads": "auto",  # torch CPU threads: a number, or "auto" (see auto_threads)
+    "complevel": 4,  # zlib level of the output file, 0 (none) to 9
 }
 
 #: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 widths x 16 seeds) trains and
@@ -53,9 +54,6 @@ DATASET_DEFAULTS = {
 }
 
 _TABLES = ("extract", "dataset", "recipe")
-
-
-
 
 
 def auto_threads() -> int:

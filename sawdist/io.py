@@ -549,11 +549,12 @@ class PartStore:
         )
 
     # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, max_memory: int = 2**28) -> Path:
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, max_memory: int = 2**28,
+                 complevel: int = 4) -> Path:
         """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
 
         When ``direction`` is larger than ``max_memory`` bytes it is streamed into the file one model at a time
-        (with Dask); otherwise it is gathered in memory first.
+        (with Dask); otherwise it is gathered in memory first. ``complevel`` as in :func:`to_netcdf_atomic`.
         """
         families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
         shape = (len(families), len(capacities), len(seeds))
@@ -604,7 +605,7 @@ class PartStore:
         for name, meta in METADATA.items():
             if name in ds.variables:
                 ds[name].attrs.update(meta)
-        to_netcdf_atomic(ds, self.out)
+        to_netcdf_atomic(ds, self.out, complevel=complevel)
         with xr.open_dataset(self.out, engine="netcdf4") as check:
             validate(check, values=False)
         shutil.rmtree(self.folder)

@@ -17,11 +17,13 @@ def test_sawdist_extract_tiny_run(tmp_path, capsys):
     out = tmp_path / "cli.nc"
     code = main(["extract", "--families", "mlp", "--widths", "4,8", "--seeds", "2", "--epochs", "1",
                  "--batch-size", "256", "--samples", "20", "--out", str(out), "--device", "cpu",
-                 "--mode", "batched", "--target", "log_softmax", "--no-progress", "--threads", "1"])
+                 "--mode", "batched", "--target", "log_softmax", "--no-progress", "--threads", "1",
+                 "--complevel", "1"])
     assert code == 0 and f"wrote {out} (4 models)" in capsys.readouterr().out
     with sio.open_saliency(out, values=True) as ds:
         assert ds.attrs["target"] == "log_softmax" and ds.sizes["seed"] == 2 and ds.sizes["sample"] == 20
         assert json.loads(ds.attrs["recipe"])["batch_size"] == 256
+        assert ds["direction"].encoding["complevel"] == 1
 
 
 def test_config_file_and_flags_override(tmp_path):

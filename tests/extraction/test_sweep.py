@@ -130,6 +130,14 @@ def test_other_targets_and_sequential_mode(tmp_path, quick_recipe, tiny):
         assert ds.attrs["target"] == "loss" and json.loads(ds.attrs["training_modes"])["mlp-k8"]["mode"] == "sequential"
 
 
+def test_uncompressed_output_holds_the_same_values(tmp_path, reference_sweep, quick_recipe, tiny):
+    out = tmp_path / "raw.nc"
+    assert extract(out, recipe=quick_recipe, complevel=0, **tiny).complete
+    with sio.open_saliency(out, values=True) as raw, sio.open_saliency(reference_sweep) as reference:
+        assert not raw["direction"].encoding.get("zlib") and reference["direction"].encoding["zlib"]
+        xr.testing.assert_equal(raw, reference)  # values and coordinates; the attributes record the run
+
+
 def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     out = tmp_path / "auto.nc"
     tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
@@ -148,6 +156,7 @@ def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     ({"families": ["vit"], "widths": [3]}, r"^'width' must be even for vit, got 3\.$"),
     ({"target": "saliency"}, r"^'target' must be one of label_logit, pred_logit, loss, log_softmax, "
                              r"got 'saliency'\.$"),
+    ({"complevel": -1}, r"^'complevel' must be an integer from 0 to 9, got -1\.$"),
 ])
 def test_extract_errors(tmp_path, changes, message, tiny):
     with pytest.raises(ValueError, match=message):
