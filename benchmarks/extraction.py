@@ -207,6 +207,34 @@ def write_speed(n_models: int, n: int, d: int, label: str) -> None:
         {**timings, "megabytes": mb, "speedup": ratio, "stored_fraction": size / u.nbytes})
 
 
+def grid_io(n_models: int, n: int, d: int, label: str) -> None:
+    """The disk side of a sweep, per model: its part file (during the run) and its share of the assembly."""
+    from sawdist import io as sio
+
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((n, d), dtype=np.float32)
+    u /= np.linalg.norm(u, axis=-1, keepdims=True)
+    per_sample = {"grad_norm": np.ones(n, np.float32), "valid": np.ones(n, bool), "correct": np.ones(n, bool)}
+    attrs = {"dataset": "synthetic", "target": "label_logit", "recipe": "{}", "versions": "{}", "device": "cpu",
+             "created": "now"}
+    result = {}
+    for complevel in (4, 0):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = sio.PartStore(Path(tmp) / "grid.nc", {"benchmark": 1}).open()
+            start = time.perf_counter()
+            for seed in range(n_models):
+                store.write_model(family="cnn_small", capacity=8, seed=seed, direction=u, test_accuracy=0.5,
+                                  n_params=1, label=np.zeros(n, np.int64), **per_sample)
+            parts = (time.perf_counter() - start) / n_models
+            start = time.perf_counter()
+            store.assemble(["cnn_small"], [8], list(range(n_models)), attrs, input_shape=(d,), complevel=complevel)
+            assemble = (time.perf_counter() - start) / n_models
+        result[complevel] = {"part_seconds": parts, "assemble_seconds": assemble}
+        say(f"{label}.grid_io.complevel{complevel}", f"{parts:.2f} s to write a part + {assemble:.2f} s to assemble "
+            f"= {parts + assemble:.2f} s per model ({n} x {d} directions, {n_models} models, "
+            f"{len(os.sched_getaffinity(0))} cores)", result[complevel])
+
+
 # --- GPU ------------------------------------------------------------------------------------------------------------
 
 
@@ -251,6 +279,7 @@ def main(argv=None) -> int:
         cpu_throughput(args.quick)
         saliency_cost(load_dataset("digits"), "cnn_small", 16, 16, 450, "cpu", "cpu")
         write_speed(2, 2000, 3072, "cpu") if args.quick else write_speed(4, 10000, 3072, "cpu")
+        grid_io(2, 2000, 3072, "cpu") if args.quick else grid_io(8, 10000, 3072, "cpu")
     if args.part in ("gpu", "all"):
         if torch.cuda.is_available():
             gpu_part()
