@@ -25,6 +25,8 @@ import platform
 import signal
 import sys
 import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,38 @@ class _StopFlag:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
         return False
+
+
+class _PartWriter:
+    """Writes part files on one background thread, so that the next models train while a chunk is compressed and
+    written; the bookkeeping (done set, callbacks) stays on the calling thread, in the order of submission."""
+
+    def __init__(self, store, on_written):
+        self.store = store
+        self.on_written = on_written  # called on the writer thread after each part (the progress bar)
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sawdist-parts")
+        self.pending: deque = deque()
+
+    def submit(self, key, accuracy: float, **part) -> None:
+        def write():
+            self.store.write_model(**part)
+            self.on_written(key, accuracy)
+
+        self.pending.append((key, self.pool.submit(write)))
+
+    def finished(self, wait: bool):
+        """The keys written so far, in order (all of them when ``wait``); a failed write raises here."""
+        while self.pending and (wait or self.pending[0][1].done()):
+            key, future = self.pending.popleft()
+            future.result()
+            yield key
+
+    def close(self) -> list:
+        """Finish the writes under way (a part is never left half written); return the keys written by them."""
+        self.pool.shutdown(wait=True)
+        written = [key for key, future in self.pending if future.exception() is None]
+        self.pending.clear()
+        return written
 
 
 def _versions() -> str:
@@ -230,7 +264,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     if out.exists() and _existing_output(out, identity_json, grid):
         return ExtractResult(out, True, len(keys), len(keys))
 
-    store = sio.PartStore(out, identity).open()
+    store = sio.PartStore(out, identity, complevel=complevel).open()
     done = store.done(keys)
     result = ExtractResult(out, False, len(done), len(keys), redone=list(store.removed))
     bar = tqdm(total=len(keys), initial=len(done), unit="model", disable=not progress, dynamic_ncols=True,
@@ -238,6 +272,19 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
 
     def say(message: str) -> None:
         tqdm.write(message, file=sys.stderr)
+
+    def show(key, accuracy: float) -> None:
+        bar.set_postfix(model=f"{key[0]} k={key[1]}", test_acc=f"{accuracy:.3f}", refresh=False)
+        bar.update(1)
+
+    writer = _PartWriter(store, show)
+
+    def record(wait: bool) -> None:
+        for key in writer.finished(wait):
+            done.add(key)
+            result.n_done = len(done)
+            if on_model is not None:
+                on_model(key, len(done), len(keys))
 
     if store.removed:
         say(f"redoing {len(store.removed)} unreadable part file(s): {', '.join(store.removed)}")
@@ -288,34 +335,35 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
                                 f"trying chunks of {half}")
                             pending[:0] = [group[:half], group[half:]]
                             continue
+                        # The previous chunk's parts were written while this one trained; waiting for them here
+                        # keeps at most one chunk of directions in memory.
+                        record(wait=True)
                         sal = saliency(stack, x_sal, y_sal, target)
                         result.trained += len(group)
                         for i, seed in enumerate(group):
-                            if seed not in missing:
-                                continue
-                            store.write_model(
-                                family=family, capacity=width, seed=seed, direction=sal.direction[i],
-                                grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
-                                test_accuracy=float(stack.test_accuracy[i]), n_params=n_params[(family, width)],
-                                label=y_sal.cpu().numpy(), sample=np.arange(n_samples),
-                                extra={"train_accuracy": float(stack.train_accuracy[i])},
-                            )
-                            done.add((family, width, seed))
-                            result.n_done = len(done)
-                            bar.set_postfix(model=f"{family} k={width}", test_acc=f"{stack.test_accuracy[i]:.3f}",
-                                            refresh=False)
-                            bar.update(1)
-                            if on_model is not None:
-                                on_model((family, width, seed), len(done), len(keys))
+                            if seed in missing:
+                                writer.submit(
+                                    (family, width, seed), float(stack.test_accuracy[i]),
+                                    family=family, capacity=width, seed=seed, direction=sal.direction[i],
+                                    grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
+                                    test_accuracy=float(stack.test_accuracy[i]), n_params=n_params[(family, width)],
+                                    label=y_sal.cpu().numpy(), sample=np.arange(n_samples),
+                                    extra={"train_accuracy": float(stack.train_accuracy[i])},
+                                )
+                        del sal
+                        record(wait=False)
                 if flag.stop:
                     break
+            record(wait=True)
         if result.n_done < len(keys):
             say(f"stopped: {result.n_done} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
             return result
     except BaseException:
+        done.update(writer.close())
         say(f"interrupted: {len(done)} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
         raise
     finally:
+        writer.close()
         bar.close()
 
     attrs = {
@@ -332,7 +380,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         "identity": identity_json,
         "schema_version": SCHEMA_VERSION,
     }
-    store.assemble(families, widths, seed_list, attrs, input_shape=data.input_shape, complevel=complevel)
+    store.assemble(families, widths, seed_list, attrs, input_shape=data.input_shape)
     result.complete = True
     return result
 

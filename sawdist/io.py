@@ -19,9 +19,10 @@ The attributes record the dataset, the saliency target, the training recipe (JSO
 the creation time. Other variables (e.g. ``train_accuracy``) may be present.
 
 The extraction side writes one trained model at a time into its own *part file* (written to a temporary name and
-moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``; when every model is
-there, the parts are streamed into ``<out>`` (again through a temporary file) and the folder is removed. A rerun skips
-finished parts, redoes unreadable ones, and so completes an interrupted run without losing finished models.
+moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``, with ``direction``
+already compressed as the output file stores it; when every model is there, the parts are copied into ``<out>``
+(again through a temporary file) and the folder is removed. A rerun skips finished parts, redoes unreadable ones,
+and so completes an interrupted run without losing finished models.
 
 Importing this module loads only NumPy, xarray and the standard library; writing uses netCDF4 and h5py as well
 (:func:`to_netcdf_atomic` compresses ``direction`` on every core, see there).
@@ -35,7 +36,7 @@ import os
 import shutil
 import zlib
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -234,7 +235,8 @@ def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bo
 
 
 def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
-    """netCDF4 encoding: zlib with shuffle for every data variable; ``direction`` chunked one model at a time."""
+    """netCDF4 encoding: zlib with shuffle for every data variable; ``direction`` in chunks of about 2**20 values
+    within one model."""
     result = {}
     for name, var in ds.data_vars.items():
         enc = {"zlib": True, "complevel": complevel, "shuffle": True}
@@ -242,8 +244,7 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
             enc["dtype"] = "float32"
         if name == "direction":
             d = var.sizes["feature"]
-            n_sample = max(1, min(var.sizes["sample"], 2**20 // max(1, d)))
-            enc["chunksizes"] = (1, 1, 1, n_sample, d)
+            enc["chunksizes"] = (1, 1, 1, _chunk_rows(var.sizes["sample"], d), d)
         result[name] = enc
     return result
 
@@ -265,10 +266,26 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
         about 86 % of their size), and faster.
     threads : int, optional
     """
+    return _to_netcdf_atomic(ds, path, _check_complevel(complevel), _check_threads(threads))
+
+
+def _check_complevel(complevel) -> int:
     if isinstance(complevel, bool) or not isinstance(complevel, int | np.integer) or not 0 <= complevel <= 9:
         raise ValueError(f"'complevel' must be an integer from 0 to 9, got {complevel!r}.")
-    if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+    return int(complevel)
+
+
+def _check_threads(threads) -> int:
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
         raise ValueError(f"'threads' must be a positive integer, got {threads!r}.")
+    return int(threads)
+
+
+def _to_netcdf_atomic(ds: xr.Dataset, path, complevel: int, threads: int, load=None) -> Path:
+    """:func:`to_netcdf_atomic` after validation. ``load(model_index)`` returns one model's directions, either as an
+    array or as its chunks already encoded at ``complevel`` (default: the array from ``ds``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     direct = "direction" in ds.data_vars and ds["direction"].dims == DIMS
@@ -276,7 +293,8 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
         rest = ds.drop_vars("direction") if direct else ds
         rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))
         if direct:
-            _write_direction(tmp, ds, complevel, threads)
+            data = ds["direction"].data
+            _write_direction(tmp, ds, complevel, threads, load or (lambda index: _load_model(data, index)))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -294,6 +312,11 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
 # Chunks are always stored whole; the rows past the end of an edge chunk are never read, and hold the fill value.
 
 
+def _chunk_rows(n_sample: int, n_feature: int) -> int:
+    """Samples per chunk of ``direction``: about 2**20 values (4 MiB), never more than one model."""
+    return max(1, min(n_sample, 2**20 // max(1, n_feature)))
+
+
 def _encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
     block = np.ascontiguousarray(block, dtype="<f4")
     if block.shape[0] < rows:
@@ -303,6 +326,19 @@ def _encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
     return zlib.compress(block.view(np.uint8).reshape(-1, 4).T.tobytes(), complevel)
 
 
+def _decode_chunk(data: bytes, rows: int, n_feature: int, compressed: bool) -> np.ndarray:
+    """The inverse of :func:`_encode_chunk`: a (rows, n_feature) float32 block, padding rows included."""
+    raw = np.frombuffer(zlib.decompress(data) if compressed else data, dtype=np.uint8)
+    if compressed:
+        raw = raw.reshape(4, -1).T
+    return np.ascontiguousarray(raw).view("<f4").reshape(rows, n_feature)
+
+
+def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> list[bytes]:
+    blocks = [direction[start: start + rows] for start in range(0, direction.shape[0], rows)]
+    return list(pool.map(lambda block: _encode_chunk(block, rows, complevel), blocks))
+
+
 def _load_model(data, index) -> np.ndarray:
     block = data[index]
     if hasattr(block, "compute"):  # a Dask array: load this model alone, here in the worker thread
@@ -310,7 +346,7 @@ def _load_model(data, index) -> np.ndarray:
     return np.asarray(block, dtype=np.float32)
 
 
-def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int | None) -> None:
+def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, load) -> None:
     import h5py
     import netCDF4
 
@@ -330,22 +366,24 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int | 
             attrs["coordinates"] = coordinates
         v.setncatts(attrs)
 
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     models = list(np.ndindex(*var.shape[:3]))
     n = var.shape[3]
     with h5py.File(path, "r+") as f, ThreadPoolExecutor(threads) as pool:
         dset = f["direction"]
         # Models load two ahead; chunks are compressed at most 4 per worker ahead of the (single-threaded) writes.
-        loads = deque(pool.submit(_load_model, var.data, m) for m in models[:2])
+        loads = deque(pool.submit(load, m) for m in models[:2])
         pending: deque = deque()
         for i, model in enumerate(models):
             block = loads.popleft().result()
             if i + 2 < len(models):
-                loads.append(pool.submit(_load_model, var.data, models[i + 2]))
-            for start in range(0, n, rows):
-                pending.append((model + (start, 0), pool.submit(_encode_chunk, block[start: start + rows], rows,
-                                                                complevel)))
+                loads.append(pool.submit(load, models[i + 2]))
+            for j, start in enumerate(range(0, n, rows)):
+                if isinstance(block, list):  # chunks encoded already (a part file's)
+                    future = Future()
+                    future.set_result(block[j])
+                else:
+                    future = pool.submit(_encode_chunk, block[start: start + rows], rows, complevel)
+                pending.append((model + (start, 0), future))
                 while len(pending) > 4 * threads:
                     offset, future = pending.popleft()
                     dset.id.write_direct_chunk(offset, future.result())
@@ -409,9 +447,22 @@ def _key_name(family: str, capacity: int, seed: int) -> str:
     return f"{family}-k{int(capacity)}-s{int(seed)}.npz"
 
 
+def _part_chunks(z) -> list[bytes]:
+    """The encoded chunks of ``direction`` stored in an open part file."""
+    data = memoryview(z["direction_chunks"])
+    ends = np.cumsum(z["direction_sizes"])
+    return [bytes(data[end - size: end]) for size, end in zip(z["direction_sizes"].tolist(), ends.tolist())]
+
+
+def _decode_part(z, info: dict) -> np.ndarray:
+    blocks = [_decode_chunk(c, info["rows"], info["n_feature"], info["complevel"] > 0) for c in _part_chunks(z)]
+    return np.concatenate(blocks)[: info["n_sample"]]
+
+
 def _load_direction(path) -> np.ndarray:
+    """The directions of one part file, decoded: ``(n_sample, n_feature)`` float32."""
     with open(path, "rb") as f, np.load(f) as z:
-        return z["direction"]
+        return _decode_part(z, json.loads(str(z["meta"]))["direction"])
 
 
 class PartStore:
@@ -424,16 +475,24 @@ class PartStore:
     identity : dict
         JSON-serialisable description of everything that determines the models (dataset, samples, recipe,
         target, device type). Parts are reused only by a run with the same identity.
+    complevel : int
+        zlib level 0-9 of the output (0: uncompressed); the parts hold ``direction`` already encoded for it.
+    threads : int, optional
+        Threads that compress a part's chunks (default: every core this process may use).
 
     Notes
     -----
     The folder holds ``manifest.json`` (the identity, and per-(family, capacity) decisions such as the training
     mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.npz``
-    (NumPy's zip format: a part is written in about a millisecond, through a temporary file and :func:`os.replace`).
-    :meth:`assemble` streams the parts into the compressed netCDF4 output.
+    (NumPy's zip format, with CRC-32 checksums; written through a temporary file and :func:`os.replace`). A part
+    stores ``direction`` as the compressed chunks of the output file, so the compression, the slow step, happens
+    while the run goes on (:func:`extraction.sweep.extract` writes parts in the background while the next models
+    train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
     """
 
-    def __init__(self, out, identity: dict):
+    def __init__(self, out, identity: dict, *, complevel: int = 4, threads: int | None = None):
+        self.complevel = _check_complevel(complevel)
+        self.threads = _check_threads(threads)
         self.out = Path(out)
         self.folder = self.out.with_name(self.out.name + ".parts")
         self.identity = json.loads(json.dumps(identity, sort_keys=True))
@@ -500,11 +559,12 @@ class PartStore:
     @staticmethod
     def _readable(path: Path, key) -> bool:
         try:
-            with open(path, "rb") as f, np.load(f) as z:
+            with open(path, "rb") as f, np.load(f) as z:  # reading every member checks its CRC-32
                 meta = json.loads(str(z["meta"]))
-                n = z["label"].shape[0]
-                shapes_ok = z["direction"].ndim == 2 and z["direction"].shape[0] == n and all(
-                    z[name].shape == (n,) for name in _PER_SAMPLE)
+                info, sizes, n = meta["direction"], z["direction_sizes"], z["label"].shape[0]
+                shapes_ok = (info["n_sample"] == n and len(sizes) == -(-n // info["rows"])
+                             and int(sizes.sum()) == z["direction_chunks"].shape[0]
+                             and all(z[name].shape == (n,) for name in _PER_SAMPLE))
                 return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
         except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
             return False
@@ -513,12 +573,17 @@ class PartStore:
                     test_accuracy: float, n_params: int, label, sample=None, extra: dict | None = None) -> Path:
         """Write one model's part atomically (arguments as for :func:`model_part`)."""
         direction = np.asarray(direction, dtype=np.float32)
-        n = direction.shape[0]
+        n, d = direction.shape
+        rows = _chunk_rows(n, d)
+        with ThreadPoolExecutor(self.threads) as pool:
+            chunks = _encode_model(direction, rows, self.complevel, pool)
         meta = {"family": str(family), "capacity": int(capacity), "seed": int(seed), "n_params": int(n_params),
-                "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()}}
+                "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()},
+                "direction": {"n_sample": n, "n_feature": d, "rows": rows, "complevel": self.complevel}}
         arrays = {
             "meta": np.array(json.dumps(meta)),
-            "direction": direction,
+            "direction_chunks": np.frombuffer(b"".join(chunks), dtype=np.uint8),
+            "direction_sizes": np.array([len(c) for c in chunks], dtype=np.int64),
             "grad_norm": np.asarray(grad_norm, dtype=np.float32).reshape(n),
             "valid": np.asarray(valid, dtype=bool).reshape(n),
             "correct": np.asarray(correct, dtype=bool).reshape(n),
@@ -549,25 +614,24 @@ class PartStore:
         )
 
     # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, max_memory: int = 2**28,
-                 complevel: int = 4) -> Path:
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
         """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
 
-        When ``direction`` is larger than ``max_memory`` bytes it is streamed into the file one model at a time
-        (with Dask); otherwise it is gathered in memory first. ``complevel`` as in :func:`to_netcdf_atomic`.
+        The output is compressed at :attr:`complevel`. ``direction`` is never held in memory whole: each part's
+        chunks are copied into the file as they are (or decoded and encoded again, for parts written with another
+        ``complevel`` by an earlier run).
         """
         families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
         shape = (len(families), len(capacities), len(seeds))
         paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
         with open(paths[0], "rb") as f, np.load(f) as z:
-            n, d = z["direction"].shape
+            first = json.loads(str(z["meta"]))
+            n, d = first["direction"]["n_sample"], first["direction"]["n_feature"]
             label, sample = z["label"], z["sample"]
-            extra_names = sorted(json.loads(str(z["meta"]))["extra"])
+            extra_names = sorted(first["extra"])
         per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
         per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
         n_params = np.empty(shape[:2], dtype=np.int64)
-        stream = len(paths) * n * d * 4 > max_memory
-        directions = []
         for index, path in zip(np.ndindex(*shape), paths):
             with open(path, "rb") as f, np.load(f) as z:
                 meta = json.loads(str(z["meta"]))
@@ -577,16 +641,22 @@ class PartStore:
                 for name in extra_names:
                     per_model[name][index] = meta["extra"][name]
                 n_params[index[:2]] = meta["n_params"]
-                if not stream:
-                    directions.append(z["direction"])
-        if stream:
-            import dask
-            import dask.array as da
+        import dask
+        import dask.array as da
 
-            blocks = [da.from_delayed(dask.delayed(_load_direction)(p), (n, d), np.float32) for p in paths]
-            direction = da.stack(blocks).reshape(shape + (n, d))
-        else:
-            direction = np.stack(directions).reshape(shape + (n, d))
+        # The dataset's direction is lazy (each block decodes one part) and is never computed here: ``load`` gives
+        # the writer the stored chunks.
+        blocks = [da.from_delayed(dask.delayed(_load_direction)(p), (n, d), np.float32) for p in paths]
+        direction = da.stack(blocks).reshape(shape + (n, d))
+        rows, complevel = _chunk_rows(n, d), self.complevel
+
+        def load(index):
+            with open(paths[int(np.ravel_multi_index(index, shape))], "rb") as f, np.load(f) as z:
+                info = json.loads(str(z["meta"]))["direction"]
+                if info["rows"] == rows and (info["complevel"] > 0) == (complevel > 0):
+                    return _part_chunks(z)  # any zlib level inflates alike
+                return _decode_part(z, info)
+
         grid = ("family", "capacity", "seed")
         data_vars = {
             "direction": (DIMS, direction),
@@ -605,7 +675,7 @@ class PartStore:
         for name, meta in METADATA.items():
             if name in ds.variables:
                 ds[name].attrs.update(meta)
-        to_netcdf_atomic(ds, self.out, complevel=complevel)
+        _to_netcdf_atomic(ds, self.out, complevel, self.threads, load)
         with xr.open_dataset(self.out, engine="netcdf4") as check:
             validate(check, values=False)
         shutil.rmtree(self.folder)

@@ -165,21 +165,46 @@ def test_import_is_light():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("max_memory", [0, 2**28])
-def test_streamed_and_in_memory_assembly_agree(tmp_path, max_memory):
+@pytest.mark.parametrize(("part_level", "out_level"), [(4, 4), (0, 0), (4, 0), (0, 4), (1, 9)])
+def test_assembly_copies_or_transcodes_the_stored_chunks(tmp_path, part_level, out_level):
+    # Parts hold direction encoded at the level of the run that wrote them; a resumed run may ask for another.
     out = tmp_path / "run.nc"
-    store = sio.PartStore(out, {"run": 1}).open()
+    store = sio.PartStore(out, {"run": 1}, complevel=part_level, threads=2).open()
     for f in ("mlp", "cnn_small"):
         for c in (4, 8):
             for s in (0, 1):
                 store.write(_part(f, c, s, invalid=(2,)))
     attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
-    store.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3), max_memory=max_memory)
+    again = sio.PartStore(out, {"run": 1}, complevel=out_level).open()
+    again.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3))
     with sio.open_saliency(out, values=True) as ds:
         expected = _dataset(invalid=(2,))
         for name in ("direction", "grad_norm", "valid", "correct", "test_accuracy", "train_accuracy", "n_params"):
             np.testing.assert_array_equal(ds[name].values, expected[name].values.astype(ds[name].dtype))
         assert ds["label"].values.tolist() == expected["label"].values.tolist()
+        assert bool(ds["direction"].encoding.get("zlib")) == (out_level > 0)
+
+
+def test_part_direction_decodes_and_a_short_chunk_table_is_unreadable(tmp_path):
+    # A long model (3 chunks of 8 rows: 2**17 features) round-trips through a part file; a part whose chunk table
+    # disagrees with its sample count is redone.
+    store = sio.PartStore(tmp_path / "run.nc", {"run": 1}).open()
+    part = _part(n=20, d=2**17, invalid=(3,))
+    path = store.write(part)
+    np.testing.assert_array_equal(sio._load_direction(path), part["direction"].values[0, 0, 0].astype(np.float32))
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["direction_sizes"] = arrays["direction_sizes"][:2]
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    assert store.done([("mlp", 4, 0)]) == set() and store.removed == [path.name]
+
+
+def test_part_store_argument_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"^'complevel' must be an integer from 0 to 9, got 'zlib'\.$"):
+        sio.PartStore(tmp_path / "run.nc", {}, complevel="zlib")
+    with pytest.raises(ValueError, match=r"^'threads' must be a positive integer, got -2\.$"):
+        sio.PartStore(tmp_path / "run.nc", {}, threads=-2)
 
 
 def _variable(path, name="direction"):
