@@ -208,7 +208,8 @@ def write_speed(n_models: int, n: int, d: int, label: str) -> None:
 
 
 def grid_io(n_models: int, n: int, d: int, label: str) -> None:
-    """The disk side of a sweep, per model: its part file (during the run) and its share of the assembly."""
+    """The disk side of a sweep, per model: its part file (compressed, during the run) and its share of the assembly
+    (a copy of the compressed chunks)."""
     from sawdist import io as sio
 
     rng = np.random.default_rng(0)
@@ -220,19 +221,35 @@ def grid_io(n_models: int, n: int, d: int, label: str) -> None:
     result = {}
     for complevel in (4, 0):
         with tempfile.TemporaryDirectory() as tmp:
-            store = sio.PartStore(Path(tmp) / "grid.nc", {"benchmark": 1}).open()
+            store = sio.PartStore(Path(tmp) / "grid.nc", {"benchmark": 1}, complevel=complevel).open()
             start = time.perf_counter()
             for seed in range(n_models):
                 store.write_model(family="cnn_small", capacity=8, seed=seed, direction=u, test_accuracy=0.5,
                                   n_params=1, label=np.zeros(n, np.int64), **per_sample)
             parts = (time.perf_counter() - start) / n_models
             start = time.perf_counter()
-            store.assemble(["cnn_small"], [8], list(range(n_models)), attrs, input_shape=(d,), complevel=complevel)
+            store.assemble(["cnn_small"], [8], list(range(n_models)), attrs, input_shape=(d,))
             assemble = (time.perf_counter() - start) / n_models
         result[complevel] = {"part_seconds": parts, "assemble_seconds": assemble}
         say(f"{label}.grid_io.complevel{complevel}", f"{parts:.2f} s to write a part + {assemble:.2f} s to assemble "
             f"= {parts + assemble:.2f} s per model ({n} x {d} directions, {n_models} models, "
             f"{len(os.sched_getaffinity(0))} cores)", result[complevel])
+
+
+def sweep_io(label: str) -> None:
+    """``extract`` where writing dominates: 8 two-unit MLPs (1 epoch on 256 images) with saliency on 10,000
+    CIFAR-shaped inputs, i.e. 8 x 123 MB of directions, at zlib 4 and 0."""
+    config = dict(dataset="synthetic", dataset_options={"shape": [3, 32, 32], "n_train": 256, "n_test": 10000},
+                  families=["mlp"], widths=[2], seeds=8, recipe=Recipe(epochs=1, batch_size=128), samples=10000,
+                  device="cpu", mode="batched", chunk_size=4, progress=False)
+    seconds = {}
+    for complevel in (4, 0):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            extract(Path(tmp) / "io.nc", complevel=complevel, **config)
+            seconds[complevel] = time.perf_counter() - start
+    say(f"{label}.sweep_io", f"{seconds[4]:.1f} s at zlib 4, {seconds[0]:.1f} s uncompressed (8 models x 10000 x 3072 "
+        "directions, 2-unit MLPs)", seconds)
 
 
 # --- GPU ------------------------------------------------------------------------------------------------------------
@@ -280,6 +297,8 @@ def main(argv=None) -> int:
         saliency_cost(load_dataset("digits"), "cnn_small", 16, 16, 450, "cpu", "cpu")
         write_speed(2, 2000, 3072, "cpu") if args.quick else write_speed(4, 10000, 3072, "cpu")
         grid_io(2, 2000, 3072, "cpu") if args.quick else grid_io(8, 10000, 3072, "cpu")
+        if not args.quick:
+            sweep_io("cpu")
     if args.part in ("gpu", "all"):
         if torch.cuda.is_available():
             gpu_part()
