@@ -92,6 +92,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--complevel", type=int, metavar="0-9",
                        help="zlib level of the output file (default 4; 0: uncompressed, about 16 %% larger, written "
                             "fastest)")
+    group.add_argument("--save-models", metavar="DIR",
+                       help="also keep the trained models in DIR (for sawdist report --models DIR)")
     group.add_argument("--config", metavar="FILE.toml", help="TOML file with [extract], [dataset], [recipe] tables")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                      help="no progress bar")
@@ -154,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     file_config = load_toml(args.config) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("dataset", "families", "widths", "seeds", "out", "target", "samples", "device", "mode",
-                  "chunk_size", "progress", "threads", "complevel")}
+                  "chunk_size", "progress", "threads", "complevel", "save_models")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
     if args.data_root is not None:
@@ -172,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
     result = extract(resume_hint=hint, **config)
     if result.complete:
         print(f"wrote {result.path} ({result.n_total} models)")
+        if config["save_models"] is not None:
+            print(f"kept the models in {config['save_models']} (sawdist report --models {config['save_models']})")
         return 0
     return 130
 

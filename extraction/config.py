@@ -44,6 +44,7 @@ DEFAULTS = {
     "progress": True,
     "threads": "auto",  # torch CPU threads: a number, or "auto" (see auto_threads)
     "complevel": 4,  # zlib level of the output file, 0 (none) to 9
+    "save_models": None,  # a folder for the trained models (a model pool for sawdist report --models)
 }
 
 #: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 widths x 16 seeds) trains and

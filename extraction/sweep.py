@@ -133,6 +133,42 @@ class _PartWriter:
         return written
 
 
+def _weights_path(store, family: str, width: int, seed: int) -> Path:
+    return store.folder / "weights" / f"{family}-k{int(width)}-s{int(seed)}.pt"
+
+
+def _save_weights(store, stack, i: int) -> None:
+    """Model ``i`` of ``stack``, atomically, in the parts folder."""
+    path = _weights_path(store, stack.family, stack.width, stack.seeds[i])
+    path.parent.mkdir(exist_ok=True)
+    blob = {"params": {k: v[i].detach().cpu().clone() for k, v in stack.params.items()},
+            "buffers": {k: v[i].detach().cpu().clone() for k, v in stack.buffers.items()},
+            "test_accuracy": float(stack.test_accuracy[i])}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    tmp.replace(path)
+
+
+def _write_model_pool(folder: Path, store, families, widths, seeds, data, x, y, recipe) -> None:
+    """Stack the saved weights of each (family, width) into a model pool folder (analyses.models.TorchModelPool)."""
+    from analyses.models import TorchModelPool
+
+    from .train import ModelStack
+
+    stacks = {}
+    for family in families:
+        for width in widths:
+            blobs = [torch.load(_weights_path(store, family, width, s), weights_only=True) for s in seeds]
+            params = {k: torch.stack([b["params"][k] for b in blobs]) for k in blobs[0]["params"]}
+            buffers = {k: torch.stack([b["buffers"][k] for b in blobs]) for k in blobs[0]["buffers"]}
+            accuracy = np.array([b["test_accuracy"] for b in blobs])
+            stacks[(family, int(width))] = ModelStack(family, int(width), list(seeds), None, params, buffers,
+                                                      test_accuracy=accuracy)
+    meta = {"dataset": data.name, "options": data.options, "input_shape": list(data.input_shape),
+            "n_classes": data.n_classes, "n_inputs": int(x.shape[0]), "recipe": recipe.to_dict()}
+    TorchModelPool(stacks, x, y, meta=meta).save(folder)
+
+
 def _versions() -> str:
     import sawdist
 
@@ -180,7 +216,8 @@ def _existing_output(out: Path, identity: str, grid: dict) -> bool:
 def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None, families=("mlp", "cnn_small"),
             widths=(2, 4, 8, 16, 32), seeds=16, recipe: Recipe | None = None, target: str = "label_logit",
             samples: int | None = 1000, device="auto", mode: str = "auto", chunk_size: int | None = None,
-            complevel: int = 4, progress: bool = True, on_model=None, resume_hint: str | None = None) -> ExtractResult:
+            complevel: int = 4, save_models=None, progress: bool = True, on_model=None,
+            resume_hint: str | None = None) -> ExtractResult:
     """Train ``seeds`` models of every (family, width), compute their saliency, and write the dataset ``out``.
 
     Parameters
@@ -211,7 +248,11 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         Seeds trained together in the batched mode (default 16 on CPU, 64 on CUDA, halved on CUDA out-of-memory).
     complevel : int
         zlib level 0-9 of the output file (0: uncompressed). Directions compress to about 86 % of their size at any
-        level; the compression runs on every core when the file is assembled (:func:`sawdist.io.to_netcdf_atomic`).
+        level; each model's are compressed on every core while the next models train.
+    save_models : path-like, optional
+        Also keep the trained models: a folder that :meth:`analyses.models.TorchModelPool.load` reads (and
+        ``sawdist report --models`` takes), with every model's weights and the saliency inputs. It is written when
+        the run completes; until then each model's weights wait in the parts folder next to its part.
     progress : bool
         Show a tqdm progress bar (models done, ETA, last accuracy).
     on_model : callable, optional
@@ -257,6 +298,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
 
     identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "samples": n_samples, "target": target,
                 "recipe": recipe.to_dict(), "device": device.type}
+    if save_models is not None:  # a resumed run must keep the weights of every model, or none
+        identity["save_models"] = True
     identity_json = json.dumps(identity, sort_keys=True)
     grid = {"family": families, "capacity": widths, "seed": seed_list}
     keys = [(f, k, s) for f in families for k in widths for s in seed_list]
@@ -335,6 +378,10 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
                                 f"trying chunks of {half}")
                             pending[:0] = [group[:half], group[half:]]
                             continue
+                        if save_models is not None:  # before the parts: a model with a part has its weights
+                            for i, seed in enumerate(group):
+                                if seed in missing:
+                                    _save_weights(store, stack, i)
                         # The previous chunk's parts were written while this one trained; waiting for them here
                         # keeps at most one chunk of directions in memory.
                         record(wait=True)
@@ -380,6 +427,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         "identity": identity_json,
         "schema_version": SCHEMA_VERSION,
     }
+    if save_models is not None:
+        _write_model_pool(Path(save_models), store, families, widths, seed_list, data, x_sal, y_sal, recipe)
     store.assemble(families, widths, seed_list, attrs, input_shape=data.input_shape)
     result.complete = True
     return result

@@ -18,8 +18,10 @@ def test_sawdist_extract_tiny_run(tmp_path, capsys):
     code = main(["extract", "--families", "mlp", "--widths", "4,8", "--seeds", "2", "--epochs", "1",
                  "--batch-size", "256", "--samples", "20", "--out", str(out), "--device", "cpu",
                  "--mode", "batched", "--target", "log_softmax", "--no-progress", "--threads", "1",
-                 "--complevel", "1"])
-    assert code == 0 and f"wrote {out} (4 models)" in capsys.readouterr().out
+                 "--complevel", "1", "--save-models", str(tmp_path / "models")])
+    printed = capsys.readouterr().out
+    assert code == 0 and f"wrote {out} (4 models)" in printed and "sawdist report --models" in printed
+    assert (tmp_path / "models" / "pool.json").is_file()
     with sio.open_saliency(out, values=True) as ds:
         assert ds.attrs["target"] == "log_softmax" and ds.sizes["seed"] == 2 and ds.sizes["sample"] == 20
         assert json.loads(ds.attrs["recipe"])["batch_size"] == 256

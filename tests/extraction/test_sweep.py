@@ -141,6 +141,45 @@ def test_uncompressed_output_holds_the_same_values(tmp_path, reference_sweep, qu
         xr.testing.assert_equal(raw, reference)  # values and coordinates; the attributes record the run
 
 
+def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_path, reference_sweep, quick_recipe,
+                                                                          tiny):
+    from analyses.models import TorchModelPool
+
+    out, models = tmp_path / "run.nc", tmp_path / "models"
+
+    def interrupt(key, n_done, n_total):
+        if n_done == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(out, recipe=quick_recipe, save_models=models, on_model=interrupt, **tiny)
+    assert not models.exists()  # written once the run completes
+    assert extract(out, recipe=quick_recipe, save_models=models, **tiny).complete
+    with xr.open_dataset(out) as resumed, xr.open_dataset(reference_sweep) as uninterrupted:
+        xr.testing.assert_equal(resumed.load(), uninterrupted.load())  # attrs differ: identity records save_models
+    pool = TorchModelPool.load(models)
+    with sio.open_saliency(reference_sweep, values=True) as ds:
+        assert pool.labels.tolist() == ds["label"].values.tolist() and pool.meta["n_inputs"] == 40
+        for family in ("mlp", "cnn_small"):
+            for width in (4, 8):
+                expected = ds["direction"].sel(family=family, capacity=width).values
+                np.testing.assert_allclose(pool.directions(family, width), expected, atol=1e-5)
+                np.testing.assert_array_equal(pool.stacks[(family, width)].test_accuracy,
+                                              ds["test_accuracy"].sel(family=family, capacity=width).values)
+
+
+def test_save_models_cannot_join_a_run_started_without(tmp_path, quick_recipe, tiny):
+    out = tmp_path / "run.nc"
+
+    def interrupt(key, n_done, n_total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
+    with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in "):
+        extract(out, recipe=quick_recipe, save_models=tmp_path / "models", **tiny)
+
+
 def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     out = tmp_path / "auto.nc"
     tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
