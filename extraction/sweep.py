@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import signal
 import sys
@@ -125,10 +126,11 @@ class _PartWriter:
             future.result()
             yield key
 
-    def close(self) -> list:
-        """Finish the writes under way (a part is never left half written); return the keys written by them."""
-        self.pool.shutdown(wait=True)
-        written = [key for key, future in self.pending if future.exception() is None]
+    def close(self, cancel: bool = False) -> list:
+        """Finish the write under way (a part is never left half written) and, unless ``cancel``, the queued ones;
+        return the keys written since the last :meth:`finished`."""
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        written = [key for key, future in self.pending if not future.cancelled() and future.exception() is None]
         self.pending.clear()
         return written
 
@@ -145,7 +147,10 @@ def _save_weights(store, stack, i: int) -> None:
             "buffers": {k: v[i].detach().cpu().clone() for k, v in stack.buffers.items()},
             "test_accuracy": float(stack.test_accuracy[i])}
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
+    with open(tmp, "wb") as f:
+        torch.save(blob, f)
+        f.flush()
+        os.fsync(f.fileno())
     tmp.replace(path)
 
 
@@ -252,11 +257,14 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     save_models : path-like, optional
         Also keep the trained models: a folder that :meth:`analyses.models.TorchModelPool.load` reads (and
         ``sawdist report --models`` takes), with every model's weights and the saliency inputs. It is written when
-        the run completes; until then each model's weights wait in the parts folder next to its part.
+        the run completes; until then each model's weights wait in the parts folder next to its part. A resumed run
+        trains again the finished models whose weights an earlier call did not keep (they come out the same).
     progress : bool
         Show a tqdm progress bar (models done, ETA, last accuracy).
     on_model : callable, optional
-        Called as ``on_model(key, n_done, n_total)`` after each model is written; ``key`` is (family, width, seed).
+        Called as ``on_model(key, n_done, n_total)`` for each model whose part is written; ``key`` is
+        (family, width, seed). Parts are written in the background, so the calls come in order but up to one chunk
+        late (once the next chunk has trained).
     resume_hint : str, optional
         The command to show when the run stops early (default: "call extract() again with the same arguments").
 
@@ -276,8 +284,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         raise ValueError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}.")
     if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1):
         raise ValueError(f"'chunk_size' must be a positive integer, got {chunk_size!r}.")
-    if isinstance(complevel, bool) or not isinstance(complevel, int | np.integer) or not 0 <= complevel <= 9:
-        raise ValueError(f"'complevel' must be an integer from 0 to 9, got {complevel!r}.")
+    sio._check_complevel(complevel)
     if samples is not None and (int(samples) != samples or samples < 1):
         raise ValueError(f"'samples' must be a positive integer or None, got {samples!r}.")
     families = list(families)
@@ -298,17 +305,22 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
 
     identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "samples": n_samples, "target": target,
                 "recipe": recipe.to_dict(), "device": device.type}
-    if save_models is not None:  # a resumed run must keep the weights of every model, or none
-        identity["save_models"] = True
     identity_json = json.dumps(identity, sort_keys=True)
     grid = {"family": families, "capacity": widths, "seed": seed_list}
     keys = [(f, k, s) for f in families for k in widths for s in seed_list]
     hint = resume_hint or "call extract() again with the same arguments"
     if out.exists() and _existing_output(out, identity_json, grid):
+        if save_models is not None and not (Path(save_models) / "pool.json").is_file():
+            raise ValueError(f"'save_models' {str(save_models)!r} holds no model pool, and {str(out)!r} is a finished "
+                             "run whose weights were not kept; delete that file to train the models again.")
         return ExtractResult(out, True, len(keys), len(keys))
 
     store = sio.PartStore(out, identity, complevel=complevel).open()
     done = store.done(keys)
+    if save_models is not None:  # models finished by a run that did not keep weights are trained again
+        for tmp in (store.folder / "weights").glob("*.tmp"):
+            tmp.unlink()
+        done = {key for key in done if _weights_path(store, *key).is_file()}
     result = ExtractResult(out, False, len(done), len(keys), redone=list(store.removed))
     bar = tqdm(total=len(keys), initial=len(done), unit="model", disable=not progress, dynamic_ncols=True,
                desc=out.name)
@@ -405,8 +417,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         if result.n_done < len(keys):
             say(f"stopped: {result.n_done} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
             return result
-    except BaseException:
-        done.update(writer.close())
+    except BaseException:  # a second Ctrl-C, or an error: stop at once, with the part being written finished
+        done.update(writer.close(cancel=True))
         say(f"interrupted: {len(done)} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
         raise
     finally:

@@ -288,7 +288,11 @@ def _to_netcdf_atomic(ds: xr.Dataset, path, complevel: int, threads: int, load=N
     array or as its chunks already encoded at ``complevel`` (default: the array from ``ds``)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    direct = "direction" in ds.data_vars and ds["direction"].dims == DIMS
+    # An unlimited dimension has no extent until data is written along it, so direct chunk writes cannot fill it:
+    # such a dataset goes through netCDF-C's filters, on one core.
+    unlimited = ds.encoding.get("unlimited_dims") or ()
+    unlimited = {unlimited} if isinstance(unlimited, str) else set(unlimited)
+    direct = "direction" in ds.data_vars and ds["direction"].dims == DIMS and not unlimited & set(DIMS)
     try:
         rest = ds.drop_vars("direction") if direct else ds
         rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))
@@ -454,7 +458,18 @@ def _part_chunks(z) -> list[bytes]:
     return [bytes(data[end - size: end]) for size, end in zip(z["direction_sizes"].tolist(), ends.tolist())]
 
 
+def _direction_info(z, meta: dict) -> dict:
+    """How a part stores ``direction``: ``n_sample``, ``n_feature`` and, for encoded chunks, ``rows`` and
+    ``complevel``. Parts of sawdist <= 0.1 hold the plain array (``"direction"``); they stay valid."""
+    if "direction" in z.files:
+        n_sample, n_feature = z["direction"].shape
+        return {"n_sample": n_sample, "n_feature": n_feature}
+    return meta["direction"]
+
+
 def _decode_part(z, info: dict) -> np.ndarray:
+    if "rows" not in info:
+        return z["direction"]
     blocks = [_decode_chunk(c, info["rows"], info["n_feature"], info["complevel"] > 0) for c in _part_chunks(z)]
     return np.concatenate(blocks)[: info["n_sample"]]
 
@@ -462,7 +477,7 @@ def _decode_part(z, info: dict) -> np.ndarray:
 def _load_direction(path) -> np.ndarray:
     """The directions of one part file, decoded: ``(n_sample, n_feature)`` float32."""
     with open(path, "rb") as f, np.load(f) as z:
-        return _decode_part(z, json.loads(str(z["meta"]))["direction"])
+        return _decode_part(z, _direction_info(z, json.loads(str(z["meta"]))))
 
 
 class PartStore:
@@ -561,9 +576,14 @@ class PartStore:
         try:
             with open(path, "rb") as f, np.load(f) as z:  # reading every member checks its CRC-32
                 meta = json.loads(str(z["meta"]))
-                info, sizes, n = meta["direction"], z["direction_sizes"], z["label"].shape[0]
-                shapes_ok = (info["n_sample"] == n and len(sizes) == -(-n // info["rows"])
-                             and int(sizes.sum()) == z["direction_chunks"].shape[0]
+                info, n = _direction_info(z, meta), z["label"].shape[0]
+                if "rows" in info:  # a chunk table that covers the samples and the stored bytes exactly
+                    sizes = z["direction_sizes"]
+                    stored_ok = (len(sizes) == -(-n // info["rows"]) and bool((sizes > 0).all())
+                                 and int(sizes.sum()) == z["direction_chunks"].shape[0])
+                else:
+                    stored_ok = z["direction"].ndim == 2
+                shapes_ok = (stored_ok and info["n_sample"] == n
                              and all(z[name].shape == (n,) for name in _PER_SAMPLE))
                 return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
         except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
@@ -626,7 +646,8 @@ class PartStore:
         paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
         with open(paths[0], "rb") as f, np.load(f) as z:
             first = json.loads(str(z["meta"]))
-            n, d = first["direction"]["n_sample"], first["direction"]["n_feature"]
+            info = _direction_info(z, first)
+            n, d = info["n_sample"], info["n_feature"]
             label, sample = z["label"], z["sample"]
             extra_names = sorted(first["extra"])
         per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
@@ -652,8 +673,8 @@ class PartStore:
 
         def load(index):
             with open(paths[int(np.ravel_multi_index(index, shape))], "rb") as f, np.load(f) as z:
-                info = json.loads(str(z["meta"]))["direction"]
-                if info["rows"] == rows and (info["complevel"] > 0) == (complevel > 0):
+                info = _direction_info(z, json.loads(str(z["meta"])))
+                if info.get("rows") == rows and (info["complevel"] > 0) == (complevel > 0):
                     return _part_chunks(z)  # any zlib level inflates alike
                 return _decode_part(z, info)
 

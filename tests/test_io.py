@@ -258,3 +258,32 @@ def test_write_argument_errors(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sio.to_netcdf_atomic(_dataset(), tmp_path / "s.nc", **kwargs)
     assert not list(tmp_path.iterdir())
+
+
+def test_parts_of_the_previous_format_are_kept_and_assembled(tmp_path):
+    # sawdist <= 0.1 stored the plain direction array in a part; a run resumed across the upgrade keeps those parts.
+    out = tmp_path / "run.nc"
+    store = sio.PartStore(out, {"run": 1}).open()
+    keys = [("mlp", 4, 0), ("mlp", 4, 1)]
+    old = _part(*keys[0], invalid=(2,))
+    meta = {"family": "mlp", "capacity": 4, "seed": 0, "n_params": 400, "test_accuracy": 0.9,
+            "extra": {"train_accuracy": 0.95}}
+    with open(store.path(*keys[0]), "wb") as f:
+        np.savez(f, meta=np.array(json.dumps(meta)), direction=old["direction"].values[0, 0, 0].astype(np.float32),
+                 grad_norm=old["grad_norm"].values.ravel(), valid=old["valid"].values.ravel(),
+                 correct=old["correct"].values.ravel(), label=old["label"].values, sample=old["sample"].values)
+    store.write(_part(*keys[1]))
+    assert store.done(keys) == set(keys) and store.removed == []
+    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
+    store.assemble(["mlp"], [4], [0, 1], attrs, input_shape=(2, 3))
+    with sio.open_saliency(out, values=True) as ds:
+        expected = np.concatenate([old["direction"].values, _part(*keys[1])["direction"].values], axis=2)
+        np.testing.assert_array_equal(ds["direction"].values, expected.astype(np.float32))
+
+
+def test_unlimited_dimension_is_written_by_netcdf_c(tmp_path):
+    ds = _dataset(invalid=(1,))
+    ds.encoding["unlimited_dims"] = {"sample"}
+    with sio.open_saliency(sio.to_netcdf_atomic(ds, tmp_path / "s.nc"), values=True) as back:
+        np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))
+        assert back.encoding["unlimited_dims"] == {"sample"}

@@ -104,9 +104,7 @@ def test_output_of_another_run_is_not_overwritten(reference_sweep, tiny):
         extract(reference_sweep, recipe=Recipe(epochs=2, batch_size=128), **tiny)
 
 
-@pytest.mark.parametrize("change", [{"samples": 30}, {"save_models": "models"}])
-def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny, change):
-    # Fewer samples are another run; so is keeping the models, which the finished models did not do.
+def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny):
     out = tmp_path / "run.nc"
 
     def interrupt(key, n_done, n_total):
@@ -115,7 +113,7 @@ def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny, cha
     with pytest.raises(KeyboardInterrupt):
         extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
     with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
-        extract(out, recipe=quick_recipe, **{**tiny, **change})
+        extract(out, recipe=quick_recipe, **{**tiny, "samples": 30})
 
 
 def test_corrupt_output_file_is_redone(tmp_path, quick_recipe, tiny):
@@ -168,6 +166,54 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
                 np.testing.assert_allclose(pool.directions(family, width), expected, atol=1e-5)
                 np.testing.assert_array_equal(pool.stacks[(family, width)].test_accuracy,
                                               ds["test_accuracy"].sel(family=family, capacity=width).values)
+
+
+def test_save_models_joining_a_run_retrains_the_models_without_weights(tmp_path, reference_sweep, quick_recipe,
+                                                                       tiny):
+    from analyses.models import TorchModelPool
+
+    out, models = tmp_path / "run.nc", tmp_path / "models"
+
+    def interrupt(key, n_done, n_total):
+        if n_done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)  # 3+ models finished, no weights kept
+    result = extract(out, recipe=quick_recipe, save_models=models, **tiny)
+    assert result.complete and result.trained == 12
+    with sio.open_saliency(reference_sweep) as ds:
+        expected = ds["direction"].sel(family="mlp", capacity=4).values
+    np.testing.assert_allclose(TorchModelPool.load(models).directions("mlp", 4), expected, atol=1e-5)
+    assert_same_file(out, reference_sweep)  # keeping the models is not another run
+    with pytest.raises(ValueError, match=r"^'save_models' '.*elsewhere' holds no model pool, and '.*reference\.nc' "
+                                         r"is a finished run whose weights were not kept; delete that file to train "
+                                         r"the models again\.$"):
+        extract(reference_sweep, recipe=quick_recipe, save_models=tmp_path / "elsewhere", **tiny)
+    assert extract(out, recipe=quick_recipe, save_models=models, **tiny).trained == 0  # its pool is there
+
+
+def test_a_second_ctrl_c_cancels_the_queued_part_writes():
+    import threading
+    import time
+
+    from extraction.sweep import _PartWriter
+
+    written, started = [], threading.Event()
+
+    class SlowStore:
+        def write_model(self, seed, **kwargs):
+            started.set()
+            time.sleep(0.2)
+            written.append(seed)
+
+    writer = _PartWriter(SlowStore(), lambda key, accuracy: None)
+    for seed in range(10):
+        writer.submit(("mlp", 4, seed), 0.5, seed=seed)
+    started.wait()
+    begin = time.perf_counter()
+    keys = writer.close(cancel=True)
+    assert time.perf_counter() - begin < 1.0 and written == [0] and keys == [("mlp", 4, 0)]
 
 
 def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
