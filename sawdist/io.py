@@ -460,7 +460,7 @@ def _part_chunks(z) -> list[bytes]:
 
 def _direction_info(z, meta: dict) -> dict:
     """How a part stores ``direction``: ``n_sample``, ``n_feature`` and, for encoded chunks, ``rows`` and
-    ``complevel``. Parts of sawdist <= 0.1 hold the plain array (``"direction"``); they stay valid."""
+    ``complevel``. Parts written before 2026-11-26 hold the plain array (``"direction"``); they stay valid."""
     if "direction" in z.files:
         n_sample, n_feature = z["direction"].shape
         return {"n_sample": n_sample, "n_feature": n_feature}

@@ -261,7 +261,7 @@ def test_write_argument_errors(tmp_path, kwargs, message):
 
 
 def test_parts_of_the_previous_format_are_kept_and_assembled(tmp_path):
-    # sawdist <= 0.1 stored the plain direction array in a part; a run resumed across the upgrade keeps those parts.
+    # Parts written before 2026-11-26 hold the plain direction array; a run resumed across the upgrade keeps them.
     out = tmp_path / "run.nc"
     store = sio.PartStore(out, {"run": 1}).open()
     keys = [("mlp", 4, 0), ("mlp", 4, 1)]
