@@ -142,7 +142,7 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
     """Unit saliency directions of every model of ``stack`` on the samples ``(x, y)``.
 
     Samples are processed in batches of ``batch_size`` (default: about 2**24 input values per batch across the
-    models on a CPU, 2**25 on a GPU), each with one backward pass.
+    models on a CPU, 2**25 on a GPU), each with one backward pass; on CUDA out-of-memory the batch is halved.
 
     Examples
     --------
@@ -161,9 +161,19 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
         budget = 2**25 if x.device.type == "cuda" else 2**24
         batch_size = max(1, min(n, budget // max(1, len(stack) * d)))
     out = {key: [] for key in ("direction", "grad_norm", "valid", "correct")}
-    for start in range(0, n, batch_size):
+    start = 0
+    while start < n:
         xb, yb = x[start: start + batch_size], y[start: start + batch_size]
-        grad, logits = input_gradients(stack, xb, yb, target)
+        try:
+            grad, logits = input_gradients(stack, xb, yb, target)
+        except torch.cuda.OutOfMemoryError:
+            # The budget above counts inputs, not activations: wide models on a small GPU can exceed it.
+            if batch_size == 1:
+                raise
+            batch_size = (batch_size + 1) // 2
+            torch.cuda.empty_cache()
+            continue
+        start += xb.shape[0]
         direction, norm, valid = normalise(grad)
         out["direction"].append(direction.cpu().numpy())
         out["grad_norm"].append(norm.cpu().numpy())

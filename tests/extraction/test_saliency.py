@@ -78,3 +78,24 @@ def test_gpu_saliency_matches_cpu(digits):
     s_cpu = saliency(cpu, digits.x_test[:50], digits.y_test[:50])
     s_gpu = saliency(gpu, digits.x_test[:50].cuda(), digits.y_test[:50].cuda())
     assert np.nanmean(np.sum(s_cpu.direction * s_gpu.direction, axis=-1)) > 0.99
+
+
+def test_out_of_memory_halves_the_batch(stack, digits, monkeypatch):
+    # A GPU that holds at most 5 samples' activations, simulated: the directions must not change.
+    import extraction.saliency as sal
+
+    x, y = digits.x_test[:23], digits.y_test[:23]
+    reference = saliency(stack, x, y)
+    real, sizes = sal.input_gradients, []
+
+    def small_gpu(stack_, xb, yb, target):
+        sizes.append(xb.shape[0])
+        if xb.shape[0] > 5:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(stack_, xb, yb, target)
+
+    monkeypatch.setattr(sal, "input_gradients", small_gpu)
+    result = saliency(stack, x, y, batch_size=16)
+    assert sizes[:3] == [16, 8, 4] and max(sizes[3:]) <= 4
+    np.testing.assert_allclose(result.direction, reference.direction, atol=1e-6)  # batch sizes may reassociate
+    np.testing.assert_array_equal(result.valid, reference.valid)
