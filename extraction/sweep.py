@@ -312,7 +312,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     if out.exists() and _existing_output(out, identity_json, grid):
         if save_models is not None and not (Path(save_models) / "pool.json").is_file():
             raise ValueError(f"'save_models' {str(save_models)!r} holds no model pool, and {str(out)!r} is a finished "
-                             "run whose weights were not kept; delete that file to train the models again.")
+                             "run whose weights are gone, unless it kept them in another folder; delete that file to "
+                             "train the models again.")
         return ExtractResult(out, True, len(keys), len(keys))
 
     store = sio.PartStore(out, identity, complevel=complevel).open()
