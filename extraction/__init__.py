@@ -5,6 +5,8 @@ Modules
 -------
 data
     Datasets (digits, CIFAR-10/100, MNIST, Tiny-ImageNet from local files; synthetic).
+download
+    Fetch CIFAR-10/100 and MNIST, checksum-verified, into the layout ``data`` reads (``download=True``).
 models
     The model zoo, each family parameterised by a width k.
 train

@@ -2,8 +2,10 @@
 
 ``digits`` (scikit-learn's 8x8 digits, shipped with scikit-learn) is the default and needs no files. ``cifar10``,
 ``cifar100``, ``mnist`` and ``tinyimagenet`` read their standard on-disk formats from a local directory ``root``;
-``download=True`` fetches them with torchvision when it is installed. ``synthetic`` draws a seeded classification
-problem of any input shape. Every loader standardises its inputs with statistics of the training split only.
+``download=True`` first fetches CIFAR-10, CIFAR-100 or MNIST into ``root`` from the official sites (or
+``$SAWDIST_DATA_MIRROR``), checks the published MD5 checksums and unpacks the archives (:mod:`extraction.download`,
+standard library only). ``synthetic`` draws a seeded classification problem of any input shape. Every loader
+standardises its inputs with statistics of the training split only.
 
 Examples
 --------
@@ -95,21 +97,10 @@ def _labels(y) -> torch.Tensor:
 
 
 def _maybe_download(kind: str, root: Path) -> None:
-    try:
-        import torchvision.datasets as tvd
-    except ImportError:
-        raise ImportError(
-            f"download=True needs torchvision, which is not installed; put the {kind} files under {root} instead."
-        ) from None
-    if kind == "mnist":
-        for train in (True, False):
-            tvd.MNIST(str(root), train=train, download=True)
-    elif kind == "cifar10":
-        tvd.CIFAR10(str(root), download=True)
-    elif kind == "cifar100":
-        tvd.CIFAR100(str(root), download=True)
-    else:  # pragma: no cover - guarded by the callers
-        raise ValueError(f"'kind' {kind!r} cannot be downloaded.")
+    """Fetch ``kind`` into ``root`` unless its loader already finds it there (:func:`extraction.download.download`)."""
+    from .download import download
+
+    download(kind, root)
 
 
 def _need_root(root, name: str) -> Path:
@@ -157,7 +148,7 @@ def _cifar_dir(root: Path, folder: str, files: list[str], name: str, layout: str
     missing = [f for f in files if not (root / folder / f).is_file()]
     raise FileNotFoundError(
         f"{name} files not found: expected {root / folder} ({layout}) with {', '.join(missing)} missing; "
-        f"pass download=True with torchvision installed or unpack the python version of {name} there."
+        f"pass download=True to fetch it, or unpack the python version of {name} there."
     )
 
 
@@ -167,6 +158,9 @@ def _cifar_images(raw: np.ndarray) -> np.ndarray:
 
 def cifar10(root=None, *, download: bool = False) -> Dataset:
     """CIFAR-10 from the python pickle batches in ``root/cifar-10-batches-py`` (or ``root`` itself).
+
+    ``download=True`` first fetches ``cifar-10-python.tar.gz`` into ``root`` and unpacks it there, unless the batches
+    are already in place.
 
     Layout: ``data_batch_1`` ... ``data_batch_5`` and ``test_batch``, each a pickled dict with ``b"data"``
     (n x 3072 uint8, channel-major) and ``b"labels"``. Inputs are standardised per channel.
@@ -188,7 +182,8 @@ def cifar10(root=None, *, download: bool = False) -> Dataset:
 def cifar100(root=None, *, download: bool = False, labels: str = "fine") -> Dataset:
     """CIFAR-100 from the python pickles ``root/cifar-100-python/{train,test}`` (or ``root`` itself).
 
-    ``labels`` chooses the 100 ``"fine"`` classes or the 20 ``"coarse"`` superclasses.
+    ``labels`` chooses the 100 ``"fine"`` classes or the 20 ``"coarse"`` superclasses. ``download=True`` first
+    fetches ``cifar-100-python.tar.gz`` into ``root`` and unpacks it there, unless the pickles are already in place.
     """
     if labels not in ("fine", "coarse"):
         raise ValueError(f"'labels' must be 'fine' or 'coarse', got {labels!r}.")
@@ -243,6 +238,8 @@ def _find_idx(root: Path, stem: str) -> Path | None:
 
 def mnist(root=None, *, download: bool = False) -> Dataset:
     """MNIST from the four idx files (optionally ``.gz``) in ``root`` or ``root/MNIST/raw`` (torchvision's layout).
+
+    ``download=True`` first fetches the missing ``.gz`` idx files into ``root``.
 
     Pixels are standardised with the training split's global mean and standard deviation; inputs are (1, 28, 28).
     """
