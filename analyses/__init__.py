@@ -32,7 +32,7 @@ def run_all(ds, out_dir, *, options=None, models=None, progress=None, only=None,
     Parameters
     ----------
     ds : xarray.Dataset
-        A saliency dataset (DESIGN §5), loaded in memory.
+        A saliency dataset (docs/dataset.md), loaded in memory.
     out_dir : path-like
         Figures go to ``out_dir/figures``, tables to ``out_dir/tables``.
     options : analyses.context.Options or dict, optional

@@ -5,8 +5,8 @@ its input, pooled over inputs. mu(x) is estimated from the other directions at x
 weighted as in :func:`sawdist.capacity.fit_family`) and the cosines are deconvolved through the unbiased m_hat
 (:func:`sawdist.semiparametric.corrected_cosines`), so their mean at input x is the unbiased m_hat_k(x) of identity 3.
 Pooled over inputs, the cosines are draws of one rotationally symmetric law (a mixture of Saw laws about a common
-axis is a Saw law), whose log shape log psi_k is fitted by the penalised log-spline of DESIGN §4. Shown against the
-uniform reference (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2).
+axis is a Saw law), whose log shape log psi_k is fitted by the penalised log-spline of
+docs/theory/semiparametric.md. Shown against the uniform reference (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2).
 
 The shapes are compared with each other: log psi_k(t) is regressed on log psi_k'(t) (k' the next capacity) over the
 band where both are identified (their cosine bands overlap); R^2 near 1 means one shape family tilted by capacity

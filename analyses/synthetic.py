@@ -1,4 +1,4 @@
-"""Synthetic saliency datasets with a known answer (DESIGN §5 schema), for tests, examples and calibration.
+"""Synthetic saliency datasets with a known answer (schema of docs/dataset.md), for tests, examples and calibration.
 
 Directions of family f at capacity k and input x are von Mises–Fisher draws about mu_{f,k}(x) with the concentration
 that gives a chosen mean resultant length m_f(k) (``kappa = A_d^{-1}(m)``). With ``shared_mean=True`` every capacity

@@ -1,4 +1,4 @@
-"""Benchmarks of the foundation (issue 2): accuracy of the vMF log-density in high dimension, speed of vMF
+"""Benchmarks of the foundation: accuracy of the vMF log-density in high dimension, speed of vMF
 sampling against its floor, and recovery of kappa by the fit — each side by side with its reference.
 
 Run:  python benchmarks/distributions.py            (about a minute on 2 cores)

@@ -7,7 +7,7 @@ Run from the repository root::
     python3 benchmarks/extraction.py --quick    # smaller CPU measurements (a smoke test of this script)
     python3 benchmarks/extraction.py --part gpu --smoke-gpu-part  # the GPU part at toy size on the CPU
 
-It prints one line per measurement and, at the end, a JSON summary. Targets (issue 4): the digits default
+It prints one line per measurement and, at the end, a JSON summary. Targets: the digits default
 (2 families x 5 widths x 16 seeds) trains and extracts in <= 2 min on 2 CPU cores; on one H200, batched training of
 64 seeds at width 10 is >= 10x the sequential loop's model-images/s and never slower at any width, saliency costs
 <= 2.5x a no-grad forward pass, and the grid 5 widths x 32 seeds of cnn_small (10 epochs) plus saliency on 10k images

@@ -1,4 +1,4 @@
-"""Benchmark of the semi-parametric Saw fit (issue 3): 10^4 directions at d = 3072 in <= 1 s on 2 cores.
+"""Benchmark of the semi-parametric Saw fit: 10^4 directions at d = 3072 in <= 1 s on 2 cores.
 
 Each cost is printed side by side with the cost of the resultant R = sum_i u_i (one pass over the data, the floor of
 any fit), as a ratio. The fit's one-dimensional work (spline, Newton, AIC grid, quadrature tables) does not grow with

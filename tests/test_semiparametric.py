@@ -184,7 +184,7 @@ def test_loglik_within_chi_square_margin_of_vmf_mle(bias_correction):
         assert diff >= -1e-6 * abs(vmf.loglik)
 
 
-# --- the high-dimensional bias (issue #3) ---------------------------------------------------------------------------
+# --- the high-dimensional bias --------------------------------------------------------------------------------------
 
 
 @pytest.mark.slow

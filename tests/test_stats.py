@@ -1,8 +1,9 @@
-"""Tests of sawdist.stats: closed forms, exact identities (DESIGN §2), fixed-seed statistical checks at alpha = 1e-3.
+"""Tests of sawdist.stats: closed forms, exact identities (docs/theory/identities.md), fixed-seed statistical checks
+at alpha = 1e-3.
 
 The draws come from a sampler written here, independent of sawdist.distributions: the power-spherical cosine law
-(1 + t)/2 ~ Beta((d-1)/2 + kappa, (d-1)/2) (DESIGN §2 table), whose mean resultant length is exactly
-m = E[t] = kappa / (d - 1 + kappa), combined with a uniform tangent direction.
+(1 + t)/2 ~ Beta((d-1)/2 + kappa, (d-1)/2) (docs/theory/saw_family.md, "Summary" table), whose mean resultant
+length is exactly m = E[t] = kappa / (d - 1 + kappa), combined with a uniform tangent direction.
 """
 
 import numpy as np
@@ -115,7 +116,7 @@ def test_inf_outside_nan_rows_is_an_error(function):
         function(u)
 
 
-# --- identity 3: bias of the plug-in, unbiasedness of m2_hat (issue #3) ------------------------------------------
+# --- identity 3: bias of the plug-in, unbiasedness of m2_hat ----------------------------------------------------
 
 
 @pytest.mark.slow

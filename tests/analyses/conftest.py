@@ -1,4 +1,4 @@
-"""Synthetic saliency datasets with known answers for the analysis tests (vMF directions, DESIGN §5 schema)."""
+"""Synthetic saliency datasets with known answers for the analysis tests (vMF directions, docs/dataset.md schema)."""
 
 import numpy as np
 import pytest

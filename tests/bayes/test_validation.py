@@ -1,4 +1,4 @@
-"""Validation of the collapsed convergence model (issue 5): the same posterior as an explicit model that samples the
+"""Validation of the collapsed convergence model: the same posterior as an explicit model that samples the
 mean direction, and parameter recovery at d = 3072.
 
 Both are statistical tests with fixed seeds and one attempt; their tolerances come from the Monte-Carlo standard
