@@ -1,6 +1,6 @@
 """What every analysis shares: the finding record, the verdict rule, the dataset layout, outputs and progress.
 
-A *finding* is one claim of the paper, measured on a saliency dataset (DESIGN §5). Every analysis returns a
+A *finding* is one claim of the paper, measured on a saliency dataset (docs/dataset.md). Every analysis returns a
 :class:`Finding`: what was measured (numbers with a 95 % interval), the verdict, and the figures and tables it wrote.
 
 Verdicts follow one rule (:func:`verdict`): a claim of the form "statistic > threshold" **holds** when the whole 95 %
@@ -12,8 +12,8 @@ independently trained models — are the random units of the question "do models
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -203,18 +203,26 @@ def capacity_label(k) -> str:
 
 
 class Progress:
-    """Stage messages with elapsed times on stderr; records the seconds of every stage in ``timings``."""
+    """Stage messages with elapsed times; records the seconds of every stage in ``timings``.
+
+    The messages go to ``stream`` when one is given, else to the ``sawdist.analyses`` logger at level INFO (the
+    ``sawdist`` command prints them on stderr; from Python, ``logging.basicConfig(level=logging.INFO)`` shows them).
+    """
 
     def __init__(self, enabled: bool = True, stream=None):
         self.enabled = enabled
-        self.stream = sys.stderr if stream is None else stream
+        self.stream = stream
         self.timings: dict[str, float] = {}
         self.start = time.perf_counter()
 
     def say(self, message: str) -> None:
         if self.enabled:
             elapsed = time.perf_counter() - self.start
-            print(f"[{elapsed:7.1f} s] {message}", file=self.stream, flush=True)
+            line = f"[{elapsed:7.1f} s] {message}"
+            if self.stream is None:
+                logging.getLogger("sawdist.analyses").info(line)
+            else:
+                print(line, file=self.stream, flush=True)
 
     def stage(self, name: str):
         return _Stage(self, name)

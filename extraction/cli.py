@@ -16,35 +16,62 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import logging
+import re
 import shlex
 import sys
 from pathlib import Path
 
+from sawdist.cli import CommandError, UsageError, add_global_flags, execute, read_config
+
+from .config import DEFAULTS
 from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
 
-__all__ = ["add_parser", "build_parser", "main", "run"]
+__all__ = ["Origin", "add_parser", "build_parser", "check_data", "main", "need_torch", "prepare", "run"]
+
+log = logging.getLogger("sawdist.extract")
 
 _TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")  # mirrors extraction.saliency.TARGETS (no torch here)
 
 
-def _name_list(flag: str):
-    def parse(text: str) -> list[str]:
-        items = [t.strip() for t in text.split(",") if t.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"'{flag}' must be a comma-separated list, got {text!r}.")
-        return items
+# Flag types: argparse shows their errors as "sawdist extract: error: argument --seeds: expected ..., got '-2'".
 
-    return parse
+
+def _name_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of names, got {text!r}")
+    return items
+
+
+def _int(text: str, minimum: int = 1, maximum: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum or (maximum is not None and value > maximum):
+        expected = f"an integer from {minimum} to {maximum}" if maximum is not None else "a positive integer"
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _int(text)
+
+
+def _complevel(text: str) -> int:
+    return _int(text, 0, 9)
 
 
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'--widths' must be comma-separated integers, got {text!r}.") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"'--widths' must be comma-separated integers, got {text!r}.")
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive integers, got {text!r}")
     return values
 
 
@@ -56,14 +83,14 @@ def _threads(text: str):
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"'--threads' must be a positive integer or auto, got {text!r}.")
+        raise argparse.ArgumentTypeError(f"expected a positive integer or auto, got {text!r}")
     return value
 
 
 def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"'--data-option' must look like KEY=VALUE, got {text!r}.")
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     from .config import toml_module
 
     toml = toml_module()
@@ -77,19 +104,21 @@ def _key_value(text: str) -> tuple[str, object]:
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group = parser.add_argument_group("run")
     group.add_argument("--dataset", help="digits (default), cifar10, cifar100, mnist, tinyimagenet or synthetic")
-    group.add_argument("--families", type=_name_list("--families"), metavar="F1,F2",
+    group.add_argument("--families", type=_name_list, metavar="F1,F2",
                      help="model families (mlp, cnn_small, cnn_large, resnet_small, resnet_large, vit)")
     group.add_argument("--widths", type=_int_list, metavar="K1,K2", help="widths k of every family")
-    group.add_argument("--seeds", type=int, metavar="N", help="number of seeds (models) per family and width")
+    group.add_argument("--seeds", type=_positive_int, metavar="N", help="number of seeds (models) per family and width")
     group.add_argument("--out", metavar="FILE.nc", help="output netCDF file (default saliency-<dataset>.nc)")
     group.add_argument("--target", choices=_TARGETS, help="saliency target (default label_logit)")
-    group.add_argument("--samples", type=int, metavar="N", help="saliency on the first N test inputs (default 1000)")
+    group.add_argument("--samples", type=_positive_int, metavar="N",
+                       help="saliency on the first N test inputs (default 1000)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when available")
     group.add_argument("--mode", choices=MODES, help="training path (default auto: the faster one, timed)")
-    group.add_argument("--chunk-size", type=int, metavar="N", help="seeds trained together (default 16 CPU, 64 GPU)")
+    group.add_argument("--chunk-size", type=_positive_int, metavar="N",
+                       help="seeds trained together (default 16 CPU, 64 GPU)")
     group.add_argument("--threads", type=_threads, metavar="N|auto",
                        help="CPU threads for torch (default auto: the cores other processes leave idle)")
-    group.add_argument("--complevel", type=int, metavar="0-9",
+    group.add_argument("--complevel", type=_complevel, metavar="0-9",
                        help="zlib level of the output file (default 4; 0: uncompressed, about 16 %% larger, written "
                             "fastest)")
     group.add_argument("--save-models", metavar="DIR",
@@ -100,7 +129,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     data = parser.add_argument_group("dataset")
     data.add_argument("--data-root", metavar="DIR", help="directory with the dataset files (all but digits)")
     data.add_argument("--download", action="store_true", default=None,
-                      help="download the dataset with torchvision (cifar10, cifar100, mnist)")
+                      help="download the dataset into --data-root (cifar10, cifar100, mnist; MD5-checked; "
+                           "mirror: $SAWDIST_DATA_MIRROR)")
     data.add_argument("--data-option", type=_key_value, action="append", metavar="KEY=VALUE", default=[],
                       help="loader option, e.g. shape=[3,32,32] for synthetic (repeatable)")
     recipe = parser.add_argument_group("training recipe (defaults: extraction.train.Recipe; digits: 10 epochs)")
@@ -140,38 +170,238 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     """A stand-alone parser with the ``extract`` flags (for ``python -m extraction``)."""
-    return _configure(argparse.ArgumentParser(prog="python -m extraction", description=__doc__.splitlines()[0]))
+    parser = _configure(argparse.ArgumentParser(prog="python -m extraction", description=__doc__.splitlines()[0]))
+    add_global_flags(parser)
+    return parser
+
+
+# --- checks at the command-line boundary ---------------------------------------------------------------------------
+
+
+class Origin:
+    """Names each setting as the user gave it, for error messages: its flag or its key in the ``--config`` file.
+
+    ``flags`` maps ``(table, key)`` (``("extract", "seeds")``, ``("recipe", "epochs")``, ``("dataset", "root")``) to
+    the flag as typed (``"--seeds"``, ``"--epochs"``, ``"--data-root"``) for the settings given on the command line.
+    """
+
+    def __init__(self, config_path=None, file_config: dict | None = None, flags: dict | None = None):
+        self.config_path = config_path
+        self.file_config = file_config or {}
+        self.flags = dict(flags or {})
+
+    def name(self, key: str, table: str = "extract") -> str:
+        """``--seeds``, ``run.toml: [extract] seeds``, or (a default value) ``the default seeds``."""
+        if (table, key) in self.flags:
+            return self.flags[(table, key)]
+        if key in self.file_config.get(table, {}):
+            return f"{self.config_path}: [{table}] {key}"
+        return "the output file" if (table, key) == ("extract", "out") else f"the default {key}"
+
+    def _setting(self, parameter: str):
+        """(key, table) of the setting behind a Python parameter named in an API message, or None."""
+        parameter = {"family": "families", "width": "widths"}.get(parameter, parameter)
+        if parameter in DEFAULTS:
+            return parameter, "extract"
+        if parameter in {f.name for f in dataclasses.fields(Recipe)}:
+            return parameter, "recipe"
+        if (parameter in ("root", "download") or ("dataset", parameter) in self.flags
+                or parameter in self.file_config.get("dataset", {})):
+            return parameter, "dataset"
+        return None
+
+    def translate(self, message: str) -> str:
+        """A message of the Python API (``'seeds' must be ...``, ``pass download=True``) in the user's terms."""
+        match = re.match(r"'(\w+)'", message)
+        setting = self._setting(match.group(1)) if match else None
+        if setting is not None:
+            message = self.name(*setting) + message[match.end():]
+        return message.replace("download=True", "--download")
+
+    @contextlib.contextmanager
+    def translating(self, error: type[CommandError]):
+        """Re-raise the API's user errors as ``error``, their messages put through :meth:`translate`.
+
+        With :class:`~sawdist.cli.UsageError` every ValueError becomes one; with :class:`~sawdist.cli.CommandError`
+        a ValueError, OSError or ImportError whose message names a setting does (the others are shown as they are).
+        """
+        caught = ValueError if issubclass(error, UsageError) else (ValueError, OSError, ImportError)
+        try:
+            yield
+        except caught as err:
+            message = self.translate(str(err))
+            if issubclass(error, UsageError) or message != str(err):
+                raise error(message) from err
+            raise
+
+
+def _is_int(value, minimum: int = 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_settings(config: dict, origin: Origin) -> None:
+    """Check the types and ranges of the merged settings (what argparse cannot check for a ``--config`` file)."""
+
+    def fail(key: str, expected: str):
+        raise UsageError(f"{origin.name(key)} must be {expected}, got {config[key]!r}.")
+
+    if not isinstance(config["dataset"], str):
+        fail("dataset", "a dataset name")
+    families = config["families"]
+    if not (isinstance(families, list | tuple) and families and all(isinstance(f, str) for f in families)):
+        fail("families", "a non-empty list of family names")
+    widths = config["widths"]
+    if not (isinstance(widths, list | tuple) and widths and all(_is_int(k) for k in widths)):
+        fail("widths", "a non-empty list of positive integers")
+    seeds = config["seeds"]
+    if not (_is_int(seeds) or (isinstance(seeds, list | tuple) and seeds and all(_is_int(s, 0) for s in seeds))):
+        fail("seeds", "a positive integer (or a list of non-negative seeds)")
+    for key in ("samples", "chunk_size"):
+        if config[key] is not None and not _is_int(config[key]):
+            fail(key, "a positive integer")
+    if not _is_int(config["complevel"], 0) or config["complevel"] > 9:
+        fail("complevel", "an integer from 0 to 9")
+    if config["threads"] != "auto" and not _is_int(config["threads"]):
+        fail("threads", "a positive integer or auto")
+    if config["target"] not in _TARGETS:
+        fail("target", f"one of {', '.join(_TARGETS)}")
+    if not (isinstance(config["device"], str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", config["device"])):
+        fail("device", "auto, cpu or cuda")
+    if config["mode"] not in MODES:
+        fail("mode", f"one of {', '.join(MODES)}")
+    if not isinstance(config["progress"], bool):
+        fail("progress", "true or false")
+    if not isinstance(config["out"], str):
+        fail("out", "a file name")
+    if config["save_models"] is not None and not isinstance(config["save_models"], str):
+        fail("save_models", "a folder name")
+    out = Path(config["out"]).expanduser()
+    if out.is_dir():
+        raise CommandError(f"{origin.name('out')} {config['out']!r} is a folder; pass a file name such as "
+                           f"{str(out / ('saliency-' + config['dataset'] + '.nc'))!r}.")
+    keep = config["save_models"]
+    if keep is not None and Path(keep).expanduser().exists() and not Path(keep).expanduser().is_dir():
+        raise CommandError(f"{origin.name('save_models')} {keep!r} is a file; pass a folder.")
+
+
+def prepare(file_config: dict, config_path=None, overrides: dict | None = None, recipe: dict | None = None,
+            options: dict | None = None, flags: dict | None = None) -> tuple[dict, Origin]:
+    """Merge the settings of an extraction (:func:`extraction.config.resolve`) and check them before any work.
+
+    Returns the keyword arguments of :func:`extraction.sweep.extract` (with ``threads``) and the :class:`Origin`
+    that names each setting in messages. Needs no torch; :func:`check_data` does the checks that do.
+    """
+    from .config import resolve
+
+    origin = Origin(config_path, file_config, flags)
+    with origin.translating(UsageError):  # the recipe: "'epochs' must be ..." -> "--epochs must be ..."
+        config = resolve(file_config, overrides, recipe, options)
+    _check_settings(config, origin)
+    return config, origin
+
+
+def need_torch(extra: str = "extraction") -> None:
+    """A :class:`~sawdist.cli.CommandError` that says how to install PyTorch when it is missing."""
+    try:
+        import torch  # noqa: F401
+    except ModuleNotFoundError as err:
+        if err.name != "torch":
+            raise
+        raise CommandError(f"PyTorch is not installed; install it with: pip install 'sawdist[{extra}]'") from None
+
+
+def check_data(config: dict, origin: Origin) -> None:
+    """Check the dataset name, its options (``--data-root``, ``--download``, ``--data-option``) and the families."""
+    import inspect
+
+    from .data import DATASETS
+    from .models import FAMILIES
+
+    name = config["dataset"]
+    if name not in DATASETS:
+        raise UsageError(f"{origin.name('dataset')} must be one of {', '.join(DATASETS)}, got {name!r}.")
+    unknown = [f for f in config["families"] if f not in FAMILIES]
+    if unknown:
+        raise UsageError(f"{origin.name('families')} has unknown family {unknown[0]!r}; the families are "
+                         f"{', '.join(FAMILIES)}.")
+    parameters = inspect.signature(DATASETS[name]).parameters
+    options = config["dataset_options"]
+    for key in options:
+        if key in parameters:
+            continue
+        if key == "download":
+            able = [n for n, loader in DATASETS.items() if "download" in inspect.signature(loader).parameters]
+            raise UsageError(f"{origin.name(key, 'dataset')} works only for the datasets {', '.join(able)}, "
+                             f"not {name}.")
+        raise UsageError(f"{origin.name(key, 'dataset')} is not an option of the {name} dataset; its options are "
+                         f"{', '.join(parameters) or 'none'}.")
+    root = options.get("root")
+    if "root" in parameters and parameters["root"].default is None and root is None:
+        receives = " (or receives them with --download)" if "download" in parameters else ""
+        where = f"; or set root in the [dataset] table of {origin.config_path}" if origin.config_path else ""
+        raise UsageError(f"dataset {name!r} needs --data-root DIR, the folder that holds its files{receives}{where}.")
+    if root is not None:
+        if not isinstance(root, str):
+            raise UsageError(f"{origin.name('root', 'dataset')} must be a folder name, got {root!r}.")
+        path = Path(root).expanduser()
+        if path.exists() and not path.is_dir():
+            raise CommandError(f"{origin.name('root', 'dataset')} {root!r} is a file, not a folder.")
+        if not path.exists() and not options.get("download"):
+            raise CommandError(f"{origin.name('root', 'dataset')} {root!r} does not exist.")
+
+
+def set_threads(threads) -> None:
+    """Set torch's CPU threads: a number, or ``"auto"`` (:func:`extraction.config.auto_threads`)."""
+    import torch
+
+    from .config import auto_threads
+
+    torch.set_num_threads(auto_threads() if threads == "auto" else int(threads))
+
+
+def _flag(key: str) -> str:
+    return "--no-progress" if key == "progress" else "--" + key.replace("_", "-")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run an extraction from parsed arguments; return 0 when the file is complete, 130 when stopped early."""
-    from .config import auto_threads, load_toml, resolve
+    """Run an extraction from parsed arguments; return 0 when the file is complete, 130 when stopped early.
 
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise SystemExit("sawdist extract needs PyTorch; install it with: pip install 'sawdist[extraction]'") from None
-    from .sweep import extract
+    User errors raise :class:`sawdist.cli.UsageError` or :class:`~sawdist.cli.CommandError` with messages that name
+    the flags and config keys (:func:`sawdist.cli.execute` prints them).
+    """
+    from .config import load_toml
 
-    file_config = load_toml(args.config) if args.config else {}
+    file_config = read_config(args.config, load_toml) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("dataset", "families", "widths", "seeds", "out", "target", "samples", "device", "mode",
                   "chunk_size", "progress", "threads", "complevel", "save_models")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
+    flags = {("extract", k): _flag(k) for k, v in overrides.items() if v is not None}
+    flags.update({("recipe", k): _flag(k) for k, v in recipe.items() if v is not None})
+    flags.update({("dataset", k): f"--data-option {k}" for k in options})
     if args.data_root is not None:
         options["root"] = args.data_root
+        flags[("dataset", "root")] = "--data-root"
     if args.download:
         options["download"] = True
-    config = resolve(file_config, overrides, recipe, options)
-    threads = config.pop("threads")
-    if threads == "auto":
-        threads = auto_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise SystemExit(f"'threads' must be a positive integer or auto, got {threads!r}.")
-    torch.set_num_threads(threads)
+        flags[("dataset", "download")] = "--download"
+    config, origin = prepare(file_config, args.config, overrides, recipe, options, flags)
+    need_torch()
+    check_data(config, origin)
+    set_threads(config.pop("threads"))
+    if not log.isEnabledFor(logging.INFO):  # -q: no progress bar either
+        config["progress"] = False
+    n_seeds = config["seeds"] if isinstance(config["seeds"], int) else len(config["seeds"])
+    log.debug("settings: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
+    log.info(f"extracting {len(config['families']) * len(config['widths']) * n_seeds} models "
+             f"({', '.join(config['families'])}; widths {', '.join(map(str, config['widths']))}; {n_seeds} seeds; "
+             f"{config['dataset']}) into {config['out']}")
+    from .sweep import extract
+
     hint = "rerun: " + _command_line(getattr(args, "argv", None))
-    result = extract(resume_hint=hint, **config)
+    with origin.translating(CommandError):  # e.g. "--out 'x.nc' already holds a different run"
+        result = extract(resume_hint=hint, **config)
     if result.complete:
         print(f"wrote {result.path} ({result.n_total} models)")
         if config["save_models"] is not None:
@@ -181,6 +411,5 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m extraction [flags]``."""
-    args = build_parser().parse_args(argv)
-    return run(args)
+    """``python -m extraction [flags]``: errors as for ``sawdist extract`` (:func:`sawdist.cli.execute`)."""
+    return execute(build_parser(), argv)

@@ -72,8 +72,8 @@ def auto_threads() -> int:
 
 
 def load_toml(path) -> dict:
-    """Read a configuration file; unknown tables or ``[extract]`` keys are an error."""
-    return read_config(path, _TABLES, {"extract": DEFAULTS})
+    """Read a configuration file; unknown tables, ``[extract]`` or ``[recipe]`` keys are an error."""
+    return read_config(path, _TABLES, {"extract": DEFAULTS, "recipe": [f.name for f in recipe_fields()]})
 
 
 def resolve(file_config: dict | None = None, overrides: dict | None = None,

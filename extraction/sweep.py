@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import platform
 import signal
@@ -43,6 +44,11 @@ from .saliency import check_target, saliency
 from .train import choose_mode, resolve_device, train_models
 
 __all__ = ["ExtractResult", "extract"]
+
+#: Where the sweep's messages go (Ctrl-C, resuming, unreadable parts, GPU memory), all at level WARNING: the
+#: ``sawdist`` command prints them above the progress bar; from Python, logging's default handler prints them on
+#: stderr unless logging is configured otherwise.
+log = logging.getLogger("sawdist.extract")
 
 #: Schema version written to the files' attributes.
 SCHEMA_VERSION = "1"
@@ -327,7 +333,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
                desc=out.name)
 
     def say(message: str) -> None:
-        tqdm.write(message, file=sys.stderr)
+        log.warning(message)
 
     def show(key, accuracy: float) -> None:
         bar.set_postfix(model=f"{key[0]} k={key[1]}", test_acc=f"{accuracy:.3f}", refresh=False)

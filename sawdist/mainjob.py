@@ -33,24 +33,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
 
+from .cli import CommandError, UsageError, input_file, output_folder
 
-__all__ = ["add_report_parser", "add_run_parser", "load_config", "report", "run"]
+__all__ = ["add_report_parser", "add_run_parser", "load_config", "open_dataset", "report", "run"]
 
 _TABLES = ("extract", "dataset", "recipe", "analyses", "models")
 _MODEL_KEYS = {"families": None, "seeds": 6, "inputs": 200, "train": True}
 
 
 def load_config(path) -> dict:
-    """Read a ``sawdist run`` TOML file; unknown tables or ``[models]`` keys are an error."""
+    """Read a ``sawdist run`` TOML file; unknown tables, and unknown keys outside ``[dataset]``, are errors."""
     if path is None:
         return {}
+    import dataclasses
+
+    from analyses.context import Options
+    from extraction.config import DEFAULTS
+    from extraction.recipe import Recipe
+
     from ._toml import read_config
 
-    return read_config(path, _TABLES, {"models": _MODEL_KEYS})
+    keys = {"extract": DEFAULTS, "recipe": [f.name for f in dataclasses.fields(Recipe)],
+            "analyses": [f.name for f in dataclasses.fields(Options)], "models": _MODEL_KEYS}
+    return read_config(path, _TABLES, keys)
+
+
+def _check_models(models: dict, config_path) -> None:
+    """Check the ``[models]`` table of a ``sawdist run`` file (the families are checked by the caller)."""
+
+    def fail(key, expected):
+        raise UsageError(f"{config_path}: [models] {key} must be {expected}, got {models[key]!r}.")
+
+    families = models["families"]
+    if families is not None and not (isinstance(families, list) and families
+                                     and all(isinstance(f, str) for f in families)):
+        fail("families", "a non-empty list of family names")
+    for key in ("seeds", "inputs"):
+        if isinstance(models[key], bool) or not isinstance(models[key], int) or models[key] < 1:
+            fail(key, "a positive integer")
+    if not isinstance(models["train"], bool):
+        fail("train", "true or false")
 
 
 def _write_timings(out: Path, timings: dict) -> None:
@@ -75,13 +102,14 @@ def _analyse(ds, out, options, models, progress, meta):
 
 
 def _setup(args: argparse.Namespace):
-    """(config, output folder (created), progress printer, analysis options) shared by ``run`` and ``report``."""
+    """(config, output folder (not yet created), progress printer, analysis options) of ``run`` and ``report``."""
     from analyses._common import Progress
     from analyses.context import Options
 
-    config = load_config(args.config)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .cli import read_config
+
+    config = read_config(args.config, load_config) if args.config else {}
+    out = output_folder(args.out, "--out")
     progress = Progress(enabled=args.progress)
     options = Options.from_dict(config.get("analyses"))
     if args.no_bayes:
@@ -93,26 +121,34 @@ def run(args: argparse.Namespace) -> int:
     """``sawdist run``: extract (resumable), train the kept model pool, run every analysis, write the report."""
     config, out, progress, options = _setup(args)
     models_cfg = {**_MODEL_KEYS, **config.get("models", {})}
+    _check_models(models_cfg, args.config)
 
-    from extraction.config import resolve
+    from extraction.cli import check_data, need_torch, prepare, set_threads
 
+    # Every setting is checked before any work; errors name the config file's keys.
     file_config = {k: config[k] for k in ("extract", "dataset", "recipe") if k in config}
-    run_cfg = resolve(file_config, {"progress": args.progress})
+    overrides = {"progress": args.progress and logging.getLogger("sawdist").isEnabledFor(logging.INFO)}
     if "out" not in config.get("extract", {}):
-        run_cfg["out"] = str(out / f"saliency-{run_cfg['dataset']}.nc")
+        dataset = config.get("extract", {}).get("dataset", "digits")
+        overrides["out"] = str(out / f"saliency-{dataset}.nc")
+    run_cfg, origin = prepare(file_config, args.config, overrides)
+    need_torch("all")
+    check_data(run_cfg, origin)
+    from extraction.models import FAMILIES
+
+    unknown = [f for f in models_cfg["families"] or [] if f not in FAMILIES]
+    if unknown:
+        raise UsageError(f"{args.config}: [models] families has unknown family {unknown[0]!r}; the families are "
+                         f"{', '.join(FAMILIES)}.")
+    out.mkdir(parents=True, exist_ok=True)
     dataset_path = Path(run_cfg["out"])
-    threads = run_cfg.pop("threads", None)  # as `sawdist extract` does: torch CPU threads, "auto" = the idle cores
-    if threads is not None:
-        import torch
-
-        from extraction.config import auto_threads
-
-        torch.set_num_threads(auto_threads() if threads == "auto" else int(threads))
+    set_threads(run_cfg.pop("threads"))  # as `sawdist extract` does: torch CPU threads, "auto" = the idle cores
     hint = "rerun: " + " ".join(shlex.quote(a) for a in (getattr(args, "argv", None) or sys.argv))
     with progress.stage("extraction (train every family, width and seed; saliency)"):
         from extraction.sweep import extract
 
-        result = extract(resume_hint=hint, **run_cfg)
+        with origin.translating(CommandError):
+            result = extract(resume_hint=hint, **run_cfg)
     if not result.complete:
         return 130
     with progress.stage("load the dataset"):
@@ -143,16 +179,20 @@ def run(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     """``sawdist report DATASET.nc --out DIR``: every analysis on an existing saliency dataset."""
-    path = Path(args.dataset)
-    if not path.is_file():
-        raise FileNotFoundError(f"'dataset' file {str(path)!r} does not exist.")
+    path = input_file(args.dataset, "dataset file")
     config, out, progress, options = _setup(args)
+    if args.models:
+        pool = Path(args.models).expanduser()
+        if not pool.is_dir():
+            raise CommandError(f"--models {args.models!r} {'is not a folder' if pool.exists() else 'does not exist'}.")
+        if not (pool / "pool.json").is_file():
+            raise CommandError(f"--models {args.models!r} has no pool.json; pass the folder of a model pool: "
+                               "DIR/models of sawdist run, or the --save-models folder of sawdist extract.")
+    ds = open_dataset(path)  # lazily: checks the file and its schema before any output is written
     with progress.stage("load the dataset"):
-        from sawdist.io import open_saliency
-
-        ds = open_saliency(path)
         if ds["direction"].nbytes <= 2**30:
             ds = ds.load()  # larger datasets stay on disk: the analyses read them in chunks of inputs
+    out.mkdir(parents=True, exist_ok=True)
     models = None
     if args.models:
         with progress.stage("load the model pool"):
@@ -165,6 +205,18 @@ def report(args: argparse.Namespace) -> int:
             "inputs": ds.sizes["sample"], "dimension d": ds.sizes["feature"]}
     _analyse(ds, out, options, models, progress, meta)
     return 0
+
+
+def open_dataset(path):
+    """Open the saliency dataset a command was given (lazily); a file that is not one is a CommandError."""
+    from sawdist.io import open_saliency
+
+    try:
+        return open_saliency(path)
+    except (OSError, ValueError) as err:
+        reason = str(err.strerror if isinstance(err, OSError) and err.strerror else err)
+        reason = reason.replace("'ds' ", "it ", 1) if reason.startswith("'ds' ") else reason
+        raise CommandError(f"dataset file {str(path)!r} is not a saliency dataset: {reason}") from err
 
 
 def _common_flags(parser):
@@ -195,7 +247,7 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         description="Run every analysis on a saliency dataset (from sawdist extract or your own writer) and write "
                     "DIR/ with figures (PNG), tables (CSV) and a report (Markdown and HTML).",
     )
-    parser.add_argument("dataset", metavar="DATASET.nc", help="saliency dataset (netCDF, DESIGN section 5 schema)")
+    parser.add_argument("dataset", metavar="DATASET.nc", help="saliency dataset (netCDF; schema in docs/dataset.md)")
     parser.add_argument("--out", default="sawdist-report", metavar="DIR",
                         help="output directory (default sawdist-report)")
     parser.add_argument("--models", metavar="DIR", help="model pool written by sawdist run (DIR/models)")

@@ -65,20 +65,25 @@ def test_report_on_the_dataset_of_a_run(reduced_run, tmp_path):
     assert "no trained models" not in text
 
 
-def test_report_needs_an_existing_dataset(tmp_path):
-    with pytest.raises(FileNotFoundError, match="'dataset' file '.*missing.nc' does not exist."):
-        main(["report", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o")])
+def test_report_needs_an_existing_dataset(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "o")]) == 1
+    missing = tmp_path / "missing.nc"
+    assert capsys.readouterr().err == f"sawdist report: error: dataset file '{missing}' does not exist.\n"
+    assert not (tmp_path / "o").exists()
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="'config' file '.*nope.toml' does not exist."):
+    with pytest.raises(FileNotFoundError, match="config file '.*nope.toml' does not exist."):
         load_config(tmp_path / "nope.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("[plots]\nx = 1\n")
-    with pytest.raises(ValueError, match="'config' has unknown table 'plots'; the tables are extract, dataset"):
+    with pytest.raises(ValueError, match="bad.toml: unknown table \\[plots\\]; the tables are \\[extract\\], "):
         load_config(bad)
     bad.write_text("[models]\nseed = 3\n")
-    with pytest.raises(ValueError, match="'config' \\[models\\] has unknown key 'seed'; the keys are families"):
+    with pytest.raises(ValueError, match="bad.toml: unknown key 'seed' in \\[models\\]; the keys are families"):
+        load_config(bad)
+    bad.write_text("[analyses]\nbayesian = false\n")
+    with pytest.raises(ValueError, match="bad.toml: unknown key 'bayesian' in \\[analyses\\]; the keys are "):
         load_config(bad)
 
 

@@ -64,22 +64,34 @@ def test_help_does_not_import_torch():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--widths", "4,x"], "'--widths' must be comma-separated integers, got '4,x'."),
-    (["--families", ","], "'--families' must be a comma-separated list, got ','."),
-    (["--data-option", "noise"], "'--data-option' must look like KEY=VALUE, got 'noise'."),
-    (["--threads", "0"], "'--threads' must be a positive integer or auto, got '0'."),
+    (["--widths", "4,x"], "argument --widths: expected comma-separated positive integers, got '4,x'"),
+    (["--widths", "4,0"], "argument --widths: expected comma-separated positive integers, got '4,0'"),
+    (["--families", ","], "argument --families: expected a comma-separated list of names, got ','"),
+    (["--data-option", "noise"], "argument --data-option: expected KEY=VALUE, got 'noise'"),
+    (["--threads", "0"], "argument --threads: expected a positive integer or auto, got '0'"),
+    (["--seeds", "-2"], "argument --seeds: expected a positive integer, got '-2'"),
+    (["--seeds", "x"], "argument --seeds: expected a positive integer, got 'x'"),
+    (["--samples", "0"], "argument --samples: expected a positive integer, got '0'"),
+    (["--chunk-size", "0"], "argument --chunk-size: expected a positive integer, got '0'"),
+    (["--complevel", "10"], "argument --complevel: expected an integer from 0 to 9, got '10'"),
+    (["--device", "tpu"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_flag_errors(argv, message, capsys):
-    with pytest.raises(SystemExit):
+    """argparse's own errors: a usage line, then one line "sawdist extract: error: ...", exit status 2."""
+    with pytest.raises(SystemExit) as exit_:
         main(["extract", *argv])
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.splitlines()[-1] == f"sawdist extract: error: {message}"
+    assert err.startswith("usage: sawdist extract ") and "Traceback" not in err
 
 
-def test_threads_error(tmp_path):
+def test_threads_error(tmp_path, capsys):
     config = tmp_path / "threads.toml"
     config.write_text('[extract]\nthreads = "many"\n')
-    with pytest.raises(SystemExit, match=r"^'threads' must be a positive integer or auto, got 'many'\.$"):
-        main(["extract", "--config", str(config)])
+    assert main(["extract", "--config", str(config)]) == 2
+    assert capsys.readouterr().err == (f"sawdist extract: error: {config}: [extract] threads must be a positive "
+                                       "integer or auto, got 'many'.\n")
 
 
 def test_auto_threads_within_cores():
@@ -87,14 +99,198 @@ def test_auto_threads_within_cores():
 
 
 def test_config_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"^'config' file '.*missing\.toml' does not exist\.$"):
+    with pytest.raises(FileNotFoundError, match=r"^config file '.*missing\.toml' does not exist\.$"):
         load_toml(tmp_path / "missing.toml")
     bad_table = tmp_path / "table.toml"
     bad_table.write_text("[train]\nepochs = 1\n")
-    with pytest.raises(ValueError, match=r"^'config' has unknown table 'train'; the tables are extract, dataset, "
-                                         r"recipe\.$"):
+    with pytest.raises(ValueError, match=r"table\.toml: unknown table \[train\]; the tables are \[extract\], "
+                                         r"\[dataset\], \[recipe\]\.$"):
         load_toml(bad_table)
     bad_key = tmp_path / "key.toml"
     bad_key.write_text("[extract]\nwidth = [4]\n")
-    with pytest.raises(ValueError, match=r"^'config' \[extract\] has unknown key 'width'; the keys are "):
+    with pytest.raises(ValueError, match=r"key\.toml: unknown key 'width' in \[extract\]; the keys are dataset, "):
         load_toml(bad_key)
+    bad_key.write_text("[recipe]\nepoch = 4\n")
+    with pytest.raises(ValueError, match=r"key\.toml: unknown key 'epoch' in \[recipe\]; the keys are epochs, "):
+        load_toml(bad_key)
+
+
+# --- user errors of sawdist extract: one line "sawdist extract: error: ...", exit 2 (usage) or 1 (running) ---------
+
+
+def _error(argv, capsys, entry=main):
+    """(exit status, the one error line) of a failing command; stderr holds nothing else, and no traceback."""
+    code = entry(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return code, err.splitlines()[0]
+
+
+@pytest.fixture
+def folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("")
+    return tmp_path
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["--dataset", "imagenet"], 2,
+     "--dataset must be one of digits, cifar10, cifar100, mnist, tinyimagenet, synthetic, got 'imagenet'."),
+    (["--families", "mlp,big"], 2,
+     "--families has unknown family 'big'; the families are mlp, cnn_small, cnn_large, resnet_small, resnet_large, "
+     "vit."),
+    (["--dataset", "cifar10"], 2,
+     "dataset 'cifar10' needs --data-root DIR, the folder that holds its files (or receives them with --download)."),
+    (["--dataset", "tinyimagenet"], 2,
+     "dataset 'tinyimagenet' needs --data-root DIR, the folder that holds its files."),
+    (["--dataset", "cifar10", "--data-root", "{d}/nowhere"], 1, "--data-root '{d}/nowhere' does not exist."),
+    (["--dataset", "mnist", "--data-root", "{d}/file"], 1, "--data-root '{d}/file' is a file, not a folder."),
+    (["--data-root", "{d}/empty"], 2,
+     "--data-root is not an option of the digits dataset; its options are test_size, split_seed."),
+    (["--dataset", "tinyimagenet", "--data-root", "{d}/empty", "--download"], 2,
+     "--download works only for the datasets cifar10, cifar100, mnist, not tinyimagenet."),
+    (["--dataset", "synthetic", "--data-option", "colour=1"], 2,
+     "--data-option colour is not an option of the synthetic dataset; its options are shape, n_classes, n_train, "
+     "n_test, noise, seed."),
+    (["--out", "{d}/empty"], 1,
+     "--out '{d}/empty' is a folder; pass a file name such as '{d}/empty/saliency-digits.nc'."),
+    (["--save-models", "{d}/file"], 1, "--save-models '{d}/file' is a file; pass a folder."),
+    (["--epochs", "0"], 2, "--epochs must be a positive integer, got 0."),
+    (["--lr", "-1"], 2, "--lr must be a positive finite number, got -1.0."),
+    (["--warmup", "1.5"], 2, "--warmup must lie in [0, 1), got 1.5."),
+    (["--config", "{d}/nope.toml"], 1, "--config '{d}/nope.toml' does not exist."),
+    (["--config", "{d}/empty"], 1, "--config '{d}/empty' is a folder, not a file."),
+])
+def test_extract_errors_name_the_flags(argv, code, message, folders, capsys):
+    argv = [a.format(d=folders) for a in argv]
+    assert _error(["extract", *argv], capsys) == (code, f"sawdist extract: error: {message.format(d=folders)}")
+
+
+@pytest.mark.parametrize(("text", "code", "message"), [
+    ("[extract]\nseeds = -2\n", 2,
+     "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), got -2."),
+    ("[extract]\nseeds = \"x\"\n", 2,
+     "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), got 'x'."),
+    ("[extract]\nwidths = 4\n", 2, "{f}: [extract] widths must be a non-empty list of positive integers, got 4."),
+    ("[extract]\nfamilies = \"mlp\"\n", 2,
+     "{f}: [extract] families must be a non-empty list of family names, got 'mlp'."),
+    ("[extract]\nsamples = 0\n", 2, "{f}: [extract] samples must be a positive integer, got 0."),
+    ("[extract]\ncomplevel = 12\n", 2, "{f}: [extract] complevel must be an integer from 0 to 9, got 12."),
+    ("[extract]\ntarget = \"logit\"\n", 2,
+     "{f}: [extract] target must be one of label_logit, pred_logit, loss, log_softmax, got 'logit'."),
+    ("[extract]\ndevice = \"tpu\"\n", 2, "{f}: [extract] device must be auto, cpu or cuda, got 'tpu'."),
+    ("[extract]\nmode = \"fast\"\n", 2, "{f}: [extract] mode must be one of auto, batched, sequential, got 'fast'."),
+    ("[extract]\nprogress = 1\n", 2, "{f}: [extract] progress must be true or false, got 1."),
+    ("[extract]\ndataset = \"cifar10\"\n", 2,
+     "dataset 'cifar10' needs --data-root DIR, the folder that holds its files (or receives them with --download); "
+     "or set root in the [dataset] table of {f}."),
+    ("[extract]\ndataset = \"synthetic\"\n[dataset]\ncolour = 1\n", 2,
+     "{f}: [dataset] colour is not an option of the synthetic dataset; its options are shape, n_classes, n_train, "
+     "n_test, noise, seed."),
+    ("[recipe]\nepochs = 0\n", 2, "{f}: [recipe] epochs must be a positive integer, got 0."),
+    ("[recipe]\noptimizer = \"lion\"\n", 2, "{f}: [recipe] optimizer must be one of sgd, adam, adamw, got 'lion'."),
+    ("[recipe]\nepoch = 3\n", 2, "{f}: unknown key 'epoch' in [recipe]; the keys are epochs, batch_size, optimizer, "
+                                 "lr, momentum, nesterov, weight_decay, schedule, warmup, label_smoothing, amp."),
+    ("[extract]\nwidth = [4]\n", 2, "{f}: unknown key 'width' in [extract]; the keys are dataset, families, widths, "
+                                    "seeds, out, target, samples, device, mode, chunk_size, progress, threads, "
+                                    "complevel, save_models."),
+    ("[train]\nepochs = 1\n", 2, "{f}: unknown table [train]; the tables are [extract], [dataset], [recipe]."),
+    ("[extract]\nseeds = \n", 2, "{f}: invalid TOML: Invalid value (at line 2, column 9)."),
+])
+def test_extract_config_errors_name_the_file_and_key(text, code, message, tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text(text)
+    assert _error(["extract", "--config", str(config)], capsys) == (
+        code, f"sawdist extract: error: {message.format(f=config)}")
+
+
+def test_flags_override_the_file_in_messages(tmp_path, capsys):
+    """A bad value given by a flag is named by the flag even when the file sets it too."""
+    config = tmp_path / "run.toml"
+    config.write_text("[recipe]\nepochs = 3\n")
+    assert _error(["extract", "--config", str(config), "--epochs", "0"], capsys) == (
+        2, "sawdist extract: error: --epochs must be a positive integer, got 0.")
+
+
+def test_missing_dataset_files(folders, capsys):
+    """The loader's message (a failure while running, exit 1) in the command line's terms: --download, not
+    download=True."""
+    code = main(["extract", "--dataset", "cifar10", "--data-root", str(folders / "empty"), "--threads", "1"])
+    err = capsys.readouterr().err
+    line = err.splitlines()[-1]
+    assert code == 1 and "Traceback" not in err and "download=True" not in err
+    assert line.startswith("sawdist extract: error: CIFAR-10 files not found: ") and str(folders / "empty") in line
+
+
+def test_missing_pytorch(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ModuleNotFoundError
+    assert _error(["extract"], capsys) == (
+        1, "sawdist extract: error: PyTorch is not installed; install it with: pip install 'sawdist[extraction]'")
+
+
+def test_an_existing_output_of_another_run(tmp_path, capsys):
+    out = tmp_path / "tiny.nc"
+    tiny = ["extract", "--families", "mlp", "--widths", "2", "--samples", "20", "--epochs", "1", "--mode", "batched",
+            "--out", str(out), "--threads", "1", "--no-progress"]
+    assert main([*tiny, "--seeds", "2"]) == 0
+    capsys.readouterr()
+    assert main([*tiny, "--seeds", "3", "-q"]) == 1
+    assert capsys.readouterr().err == (f"sawdist extract: error: --out '{out}' already holds a different run; choose "
+                                       "another file or delete it.\n")
+
+
+def test_python_m_extraction_reports_errors_the_same_way(capsys):
+    assert _error(["--families", "big"], capsys, extraction_main)[1].startswith(
+        "python -m extraction: error: --families has unknown family 'big'; ")
+    with pytest.raises(SystemExit) as exit_:
+        extraction_main(["--seeds", "0"])
+    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
+        "python -m extraction: error: argument --seeds: expected a positive integer, got '0'")
+
+
+def _fake_extract(seen):
+    """A stand-in for extraction.sweep.extract that records its arguments and logs like the sweep."""
+    import logging
+
+    from extraction.sweep import ExtractResult
+
+    def extract(out, **kwargs):
+        seen.update(kwargs, out=out)
+        logging.getLogger("sawdist.extract").warning("a sweep warning")
+        return ExtractResult(out, True, 4, 4)
+
+    return extract
+
+
+@pytest.mark.parametrize(("flags", "lines", "progress"), [
+    ([], ["extracting 160 models (mlp, cnn_small; widths 2, 4, 8, 16, 32; 16 seeds; digits) into {out}",
+          "a sweep warning"], True),
+    (["-q"], ["a sweep warning"], False),
+    (["--quiet", "--no-progress"], ["a sweep warning"], False),
+    (["-v"], ["settings: ", "extracting 160 models", "a sweep warning"], True),
+])
+def test_quiet_and_verbose(flags, lines, progress, tmp_path, capsys, monkeypatch):
+    seen = {}
+    monkeypatch.setattr("extraction.sweep.extract", _fake_extract(seen))
+    out = str(tmp_path / "x.nc")
+    assert main(["extract", "--out", out, "--threads", "1", *flags]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"wrote {out} (4 models)\n"
+    err = captured.err.splitlines()
+    assert len(err) == len(lines) and all(e.startswith(x.format(out=out)) for e, x in zip(err, lines, strict=True))
+    assert seen["progress"] is progress
+
+
+def test_ctrl_c_exits_130_with_the_resume_message(tmp_path, capsys, monkeypatch):
+    """A second Ctrl-C stops at once: the sweep says how to resume, the command line says it was interrupted."""
+    import logging
+
+    def extract(out, resume_hint, **kwargs):
+        logging.getLogger("sawdist.extract").warning(f"interrupted: 1 of 4 models are saved; to resume, {resume_hint}.")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("extraction.sweep.extract", extract)
+    assert main(["extract", "-q", "--out", str(tmp_path / "x.nc"), "--threads", "1"]) == 130
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("interrupted: 1 of 4 models are saved; to resume, rerun: ")
+    assert err[1:] == ["sawdist extract: interrupted (Ctrl-C)"]
