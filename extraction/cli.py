@@ -22,6 +22,7 @@ import logging
 import re
 import shlex
 import sys
+import tomllib
 from pathlib import Path
 
 from sawdist.cli import CommandError, UsageError, add_global_flags, execute, read_config
@@ -91,12 +92,9 @@ def _key_value(text: str) -> tuple[str, object]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    from .config import toml_module
-
-    toml = toml_module()
     try:  # TOML literal (numbers, booleans, lists, quoted strings); anything else is a plain string
-        parsed = toml.loads(f"v = {value}")["v"] if toml is not None else value
-    except toml.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
         parsed = value
     return key.strip(), parsed
 

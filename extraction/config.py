@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from sawdist._toml import read_config, toml_module  # noqa: F401  (toml_module: used by extraction.cli)
+from sawdist._toml import read_config
 
 from .recipe import Recipe
 

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-
-
-def toml_module():
-    """:mod:`tomllib` (Python >= 3.11) or its backport :mod:`tomli`; None when neither is available."""
-    try:
-        import tomllib
-    except ImportError:  # pragma: no cover - Python 3.10
-        try:
-            import tomli as tomllib
-        except ImportError:
-            return None
-    return tomllib
 
 
 def read_config(path, tables, keys: dict | None = None) -> dict:
     """Read a configuration file whose top level holds only `tables`; `keys` maps a table to its allowed keys.
 
-    Each problem is one error that names the file and the table or key: a missing file, a missing TOML reader
-    (Python 3.10 without tomli), invalid TOML, an unknown table, a table that is not a table, an unknown key.
+    Each problem is one error that names the file and the table or key: a missing file, invalid TOML, an unknown table, a table that is not a table, an unknown key.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist.")
-    toml = toml_module()
-    if toml is None:  # pragma: no cover - Python 3.10 without tomli
-        raise ImportError("reading a --config file needs Python >= 3.11 or the tomli package (pip install tomli).")
     with open(path, "rb") as f:
         try:
-            config = toml.load(f)
-        except toml.TOMLDecodeError as err:
+            config = tomllib.load(f)
+        except tomllib.TOMLDecodeError as err:
             raise ValueError(f"{path}: invalid TOML: {err}.") from None
     names = ", ".join(f"[{t}]" for t in tables)
     for table, value in config.items():
