@@ -9,9 +9,10 @@ import importlib
 
 from . import special
 from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
-from .capacity import FamilyFit, fit_family
-from .fit import FitResult, fit
-from .semiparametric import SemiparametricFit, fit_semiparametric
+from .capacity import fit_family
+from .fit import fit
+from .results import FamilyFit, FitResult, SemiparametricFit
+from .semiparametric import fit_semiparametric
 from .summaries import summarize
 
 __version__ = "0.1.0.dev0"

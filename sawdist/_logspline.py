@@ -1,6 +1,7 @@
 r"""Penalised log-spline estimation of a Saw shape from cosines: the one-dimensional core of the semi-parametric fit.
 
-Model (DESIGN §2, §4). Cosines t_1..t_n in (-1, 1) of a Saw distribution on S^{d-1} have the density
+Model (docs/theory/saw_family.md, docs/theory/semiparametric.md). Cosines t_1..t_n in (-1, 1) of a Saw distribution
+on S^{d-1} have the density
 
     f_T(t; theta) = exp(s_theta(t)) (1 - t^2)^((d-3)/2) / Z(theta),   Z(theta) = int_{-1}^{1} e^{s_theta(t)} (1-t^2)^((d-3)/2) dt,
 
@@ -40,6 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+from .distributions._cosine import log1m_t2
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(8)
 
@@ -151,12 +154,6 @@ class SplineLogShape:
         return f"SplineLogShape(knots={np.array2string(self.knots, precision=4)}, values=...)"
 
 
-def log1m_t2(t):
-    """log(1 - t^2) without cancellation near t = +-1."""
-    with np.errstate(divide="ignore"):
-        return np.log1p(-t) + np.log1p(t)
-
-
 class _Quadrature:
     """Gauss–Legendre nodes in the angle phi = arccos t; log weights include sin(phi)^(d-2) (see module docstring)."""
 
@@ -211,8 +208,9 @@ class LogSplineFit:
     path: dict = field(default_factory=dict)  # lam grid -> (edf, aic)
 
 
-class _Problem:
-    """The penalised exponential-family likelihood in theta = values at the non-reference knots.
+class LogSplineProblem:
+    """The penalised exponential-family likelihood in theta = values at the non-reference knots (used by
+    :func:`fit_log_spline` and, one per capacity, by :func:`sawdist.capacity.fit_family`).
 
     Internally the parameter is gamma = U' theta with U the eigenvectors of P; methods take and return gamma.
     """
@@ -281,7 +279,7 @@ class _Problem:
             _, EB, C = self.moments(theta)
             g = self.sB - self.n * EB - lam * self.pen * theta
             H = self.n * C + lam * np.diag(self.pen)
-            step = _solve_psd(H, g)
+            step = solve_psd(H, g)
             dec = g @ step  # Newton decrement^2: twice the predicted gain
             if not np.isfinite(dec):
                 return theta, it, False
@@ -310,10 +308,10 @@ class _Problem:
     def edf(self, theta, lam):
         _, _, C = self.moments(theta)
         F = self.n * C
-        return float(np.trace(_solve_psd(F + lam * np.diag(self.pen), F)))
+        return float(np.trace(solve_psd(F + lam * np.diag(self.pen), F)))
 
 
-def _solve_psd(H, g):
+def solve_psd(H: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Solve H x = g for symmetric positive semi-definite H (Cholesky; tiny ridge if singular)."""
     ridge = 0.0
     scale = max(np.max(np.abs(np.diag(H))), 1e-300)
@@ -329,7 +327,7 @@ def _solve_psd(H, g):
     return np.linalg.lstsq(H, g, rcond=None)[0]
 
 
-def _kappa_start(t, dim):
+def kappa_start(t: np.ndarray, dim: int) -> float:
     """vMF-like start log psi = kappa t, kappa from Banerjee et al. (2005): kappa = m (d - m^2)/(1 - m^2).
 
     For d >= 3 a sharper start matches the mode: the log density kappa t + (d-3)/2 log(1-t^2) peaks where
@@ -344,7 +342,8 @@ def _kappa_start(t, dim):
 LAM_GRID = 10.0 ** np.arange(-4.0, 6.01, 0.5)
 
 
-def fit_log_spline(t, dim, *, n_knots=None, lam=None, weights=None, max_iter=100) -> LogSplineFit:
+def fit_log_spline(t: np.ndarray, dim: int, *, n_knots: int | None = None, lam: float | None = None,
+                   weights: np.ndarray | None = None, max_iter: int = 100) -> LogSplineFit:
     """Penalised maximum-likelihood log-spline fit of the cosine law (see the module docstring).
 
     Parameters
@@ -365,9 +364,9 @@ def fit_log_spline(t, dim, *, n_knots=None, lam=None, weights=None, max_iter=100
     knots = np.unique(np.quantile(t, np.linspace(0.0, 1.0, K)))
     if knots.size < 2:
         raise ValueError(f"'directions' must give at least 2 distinct cosines, got {knots.size}.")
-    prob = _Problem(t, dim, knots, weights)
+    prob = LogSplineProblem(t, dim, knots, weights)
     # Start: the straight line kappa (t - xi_ref), i.e. a vMF shape, at the reference-knot convention.
-    kappa = _kappa_start(t, dim)
+    kappa = kappa_start(t, dim)
     theta = prob.U.T @ (kappa * (knots - knots[prob.ref])[prob.keep])  # internal coordinates gamma
     path = {}
     if lam is not None:

@@ -1,8 +1,9 @@
 r"""Capacity families: one semi-parametric Saw per capacity, a shared mean direction, shapes smooth in log capacity.
 
 For a family F(k) of models of capacity k (width), trained with several seeds, and one input x, the saliency
-directions u_{k,s} follow Saw(mu, psi_k) (DESIGN §1, §3): a mean direction mu shared by the capacities (hypothesis H2)
-and a shape psi_k that concentrates as k grows (H1). :func:`fit_family` estimates
+directions u_{k,s} follow Saw(mu, psi_k): a mean direction mu shared by the capacities (hypothesis H2) and a shape
+psi_k that concentrates as k grows (H1) -- the hypotheses of docs/architecture.md, and the estimator of
+docs/theory/semiparametric.md, "Capacity families". :func:`fit_family` estimates
 
 * **mu** — the direction of the weighted resultant S = sum_k w_k R_k, w_k = m_k / (1 - m_k^2) (the vMF
   concentration kappa ~ d m/(1 - m^2) up to the common factor d, the weight of R_k in the vMF likelihood of mu);
@@ -30,118 +31,25 @@ and a shape psi_k that concentrates as k grows (H1). :func:`fit_family` estimate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._directions import _is_dataarray, as_directions, feature_dim_of
-from ._logspline import LAM_GRID, SplineLogShape, _Problem, _solve_psd, default_n_knots
+from ._logspline import LAM_GRID, LogSplineProblem, SplineLogShape, default_n_knots, kappa_start, solve_psd
+from ._validation import as_directions, as_generator, feature_dim_of, is_dataarray
+from .results import FamilyFit
 from .semiparametric import corrected_cosines
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import ArrayLike
 
 __all__ = ["FamilyFit", "fit_family"]
 
 _LAM_K_GRID = np.concatenate([[0.0], 10.0 ** np.arange(-3.0, 6.01, 1.0)])
 
 
-@dataclass(repr=False)
-class FamilyFit:
-    """Result of :func:`fit_family`. Per-capacity arrays follow ``capacities``; DataArrays for xarray input.
-
-    Attributes
-    ----------
-    capacities : ndarray
-        Capacity values k (sorted increasingly).
-    mu : ndarray or xarray.DataArray
-        Shared mean direction.
-    mean_resultant_length : ndarray or xarray.DataArray
-        m(k) = E_k[t] under the fitted shapes.
-    m_se, m_lower, m_upper : ndarray or xarray.DataArray
-        Bootstrap-over-seeds standard error and 95 % percentile interval of m(k) (NaN when ``n_boot=0``).
-    m_unbiased, m_plugin : ndarray or xarray.DataArray
-        Per-capacity sqrt(max(m2_hat, 0)) (identity 3) and ||R_k|| / n_k, before any smoothing.
-    rho_predicted, rho_observed : ndarray or xarray.DataArray
-        m(k1) m(k2) (identity 2 with the shared mean) and the observed mean cosine over pairs of different seeds.
-    log_shapes : list of SplineLogShape
-        t -> log psi_k(t) per capacity (up to a constant).
-    distributions : list
-        Frozen :func:`sawdist.saw` per capacity, about ``mu``.
-    n, n_skipped : ndarray
-        Valid and skipped (NaN) directions per capacity.
-    dim : int
-    smoothing : dict
-        ``lam_z``, ``lam_k``, ``edf``, ``aic``, ``knots_z``, ``criterion``.
-    """
-
-    capacities: np.ndarray
-    mu: Any
-    mean_resultant_length: Any
-    m_se: Any
-    m_lower: Any
-    m_upper: Any
-    m_unbiased: Any
-    m_plugin: Any
-    rho_predicted: Any
-    rho_observed: Any
-    log_shapes: list
-    distributions: list
-    n: np.ndarray
-    n_skipped: np.ndarray
-    dim: int
-    smoothing: dict = field(default_factory=dict)
-    cosines: list = field(default_factory=list)
-
-    def to_dataset(self):
-        """All per-capacity results as an :class:`xarray.Dataset` (dims ``capacity``, ``capacity_1/2``, ``feature``)."""
-        import xarray as xr
-
-        k = self.capacities
-        vec = {
-            "mean_resultant_length": ("m(k) = E_k[t] of the fitted shape", self.mean_resultant_length),
-            "m_se": ("bootstrap standard error of m(k)", self.m_se),
-            "m_lower": ("bootstrap 2.5 % quantile of m(k)", self.m_lower),
-            "m_upper": ("bootstrap 97.5 % quantile of m(k)", self.m_upper),
-            "m_unbiased": ("unbiased per-capacity mean resultant length", self.m_unbiased),
-            "m_plugin": ("plug-in mean resultant length ||R||/n", self.m_plugin),
-            "n": ("valid directions", self.n),
-            "n_skipped": ("skipped (NaN) directions", self.n_skipped),
-        }
-        data = {name: ("capacity", np.asarray(v), {"long_name": ln}) for name, (ln, v) in vec.items()}
-        for name, ln, v in (
-            ("rho_predicted", "predicted similarity m(k1) m(k2)", self.rho_predicted),
-            ("rho_observed", "mean cosine over pairs of different seeds", self.rho_observed),
-        ):
-            data[name] = (("capacity_1", "capacity_2"), np.asarray(v), {"long_name": ln})
-        data["mu"] = ("feature", np.asarray(self.mu), {"long_name": "shared mean direction"})
-        coords = {"capacity": k, "capacity_1": k, "capacity_2": k}
-        if _is_dataarray(self.mu):
-            coords.update({c: self.mu.coords[c] for c in self.mu.coords})
-        return xr.Dataset(data, coords=coords, attrs={"smoothing": "AIC", "dim": self.dim})
-
-    def summary(self) -> str:
-        """A short human-readable report."""
-        m = np.asarray(self.mean_resultant_length)
-        se = np.asarray(self.m_se)
-        mu_ = np.asarray(self.m_unbiased)
-        mp = np.asarray(self.m_plugin)
-        lines = [
-            f"sawdist family fit: {len(self.capacities)} capacities, d = {self.dim}, shared mean direction",
-            "  capacity      n  skipped    m(k)   (se)      m_hat  plug-in",
-        ]
-        for i, k in enumerate(self.capacities):
-            lines.append(
-                f"  {k!s:>8} {int(self.n[i]):6d} {int(self.n_skipped[i]):8d}  {m[i]:.4f} ({se[i]:.4f})"
-                f"  {mu_[i]:.4f}  {mp[i]:.4f}"
-            )
-        s = self.smoothing
-        lines.append(f"  smoothing (AIC): lam_z = {s['lam_z']:.3g}, lam_k = {s['lam_k']:.3g}, edf = {s['edf']:.2f}")
-        return "\n".join(lines)
-
-    def __repr__(self):
-        return f"FamilyFit(capacities={list(self.capacities)}, dim={self.dim})"
-
-
-def _second_differences(x):
+def second_differences(x: np.ndarray) -> np.ndarray:
     """(K-2, K) matrix of second divided differences on the points x (zero rows when K < 3)."""
     K = x.size
     D = np.zeros((max(K - 2, 0), K))
@@ -184,7 +92,7 @@ class _Joint:
         n = sum(pr.n for pr in self.problems)
         for _ in range(max_iter):
             g, _, H = self.grad_hess(G, lam_z, lam_k)
-            step = _solve_psd(H, g)
+            step = solve_psd(H, g)
             dec = g @ step
             if not np.isfinite(dec) or dec <= tol * max(n, 1.0):
                 break
@@ -208,14 +116,15 @@ class _Joint:
 
     def aic(self, G, lam_z, lam_k):
         _, F, H = self.grad_hess(G, lam_z, lam_k)
-        edf = float(np.trace(_solve_psd(H, F)))
+        edf = float(np.trace(solve_psd(H, F)))
         ll = sum(pr.loglik(g) for pr, g in zip(self.problems, G))
         return -2.0 * ll + 2.0 * edf, edf
 
 
 def _layout(directions, dim, capacities, seed_dim):
-    """Directions as (K, n_seeds, d), the capacity values, and a template for xarray outputs."""
-    if _is_dataarray(directions):
+    """Directions as (K, n_seeds, d), the capacity values, a template for xarray outputs, and the input laid out as
+    (capacity, seed, feature) with its seed axis, for :func:`sawdist._validation.as_directions`."""
+    if is_dataarray(directions):
         if dim not in directions.dims:
             raise ValueError(f"'dim' must name a dim of 'directions' {directions.dims}, got {dim!r}.")
         feature = feature_dim_of(directions)
@@ -229,7 +138,8 @@ def _layout(directions, dim, capacities, seed_dim):
                 f"'directions' must have exactly the dims ({dim!r}, a seed dim, {feature!r}) for one input; "
                 f"got {directions.dims} (select one input, e.g. .sel(sample=...))."
             )
-        arr = directions.transpose(dim, seed_dim, feature).values
+        source, seed_axis = directions.transpose(dim, seed_dim, feature), seed_dim
+        arr = source.values
         caps = np.asarray(directions[dim].values if capacities is None else capacities)
         template = directions
     else:
@@ -237,7 +147,7 @@ def _layout(directions, dim, capacities, seed_dim):
         if arr.ndim != 3:
             raise ValueError(f"'directions' must have shape (capacity, seed, feature), got shape {arr.shape}.")
         caps = np.arange(1, arr.shape[0] + 1) if capacities is None else np.asarray(capacities)
-        template = None
+        template, source, seed_axis = None, arr, -2
     caps = np.asarray(caps, dtype=np.float64) if not np.issubdtype(np.asarray(caps).dtype, np.number) else caps
     if caps.shape != (arr.shape[0],):
         raise ValueError(f"'capacities' must have one value per capacity ({arr.shape[0]}), got shape {caps.shape}.")
@@ -245,10 +155,12 @@ def _layout(directions, dim, capacities, seed_dim):
         raise ValueError(f"'capacities' must be positive and finite (they enter as log k), got {caps!r}.")
     if np.unique(caps).size != caps.size:
         raise ValueError(f"'capacities' must be distinct, got {caps!r}.")
-    return arr, caps, template
+    return arr, caps, template, (source, seed_axis)
 
 
-def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", n_boot=200, rng=None, n_knots=None):
+def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, capacities: ArrayLike | None = None,
+               seed_dim: str = "seed", n_boot: int = 200, rng: np.random.Generator | int | None = None,
+               n_knots: int | None = None, random_state: np.random.Generator | int | None = None) -> FamilyFit:
     """Fit one semi-parametric Saw per capacity with a shared mean direction and shapes smooth in log capacity.
 
     The estimator is described in the :mod:`sawdist.capacity` module docstring.
@@ -256,8 +168,9 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     Parameters
     ----------
     directions : array_like (K, n_seeds, d) or xarray.DataArray
-        Saliency directions of one input for K capacities and n_seeds seeds (the DESIGN §5 ``direction`` variable
-        with one ``sample`` selected). NaN rows (invalid directions) are skipped and counted per capacity.
+        Saliency directions of one input for K capacities and n_seeds seeds (the ``direction`` variable of a
+        saliency dataset, docs/dataset.md, with one ``sample`` selected). NaN rows (invalid directions) are skipped
+        and counted per capacity.
     dim : str
         Name of the capacity dim of a DataArray (default ``"capacity"``); arrays have the capacity axis first.
     capacities : array_like, optional
@@ -271,6 +184,8 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
         Source of the bootstrap resamples.
     n_knots : int, optional
         Number of shared knots (default from the smallest per-capacity count, between 3 and 12).
+    random_state : numpy.random.Generator or int, optional
+        scipy's name for `rng`; pass one or the other.
 
     Returns
     -------
@@ -292,15 +207,15 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     from . import stats
     from .distributions import saw
 
-    arr, caps, template = _layout(directions, dim, capacities, seed_dim)
+    arr, caps, template, (source, seed_axis) = _layout(directions, dim, capacities, seed_dim)
+    D = as_directions(source, seed_axis, min_rows=2)  # (K, n, d) in the input's order, NaN rows zeroed
     order = np.argsort(caps.astype(float))
     arr, caps = arr[order], caps[order]
+    values, valid = D.values[order], D.valid[order]
     K, n_seeds, d = arr.shape
-    D = as_directions(arr, -2, min_rows=2)  # (K, n, d), NaN rows zeroed
-    valid = D.valid
     n_k = valid.sum(axis=1)
     rows = [np.nonzero(valid[k])[0] for k in range(K)]
-    X = np.concatenate([D.values[k, r] for k, r in enumerate(rows)])
+    X = np.concatenate([values[k, r] for k, r in enumerate(rows)])
     groups = np.concatenate([np.full(r.size, k) for k, r in enumerate(rows)])
     seed_of = np.concatenate(rows)
 
@@ -333,18 +248,16 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     rotation = None
     for k in range(K):
         tk = t_c[groups == k]
-        pr = _Problem(tk, d, loc[k] + scl[k] * knots_z, ref=ref, scale=scl[k], rotation=rotation)
+        pr = LogSplineProblem(tk, d, loc[k] + scl[k] * knots_z, ref=ref, scale=scl[k], rotation=rotation)
         rotation = pr.U
         problems.append(pr)
-    Dm = _second_differences(np.log(caps.astype(float)))
+    Dm = second_differences(np.log(caps.astype(float)))
     DtD = Dm.T @ Dm
     joint = _Joint(problems, DtD)
     # Start: straight lines, kappa_k t (vMF-like), in the shared eigen-coordinates.
-    from ._logspline import _kappa_start
-
     G = np.stack(
         [
-            rotation.T @ (_kappa_start(t_c[groups == k], d) * scl[k] * (knots_z - knots_z[ref]))[problems[k].keep]
+            rotation.T @ (kappa_start(t_c[groups == k], d) * scl[k] * (knots_z - knots_z[ref]))[problems[k].keep]
             for k in range(K)
         ]
     )
@@ -368,7 +281,7 @@ def fit_family(directions, dim="capacity", *, capacities=None, seed_dim="seed", 
     m_fit = np.array([pr.mean_t(g) for pr, g in zip(problems, G)])
 
     # Bootstrap over seeds (jointly across capacities), refitting at the selected smoothing.
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng, random_state)
     boot = np.full((int(n_boot), K), np.nan)
     for b in range(int(n_boot)):
         counts = np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(float)

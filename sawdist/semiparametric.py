@@ -1,10 +1,13 @@
-r"""Semi-parametric Saw fit: a parametric mean direction, a nonparametric shape (DESIGN §4).
+r"""Semi-parametric Saw fit: a parametric mean direction, a nonparametric shape.
+
+The estimator and its derivation are in docs/theory/semiparametric.md; "identity N" refers to
+docs/theory/identities.md.
 
 The fit has three steps.
 
 1. **Mean direction.** mu_hat = R / ||R||, the direction of the resultant (for capacity families, of a weighted
    resultant; :mod:`sawdist.capacity`). By symmetry it is unbiased *as a direction*, but in high dimension it is noisy:
-   its cosine with the true mu is about rho = m / sqrt(m^2 + (1 - m^2)/n) (DESIGN identity 4).
+   its cosine with the true mu is about rho = m / sqrt(m^2 + (1 - m^2)/n) (identity 4, the ensemble law).
 2. **Bias-corrected cosines.** The naive cosines t_i = mu_hat' u_i are biased upward, because u_i is part of mu_hat:
    mu_hat' u_i = (1 + u_i' R_{-i}) / ||R||, and their mean is the plug-in ||R||/n, whose square exceeds the unbiased
    m^2 by about (1 - m^2)/n (identity 3) — at n = 20, d = 3072, m = 0.30 it reads 0.37. We use **leave-one-out
@@ -37,44 +40,23 @@ The result is a frozen :func:`sawdist.saw` distribution about mu_hat with log ps
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._directions import _is_dataarray, as_directions, feature_dim_of
-from ._logspline import SplineLogShape, fit_log_spline, log1m_t2
-from .fit import FitResult
+from ._logspline import SplineLogShape, fit_log_spline
+from ._validation import as_rows
+from .distributions._cosine import log1m_t2
+from .results import SemiparametricFit
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import ArrayLike
 
 __all__ = ["SemiparametricFit", "SplineLogShape", "fit_semiparametric"]
 
 
-@dataclass(repr=False)
-class SemiparametricFit(FitResult):
-    """Result of the semi-parametric Saw fit: a :class:`~sawdist.FitResult` with the shape and its diagnostics.
-
-    It has the attributes of :class:`~sawdist.FitResult` (with ``kappa`` None) and the following.
-
-    Attributes
-    ----------
-    log_shape : SplineLogShape
-        The fitted t -> log psi(t) (natural cubic spline, linear outside the knots), up to an additive constant.
-    cosines : ndarray
-        The bias-corrected cosines t^c the shape was fitted to (one per valid row).
-    bias_correction : dict
-        ``method``, ``m_unbiased`` (m_hat), ``m_plugin`` (||R||/n), ``attenuation`` (mean rho_i), ``scale`` (s),
-        ``fallback`` (True if the vMF variance was used), see the module docstring.
-    smoothing : dict
-        ``criterion`` ("AIC"), ``lam``, ``edf``, ``aic``, ``knots`` and the grid ``path`` {lam: (edf, AIC)}.
-    """
-
-    log_shape: Any = None
-    cosines: np.ndarray | None = None
-    bias_correction: dict = field(default_factory=dict)
-    smoothing: dict = field(default_factory=dict)
-
-
-def vmf_cosine_variance(dim, m):
+def vmf_cosine_variance(dim: int, m: float) -> float:
     """Var[t] of the von Mises–Fisher law with mean resultant length m: A'(kappa) = 1 - A^2 - (d-1) A / kappa."""
     from .special import vmf_kappa_from_mrl
 
@@ -85,7 +67,8 @@ def vmf_cosine_variance(dim, m):
     return max(1.0 - m * m - (dim - 1) * m / kappa, 0.0)
 
 
-def corrected_cosines(X, dim, *, groups=None, weights=None, mult=None, m2=None):
+def corrected_cosines(X: np.ndarray, dim: int, *, groups: np.ndarray | None = None, weights: np.ndarray | None = None,
+                      mult: np.ndarray | None = None, m2: np.ndarray | None = None) -> dict:
     """Leave-one-out cosines and their moment deconvolution (module docstring, step 2).
 
     Parameters
@@ -174,20 +157,8 @@ def corrected_cosines(X, dim, *, groups=None, weights=None, mult=None, m2=None):
     }
 
 
-def _rows(directions):
-    """(n, d) float64 rows and their validity from an array or a DataArray (all non-feature dims flattened)."""
-    if _is_dataarray(directions):
-        feature = feature_dim_of(directions)
-        others = [d for d in directions.dims if d != feature]
-        arr = directions.transpose(*others, feature).values
-    else:
-        arr = np.asarray(directions)
-    if arr.ndim < 2:
-        raise ValueError(f"'directions' must have shape (n, d) (rows are directions), got shape {arr.shape}.")
-    return as_directions(arr.reshape(-1, arr.shape[-1]), -2, min_rows=2)
-
-
-def fit_semiparametric(directions, *, n_knots=None, lam=None, bias_correction=True) -> SemiparametricFit:
+def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | None = None, lam: float | None = None,
+                       bias_correction: bool = True) -> SemiparametricFit:
     """Fit a Saw distribution with a nonparametric shape: mu by the resultant, log psi by a penalised spline.
 
     This is ``sawdist.fit(directions, family="semiparametric")``. The method, the bias correction of the cosines and
@@ -227,15 +198,14 @@ def fit_semiparametric(directions, *, n_knots=None, lam=None, bias_correction=Tr
     >>> res.family, res.n, bool(abs(res.mean_resultant_length - m) < 0.01)
     ('semiparametric', 2000, True)
     """
-    D = _rows(directions)
-    X = D.values if D.valid.all() else D.values[D.valid]
-    return _fit_valid_rows(
-        X, n_skipped=int((~D.valid).sum()), n_knots=n_knots, lam=lam, bias_correction=bias_correction
-    )
+    X, n_skipped = as_rows(directions)
+    return fit_semiparametric_rows(X, n_skipped=n_skipped, n_knots=n_knots, lam=lam, bias_correction=bias_correction)
 
 
-def _fit_valid_rows(X, *, n_skipped=0, n_knots=None, lam=None, bias_correction=True) -> SemiparametricFit:
-    """The fit on validated float64 unit rows (the entry of ``sawdist.fit``, which validates them itself)."""
+def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int | None = None, lam: float | None = None,
+                            bias_correction: bool = True) -> SemiparametricFit:
+    """The fit on validated float64 unit rows (n, d), n >= 2: the kernel of :func:`fit_semiparametric` and of
+    ``sawdist.fit(..., family="semiparametric")``, both of which validate with :func:`sawdist._validation.as_rows`."""
     from .distributions import saw
 
     n, d = X.shape
@@ -291,7 +261,7 @@ def _fit_valid_rows(X, *, n_skipped=0, n_knots=None, lam=None, bias_correction=T
     )
 
 
-def cosine_loglik(log_shape, t, dim, log_z):
+def cosine_loglik(log_shape, t: ArrayLike, dim: int, log_z: float) -> float:
     """sum_i log f_T(t_i) for a shape with cosine-law normaliser log_z (helper for tests and the family fit)."""
     t = np.asarray(t, dtype=np.float64)
     return float(np.sum(log_shape(t) + (dim - 3) / 2.0 * log1m_t2(t)) - t.size * log_z)

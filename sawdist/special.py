@@ -64,7 +64,7 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 @lru_cache(maxsize=1)
-def _debye_polynomials() -> tuple[np.ndarray, ...]:
+def debye_polynomials() -> tuple[np.ndarray, ...]:
     """Coefficients (increasing powers of p) of the Debye polynomials U_0 .. U_{N-1}, DLMF 10.41.9:
     ``U_{k+1}(p) = p^2 (1 - p^2) U_k'(p) / 2 + (1/8) int_0^p (1 - 5 t^2) U_k(t) dt``, computed exactly."""
     polys = [[Fraction(1)]]
@@ -87,7 +87,7 @@ def _debye_polynomials() -> tuple[np.ndarray, ...]:
 def _debye_term_bounds() -> np.ndarray:
     """max over p in [0, 1] of |U_k(p)|, to decide how many terms an order needs."""
     p = np.linspace(0.0, 1.0, 2001)
-    return np.array([np.max(np.abs(np.polynomial.polynomial.polyval(p, c))) for c in _debye_polynomials()])
+    return np.array([np.max(np.abs(np.polynomial.polynomial.polyval(p, c))) for c in debye_polynomials()])
 
 
 def _debye_n_terms(nu_min: float) -> int:
@@ -100,7 +100,7 @@ def _debye_n_terms(nu_min: float) -> int:
 
 def _debye_log_sum(nu: np.ndarray, p: np.ndarray) -> np.ndarray:
     """log sum_k U_k(p) / nu^k (the first term is 1; the rest is small, hence log1p)."""
-    polys = _debye_polynomials()[: _debye_n_terms(float(np.min(nu)))]
+    polys = debye_polynomials()[: _debye_n_terms(float(np.min(nu)))]
     if nu.size and np.all(nu == nu.flat[0]):
         # One order for all: fold the 1/nu^k into the coefficients and evaluate a single polynomial in p.
         coeffs = np.zeros(3 * len(polys))

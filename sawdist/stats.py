@@ -7,8 +7,9 @@ DataArrays a dim name (default ``"seed"`` when present, else the dim before ``"f
 invalid directions (the extraction writes NaN there): they are skipped, and :func:`count_valid` counts them. An
 infinite entry in any other row is an error, as in :func:`sawdist.fit`.
 
-The identities behind the estimators are those of DESIGN §2. For n i.i.d. draws of a rotationally symmetric law with
-mean resultant length m = E[t] and resultant R = sum_i u_i,
+The identities behind the estimators are those of docs/theory/identities.md (numbered there; "identity N" below
+refers to that page). For n i.i.d. draws of a rotationally symmetric law with mean resultant length m = E[t] and
+resultant R = sum_i u_i,
 
     ||R||^2 = n + sum_{i != j} u_i^T u_j,  E[u_i^T u_j] = m^2 (i != j)   =>   E||R||^2 = n + n(n-1) m^2,
 
@@ -20,12 +21,28 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special as sc
 
-from ._directions import _is_dataarray, as_directions, feature_dim_of
+from ._validation import (
+    as_directions,
+    as_float_array,
+    as_generator,
+    check_vectors,
+    feature_dim_of,
+    is_dataarray,
+    sample_dim_of,
+)
+from .results import RayleighResult
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import ArrayLike
+
+    DirectionsLike = ArrayLike | xr.DataArray
+    Axis = int | str | None
 
 __all__ = [
     "RayleighResult",
@@ -61,7 +78,7 @@ def _coords_on(da, dim):
     return {k: c for k, c in da.coords.items() if c.dims == (dim,)}
 
 
-def count_valid(directions, axis=None):
+def count_valid(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Number of valid (NaN-free) rows along ``axis``.
 
     Parameters
@@ -88,7 +105,7 @@ def count_valid(directions, axis=None):
     return D.wrap(D.n, name="n")
 
 
-def resultant(directions, axis=None):
+def resultant(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Resultant vector R = sum of the valid directions along ``axis``.
 
     Parameters
@@ -114,11 +131,12 @@ def resultant(directions, axis=None):
     return D.wrap(D.values.sum(axis=-2), name="resultant", **_feature_kw(D))
 
 
-def mean_direction(directions, axis=None):
+def mean_direction(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Sample mean direction R / ||R|| (NaN where R = 0).
 
     In high dimension this direction is noisy even when the mean resultant length is large: its expected cosine with
-    the population mean is about m / sqrt(m^2 + (1 - m^2)/n) (DESIGN identity 4 with N = n).
+    the population mean is about m / sqrt(m^2 + (1 - m^2)/n) (the ensemble law, identity 4 of
+    docs/theory/identities.md, with N = n).
 
     Parameters
     ----------
@@ -160,7 +178,8 @@ def _mrl_from_R2(R2, n, method, squared):
     return m2 if squared else np.sqrt(np.maximum(m2, 0.0))
 
 
-def mean_resultant_length(directions, axis=None, *, method="unbiased", squared=False):
+def mean_resultant_length(directions: DirectionsLike, axis: Axis = None, *, method: str = "unbiased",
+                          squared: bool = False) -> np.ndarray | xr.DataArray:
     """Mean resultant length m = E[t] = ||E u|| of the directions along ``axis``.
 
     Parameters
@@ -170,9 +189,10 @@ def mean_resultant_length(directions, axis=None, *, method="unbiased", squared=F
     axis : int or str, optional
         Axis (or dim) of the draws; see the module docstring.
     method : {'unbiased', 'plugin'}
-        ``'unbiased'`` (default): m2_hat = (||R||^2 - n) / (n (n - 1)), unbiased for m^2 (DESIGN identity 3); needs
-        n >= 2 valid rows. ``'plugin'``: ||R|| / n, biased upward by about (1 - m^2) / (2 n m) when n m^2 is large
-        and towards sqrt(1/n) when m -> 0 — badly so in high dimension with few draws.
+        ``'unbiased'`` (default): m2_hat = (||R||^2 - n) / (n (n - 1)), unbiased for m^2 (identity 3 of
+        docs/theory/identities.md); needs n >= 2 valid rows. ``'plugin'``: ||R|| / n, biased upward by about
+        (1 - m^2) / (2 n m) when n m^2 is large and towards sqrt(1/n) when m -> 0 — badly so in high dimension with
+        few draws.
     squared : bool
         Return the estimate of m^2 instead of m. With ``method='unbiased'`` this is m2_hat itself, which is negative
         when the pairwise cosines average below zero.
@@ -201,7 +221,8 @@ def mean_resultant_length(directions, axis=None, *, method="unbiased", squared=F
     return D.wrap(_mrl_from_R2(R2, D.n, method, squared), name="mean_resultant_length")
 
 
-def spherical_variance(directions, axis=None, *, method="unbiased"):
+def spherical_variance(directions: DirectionsLike, axis: Axis = None, *,
+                       method: str = "unbiased") -> np.ndarray | xr.DataArray:
     """Spherical variance 1 - m (Mardia & Jupp 2000, §9.2.1) with m from :func:`mean_resultant_length`.
 
     Parameters
@@ -229,13 +250,14 @@ def spherical_variance(directions, axis=None, *, method="unbiased"):
     """
     m = mean_resultant_length(directions, axis, method=method)
     out = 1.0 - m
-    if _is_dataarray(out):
+    if is_dataarray(out):
         out.name = "spherical_variance"
     return out
 
 
-def tangent_normal(directions, mu):
-    """Tangent-normal decomposition u = t mu + sqrt(1 - t^2) v (DESIGN §2).
+def tangent_normal(directions: DirectionsLike,
+                   mu: DirectionsLike) -> tuple[np.ndarray | xr.DataArray, np.ndarray | xr.DataArray]:
+    """Tangent-normal decomposition u = t mu + sqrt(1 - t^2) v (docs/theory/saw_family.md).
 
     Parameters
     ----------
@@ -261,13 +283,15 @@ def tangent_normal(directions, mu):
     >>> t, v
     (array([0.6]), array([[0., 1., 0.]]))
     """
-    if _is_dataarray(directions) or _is_dataarray(mu):
+    if is_dataarray(directions) or is_dataarray(mu):
         import xarray as xr
 
-        u = directions if _is_dataarray(directions) else None
-        m = mu if _is_dataarray(mu) else None
+        u = directions if is_dataarray(directions) else None
+        m = mu if is_dataarray(mu) else None
         if u is None or m is None:
             raise ValueError("'directions' and 'mu' must both be DataArrays or both be arrays, got a mix.")
+        check_vectors(u, "directions")
+        check_vectors(m, "mu", nan_rows=False)
         feature = feature_dim_of(u)
         t = xr.dot(u, m, dim=feature)
         r = u - t * m
@@ -275,12 +299,13 @@ def tangent_normal(directions, mu):
         v = xr.where(norm > 0, r / norm.where(norm > 0), np.nan)
         t = t.clip(-1.0, 1.0).rename("t")
         return t, v.transpose(*r.dims).rename("v")
+    check_vectors(directions, "directions")
     u = np.asarray(directions, dtype=np.float64)
-    m = np.asarray(mu, dtype=np.float64)
+    m = as_float_array(mu, "mu")
     if u.shape[-1] != m.shape[-1]:
         raise ValueError(f"'mu' must have {u.shape[-1]} features like 'directions', got {m.shape[-1]}.")
-    if not np.allclose(np.linalg.norm(m, axis=-1), 1.0, rtol=0, atol=10 * np.finfo(float).eps * np.sqrt(m.shape[-1])):
-        raise ValueError("'mu' must be a unit vector of norm 1.")
+    check_vectors(m, "mu", nan_rows=False)
+    m = m.astype(np.float64, copy=False)
     t = np.einsum("...i,...i->...", u, m)
     r = u - t[..., None] * m
     norm = np.linalg.norm(r, axis=-1, keepdims=True)
@@ -296,7 +321,8 @@ def _unit_rows(x):
         return np.where((norm > 0) & np.isfinite(norm), x / np.where(norm > 0, norm, 1.0), np.nan)
 
 
-def cosine_similarity(a, b=None, axis=None):
+def cosine_similarity(a: DirectionsLike, b: DirectionsLike | None = None,
+                      axis: str | None = None) -> np.ndarray | xr.DataArray:
     """Matrix of cosines between the rows of ``a`` and the rows of ``b``.
 
     Parameters
@@ -325,10 +351,11 @@ def cosine_similarity(a, b=None, axis=None):
     """
     b_given = b is not None
     b = a if b is None else b
-    if _is_dataarray(a):
+    check_vectors(a, "a", unit=False)
+    if b_given:
+        check_vectors(b, "b", unit=False)
+    if is_dataarray(a):
         import xarray as xr
-
-        from ._directions import sample_dim_of
 
         feature = feature_dim_of(a)
         sample = sample_dim_of(a, axis, feature)
@@ -350,7 +377,7 @@ def cosine_similarity(a, b=None, axis=None):
 
 def _capacity_layout(directions, capacity, axis):
     """Directions laid out as (*batch, K, n, d) with the capacity axis last among the batch axes."""
-    if _is_dataarray(directions):
+    if is_dataarray(directions):
         cap = "capacity" if capacity is None else capacity
         if cap not in directions.dims:
             raise ValueError(f"'capacity' must name a dim of 'directions' {directions.dims}, got {cap!r}.")
@@ -375,13 +402,15 @@ def _capacity_layout(directions, capacity, axis):
     return D, X, V, pos
 
 
-def similarity_matrix(directions, capacity=None, axis=None):
+def similarity_matrix(directions: DirectionsLike, capacity: int | str | None = None,
+                      axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Cross-capacity similarity rho(k1, k2): mean cosine between models of different seeds.
 
     rho(k1, k2) averages u_{k1,s}^T u_{k2,s'} over all pairs of valid draws with s != s' (for k1 = k2 as well as
     k1 != k2; the same seed index at two capacities may share an initialisation, so those pairs are left out). By
-    DESIGN identity 2 its expectation is m(k1) m(k2) cos(mu_{k1}, mu_{k2}); on the diagonal it equals the unbiased
-    m2_hat(k) of :func:`mean_resultant_length`. Compare it with :func:`predicted_similarity`.
+    identity 2 of docs/theory/identities.md (the convergence law) its expectation is
+    m(k1) m(k2) cos(mu_{k1}, mu_{k2}); on the diagonal it equals the unbiased m2_hat(k) of
+    :func:`mean_resultant_length`. Compare it with :func:`predicted_similarity`.
 
     Computed from resultants, in O(K^2 n d): sum_{s != s'} u_{k1,s}^T u_{k2,s'} = R_{k1}^T R_{k2} - sum_s u_{k1,s}^T
     u_{k2,s}, and the count of pairs is n_{k1} n_{k2} - #{s valid at both}.
@@ -430,8 +459,11 @@ def similarity_matrix(directions, capacity=None, axis=None):
     return xr.DataArray(rho, dims=(*batch, f"{cap}_1", f"{cap}_2"), coords={**kept, **coords}, name="rho")
 
 
-def predicted_similarity(m, mu=None, capacity=None):
-    """Similarity matrix predicted by DESIGN identity 2: rho(k1, k2) = m(k1) m(k2) cos(mu_{k1}, mu_{k2}).
+def predicted_similarity(m: ArrayLike | xr.DataArray, mu: DirectionsLike | None = None,
+                         capacity: str | None = None) -> np.ndarray | xr.DataArray:
+    """Similarity matrix predicted by the convergence law: rho(k1, k2) = m(k1) m(k2) cos(mu_{k1}, mu_{k2}).
+
+    This is identity 2 of docs/theory/identities.md.
 
     Parameters
     ----------
@@ -456,7 +488,7 @@ def predicted_similarity(m, mu=None, capacity=None):
     array([[0.25, 0.4 ],
            [0.4 , 0.64]])
     """
-    if _is_dataarray(m):
+    if is_dataarray(m):
         cap = "capacity" if capacity is None else capacity
         if cap not in m.dims:
             raise ValueError(f"'capacity' must name a dim of 'm' {m.dims}, got {cap!r}.")
@@ -466,18 +498,21 @@ def predicted_similarity(m, mu=None, capacity=None):
         if mu is not None:
             out = out * cosine_similarity(mu, axis=cap)
         return out.rename("rho_predicted")
-    m = np.asarray(m, dtype=np.float64)
+    m = as_float_array(m, "m").astype(np.float64, copy=False)
     out = m[..., :, None] * m[..., None, :]
     if mu is not None:
         out = out * cosine_similarity(np.asarray(mu, dtype=np.float64))
     return out
 
 
-def ensemble_curve(directions, mu, sizes=None, axis=None, *, n_subsets=200, rng=None):
+def ensemble_curve(directions: DirectionsLike, mu: DirectionsLike, sizes: ArrayLike | None = None, axis: Axis = None, *,
+                   n_subsets: int = 200, rng: np.random.Generator | int | None = None,
+                   random_state: np.random.Generator | int | None = None) -> tuple[np.ndarray | xr.DataArray, ...]:
     """Cosine between the mean of N draws and a reference direction, against N, with its prediction.
 
     For each ensemble size N, ``n_subsets`` random subsets of N valid draws (without replacement) are averaged
-    and the cosine of the average with ``mu`` is averaged over subsets. The prediction is DESIGN identity 4:
+    and the cosine of the average with ``mu`` is averaged over subsets. The prediction is the ensemble law,
+    identity 4 of docs/theory/identities.md:
 
         cos(u_bar_N, mu) ~ E[u_bar_N^T mu] / sqrt(E||u_bar_N||^2) = c / sqrt(m^2 + (1 - m^2) / N),
 
@@ -500,6 +535,8 @@ def ensemble_curve(directions, mu, sizes=None, axis=None, *, n_subsets=200, rng=
         Subsets per size: random ones, or all of them when there are no more than ``n_subsets`` (exact average).
     rng : numpy.random.Generator or int, optional
         Source of the subsets.
+    random_state : numpy.random.Generator or int, optional
+        scipy's name for `rng`; pass one or the other.
 
     Returns
     -------
@@ -522,17 +559,19 @@ def ensemble_curve(directions, mu, sizes=None, axis=None, *, n_subsets=200, rng=
         raise ValueError(f"'sizes' must be positive integers, got {sizes!r}.")
     if int(n_subsets) < 1:
         raise ValueError(f"'n_subsets' must be a positive integer, got {n_subsets!r}.")
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng, random_state)
     if D.template is not None:
-        if not _is_dataarray(mu):
+        if not is_dataarray(mu):
             raise ValueError("'mu' must be a DataArray when 'directions' is one.")
         feature = feature_dim_of(D.template)
         mu_b = mu.broadcast_like(D.template.isel({D.sample_dim: 0}, drop=True))
         mu_arr = mu_b.transpose(*D.batch_dims, feature).values.astype(np.float64)
     else:
-        mu_arr = np.asarray(mu, dtype=np.float64)
+        mu_arr = as_float_array(mu, "mu")
     if mu_arr.shape[-1] != D.dim:
         raise ValueError(f"'mu' must have {D.dim} features like 'directions', got {mu_arr.shape[-1]}.")
+    check_vectors(mu if D.template is not None else mu_arr, "mu", nan_rows=False)
+    mu_arr = mu_arr.astype(np.float64, copy=False)
     mu_arr = np.broadcast_to(mu_arr, D.values.shape[:-2] + D.values.shape[-1:])
     t = np.einsum("...nd,...d->...n", D.values, mu_arr)  # (..., n), zero on invalid rows
     n = D.n
@@ -571,36 +610,7 @@ def ensemble_curve(directions, mu, sizes=None, axis=None, *, n_subsets=200, rng=
     return D.wrap(observed, name="cosine", **kw), D.wrap(predicted, name="cosine_predicted", **kw)
 
 
-@dataclass(frozen=True)
-class RayleighResult:
-    """Result of :func:`rayleigh_test`.
-
-    Attributes
-    ----------
-    statistic : ndarray or xarray.DataArray
-        ||R||^2.
-    zscore : ndarray or xarray.DataArray
-        (||R||^2 - n) / sqrt(2 n (n - 1) / d), standardised by the exact null moments.
-    pvalue : ndarray or xarray.DataArray
-        Upper-tail p-value (concentration makes ||R||^2 large).
-    n, n_skipped : ndarray or xarray.DataArray
-        Valid and skipped rows.
-    dim : int
-        Dimension d of the ambient space.
-    method : str
-        The null approximation used.
-    """
-
-    statistic: object
-    zscore: object
-    pvalue: object
-    n: object
-    n_skipped: object
-    dim: int
-    method: str
-
-
-def rayleigh_test(directions, axis=None, *, method="moments"):
+def rayleigh_test(directions: DirectionsLike, axis: Axis = None, *, method: str = "moments") -> RayleighResult:
     """Rayleigh test of uniformity on S^{d-1}, valid for any n and any d (including d >> n).
 
     The statistic is ||R||^2. Under uniformity its exact finite-n moments are

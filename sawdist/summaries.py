@@ -7,14 +7,16 @@ For each family f, capacity k and input x, over the valid seeds s:
 * ``gram``       G[k, k'](x) = R_k(x)' R_{k'}(x).
 
 With ``mu(x)`` integrated out, the von Mises–Fisher likelihood of all directions at x depends on the data only
-through ``count`` and ``gram`` (DESIGN section 3), so inference costs O(inputs x K^2) whatever d is. The resultants
-are kept for the conditional posterior of the mean direction and for families that share it.
+through ``count`` and ``gram`` (docs/theory/bayesian.md), so inference costs O(inputs x K^2) whatever d is. The
+resultants are kept for the conditional posterior of the mean direction and for families that share it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+
+from ._validation import check_sphere_dim, dataset_direction_checks, raise_on_dataset_directions
 
 __all__ = ["summarize"]
 
@@ -37,9 +39,7 @@ def _check_dataset(ds) -> None:
     capacity = np.asarray(ds["capacity"].values)
     if capacity.dtype.kind not in "iuf" or np.any(~(capacity > 0)):
         raise ValueError(f"'ds' capacities must be numbers > 0, got {capacity.tolist()!r}.")
-    if ds.sizes["feature"] < 2:
-        raise ValueError(f"'ds' must have at least 2 features (the sphere S^(d-1) needs d >= 2), "
-                         f"got {ds.sizes['feature']}.")
+    check_sphere_dim(ds.sizes["feature"], "ds", where="its 'feature' dim")
 
 
 def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
@@ -48,7 +48,7 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        A saliency dataset (DESIGN section 5): ``direction`` (family, capacity, seed, sample, feature) and
+        A saliency dataset (docs/dataset.md): ``direction`` (family, capacity, seed, sample, feature) and
         ``valid`` (family, capacity, seed, sample), with a coordinate for every dim. Other variables are ignored.
         Dask-backed datasets (``sawdist.io.open_saliency(..., chunks=...)``) are reduced chunk by chunk.
     compute : bool
@@ -66,14 +66,16 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Raises
     ------
     ValueError
-        When a variable, dim or coordinate is missing or a capacity is not > 0.
+        When a variable, dim or coordinate is missing, a capacity is not > 0, or a direction marked valid is not a
+        finite unit vector (within 10 eps sqrt(d) of the stored dtype). The values are checked while they are
+        reduced; a lazy result (``compute=False`` on a Dask-backed ``ds``) is returned unchecked.
 
     Notes
     -----
     Directions are accumulated in float64 (datasets store float32). Invalid directions (NaN by the schema, or any
     value where ``valid`` is False) contribute nothing. The unbiased squared mean resultant length at one capacity
-    is ``(gram[k, k] - n) / (n (n - 1))`` (DESIGN identity 3), and ``gram[k, k'] / (n_k n_k')`` is the mean cosine
-    between the seeds of two capacities.
+    is ``(gram[k, k] - n) / (n (n - 1))`` (identity 3 of docs/theory/identities.md), and ``gram[k, k'] / (n_k n_k')``
+    is the mean cosine between the seeds of two capacities.
 
     Examples
     --------
@@ -99,6 +101,8 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     count = valid.sum("seed").astype(np.int64).transpose("family", "capacity", "sample")
     other = resultant.rename(capacity="capacity_b")
     gram = xr.dot(resultant, other, dim="feature").transpose("family", "sample", "capacity", "capacity_b")
+    lazy = not compute and ds["direction"].chunks is not None
+    checks = {} if lazy else dataset_direction_checks(direction, valid)
     out = xr.Dataset(
         {
             "resultant": resultant.assign_attrs(long_name="resultant of the valid unit directions over seeds",
@@ -109,4 +113,11 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
         }
     )
     out = out.assign_coords(capacity_b=("capacity_b", ds["capacity"].values, ds["capacity"].attrs))
-    return out.compute() if compute else out
+    if lazy:
+        return out
+    # The checks are reduced in the same pass as the summaries (one read of a Dask-backed dataset).
+    names = {f"_check_{key}": key for key in checks}
+    out = out.assign({name: checks[key] for name, key in names.items()}).compute()
+    raise_on_dataset_directions({key: out[name].values for name, key in names.items()}, "ds",
+                                ds.sizes["feature"], ds["direction"].dtype)
+    return out.drop_vars(list(names))

@@ -328,6 +328,40 @@ def test_frozen_unfrozen_and_seeded_draws_are_identical():
     assert np.array_equal(saw(mu, f).rvs(size=4, rng=5), saw.rvs(mu, f, size=4, rng=5))
 
 
+def test_scipy_keywords_random_state_and_frozen_seed_give_the_same_draws_as_rng():
+    mu, kappa = unit(40, 1), 25.0
+    for gen in (vonmises_fisher, power_spherical):
+        a = gen(mu, kappa).rvs(size=7, rng=123)
+        assert np.array_equal(a, gen(mu, kappa).rvs(size=7, random_state=123))
+        assert np.array_equal(a, gen.rvs(mu, kappa, size=7, random_state=np.random.default_rng(123)))
+        # a frozen seed is one Generator consumed across calls, as in scipy
+        frozen, reference = gen(mu, kappa, seed=123), np.random.default_rng(123)
+        assert np.array_equal(frozen.rvs(size=3), gen(mu, kappa).rvs(size=3, rng=reference))
+        assert np.array_equal(frozen.rvs(size=4), gen(mu, kappa).rvs(size=4, rng=reference))
+        # an explicit rng overrides the frozen seed
+        assert np.array_equal(gen(mu, kappa, seed=7).rvs(size=7, rng=123), a)
+        assert np.array_equal(gen(mu, kappa).cosine.rvs(5, random_state=4), gen(mu, kappa).cosine.rvs(5, rng=4))
+    f = lambda t: 3 * t  # noqa: E731
+    assert np.array_equal(saw(mu, f, seed=5).rvs(size=4), saw.rvs(mu, f, size=4, random_state=5))
+    assert np.array_equal(uniform_direction(6, seed=2).rvs(3), uniform_direction.rvs(6, 3, random_state=2))
+    x = vonmises_fisher(mu, kappa).rvs(size=30, rng=0)
+    fitted = sawdist.fit(x, family="vmf")
+    assert np.array_equal(fitted.rvs(2, random_state=1), fitted.rvs(2, rng=1))
+
+
+def test_rng_errors_name_the_keyword_and_the_value():
+    dist = vonmises_fisher(unit(4, 1), 2.0)
+    with pytest.raises(ValueError, match=r"^pass 'rng' or its scipy spelling 'random_state', not both; got 1 and 2\.$"):
+        dist.rvs(rng=1, random_state=2)
+    with pytest.raises(ValueError, match=r"^'rng' must be a numpy.random.Generator, a non-negative int seed or None, "
+                                         r"got -1\.$"):
+        dist.rvs(rng=-1)
+    with pytest.raises(ValueError, match=r"^'random_state' must be .* got 'a'\.$"):
+        dist.rvs(random_state="a")
+    with pytest.raises(ValueError, match=r"^'seed' must be .* got 1\.5\.$"):
+        vonmises_fisher(unit(4, 1), 2.0, seed=1.5)
+
+
 def test_mean_identity_e_u_equals_mean_resultant_length_times_mu():
     d = 5
     dist = vonmises_fisher(unit(d, 3), 2.0)
@@ -337,7 +371,7 @@ def test_mean_identity_e_u_equals_mean_resultant_length_times_mu():
 
 
 def test_second_moment_identity():
-    # E[u u'] = E[t^2] mu mu' + (1 - E[t^2]) (I - mu mu') / (d - 1)   (DESIGN identity 6)
+    # E[u u'] = E[t^2] mu mu' + (1 - E[t^2]) (I - mu mu') / (d - 1)   (docs/theory/identities.md, identity 6)
     d = 4
     dist = power_spherical(unit(d, 4), 3.0)
     x = dist.rvs(size=40000, rng=10)
@@ -410,7 +444,7 @@ def test_scalar_results_are_python_floats_or_0d():
         (lambda: vonmises_fisher(e1(3), 1.0).logpdf(np.array(["a", "b", "c"])),
          r"'x' must be array-like of real numbers, got dtype <U1\."),
         (lambda: vonmises_fisher(e1(3), 1.0).rvs(rng="seed"),
-         r"'rng' must be a numpy.random.Generator, an int seed or None, got 'seed'\."),
+         r"'rng' must be a numpy.random.Generator, a non-negative int seed or None, got 'seed'\."),
         (lambda: vonmises_fisher(e1(3), 1.0).rvs(size=-2), r"'size' must not contain negative entries, got -2\."),
         (lambda: vonmises_fisher(e1(3), 1.0).rvs(size="big"), r"'size' must be None, an int or a tuple of ints"),
         (lambda: saw(e1(3), 3.0), r"'log_shape' must be callable, got 3\.0\."),

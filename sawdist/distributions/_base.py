@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import gammaln
 
-from .._validation import as_generator, as_size, check_kappa, check_unit_vectors
+from .._validation import as_generator, as_size, check_kappa, check_unit_vectors, seeded_generator
 
 _LOG_PI = float(np.log(np.pi))
 
@@ -93,9 +93,10 @@ class SawGen:
         """Density at `x` with respect to the surface measure on S^{d-1}."""
         return self._frozen(mu, params).pdf(x)
 
-    def rvs(self, mu, *params, size=None, rng=None):
-        """Random draws of shape ``size + batch_shape + (d,)``."""
-        return self._frozen(mu, params).rvs(size=size, rng=rng)
+    def rvs(self, mu, *params, size=None, rng=None, random_state=None):
+        """Random draws of shape ``size + batch_shape + (d,)``; `rng` (or scipy's `random_state`): a Generator, an
+        int seed or None."""
+        return self._frozen(mu, params).rvs(size=size, rng=rng, random_state=random_state)
 
     def mean(self, mu, *params):
         """E[u] = E[t] mu."""
@@ -117,8 +118,10 @@ class SawGen:
 class SawFrozen:
     """Frozen distribution: parameters validated once; methods call the generator's kernels."""
 
-    def __init__(self, gen: SawGen, mu, *params, **named):
+    def __init__(self, gen: SawGen, mu, *params, seed=None, **named):
         self._gen = gen
+        # scipy's frozen `seed=`: the Generator that rvs() draws from when it is given no rng of its own
+        self._seed_rng = seeded_generator(seed)
         params = list(params)
         for name in gen._param_names[len(params):]:
             if name not in named:
@@ -163,10 +166,11 @@ class SawFrozen:
         """Density at `x`."""
         return np.exp(self.logpdf(x))
 
-    def rvs(self, size=None, rng=None):
-        """Draw unit vectors, shape ``size + batch_shape + (d,)``. `rng`: Generator, int seed or None."""
+    def rvs(self, size=None, rng=None, random_state=None):
+        """Draw unit vectors, shape ``size + batch_shape + (d,)``. `rng` (or scipy's `random_state`): a Generator,
+        an int seed or None (the frozen ``seed=`` Generator, else fresh entropy)."""
         size = as_size(size)
-        rng = as_generator(rng)
+        rng = as_generator(rng, random_state, default=self._seed_rng)
         t = self._gen._sample_t(self.dim, self._params, size + self.batch_shape, rng)
         mu = np.broadcast_to(self.mu, self.batch_shape + (self.dim,))
         return tangent_normal_sample(t, mu, rng)
@@ -176,7 +180,7 @@ class SawFrozen:
         return np.broadcast_to(self._gen._mean_t(self.dim, *self._params), self.batch_shape)[()]
 
     def mean(self):
-        """E[u] = E[t] mu (DESIGN identity 1); shape ``batch_shape + (d,)``."""
+        """E[u] = E[t] mu (identity 1 of docs/theory/identities.md); shape ``batch_shape + (d,)``."""
         return np.asarray(self.mean_resultant_length())[..., None] * self.mu
 
     def entropy(self):

@@ -1,6 +1,7 @@
 r"""Laws of the cosine t = mu'u of a rotationally symmetric (Saw) distribution on S^{d-1}.
 
-The cosine has density f_T(t) = psi(t) (1 - t^2)^((d-3)/2) / Z on [-1, 1] (DESIGN §2). Two implementations:
+The cosine has density f_T(t) = psi(t) (1 - t^2)^((d-3)/2) / Z on [-1, 1] (docs/theory/saw_family.md). Two
+implementations:
 
 * :class:`BetaCosine` — psi(t) = (1 + t)^kappa, for which (1 + t)/2 ~ Beta((d-1)/2 + kappa, (d-1)/2) exactly
   (power spherical; kappa = 0 is the uniform distribution).
@@ -27,7 +28,7 @@ _N_PANELS = 64
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
-def _log1m_t2(t):
+def log1m_t2(t: np.ndarray) -> np.ndarray:
     """log(1 - t^2) without cancellation near t = +-1."""
     with np.errstate(divide="ignore"):
         return np.log1p(-t) + np.log1p(t)
@@ -46,10 +47,10 @@ class _CosineBase:
         """Standard deviation of t."""
         return np.sqrt(self.var())
 
-    def rvs(self, size=None, rng=None):
+    def rvs(self, size=None, rng=None, random_state=None):
         """Draw cosines; the result has shape ``size + batch_shape``."""
         size = as_size(size)
-        rng = as_generator(rng)
+        rng = as_generator(rng, random_state)
         u = rng.random(size + self.batch_shape)
         return self.ppf(u)
 
@@ -112,10 +113,10 @@ class BetaCosine(_CosineBase):
         lower = 2.0 * sc.betaincinv(self.a, self.b, q) - 1.0
         return np.where(q > 0.5, upper, lower)
 
-    def rvs(self, size=None, rng=None):
+    def rvs(self, size=None, rng=None, random_state=None):
         """Draw cosines as 2B - 1 with B ~ Beta, computing 1 - t from the complementary Beta variate."""
         size = as_size(size)
-        rng = as_generator(rng)
+        rng = as_generator(rng, random_state)
         # 1 - B ~ Beta(b, a); drawing it directly keeps 1 - t relative-accurate when t is near 1.
         shape = size + self.batch_shape
         one_minus_b = rng.beta(np.broadcast_to(self.b, shape), np.broadcast_to(self.a, shape))
@@ -324,7 +325,7 @@ class NumericCosine(_CosineBase):
             tc = np.where(inside, tt, 0.0)
             val = np.asarray(tab.log_shape(tc), dtype=float) - tab.log_z
             if self.dim != 3:  # the base measure (1 - t^2)^((d-3)/2); at d = 3 it is 1, also at t = +-1
-                val = val + (self.dim - 3) / 2.0 * _log1m_t2(tc)
+                val = val + (self.dim - 3) / 2.0 * log1m_t2(tc)
             return np.where(inside, val, -np.inf)
 
         return self._map(one, t)

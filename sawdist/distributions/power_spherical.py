@@ -2,15 +2,33 @@ r"""The power spherical distribution (De Cao & Aziz 2020): f(u) = C (1 + mu'u)^k
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import special as sc
 
+from .._validation import as_unit_rows
 from ._base import ConcentrationFrozen, SawGen
 from ._cosine import BetaCosine
-from ._estimation import mean_direction_and_rbar, validated_rows
+from ._estimation import mean_direction_and_rbar
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 _LOG2 = float(np.log(2.0))
 _LOG_PI = float(np.log(np.pi))
+
+
+def _alpha_beta(dim, kappa):
+    """The Beta parameters of (1 + t)/2: alpha = (d-1)/2 + kappa, beta = (d-1)/2."""
+    beta = (dim - 1) / 2.0
+    return beta + kappa, beta
+
+
+def _log_normalizer(dim, kappa):
+    """log C_d(kappa) = -((alpha + beta) log 2 + beta log pi + log Gamma(alpha) - log Gamma(alpha + beta))."""
+    a, b = _alpha_beta(dim, kappa)
+    return -((a + b) * _LOG2 + b * _LOG_PI + sc.gammaln(a) - sc.gammaln(a + b))
 
 
 class power_spherical_gen(SawGen):
@@ -40,17 +58,11 @@ class power_spherical_gen(SawGen):
     0.8333333333333334
     """
 
-    @staticmethod
-    def _alpha_beta(dim, kappa):
-        beta = (dim - 1) / 2.0
-        return beta + kappa, beta
-
     def _log_shape(self, t, kappa):
         return sc.xlog1py(kappa, t)
 
     def _log_norm(self, dim, kappa):
-        a, b = self._alpha_beta(dim, kappa)
-        return -((a + b) * _LOG2 + b * _LOG_PI + sc.gammaln(a) - sc.gammaln(a + b))
+        return _log_normalizer(dim, kappa)
 
     def _cosine(self, dim, kappa):
         return BetaCosine(dim, kappa)
@@ -64,10 +76,10 @@ class power_spherical_gen(SawGen):
 
     def _entropy(self, dim, kappa):
         # -E[log f] = -log C - kappa E[log(1 + t)],  E[log(1 + t)] = log 2 + digamma(a) - digamma(a + b).
-        a, b = self._alpha_beta(dim, kappa)
-        return -self._log_norm(dim, kappa) - kappa * (_LOG2 + sc.digamma(a) - sc.digamma(a + b))
+        a, b = _alpha_beta(dim, kappa)
+        return -_log_normalizer(dim, kappa) - kappa * (_LOG2 + sc.digamma(a) - sc.digamma(a + b))
 
-    def fit(self, x, *, max_iter: int = 200):
+    def fit(self, x: ArrayLike, *, max_iter: int = 200) -> tuple[np.ndarray, float]:
         r"""Maximum-likelihood estimates ``(mu, kappa)`` from unit vectors `x` of shape (n, d).
 
         The log-likelihood is :math:`n \log C_d(\kappa) + \kappa \sum_i \log(1 + \mu^\top x_i)`, so for every
@@ -78,66 +90,8 @@ class power_spherical_gen(SawGen):
         kappa), by bracketed Newton steps with the trigamma derivative; kappa = 0 if S is at most its uniform
         expectation.
         """
-        mu, kappa, _ = self._mle(validated_rows(x, "x"), max_iter=max_iter)
+        mu, kappa, _ = power_spherical_mle(as_unit_rows(x, "x"), max_iter=max_iter)
         return mu, kappa
-
-    def _mle(self, x, name="x", max_iter: int = 200):
-        """(mu, kappa, loglik) on validated rows; loglik = n (log C_d(kappa) + kappa S(mu))."""
-        n, dim = x.shape
-        mu, _ = mean_direction_and_rbar(x, name)
-
-        def score(m):
-            with np.errstate(divide="ignore"):
-                return float(np.mean(np.log1p(x @ m)))
-
-        s = score(mu)
-        for _ in range(max_iter):
-            w = 1.0 / (1.0 + x @ mu)
-            cand = x.T @ w
-            cand /= np.linalg.norm(cand)
-            step = 1.0
-            while True:
-                trial = mu + step * (cand - mu)
-                trial /= np.linalg.norm(trial)
-                s_trial = score(trial)
-                if s_trial >= s or step < 1e-8:
-                    break
-                step /= 2.0
-            moved = np.linalg.norm(trial - mu)
-            mu, s = trial, max(s, s_trial)
-            if moved <= 1e-14:
-                break
-        kappa = self._kappa_from_score(dim, s)
-        return mu, kappa, float(n * (self._log_norm(dim, kappa) + kappa * s))
-
-    def _kappa_from_score(self, dim, s):
-        """Solve digamma(a + b) - digamma(a) = log 2 - s for kappa >= 0 (a = b + kappa, b = (d-1)/2)."""
-        b = (dim - 1) / 2.0
-        target = _LOG2 - s
-
-        def g(k):
-            return sc.digamma(2 * b + k) - sc.digamma(b + k) - target
-
-        if not np.isfinite(s) or g(0.0) <= 0:
-            return 0.0
-        lo, hi = 0.0, 1.0
-        while g(hi) > 0:
-            lo, hi = hi, hi * 4.0
-        k = 0.5 * (lo + hi)
-        for _ in range(200):
-            val = g(k)
-            if val > 0:
-                lo = k
-            else:
-                hi = k
-            deriv = sc.polygamma(1, 2 * b + k) - sc.polygamma(1, b + k)  # < 0
-            step = k - val / deriv
-            new = step if lo < step < hi else 0.5 * (lo + hi)
-            if abs(new - k) <= 4 * np.finfo(float).eps * k:
-                k = new
-                break
-            k = new
-        return float(k)
 
 
 class power_spherical_frozen(ConcentrationFrozen):
@@ -145,3 +99,64 @@ class power_spherical_frozen(ConcentrationFrozen):
 
 power_spherical_gen._frozen_class = power_spherical_frozen
 power_spherical = power_spherical_gen()
+
+
+def power_spherical_mle(x: np.ndarray, name: str = "x", max_iter: int = 200) -> tuple[np.ndarray, float, float]:
+    """(mu, kappa, loglik) on validated unit rows (n, d), as in :meth:`power_spherical_gen.fit`;
+    loglik = n (log C_d(kappa) + kappa S(mu))."""
+    n, dim = x.shape
+    mu, _ = mean_direction_and_rbar(x, name)
+
+    def score(m):
+        with np.errstate(divide="ignore"):
+            return float(np.mean(np.log1p(x @ m)))
+
+    s = score(mu)
+    for _ in range(max_iter):
+        w = 1.0 / (1.0 + x @ mu)
+        cand = x.T @ w
+        cand /= np.linalg.norm(cand)
+        step = 1.0
+        while True:
+            trial = mu + step * (cand - mu)
+            trial /= np.linalg.norm(trial)
+            s_trial = score(trial)
+            if s_trial >= s or step < 1e-8:
+                break
+            step /= 2.0
+        moved = np.linalg.norm(trial - mu)
+        mu, s = trial, max(s, s_trial)
+        if moved <= 1e-14:
+            break
+    kappa = _kappa_from_score(dim, s)
+    return mu, kappa, float(n * (_log_normalizer(dim, kappa) + kappa * s))
+
+
+def _kappa_from_score(dim, s):
+    """Solve digamma(a + b) - digamma(a) = log 2 - s for kappa >= 0 (a = b + kappa, b = (d-1)/2)."""
+    b = (dim - 1) / 2.0
+    target = _LOG2 - s
+
+    def g(k):
+        return sc.digamma(2 * b + k) - sc.digamma(b + k) - target
+
+    if not np.isfinite(s) or g(0.0) <= 0:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while g(hi) > 0:
+        lo, hi = hi, hi * 4.0
+    k = 0.5 * (lo + hi)
+    for _ in range(200):
+        val = g(k)
+        if val > 0:
+            lo = k
+        else:
+            hi = k
+        deriv = sc.polygamma(1, 2 * b + k) - sc.polygamma(1, b + k)  # < 0
+        step = k - val / deriv
+        new = step if lo < step < hi else 0.5 * (lo + hi)
+        if abs(new - k) <= 4 * np.finfo(float).eps * k:
+            k = new
+            break
+        k = new
+    return float(k)

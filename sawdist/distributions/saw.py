@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validation import as_generator, as_size, check_dim, check_unit_vectors
+from .._validation import as_generator, as_size, check_dim, check_unit_vectors, seeded_generator
 from ._base import SawFrozen, SawGen, log_sphere_area
 from ._cosine import BetaCosine, NumericCosine
 
@@ -62,8 +62,8 @@ class saw_gen(SawGen):
 class saw_frozen(SawFrozen):
     """A frozen Saw distribution; the cosine law (built once) supplies normaliser, moments and draws."""
 
-    def __init__(self, gen, mu, log_shape):
-        super().__init__(gen, mu, log_shape)
+    def __init__(self, gen, mu, log_shape, *, seed=None):
+        super().__init__(gen, mu, log_shape, seed=seed)
         self.cosine  # noqa: B018  build the tables now, so that a bad log_shape fails at freezing
 
     def __repr__(self):
@@ -79,9 +79,9 @@ class saw_frozen(SawFrozen):
         return self._cached("log_norm", lambda: np.broadcast_to(
             -log_sphere_area(self.dim - 1) - self.cosine.log_normalizer(), self.batch_shape))
 
-    def rvs(self, size=None, rng=None):
+    def rvs(self, size=None, rng=None, random_state=None):
         size = as_size(size)
-        rng = as_generator(rng)
+        rng = as_generator(rng, random_state, default=self._seed_rng)
         from ._base import tangent_normal_sample
 
         t = self.cosine.rvs(size + self.batch_shape, rng=rng)
@@ -116,23 +116,24 @@ class uniform_direction_gen:
     True
     """
 
-    def __call__(self, dim):
-        return uniform_direction_frozen(dim)
+    def __call__(self, dim, *, seed=None):
+        return uniform_direction_frozen(dim, seed=seed)
 
     def logpdf(self, x, dim):
         """Log density at `x`."""
         return uniform_direction_frozen(dim).logpdf(x)
 
-    def rvs(self, dim, size=None, rng=None):
+    def rvs(self, dim, size=None, rng=None, random_state=None):
         """Draws of shape ``size + (dim,)``."""
-        return uniform_direction_frozen(dim).rvs(size=size, rng=rng)
+        return uniform_direction_frozen(dim).rvs(size=size, rng=rng, random_state=random_state)
 
 
 class uniform_direction_frozen:
     """A frozen uniform distribution on S^{d-1}."""
 
-    def __init__(self, dim):
+    def __init__(self, dim, *, seed=None):
         self.dim = check_dim(dim)
+        self._seed_rng = seeded_generator(seed)
         self.batch_shape = ()
         self.event_shape = (self.dim,)
         self.cosine = BetaCosine(self.dim, 0.0)
@@ -154,10 +155,10 @@ class uniform_direction_frozen:
     def pdf(self, x):
         return np.exp(self.logpdf(x))
 
-    def rvs(self, size=None, rng=None):
+    def rvs(self, size=None, rng=None, random_state=None):
         """Normalised isotropic Gaussians, shape ``size + (dim,)``."""
         size = as_size(size)
-        rng = as_generator(rng)
+        rng = as_generator(rng, random_state, default=self._seed_rng)
         z = rng.standard_normal(size + (self.dim,))
         z /= np.linalg.norm(z, axis=-1, keepdims=True)
         return z

@@ -2,12 +2,18 @@ r"""The von Mises–Fisher distribution on S^{d-1}: f(u) = C_d(kappa) exp(kappa 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import special
+from .._validation import as_unit_rows
 from ._base import ConcentrationFrozen, SawGen, log_sphere_area
-from ._cosine import NumericCosine, _log1m_t2
-from ._estimation import mean_direction_and_rbar, validated_rows
+from ._cosine import NumericCosine, log1m_t2
+from ._estimation import mean_direction_and_rbar
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 class vonmises_fisher_gen(SawGen):
@@ -66,7 +72,7 @@ class vonmises_fisher_gen(SawGen):
             tc = np.where(inside, t, 0.0)
             val = kappa * tc + log_const
             if dim != 3:
-                val = val + (dim - 3) / 2.0 * _log1m_t2(tc)
+                val = val + (dim - 3) / 2.0 * log1m_t2(tc)
             return np.where(inside, val, -np.inf)
 
         return NumericCosine(dim, lambda t, k: k * t, (kappa,), log_shape_name="kappa",
@@ -97,7 +103,7 @@ class vonmises_fisher_gen(SawGen):
         out = out.reshape(shape)
         return out
 
-    def fit(self, x):
+    def fit(self, x: ArrayLike) -> tuple[np.ndarray, float]:
         r"""Maximum-likelihood estimates ``(mu, kappa)`` from unit vectors `x` of shape (n, d).
 
         :math:`\hat\mu = R/\lVert R\rVert` and :math:`\hat\kappa = A_d^{-1}(\lVert R\rVert / n)` with
@@ -109,16 +115,8 @@ class vonmises_fisher_gen(SawGen):
         ValueError
             Fewer than 2 rows, non-unit rows, or all rows identical (the MLE of kappa is then infinite).
         """
-        mu, kappa, _ = self._mle(validated_rows(x, "x"))
+        mu, kappa, _ = vmf_mle(as_unit_rows(x, "x"))
         return mu, kappa
-
-    @staticmethod
-    def _mle(x, name="x"):
-        """(mu, kappa, loglik) on validated rows; loglik = n log C_d(kappa) + kappa ||R|| in closed form."""
-        n, dim = x.shape
-        mu, rbar = mean_direction_and_rbar(x, name)
-        kappa = float(special.vmf_kappa_from_mrl(dim, rbar))
-        return mu, kappa, float(n * (special.vmf_log_normalizer(dim, kappa) + kappa * rbar))
 
 
 class vonmises_fisher_frozen(ConcentrationFrozen):
@@ -126,3 +124,11 @@ class vonmises_fisher_frozen(ConcentrationFrozen):
 
 vonmises_fisher_gen._frozen_class = vonmises_fisher_frozen
 vonmises_fisher = vonmises_fisher_gen()
+
+
+def vmf_mle(x: np.ndarray, name: str = "x") -> tuple[np.ndarray, float, float]:
+    """(mu, kappa, loglik) on validated unit rows (n, d); loglik = n log C_d(kappa) + kappa ||R|| in closed form."""
+    n, dim = x.shape
+    mu, rbar = mean_direction_and_rbar(x, name)
+    kappa = float(special.vmf_kappa_from_mrl(dim, rbar))
+    return mu, kappa, float(n * (special.vmf_log_normalizer(dim, kappa) + kappa * rbar))
