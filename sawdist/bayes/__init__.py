@@ -2,13 +2,24 @@
 
 * :mod:`.special_ops` — log I_nu, the Bessel ratio and the vMF normaliser as PyTensor graphs with exact gradients;
 * :mod:`.distributions` — :class:`VonMisesFisher`, :class:`PowerSpherical` and their cosine laws;
-* :mod:`.convergence` — the collapsed convergence model (mu(x) integrated out) and the H2 comparison;
+* :mod:`.design` — the checked arrays of a summary (:class:`~.design.Design`, :func:`~.design.check_summary`);
+* :mod:`.model` — the collapsed convergence model (mu(x) integrated out): likelihood, priors, laws;
+* :mod:`.initialisation` — the Laplace start of NUTS (posterior mode, mass matrix from the Hessian there);
+* :mod:`.fitting` — :func:`fit_convergence` and the H2 comparison :func:`compare_shared_mean`;
+* :mod:`.mean_direction` — the posterior of the shared mean direction mu(x);
 * :mod:`.predictive` — posterior predictions of the similarity matrix, m(k) and the ensemble curve;
 * :mod:`.plots` — ArviZ/matplotlib figures.
 """
 
-from .convergence import LAWS, compare_shared_mean, convergence_model, fit_convergence, mean_direction_posterior
+from .._optional import ensure_installed
+
+# One sentence naming the extra, instead of a ModuleNotFoundError from deep inside the first import below.
+ensure_installed("pymc", "arviz", feature="sawdist.bayes")
+
 from .distributions import PowerSpherical, PowerSphericalCosine, VonMisesFisher, VonMisesFisherCosine
+from .fitting import compare_shared_mean, fit_convergence
+from .mean_direction import mean_direction_posterior
+from .model import LAWS, convergence_model
 from .plots import plot_capacity_law, plot_similarity, plot_trace
 from .predictive import observed_mrl, observed_similarity, posterior_predictive
 from .simulate import simulate_summary

@@ -5,7 +5,7 @@ A sampler evaluates the reduced logarithm ``L(nu, x) = log I_nu(x) - nu log x`` 
 dimension) and at a few thousand arguments. :mod:`sawdist.special` evaluates the general case; here the work that
 depends on nu alone is done once per order:
 
-* the Debye sum ``sum_k U_k(p) / nu^k`` (DLMF 10.41.3, polynomials from :func:`sawdist.special._debye_polynomials`)
+* the Debye sum ``sum_k U_k(p) / nu^k`` (DLMF 10.41.3, polynomials from :func:`sawdist.special.debye_polynomials`)
   is collapsed into one polynomial in ``p`` with coefficients ``c_j = sum_k u_{kj} nu^{-k}``, keeping only the
   orders k whose bound ``sum_j |u_{kj}| nu^{-k}`` exceeds 1e-18 (7 terms at nu = 1535 instead of 14);
 * the ratio is the x-derivative of L (``dL/dx = I_nu'/I_nu - nu/x = I_{nu+1}/I_nu``), so it comes from the same
@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import gammaln
 
-from ..special import NU_DEBYE, N_SERIES_TERMS, _debye_polynomials
+from ..special import NU_DEBYE, N_SERIES_TERMS, debye_polynomials
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Debye orders whose coefficient bound falls below this are dropped.
@@ -43,7 +43,7 @@ class FixedOrderBessel:
         self.shift = int(np.ceil(NU_DEBYE - self.nu)) if self.nu < NU_DEBYE else 0
         top = self.nu + self.shift
         self.top = top
-        polys = _debye_polynomials()
+        polys = debye_polynomials()
         degree = 0
         coeffs = np.zeros(len(polys[-1]))
         for k, u in enumerate(polys[1:], start=1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._optional import require
 from .predictive import observed_mrl, observed_similarity, posterior_predictive
 
 __all__ = ["plot_capacity_law", "plot_similarity", "plot_trace"]
@@ -19,8 +20,8 @@ def plot_capacity_law(idata, summary=None, *, var="mrl", family=None, hdi_prob=0
     matplotlib.axes.Axes
     """
     import arviz as az
-    import matplotlib.pyplot as plt
 
+    plt = require("matplotlib.pyplot", "sawdist.bayes.plots")
     if var not in ("mrl", "kappa"):
         raise ValueError(f"'var' must be 'mrl' or 'kappa', got {var!r}.")
     post = idata.posterior
@@ -64,8 +65,7 @@ def plot_similarity(idata, summary, *, family=None, axes=None):
     -------
     numpy.ndarray of matplotlib.axes.Axes
     """
-    import matplotlib.pyplot as plt
-
+    plt = require("matplotlib.pyplot", "sawdist.bayes.plots")
     obs = observed_similarity(summary)
     family = obs["family"].values[0] if family is None else family
     obs = obs.sel(family=family).values

@@ -1,4 +1,6 @@
-r"""Posterior predictions of the quantities the analyses compare with data (DESIGN identities 2 and 4).
+r"""Posterior predictions of the quantities the analyses compare with data.
+
+The predictions follow identities 2 (the convergence law) and 4 (the ensemble law) of docs/theory/identities.md.
 
 Given the posterior of the per-input mean resultant lengths ``mrl`` = m_k(x) of a shared-mean fit:
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from .convergence import _check_summary
+from .design import check_summary
 
 __all__ = ["observed_mrl", "observed_similarity", "posterior_predictive"]
 
@@ -30,7 +32,7 @@ def observed_similarity(summary: xr.Dataset) -> xr.DataArray:
     xarray.DataArray
         dims (family, capacity, capacity_b).
     """
-    design = _check_summary(summary)
+    design = check_summary(summary)
     G, n = design.gram, design.count.astype(float)  # (F, N, K, K), (F, N, K)
     rho = G / (n[..., :, None] * n[..., None, :])
     K = n.shape[-1]

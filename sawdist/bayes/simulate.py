@@ -6,12 +6,14 @@ import numpy as np
 import xarray as xr
 
 from .. import uniform_direction, vonmises_fisher
+from .._validation import as_generator
 
 __all__ = ["simulate_summary"]
 
 
 def simulate_summary(*, dim: int, capacities, n_samples: int, n_seeds: int, alpha=None, beta=0.5, sigma=0.3,
-                     kappa=None, families=("family0",), shared_mean: bool = True, rng=None, return_truth=False):
+                     kappa=None, families=("family0",), shared_mean: bool = True, rng=None, return_truth=False,
+                     random_state=None):
     r"""Draw vMF directions with a power law of concentration and summarise them as :func:`sawdist.summarize` does.
 
     For each family and input x: mu(x) uniform on :math:`S^{d-1}` (one per capacity when ``shared_mean`` is
@@ -32,13 +34,15 @@ def simulate_summary(*, dim: int, capacities, n_samples: int, n_seeds: int, alph
     rng : numpy.random.Generator or int, optional
     return_truth : bool
         Also return a dict with ``kappa`` (F, N, K) and ``mu`` (F, N, d) or (F, K, N, d).
+    random_state : numpy.random.Generator or int, optional
+        scipy's name for `rng`; pass one or the other.
 
     Returns
     -------
     xarray.Dataset
         ``resultant``, ``count``, ``gram``, ``n_features`` (as :func:`sawdist.summarize`).
     """
-    gen = np.random.default_rng(rng)
+    gen = as_generator(rng, random_state)
     capacities = np.asarray(capacities)
     F, K, N = len(families), len(capacities), int(n_samples)
     log_k = np.log(capacities.astype(float))

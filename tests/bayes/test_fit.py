@@ -45,6 +45,17 @@ def test_mean_direction_posterior_near_truth(fitted):
     assert out["mean_resultant_length"].dims == ("architecture", "sample")
 
 
+def test_mean_direction_posterior_messages(fitted):
+    summary, _, idata = fitted
+    with pytest.raises(ValueError, match=r"^'summary' must have the variable 'resultant' for the mean direction, "
+                                         r"got none\.$"):
+        mean_direction_posterior(idata, summary.drop_vars("resultant"))
+    separate = az.InferenceData(posterior=idata.posterior.drop_vars("mu_concentration"))
+    with pytest.raises(ValueError, match=r"^'idata' must come from a shared-mean fit \(posterior variable "
+                                         r"'mu_concentration'\), got none\.$"):
+        mean_direction_posterior(separate, summary)
+
+
 def test_predictive_quantities(fitted):
     summary, _, idata = fitted
     pp = posterior_predictive(idata, sizes=[1, 4])

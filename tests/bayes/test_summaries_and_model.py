@@ -4,7 +4,8 @@ import xarray as xr
 
 import sawdist
 from sawdist.bayes import convergence_model, simulate_summary
-from sawdist.bayes.convergence import _collapsed_loglik
+from sawdist.bayes.design import check_summary
+from sawdist.bayes.model import collapsed_loglik, model_from_design
 from sawdist.summaries import summarize
 
 MODE = "FAST_COMPILE"
@@ -83,7 +84,7 @@ def test_collapsed_likelihood_against_quadrature_over_mu(shared):
     kappas, counts = np.array([0.7, 2.5, 4.0]), np.array([3, 2, 4])
     R_list = [sawdist.vonmises_fisher(mu, k).rvs(size=n, rng=gen).sum(0) for k, n in zip(kappas, counts)]
     G = np.array([[a @ b for b in R_list] for a in R_list])
-    got = _collapsed_loglik(3, shared)(None, kappas, G, counts.astype(float)).eval(mode=MODE)
+    got = collapsed_loglik(3, shared)(None, kappas, G, counts.astype(float)).eval(mode=MODE)
     # the quadrature integrates prod vMF(u) over mu; the directions' log density includes it exactly
     ref = sphere_quadrature_loglik(R_list, kappas, counts, shared)
     assert got == pytest.approx(ref, rel=1e-10, abs=1e-10)
@@ -112,16 +113,32 @@ def test_shared_architecture_equals_one_family_with_more_capacities(summary):
     two["n_features"] = summary["n_features"]
     model = convergence_model(two, architecture={"x": "arch", "y": "arch"})
     assert list(model.coords["architecture"]) == ["arch"]
+    design = check_summary(two, architecture={"x": "arch", "y": "arch"})
     kappa = np.array([[3.0, 5.0], [2.0, 7.0]])  # (family, capacity), every sample
-    logp = _collapsed_loglik(16, True)
+    logp = collapsed_loglik(16, True)
     R = summary["resultant"].values[0]  # (capacity, sample, d)
     for x in range(3):
         stacked = np.concatenate([R[:, x], R[:, x]])
         G = stacked @ stacked.T
         ref = logp(None, kappa.ravel(), G, np.full(4, 3.0)).eval(mode=MODE)
-        design = model._sawdist_design
         got = logp(None, kappa.ravel(), design.group_gram[0, x], design.group_count[0, x].astype(float)).eval(mode=MODE)
         assert got == pytest.approx(ref, rel=1e-13)
+
+
+def test_model_from_design_is_the_model_of_the_summary(summary):
+    # convergence_model checks the summary and builds from its design; both routes give the same model
+    design = check_summary(summary)
+    for law, shared in (("power", True), ("logit_mrl", False), ("monotone", True)):
+        ref = convergence_model(summary, law, shared_mean=shared)
+        got = model_from_design(design, law, shared_mean=shared)
+        assert [v.name for v in got.free_RVs] == [v.name for v in ref.free_RVs]
+        point = ref.initial_point()
+        assert got.compile_logp(mode=MODE)(point) == pytest.approx(ref.compile_logp(mode=MODE)(point), rel=1e-14)
+    assert not hasattr(got, "_sawdist_design")  # no state on the PyMC model
+    with pytest.raises(TypeError, match=r"^'design' must be a Design from check_summary, got Dataset\.$"):
+        model_from_design(summary)
+    with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mrl', 'monotone', got 'line'\.$"):
+        model_from_design(design, "line")
 
 
 def test_bad_summary_messages(summary):
