@@ -13,7 +13,7 @@ module                    finding
 
 Each module has ``analyze(ds, out_dir, *, context=None) -> Finding`` and runs alone with
 ``python -m analyses.<module> DATASET.nc --out DIR``. :func:`run_all` runs them all and writes the report;
-``sawdist run`` and ``sawdist report`` (:mod:`sawdist.mainjob`) call it.
+``sawdist run`` and ``sawdist report`` (:mod:`sawdist.analyses.cli`) call it.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def run_all(ds, out_dir, *, options=None, models=None, progress=None, only=None,
         A saliency dataset (docs/dataset.md), loaded in memory.
     out_dir : path-like
         Figures go to ``out_dir/figures``, tables to ``out_dir/tables``.
-    options : analyses.context.Options or dict, optional
-    models : analyses.models.ModelPool, optional
+    options : sawdist.analyses.context.Options or dict, optional
+    models : sawdist.analyses.models.ModelPool, optional
         Trained models for the transfer attack and the ensemble accuracy.
-    progress : analyses._common.Progress, optional
+    progress : sawdist.analyses._common.Progress, optional
     only : sequence of str, optional
     strict : bool
         Re-raise an analysis' exception (by default it is reported as "not tested" and the others run).

@@ -1,5 +1,8 @@
 """The main job: ``sawdist run`` (extract on the digits default, then every analysis) and ``sawdist report``.
 
+This module is the application layer above :mod:`sawdist.analyses` and :mod:`sawdist.extraction` (see
+docs/architecture.md): :data:`sawdist.cli.SUBCOMMANDS` names its parser functions, and nothing below imports it.
+
 ``sawdist run [--out DIR] [--config FILE]`` writes into DIR (default ``sawdist-run``):
 
 * ``saliency-<dataset>.nc`` — the saliency dataset (``sawdist extract``; rerunning resumes and reuses it);
@@ -9,10 +12,10 @@
   it holds here; ``timings.csv`` — where the time went.
 
 ``sawdist report DATASET.nc --out DIR`` runs the analyses on an existing dataset (e.g. a CIFAR run); pass
-``--models DIR/models`` to include the transfer attack.
+``--models DIR/models`` to include the transfer attack, ``--only similarity,ensembles`` to run some of them.
 
 The configuration file (TOML) has the tables of ``sawdist extract`` (``[extract]``, ``[dataset]``, ``[recipe]``) and
-two more: ``[analyses]`` (fields of :class:`analyses.context.Options`) and ``[models]`` (the kept model pool:
+two more: ``[analyses]`` (fields of :class:`sawdist.analyses.context.Options`) and ``[models]`` (the kept model pool:
 ``families``, default the first extracted family; ``seeds``, default 6; ``inputs``, default 200; ``train``, default
 true). Example of a reduced run::
 
@@ -38,7 +41,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from .cli import CommandError, UsageError, input_file, output_folder
+from sawdist.cli import CommandError, UsageError, input_file, output_folder
+
+from . import ANALYSES
 
 __all__ = ["add_report_parser", "add_run_parser", "load_config", "open_dataset", "report", "run"]
 
@@ -52,11 +57,11 @@ def load_config(path) -> dict:
         return {}
     import dataclasses
 
-    from analyses.context import Options
-    from extraction.config import DEFAULTS
-    from extraction.recipe import Recipe
+    from sawdist._toml import read_config
+    from sawdist.extraction.config import DEFAULTS
+    from sawdist.extraction.recipe import Recipe
 
-    from ._toml import read_config
+    from .context import Options
 
     keys = {"extract": DEFAULTS, "recipe": [f.name for f in dataclasses.fields(Recipe)],
             "analyses": [f.name for f in dataclasses.fields(Options)], "models": _MODEL_KEYS}
@@ -85,11 +90,11 @@ def _write_timings(out: Path, timings: dict) -> None:
     (out / "timings.csv").write_text("\n".join(lines) + "\n")
 
 
-def _analyse(ds, out, options, models, progress, meta):
-    from analyses import run_all
-    from analyses.report import write_report
+def _analyse(ds, out, options, models, progress, meta, only=None):
+    from . import run_all
+    from .report import write_report
 
-    findings = run_all(ds, out, options=options, models=models, progress=progress)
+    findings = run_all(ds, out, options=options, models=models, progress=progress, only=only)
     _write_timings(out, progress.timings)
     md, page = write_report(findings, out, title="sawdist: do these models think alike?", meta=meta,
                             timings=progress.timings)
@@ -103,10 +108,10 @@ def _analyse(ds, out, options, models, progress, meta):
 
 def _setup(args: argparse.Namespace):
     """(config, output folder (not yet created), progress printer, analysis options) of ``run`` and ``report``."""
-    from analyses._common import Progress
-    from analyses.context import Options
+    from sawdist.cli import read_config
 
-    from .cli import read_config
+    from ._common import Progress
+    from .context import Options
 
     config = read_config(args.config, load_config) if args.config else {}
     out = output_folder(args.out, "--out")
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     models_cfg = {**_MODEL_KEYS, **config.get("models", {})}
     _check_models(models_cfg, args.config)
 
-    from extraction.cli import check_data, need_torch, prepare, set_threads
+    from sawdist.extraction.cli import check_data, need_torch, prepare, set_threads
 
     # Every setting is checked before any work; errors name the config file's keys.
     file_config = {k: config[k] for k in ("extract", "dataset", "recipe") if k in config}
@@ -134,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     run_cfg, origin = prepare(file_config, args.config, overrides)
     need_torch("all")
     check_data(run_cfg, origin)
-    from extraction.models import FAMILIES
+    from sawdist.extraction.models import FAMILIES
 
     unknown = [f for f in models_cfg["families"] or [] if f not in FAMILIES]
     if unknown:
@@ -145,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(run_cfg.pop("threads"))  # as `sawdist extract` does: torch CPU threads, "auto" = the idle cores
     hint = "rerun: " + " ".join(shlex.quote(a) for a in (getattr(args, "argv", None) or sys.argv))
     with progress.stage("extraction (train every family, width and seed; saliency)"):
-        from extraction.sweep import extract
+        from sawdist.extraction.sweep import extract
 
         with origin.translating(CommandError):
             result = extract(resume_hint=hint, **run_cfg)
@@ -158,9 +163,9 @@ def run(args: argparse.Namespace) -> int:
     models = None
     if models_cfg["train"]:
         with progress.stage("train the kept model pool (transfer, ensemble accuracy)"):
-            from analyses.models import TorchModelPool
-            from extraction.data import load_dataset
-            from extraction.train import resolve_device
+            from sawdist.extraction.data import load_dataset
+            from sawdist.extraction.pool import TorchModelPool
+            from sawdist.extraction.train import resolve_device
 
             device = resolve_device(run_cfg["device"])
             data = load_dataset(run_cfg["dataset"], **run_cfg["dataset_options"]).to(device)
@@ -178,7 +183,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report(args: argparse.Namespace) -> int:
-    """``sawdist report DATASET.nc --out DIR``: every analysis on an existing saliency dataset."""
+    """``sawdist report DATASET.nc --out DIR``: every analysis (or those of ``--only``) on a saliency dataset."""
+    only = None
+    if args.only is not None:
+        only = [name.strip() for name in args.only.split(",") if name.strip()]
+        unknown = [name for name in only if name not in ANALYSES]
+        if unknown or not only:
+            raise UsageError(f"--only must name analyses among {', '.join(ANALYSES)}, got {args.only!r}.")
     path = input_file(args.dataset, "dataset file")
     config, out, progress, options = _setup(args)
     if args.models:
@@ -196,14 +207,14 @@ def report(args: argparse.Namespace) -> int:
     models = None
     if args.models:
         with progress.stage("load the model pool"):
-            from analyses.models import TorchModelPool
+            from sawdist.extraction.pool import TorchModelPool
 
             models = TorchModelPool.load(args.models)
     meta = {"dataset": str(path), "source data": ds.attrs.get("dataset", "?"),
             "families": ", ".join(map(str, ds["family"].values)),
             "capacities": ", ".join(map(str, ds["capacity"].values)), "seeds": ds.sizes["seed"],
             "inputs": ds.sizes["sample"], "dimension d": ds.sizes["feature"]}
-    _analyse(ds, out, options, models, progress, meta)
+    _analyse(ds, out, options, models, progress, meta, only=only)
     return 0
 
 
@@ -251,6 +262,8 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="sawdist-report", metavar="DIR",
                         help="output directory (default sawdist-report)")
     parser.add_argument("--models", metavar="DIR", help="model pool written by sawdist run (DIR/models)")
+    parser.add_argument("--only", metavar="A1,A2",
+                        help=f"run only these analyses: {', '.join(ANALYSES)} (default all)")
     _common_flags(parser)
     parser.set_defaults(func=report)
     return parser

@@ -1,6 +1,6 @@
 """The shared state of one analysis run: the dataset, options, and results computed once for several findings.
 
-:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`analyses._pairs`, used by the similarity,
+:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`sawdist.analyses._pairs`, used by the similarity,
 shared-mean and ensemble findings) and the Bayesian convergence fits (used by the shared-mean and convergence
 findings), so a full run computes each once.
 """

@@ -11,7 +11,7 @@ mu(x) integrated out, inputs partially pooled):
 Verdict: the concentration rises with capacity, beta > 0, for every family (95 % posterior interval). Sampler
 diagnostics (max R-hat, min bulk ESS) are reported with it.
 
-Run alone: ``python -m analyses.convergence DATASET.nc --out DIR``.
+Run alone: ``sawdist report DATASET.nc --only convergence``.
 """
 
 from __future__ import annotations
@@ -189,12 +189,3 @@ def _figure(caps, fam, kappa_typ, m_typ, m_avg, rows, obs, p_mean, p_lo, p_hi, *
     fig.suptitle(f"Convergence law — {fam}")
     return save_figure(fig, out_dir, f"convergence_{fam}")
 
-
-def main(argv=None) -> int:
-    from ._cli import single_main
-
-    return single_main(KEY, analyze, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

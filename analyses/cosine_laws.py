@@ -16,7 +16,7 @@ Verdict: the cosine law concentrates away from the uniform law as capacity grows
 family, with m(k) = sqrt(mean_x m_hat_k(x)^2) (root mean square over inputs, unbiased inside the root) and a 95 %
 delete-one-seed jackknife interval.
 
-Run alone: ``python -m analyses.cosine_laws DATASET.nc --out DIR``.
+Run alone: ``sawdist report DATASET.nc --only cosine_laws``.
 """
 
 from __future__ import annotations
@@ -180,9 +180,9 @@ def _figure(fake, shapes, cos, caps, fam, out_dir):
     plot_cosine_laws(fake, ax=axes[0])
     plot_log_shapes(fake, ax=axes[1])
     ax = axes[2]
-    from sawdist.plots import _colors
+    from sawdist.plots import capacity_colors
 
-    colors = _colors(len(shapes))
+    colors = capacity_colors(len(shapes))
     for i in range(len(shapes) - 1):
         lo, hi = np.quantile(cos[i], [0.05, 0.95])
         lo2, hi2 = np.quantile(cos[i + 1], [0.05, 0.95])
@@ -198,12 +198,3 @@ def _figure(fake, shapes, cos, caps, fam, out_dir):
     fig.suptitle(f"Cosine laws and Saw shapes — {fam}")
     return save_figure(fig, out_dir, f"cosine_laws_{fam}")
 
-
-def main(argv=None) -> int:
-    from ._cli import single_main
-
-    return single_main(KEY, analyze, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

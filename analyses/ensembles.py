@@ -13,7 +13,7 @@ seeds, over the large models and over inputs, against N. Beside it:
 Uncertainty: over inputs (per-input differences, SE of their mean). Verdict: the ensemble gain
 cos(u_bar_N_max, u_L) - cos(u_1, u_L) > 0 in every family (95 % interval).
 
-Run alone: ``python -m analyses.ensembles DATASET.nc --out DIR``.
+Run alone: ``sawdist report DATASET.nc --only ensembles``.
 """
 
 from __future__ import annotations
@@ -211,12 +211,3 @@ def _figure(curves, caps, accuracy, out_dir):
         ax.legend(frameon=False, fontsize="x-small")
     return save_figure(fig, out_dir, "ensembles")
 
-
-def main(argv=None) -> int:
-    from ._cli import single_main
-
-    return single_main(KEY, analyze, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

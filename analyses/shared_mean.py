@@ -4,7 +4,7 @@ Measured:
 
 * **Alignment** of the mean directions of every pair of capacities (and of families given one architecture label),
   bias-aware: cos(mu_j, mu_l) = sum_x rho_x(j, l) / sqrt(sum_x rho_x(j, j) sum_x rho_x(l, l)) (identity 2 with the
-  unbiased pair sums of :mod:`analyses._pairs`), with delete-one-seed jackknife intervals. Plug-in mean directions
+  unbiased pair sums of :mod:`sawdist.analyses._pairs`), with delete-one-seed jackknife intervals. Plug-in mean directions
   would not do: in high dimension their cosines are biased towards 0 by noise.
 * **Bayesian comparison** of the collapsed vMF model with one mean direction per input shared by the capacities
   against one per capacity (:func:`sawdist.bayes.fit_convergence`, PSIS-LOO over inputs, power law).
@@ -13,7 +13,7 @@ Verdict: H2 holds when every pair's alignment lies above ``alignment_threshold``
 95 % intervals, and fails when one lies below. The LOO comparison is reported beside it (it prefers the shared
 mean as soon as the means are partly aligned, so it cannot decide "almost" alone).
 
-Run alone: ``python -m analyses.shared_mean DATASET.nc --out DIR``.
+Run alone: ``sawdist report DATASET.nc --only shared_mean``.
 """
 
 from __future__ import annotations
@@ -139,12 +139,3 @@ def _figure(A, names, ps, out_dir, thr):
     fig.colorbar(im, ax=ax, shrink=0.85)
     return save_figure(fig, out_dir, "shared_mean_alignment")
 
-
-def main(argv=None) -> int:
-    from ._cli import single_main
-
-    return single_main(KEY, analyze, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,14 +1,14 @@
 """Finding 1 — similarity across capacities (H1): two models agree more as either one's capacity grows.
 
 Measured, per family: rho(k1, k2), the mean cosine between the saliency directions of models of capacities k1 and k2
-trained with different seeds, averaged over inputs (:mod:`analyses._pairs`); beside it the rank-one prediction
+trained with different seeds, averaged over inputs (:mod:`sawdist.analyses._pairs`); beside it the rank-one prediction
 mean_x m_x(k1) m_x(k2) of identity 2 with a shared mean direction, and the residual. Across families, the full
 (family, capacity) matrix.
 
 Verdict: for every family and every k2, the end-to-end increase rho(k_max, k2) - rho(k_min, k2) > 0 (95 % jackknife
 intervals over seeds). The fraction of adjacent steps that increase is reported as well.
 
-Run alone: ``python -m analyses.similarity DATASET.nc --out DIR``.
+Run alone: ``sawdist report DATASET.nc --only similarity``.
 """
 
 from __future__ import annotations
@@ -133,12 +133,3 @@ def _figures(ps, rho, pred, out_dir):
         paths.append(save_figure(fig, out_dir, "similarity_all_families"))
     return paths
 
-
-def main(argv=None) -> int:
-    from ._cli import single_main
-
-    return single_main(KEY, analyze, argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -6,7 +6,7 @@ of a family shares mu_f(x) (H2 true); with ``False`` each capacity has its own, 
 
 Examples
 --------
->>> from analyses.synthetic import synthetic_dataset
+>>> from sawdist.analyses.synthetic import synthetic_dataset
 >>> ds = synthetic_dataset(dim=16, capacities=[2, 8], m=[0.3, 0.6], n_seeds=4, n_samples=5, rng=0)
 >>> ds["direction"].dims
 ('family', 'capacity', 'seed', 'sample', 'feature')

@@ -16,7 +16,7 @@ strategy and target capacity; summarised by the mean over eps > 0 (lower = the a
 Verdict: the mean direction transfers better than either single surrogate: accuracy(single) - accuracy(mean) > 0 and
 accuracy(largest) - accuracy(mean) > 0 (averaged over eps > 0, targets and capacities; 95 % intervals over inputs).
 
-Needs trained models (:class:`analyses.models.ModelPool`); ``sawdist run`` trains and keeps them.
+Needs trained models (:class:`sawdist.analyses.models.ModelPool`); ``sawdist run`` trains and keeps them.
 """
 
 from __future__ import annotations

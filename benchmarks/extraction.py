@@ -32,12 +32,12 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from extraction.config import auto_threads, resolve  # noqa: E402
-from extraction.data import load_dataset  # noqa: E402
-from extraction.recipe import Recipe  # noqa: E402
-from extraction.saliency import input_gradients, normalise, saliency  # noqa: E402
-from extraction.sweep import extract  # noqa: E402
-from extraction.train import choose_mode, train_models  # noqa: E402
+from sawdist.extraction.config import auto_threads, resolve  # noqa: E402
+from sawdist.extraction.data import load_dataset  # noqa: E402
+from sawdist.extraction.recipe import Recipe  # noqa: E402
+from sawdist.extraction.saliency import input_gradients, normalise, saliency  # noqa: E402
+from sawdist.extraction.sweep import extract  # noqa: E402
+from sawdist.extraction.train import choose_mode, train_models  # noqa: E402
 
 RESULTS: dict = {}
 
@@ -142,7 +142,7 @@ def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, 
     """Saliency against a no-grad forward pass, on the device alone and including the copy of directions to host.
 
     The issue's goal (<= 2.5x) compares computations: ``gradients`` is the forward and backward pass plus the
-    normalisation, with the directions left on the device; ``saliency`` is :func:`extraction.saliency.saliency`,
+    normalisation, with the directions left on the device; ``saliency`` is :func:`sawdist.extraction.saliency.saliency`,
     which also moves n_models x n_samples x d float32 to host memory.
     """
     stack = train_models(family, width, list(range(n_models)), data, Recipe(epochs=1), mode="batched")

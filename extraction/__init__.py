@@ -10,11 +10,11 @@ download
 models
     The model zoo, each family parameterised by a width k.
 train
-    Many seeds trained at once with ``torch.func`` (or one by one), from a :class:`~extraction.train.Recipe`.
+    Many seeds trained at once with ``torch.func`` (or one by one), from a :class:`~sawdist.extraction.train.Recipe`.
 saliency
     Per-sample input gradients of a target, normalised to unit directions.
 sweep
-    :func:`~extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``.
+    :func:`~sawdist.extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``.
 cli, config
     The command line and its TOML configuration.
 

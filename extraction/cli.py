@@ -1,7 +1,8 @@
 """``sawdist extract``: train model families across width and seed and write their saliency dataset.
 
-Registered in :data:`sawdist.cli.SUBCOMMANDS` as ``"extract": "extraction.cli:add_parser"``; also runnable as
-``python -m extraction ...`` (same flags).
+Registered in :data:`sawdist.cli.SUBCOMMANDS` as ``"extract": "sawdist.extraction.cli:add_parser"``: like
+``sawdist run`` and ``sawdist report`` (:mod:`sawdist.analyses.cli`), this module is the application layer above
+the package it drives, and nothing in :mod:`sawdist.extraction` imports it.
 
 Examples
 --------
@@ -25,16 +26,16 @@ import sys
 import tomllib
 from pathlib import Path
 
-from sawdist.cli import CommandError, UsageError, add_global_flags, execute, read_config
+from sawdist.cli import CommandError, UsageError, read_config
 
 from .config import DEFAULTS
 from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
 
-__all__ = ["Origin", "add_parser", "build_parser", "check_data", "main", "need_torch", "prepare", "run"]
+__all__ = ["Origin", "add_parser", "check_data", "need_torch", "prepare", "run", "set_threads"]
 
 log = logging.getLogger("sawdist.extract")
 
-_TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")  # mirrors extraction.saliency.TARGETS (no torch here)
+_TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")  # mirrors sawdist.extraction.saliency.TARGETS (no torch here)
 
 
 # Flag types: argparse shows their errors as "sawdist extract: error: argument --seeds: expected ..., got '-2'".
@@ -131,7 +132,7 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                            "mirror: $SAWDIST_DATA_MIRROR)")
     data.add_argument("--data-option", type=_key_value, action="append", metavar="KEY=VALUE", default=[],
                       help="loader option, e.g. shape=[3,32,32] for synthetic (repeatable)")
-    recipe = parser.add_argument_group("training recipe (defaults: extraction.train.Recipe; digits: 10 epochs)")
+    recipe = parser.add_argument_group("training recipe (defaults: sawdist.extraction.train.Recipe; digits: 10 epochs)")
     choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES}
     for field in dataclasses.fields(Recipe):
         flag = "--" + field.name.replace("_", "-")
@@ -148,11 +149,11 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _command_line(argv: list[str] | None) -> str:
-    """The command to repeat in the resume message (``sawdist extract ...`` or ``python -m extraction ...``)."""
+    """The command to repeat in the resume message (``sawdist extract ...`` or ``python -m sawdist extract ...``)."""
     argv = list(sys.argv if argv is None else argv)
     program = Path(argv[0]).name if argv else "sawdist"
     if program == "__main__.py":
-        program = "python -m extraction"
+        program = "python -m sawdist"
     return " ".join([program, *(shlex.quote(a) for a in argv[1:])])
 
 
@@ -165,12 +166,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     return _configure(parser)
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """A stand-alone parser with the ``extract`` flags (for ``python -m extraction``)."""
-    parser = _configure(argparse.ArgumentParser(prog="python -m extraction", description=__doc__.splitlines()[0]))
-    add_global_flags(parser)
-    return parser
 
 
 # --- checks at the command-line boundary ---------------------------------------------------------------------------
@@ -284,9 +279,9 @@ def _check_settings(config: dict, origin: Origin) -> None:
 
 def prepare(file_config: dict, config_path=None, overrides: dict | None = None, recipe: dict | None = None,
             options: dict | None = None, flags: dict | None = None) -> tuple[dict, Origin]:
-    """Merge the settings of an extraction (:func:`extraction.config.resolve`) and check them before any work.
+    """Merge the settings of an extraction (:func:`sawdist.extraction.config.resolve`) and check them before any work.
 
-    Returns the keyword arguments of :func:`extraction.sweep.extract` (with ``threads``) and the :class:`Origin`
+    Returns the keyword arguments of :func:`sawdist.extraction.sweep.extract` (with ``threads``) and the :class:`Origin`
     that names each setting in messages. Needs no torch; :func:`check_data` does the checks that do.
     """
     from .config import resolve
@@ -349,7 +344,7 @@ def check_data(config: dict, origin: Origin) -> None:
 
 
 def set_threads(threads) -> None:
-    """Set torch's CPU threads: a number, or ``"auto"`` (:func:`extraction.config.auto_threads`)."""
+    """Set torch's CPU threads: a number, or ``"auto"`` (:func:`sawdist.extraction.config.auto_threads`)."""
     import torch
 
     from .config import auto_threads
@@ -407,7 +402,3 @@ def run(args: argparse.Namespace) -> int:
         return 0
     return 130
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m extraction [flags]``: errors as for ``sawdist extract`` (:func:`sawdist.cli.execute`)."""
-    return execute(build_parser(), argv)

@@ -13,7 +13,7 @@ Precedence, highest first: command-line flags, the ``--config`` TOML file, the d
     [dataset]                 # keyword options of the dataset loader
     root = "~/data/cifar"
 
-    [recipe]                  # fields of extraction.train.Recipe
+    [recipe]                  # fields of sawdist.extraction.train.Recipe
     epochs = 15
     lr = 0.05
 """
@@ -103,5 +103,5 @@ def resolve(file_config: dict | None = None, overrides: dict | None = None,
 
 
 def recipe_fields() -> list[dataclasses.Field]:
-    """The fields of :class:`extraction.train.Recipe` (each has a command-line flag)."""
+    """The fields of :class:`sawdist.extraction.train.Recipe` (each has a command-line flag)."""
     return list(dataclasses.fields(Recipe))

@@ -1,4 +1,4 @@
-"""Fetch CIFAR-10, CIFAR-100 and MNIST into the layout :mod:`extraction.data` reads (standard library and tqdm only).
+"""Fetch CIFAR-10, CIFAR-100 and MNIST into the layout :mod:`sawdist.extraction.data` reads (standard library and tqdm only).
 
 :func:`download` is what ``download=True`` of the loaders (``sawdist extract --download``) calls. It fetches
 
@@ -254,7 +254,7 @@ def download(name: str, root, *, base_url: str | Sequence[str] | None = None, ti
     name : str
         Dataset to fetch.
     root : path-like
-        Folder the loader reads (created when missing); the files land in the layout of :mod:`extraction.data`.
+        Folder the loader reads (created when missing); the files land in the layout of :mod:`sawdist.extraction.data`.
     base_url : str or sequence of str, optional
         Base URL(s) to fetch from, tried in order; default: ``$SAWDIST_DATA_MIRROR`` when set, else
         :data:`BASE_URLS` (the official sites).

@@ -18,7 +18,7 @@ family                    architecture (width k)
 
 Examples
 --------
->>> from extraction.models import build_model, count_params
+>>> from sawdist.extraction.models import build_model, count_params
 >>> model = build_model("cnn_small", 8, input_shape=(1, 8, 8), n_classes=10)
 >>> count_params("cnn_small", 8, input_shape=(1, 8, 8), n_classes=10)
 1898

@@ -76,7 +76,7 @@ def input_gradients(stack, x: torch.Tensor, y: torch.Tensor, target: str = "labe
 
     Parameters
     ----------
-    stack : extraction.train.ModelStack
+    stack : sawdist.extraction.train.ModelStack
     x : torch.Tensor
         Inputs, shape ``(n, *input_shape)``, on the models' device.
     y : torch.Tensor
@@ -146,8 +146,8 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
 
     Examples
     --------
-    >>> from extraction.data import load_dataset
-    >>> from extraction.train import Recipe, train_models
+    >>> from sawdist.extraction.data import load_dataset
+    >>> from sawdist.extraction.train import Recipe, train_models
     >>> data = load_dataset("digits")
     >>> stack = train_models("mlp", 8, [0, 1], data, Recipe(epochs=1))
     >>> s = saliency(stack, data.x_test[:5], data.y_test[:5])

@@ -8,8 +8,8 @@ run trains the remaining models exactly as the first run would have).
 
 Examples
 --------
->>> from extraction.sweep import extract
->>> from extraction.train import Recipe
+>>> from sawdist.extraction.sweep import extract
+>>> from sawdist.extraction.train import Recipe
 >>> result = extract("tiny.nc", families=["mlp"], widths=[8, 16], seeds=2, recipe=Recipe(epochs=1),
 ...                  progress=False)  # doctest: +SKIP
 >>> result.complete  # doctest: +SKIP
@@ -161,9 +161,8 @@ def _save_weights(store, stack, i: int) -> None:
 
 
 def _write_model_pool(folder: Path, store, families, widths, seeds, data, x, y, recipe) -> None:
-    """Stack the saved weights of each (family, width) into a model pool folder (analyses.models.TorchModelPool)."""
-    from analyses.models import TorchModelPool
-
+    """Stack the saved weights of each (family, width) into a model pool folder (:class:`.pool.TorchModelPool`)."""
+    from .pool import TorchModelPool
     from .train import ModelStack
 
     stacks = {}
@@ -236,19 +235,19 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     out : path-like
         netCDF file to write. Parts live in ``<out>.parts`` until the run is complete.
     dataset : str
-        A name of :data:`extraction.data.DATASETS`; ``dataset_options`` are the loader's keywords
+        A name of :data:`sawdist.extraction.data.DATASETS`; ``dataset_options`` are the loader's keywords
         (e.g. ``{"root": "~/data"}``).
     families : sequence of str
-        Model families (:data:`extraction.models.FAMILIES`).
+        Model families (:data:`sawdist.extraction.models.FAMILIES`).
     widths : sequence of int
         Widths k of every family.
     seeds : int or sequence of int
         A number of seeds (``0 .. seeds-1``) or the seeds themselves.
     recipe : Recipe, optional
-        Training recipe (default: :class:`extraction.recipe.Recipe` with the dataset's defaults of
-        :data:`extraction.config.DATASET_DEFAULTS`, e.g. 10 epochs on digits).
+        Training recipe (default: :class:`sawdist.extraction.recipe.Recipe` with the dataset's defaults of
+        :data:`sawdist.extraction.config.DATASET_DEFAULTS`, e.g. 10 epochs on digits).
     target : str
-        Saliency target, one of :data:`extraction.saliency.TARGETS`.
+        Saliency target, one of :data:`sawdist.extraction.saliency.TARGETS`.
     samples : int or None
         Saliency is computed on the first ``samples`` test inputs (all of them when None or larger).
     device : {"auto", "cpu", "cuda"}
@@ -261,7 +260,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         zlib level 0-9 of the output file (0: uncompressed). Directions compress to about 86 % of their size at any
         level; each model's are compressed on every core while the next models train.
     save_models : path-like, optional
-        Also keep the trained models: a folder that :meth:`analyses.models.TorchModelPool.load` reads (and
+        Also keep the trained models: a folder that :meth:`sawdist.extraction.pool.TorchModelPool.load` reads (and
         ``sawdist report --models`` takes), with every model's weights and the saliency inputs. It is written when
         the run completes; until then each model's weights wait in the parts folder next to its part. A resumed run
         trains again the finished models whose weights an earlier call did not keep (they come out the same).

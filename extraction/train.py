@@ -11,8 +11,8 @@ depend on which other seeds share its chunk, and both produce the same models up
 
 Examples
 --------
->>> from extraction.data import load_dataset
->>> from extraction.train import Recipe, train_models
+>>> from sawdist.extraction.data import load_dataset
+>>> from sawdist.extraction.train import Recipe, train_models
 >>> data = load_dataset("digits")
 >>> trained = train_models("mlp", 16, [0, 1], data, Recipe(epochs=1))
 >>> trained.test_accuracy.shape
@@ -213,10 +213,10 @@ def train_models(family: str, width: int, seeds, data, recipe: Recipe | None = N
     Parameters
     ----------
     family, width : str, int
-        Architecture (see :mod:`extraction.models`).
+        Architecture (see :mod:`sawdist.extraction.models`).
     seeds : sequence of int
         One model per seed; a model's initialisation and data order depend only on (seed, family, width).
-    data : extraction.data.Dataset
+    data : sawdist.extraction.data.Dataset
         Moved to ``device`` if it is not there already.
     recipe : Recipe, optional
     mode : {"batched", "sequential"}

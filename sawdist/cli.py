@@ -56,13 +56,13 @@ class UsageError(CommandError):
 #: exception is an internal error.
 USER_ERRORS = (CommandError, ValueError, OSError, ImportError)
 
-_OWN_PACKAGES = ("sawdist", "extraction", "analyses")
+_OWN_PACKAGES = ("sawdist",)
 
 #: Subcommand name -> "module:function" that adds its parser.
 SUBCOMMANDS: dict[str, str] = {
-    "extract": "extraction.cli:add_parser",
-    "run": "sawdist.mainjob:add_run_parser",
-    "report": "sawdist.mainjob:add_report_parser",
+    "extract": "sawdist.extraction.cli:add_parser",
+    "run": "sawdist.analyses.cli:add_run_parser",
+    "report": "sawdist.analyses.cli:add_report_parser",
 }
 
 
@@ -111,7 +111,7 @@ def execute(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     """Parse ``argv`` with ``parser`` and run the chosen command (``args.func(args)``); return the exit status.
 
     The one place where command-line errors become messages: see the module's docstring. ``parser`` is the
-    ``sawdist`` parser, or a stand-alone one (``python -m extraction``) with :func:`add_global_flags`.
+    ``sawdist`` parser, or another one given :func:`add_global_flags`.
     """
     args, extra = parser.parse_known_args(argv)
     command = getattr(args, "command_parser", parser)
@@ -233,8 +233,5 @@ def read_config(path, reader) -> dict:
         raise UsageError(str(err)) from err
 
 
-if __name__ == "__main__":  # pragma: no cover - exercised through the console script
-    # `python -m sawdist.cli`: run the imported module, whose CommandError is the one the commands raise
-    from sawdist.cli import main as _main
-
-    sys.exit(_main())
+if __name__ == "__main__":  # pragma: no cover - `python -m sawdist` is the module form of the command
+    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Reading, writing and validating saliency datasets (DESIGN section 5).
+"""Reading, writing and validating saliency datasets (schema and guarantees: docs/dataset.md).
 
 A saliency dataset is an :class:`xarray.Dataset` stored as netCDF4 (zlib-compressed, float32):
 
@@ -501,7 +501,7 @@ class PartStore:
     mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.npz``
     (NumPy's zip format, with CRC-32 checksums; written through a temporary file and :func:`os.replace`). A part
     stores ``direction`` as the compressed chunks of the output file, so the compression, the slow step, happens
-    while the run goes on (:func:`extraction.sweep.extract` writes parts in the background while the next models
+    while the run goes on (:func:`sawdist.extraction.sweep.extract` writes parts in the background while the next models
     train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
     """
 

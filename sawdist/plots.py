@@ -9,19 +9,18 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
+from ._optional import require
+
 __all__ = ["plot_cosine_laws", "plot_log_shapes", "plot_similarity"]
 
 
 def _pyplot():
-    import matplotlib.pyplot as plt
-
-    return plt
+    return require("matplotlib.pyplot", "sawdist.plots")
 
 
-def _colors(n):
-    import matplotlib as mpl
-
-    cmap = mpl.colormaps["viridis"]
+def capacity_colors(n):
+    """`n` colours from the viridis map, dark to light as capacity grows (one per curve of a family)."""
+    cmap = require("matplotlib", "sawdist.plots").colormaps["viridis"]
     return [cmap(x) for x in np.linspace(0.1, 0.9, max(n, 1))]
 
 
@@ -60,7 +59,7 @@ def plot_cosine_laws(fit, ax=None, *, bins=None, show_uniform=True):
         between 5 and 30.
     show_uniform : bool
         Draw the law of t under the uniform distribution on S^{d-1}, (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2): the
-        reference a family converges away from as its capacity grows (DESIGN §2).
+        reference a family converges away from as its capacity grows (docs/theory/saw_family.md, "Uniform").
 
     Returns
     -------
@@ -69,7 +68,7 @@ def plot_cosine_laws(fit, ax=None, *, bins=None, show_uniform=True):
     caps, laws, cosines, _, dim = _as_family(fit)
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6.4, 4.0), layout="constrained")
-    colors = _colors(len(laws))
+    colors = capacity_colors(len(laws))
     lo, hi = np.inf, -np.inf
     for k, law, tc, color in zip(caps, laws, cosines, colors):
         mean, sd = float(law.mean()), float(np.sqrt(law.var()))
@@ -115,7 +114,7 @@ def plot_log_shapes(fit, ax=None):
         raise ValueError("'fit' must carry a fitted log shape (a semi-parametric fit), got one without.")
     if ax is None:
         _, ax = _pyplot().subplots(figsize=(6.4, 4.0), layout="constrained")
-    colors = _colors(len(shapes))
+    colors = capacity_colors(len(shapes))
     for k, law, tc, f, color in zip(caps, laws, cosines, shapes, colors):
         knots = getattr(f, "knots", None)
         if tc is not None:
@@ -143,7 +142,9 @@ def plot_log_shapes(fit, ax=None):
 
 
 def plot_similarity(rho, predicted=None, capacities=None, axes=None, *, cmap="viridis"):
-    """Similarity heatmap rho(k1, k2) next to its rank-one prediction m(k1) m(k2) (DESIGN identity 2).
+    """Similarity heatmap rho(k1, k2) next to its rank-one prediction m(k1) m(k2) (the convergence law).
+
+    The prediction is identity 2 of docs/theory/identities.md.
 
     Parameters
     ----------

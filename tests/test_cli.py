@@ -1,7 +1,7 @@
 """The ``sawdist`` command line: one error line per user error, exit statuses, --debug, -v/-q (sawdist.cli).
 
 The errors of ``sawdist extract`` are tested in tests/extraction/test_cli.py; these are the command line's own and
-those of ``sawdist run``, ``sawdist report`` and ``python -m analyses.<name>``. No test here trains a model.
+those of ``sawdist run`` and ``sawdist report``. No test here trains a model.
 """
 
 import logging
@@ -60,7 +60,7 @@ def test_unrecognized_arguments_are_named_by_the_subcommand(capsys):
 def test_console_script_prints_one_line_without_traceback(tmp_path):
     """The installed ``sawdist`` (a subprocess): the user sees one line and the exit status."""
     env = {k: v for k, v in os.environ.items() if k != "SAWDIST_DEBUG"}
-    done = subprocess.run([sys.executable, "-m", "sawdist.cli", "report", "missing.nc"], cwd=tmp_path, env=env,
+    done = subprocess.run([sys.executable, "-m", "sawdist", "report", "missing.nc"], cwd=tmp_path, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr == "sawdist report: error: dataset file 'missing.nc' does not exist.\n"
@@ -85,7 +85,7 @@ def _patch_report(monkeypatch, error):
     def report(args):
         raise error
 
-    monkeypatch.setattr("sawdist.mainjob.report", report)
+    monkeypatch.setattr("sawdist.analyses.cli.report", report)
 
 
 @pytest.mark.parametrize(("error", "code", "line"), [
@@ -126,7 +126,7 @@ def test_quiet_and_verbose_set_the_level_of_the_sawdist_logger(capsys, monkeypat
         print("a result")
         return 0
 
-    monkeypatch.setattr("sawdist.mainjob.report", report)
+    monkeypatch.setattr("sawdist.analyses.cli.report", report)
     assert run_main(["report", "x.nc"], capsys) == (0, "a result\n", "an info message\na warning\n")
     assert run_main(["-q", "report", "x.nc"], capsys) == (0, "a result\n", "a warning\n")
     assert run_main(["report", "x.nc", "--quiet"], capsys) == (0, "a result\n", "a warning\n")
@@ -138,7 +138,7 @@ def test_quiet_and_verbose_set_the_level_of_the_sawdist_logger(capsys, monkeypat
 
 
 def test_progress_messages_go_through_logging(caplog):
-    from analyses._common import Progress
+    from sawdist.analyses._common import Progress
 
     caplog.set_level(logging.INFO, logger="sawdist")
     progress = Progress()
@@ -149,7 +149,7 @@ def test_progress_messages_go_through_logging(caplog):
     assert "a stage: done in" in caplog.records[1].getMessage()
 
 
-# --- sawdist report and python -m analyses.<name> --------------------------------------------------------------------
+# --- sawdist report ---------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -183,16 +183,12 @@ def test_report_errors(argv, line, files, capsys):
     assert not (files / "report").exists()  # nothing is written before the inputs are checked
 
 
-def test_one_analysis_from_the_command_line_reports_errors_the_same_way(files, capsys):
-    from analyses import similarity
-
-    code, _, err = run_main([str(files / "some.csv"), "--out", str(files / "a")], capsys, similarity.main)
-    assert code == 1 and only_line(err) == (f"python -m analyses.similarity: error: dataset file "
-                                            f"'{files / 'some.csv'}' is not a saliency dataset: NetCDF: Unknown "
-                                            "file format")
-    code, _, err = run_main([], capsys, similarity.main)
-    assert code == 2 and err.splitlines()[-1] == ("python -m analyses.similarity: error: the following arguments "
-                                                  "are required: DATASET.nc")
+@pytest.mark.parametrize("only", ["similarity,nope", ","])
+def test_report_only_names_known_analyses(only, files, capsys):
+    code, out, err = run_main(["report", str(files / "other.nc"), "--only", only], capsys)
+    assert code == 2 and out == "" and only_line(err) == (
+        "sawdist report: error: --only must name analyses among similarity, cosine_laws, shared_mean, convergence, "
+        f"ensembles, transfer, got {only!r}.")
 
 
 # --- sawdist run: its --config file and --out -------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 
 from sawdist.cli import main
-from sawdist.mainjob import load_config
+from sawdist.analyses.cli import load_config
 
 torch = pytest.importorskip("torch")
 
@@ -88,7 +88,7 @@ def test_config_errors(tmp_path):
 
 
 def test_model_pool_load_needs_pool_json(tmp_path):
-    from analyses.models import TorchModelPool
+    from sawdist.extraction.pool import TorchModelPool
 
     with pytest.raises(FileNotFoundError, match="'models' folder '.*' has no pool.json"):
         TorchModelPool.load(tmp_path)
@@ -97,8 +97,8 @@ def test_model_pool_load_needs_pool_json(tmp_path):
 def test_commands_are_registered():
     from sawdist.cli import SUBCOMMANDS, build_parser
 
-    assert SUBCOMMANDS["run"] == "sawdist.mainjob:add_run_parser"
-    assert SUBCOMMANDS["report"] == "sawdist.mainjob:add_report_parser"
+    assert SUBCOMMANDS["run"] == "sawdist.analyses.cli:add_run_parser"
+    assert SUBCOMMANDS["report"] == "sawdist.analyses.cli:add_report_parser"
     args = build_parser().parse_args(["run", "--out", "x"])
     assert args.out == "x" and args.progress
 
@@ -107,17 +107,17 @@ def test_command_line_and_analyses_import_light():
     import subprocess
     import sys
 
-    code = ("import sys, sawdist, sawdist.mainjob, analyses, analyses.context, analyses.report; "
+    code = ("import sys, sawdist, sawdist.analyses.cli, sawdist.analyses.context, sawdist.analyses.report; "
             "from sawdist.cli import build_parser; build_parser(); "
             "heavy = [m for m in ('torch', 'pymc', 'arviz', 'matplotlib') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-def test_one_analysis_runs_alone_from_the_command_line(reduced_run, tmp_path, capsys):
-    from analyses import similarity
-
+def test_report_runs_only_the_analyses_asked_for(reduced_run, tmp_path, capsys):
     out = tmp_path / "alone"
-    assert similarity.main([str(reduced_run / "saliency-digits.nc"), "--out", str(out)]) == 0
-    assert "Similarity rises with capacity (H1): " in capsys.readouterr().out
+    assert main(["report", str(reduced_run / "saliency-digits.nc"), "--out", str(out), "--only", "similarity"]) == 0
+    printed = capsys.readouterr().out
+    assert "Similarity rises with capacity (H1)" in printed and "Ensembles" not in printed
     assert (out / "report.md").is_file() and (out / "tables" / "similarity.csv").is_file()
+    assert not (out / "tables" / "ensembles.csv").exists()

@@ -25,7 +25,7 @@ import pkgutil
 from pathlib import Path
 
 #: Packages whose public modules are documented, in page order.
-PACKAGES = ("sawdist", "extraction")
+PACKAGES = ("sawdist", "sawdist.extraction")
 #: Members a user calls on subclasses of external bases (PyMC distributions, torch modules); other overrides of an
 #: external base's methods (PyTensor ``Op`` hooks such as ``perform`` or ``c_code``) are implementation details,
 #: and their docstrings, inherited from the external base, are not numpydoc.
@@ -62,7 +62,7 @@ def public_modules(packages=PACKAGES) -> list[str]:
                 shadow = getattr(importlib.import_module(parent), leaf, module)
                 if shadow is not module:  # e.g. the function sawdist.fit hides the module sawdist.fit
                     continue
-            if getattr(module, "__all__", None) is not None:
+            if getattr(module, "__all__", None) is not None and name not in found:
                 found.append(name)
     return found
 
@@ -146,7 +146,8 @@ def write_pages(outdir: Path, pages) -> None:
         "",
     ]
     for package in PACKAGES:
-        mods = [m for m in pages if m.split(".")[0] == package]
+        # a module belongs to the most specific documented package it is in (sawdist.extraction.* not to sawdist)
+        mods = [m for m in pages if max((p for p in PACKAGES if m == p or m.startswith(p + ".")), key=len) == package]
         if not mods:
             continue
         lines += [f".. toctree::", f"   :caption: {package}", "   :maxdepth: 1", ""]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analyses.synthetic import synthetic_dataset
+from sawdist.analyses.synthetic import synthetic_dataset
 
 #: True mean resultant lengths m(k) of the synthetic families (capacities 2, 4, 8).
 CAPACITIES = [2, 4, 8]

@@ -7,9 +7,9 @@ of the misspecified shared-mean model to them takes minutes, too long for the su
 import numpy as np
 import pytest
 
-from analyses import convergence, shared_mean
-from analyses.context import Context, Options
-from analyses.synthetic import synthetic_dataset
+from sawdist.analyses import convergence, shared_mean
+from sawdist.analyses.context import Context, Options
+from sawdist.analyses.synthetic import synthetic_dataset
 from sawdist.special import vmf_mean_resultant_length
 
 DIM = 32

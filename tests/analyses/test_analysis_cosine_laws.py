@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from analyses import cosine_laws
+from sawdist.analyses import cosine_laws
 
 from .conftest import M_TRUE, make
 
@@ -28,7 +28,7 @@ def test_cosine_laws_spreading_with_capacity_fail(tmp_path):
 
 
 def test_pooled_cosines_skip_inputs_without_two_valid_directions(shared):
-    from analyses._common import family_layout
+    from sawdist.analyses._common import family_layout
 
     U, V0 = family_layout(shared, "a")
     V = V0.copy()
@@ -42,7 +42,7 @@ def test_pooled_cosines_skip_inputs_without_two_valid_directions(shared):
 
 
 def test_chunks_of_inputs_give_the_same_result(shared, tmp_path, monkeypatch):
-    from analyses import _common
+    from sawdist.analyses import _common
 
     whole = cosine_laws.analyze(shared, tmp_path / "whole")
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from analyses import ensembles
-from analyses.context import Context, Options
+from sawdist.analyses import ensembles
+from sawdist.analyses.context import Context, Options
 
 from .conftest import M_TRUE
 

@@ -1,8 +1,8 @@
-"""Pair sums of analyses._pairs: exact against sawdist.stats and against deleting a seed; unbiased alignment."""
+"""Pair sums of sawdist.analyses._pairs: exact against sawdist.stats and against deleting a seed; unbiased alignment."""
 
 import numpy as np
 
-from analyses import _pairs
+from sawdist.analyses import _pairs
 from sawdist.stats import similarity_matrix
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from analyses import run_all
-from analyses.context import Options
-from analyses.report import write_report
+from sawdist.analyses import run_all
+from sawdist.analyses.context import Options
+from sawdist.analyses.report import write_report
 
 
 def test_report_states_a_failing_h2_as_failing(separate, tmp_path):
@@ -30,7 +30,7 @@ def test_report_states_a_failing_h2_as_failing(separate, tmp_path):
 
 
 def test_run_all_reports_a_broken_analysis_as_not_tested(shared, tmp_path, monkeypatch):
-    from analyses import similarity
+    from sawdist.analyses import similarity
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -4,8 +4,8 @@ test of the convergence finding)."""
 import numpy as np
 import pandas as pd
 
-from analyses import shared_mean
-from analyses.context import Context, Options
+from sawdist.analyses import shared_mean
+from sawdist.analyses.context import Context, Options
 
 
 def _run(ds, path, **options):

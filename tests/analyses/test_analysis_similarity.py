@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from analyses import similarity
+from sawdist.analyses import similarity
 
 from .conftest import M_TRUE, make
 

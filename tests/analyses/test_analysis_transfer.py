@@ -9,9 +9,9 @@ grid of eps that takes the accuracy from 1 to 0.
 import numpy as np
 import pytest
 
-from analyses import transfer
-from analyses.context import Context, Options
-from analyses.models import ModelPool
+from sawdist.analyses import transfer
+from sawdist.analyses.context import Context, Options
+from sawdist.analyses.models import ModelPool
 
 EPS = list(np.linspace(0.0, 2.0, 9))
 
@@ -86,9 +86,9 @@ def test_transfer_without_models_is_not_tested(shared, tmp_path):
 @pytest.mark.slow
 def test_torch_model_pool_round_trip_and_attack(shared, tmp_path):
     pytest.importorskip("torch")
-    from analyses.models import TorchModelPool
-    from extraction.data import load_dataset
-    from extraction.train import Recipe
+    from sawdist.extraction.pool import TorchModelPool
+    from sawdist.extraction.data import load_dataset
+    from sawdist.extraction.train import Recipe
 
     from ..extraction.extraction_fixtures import one_torch_thread
 

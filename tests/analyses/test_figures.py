@@ -9,7 +9,7 @@ def test_figures_leave_backend_and_pyplot_alone(tmp_path):
     # A notebook's inline backend stands in as 'svg' (any backend other than Agg shows a switch).
     code = (
         "import matplotlib.pyplot as plt\n"
-        "from analyses._common import new_figure, save_figure\n"
+        "from sawdist.analyses._common import new_figure, save_figure\n"
         "fig, axes = new_figure(1, 2, figsize=(4, 2), squeeze=False, sharey=True)\n"
         "axes[0, 0].plot([0, 1], [0, 1])\n"
         f"rel = save_figure(fig, {str(tmp_path)!r}, 'line')\n"

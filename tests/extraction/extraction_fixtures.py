@@ -11,8 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from extraction.data import load_dataset  # noqa: E402
-from extraction.train import Recipe  # noqa: E402
+from sawdist.extraction.data import load_dataset  # noqa: E402
+from sawdist.extraction.train import Recipe  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -59,7 +59,7 @@ def tiny():
 @pytest.fixture(scope="session")
 def reference_sweep(tmp_path_factory, quick_recipe):
     """An uninterrupted tiny sweep; tests compare interrupted and resumed runs against it."""
-    from extraction.sweep import extract
+    from sawdist.extraction.sweep import extract
 
     out = tmp_path_factory.mktemp("reference") / "reference.nc"
     with one_torch_thread():  # session fixtures are set up before the autouse one of the test that asks first

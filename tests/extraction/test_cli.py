@@ -6,9 +6,8 @@ import sys
 import pytest
 
 import sawdist.io as sio
-from extraction.cli import main as extraction_main
-from extraction.config import DATASET_DEFAULTS, auto_threads, load_toml, resolve
 from sawdist.cli import main
+from sawdist.extraction.config import DATASET_DEFAULTS, auto_threads, load_toml, resolve
 
 from .extraction_fixtures import _one_torch_thread  # noqa: F401  (fixture: the CLI sets torch's thread count)
 
@@ -37,8 +36,8 @@ def test_config_file_and_flags_override(tmp_path):
         '[recipe]\nepochs = 1\noptimizer = "adam"\nlr = 0.01\n'
     )
     out = tmp_path / "flag.nc"
-    assert extraction_main(["--config", str(config), "--seeds", "2", "--out", str(out), "--lr", "0.002",
-                            "--data-option", "noise=0.5", "--threads", "1"]) == 0
+    assert main(["extract", "--config", str(config), "--seeds", "2", "--out", str(out), "--lr", "0.002",
+                 "--data-option", "noise=0.5", "--threads", "1"]) == 0
     with sio.open_saliency(out) as ds:
         assert ds.sizes["seed"] == 2 and ds.attrs["dataset"] == "synthetic" and ds.sizes["sample"] == 10
         recipe = json.loads(ds.attrs["recipe"])
@@ -239,20 +238,11 @@ def test_an_existing_output_of_another_run(tmp_path, capsys):
                                        "another file or delete it.\n")
 
 
-def test_python_m_extraction_reports_errors_the_same_way(capsys):
-    assert _error(["--families", "big"], capsys, extraction_main)[1].startswith(
-        "python -m extraction: error: --families has unknown family 'big'; ")
-    with pytest.raises(SystemExit) as exit_:
-        extraction_main(["--seeds", "0"])
-    assert exit_.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == (
-        "python -m extraction: error: argument --seeds: expected a positive integer, got '0'")
-
-
 def _fake_extract(seen):
-    """A stand-in for extraction.sweep.extract that records its arguments and logs like the sweep."""
+    """A stand-in for sawdist.extraction.sweep.extract that records its arguments and logs like the sweep."""
     import logging
 
-    from extraction.sweep import ExtractResult
+    from sawdist.extraction.sweep import ExtractResult
 
     def extract(out, **kwargs):
         seen.update(kwargs, out=out)
@@ -271,7 +261,7 @@ def _fake_extract(seen):
 ])
 def test_quiet_and_verbose(flags, lines, progress, tmp_path, capsys, monkeypatch):
     seen = {}
-    monkeypatch.setattr("extraction.sweep.extract", _fake_extract(seen))
+    monkeypatch.setattr("sawdist.extraction.sweep.extract", _fake_extract(seen))
     out = str(tmp_path / "x.nc")
     assert main(["extract", "--out", out, "--threads", "1", *flags]) == 0
     captured = capsys.readouterr()
@@ -289,7 +279,7 @@ def test_ctrl_c_exits_130_with_the_resume_message(tmp_path, capsys, monkeypatch)
         logging.getLogger("sawdist.extract").warning(f"interrupted: 1 of 4 models are saved; to resume, {resume_hint}.")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("extraction.sweep.extract", extract)
+    monkeypatch.setattr("sawdist.extraction.sweep.extract", extract)
     assert main(["extract", "-q", "--out", str(tmp_path / "x.nc"), "--threads", "1"]) == 130
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("interrupted: 1 of 4 models are saved; to resume, rerun: ")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 
-from extraction.data import DATASETS, load_dataset, read_idx
+from sawdist.extraction.data import DATASETS, load_dataset, read_idx
 
 
 def test_digits_split_and_standardisation(digits):

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from extraction.models import FAMILIES, build_model, count_params
+from sawdist.extraction.models import FAMILIES, build_model, count_params
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))

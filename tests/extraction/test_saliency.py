@@ -5,8 +5,8 @@ import torch
 from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 from torch.func import grad, vmap
 
-from extraction.saliency import TARGETS, input_gradients, saliency, target_values
-from extraction.train import Recipe, train_models
+from sawdist.extraction.saliency import TARGETS, input_gradients, saliency, target_values
+from sawdist.extraction.train import Recipe, train_models
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_gpu_saliency_matches_cpu(digits):
 
 def test_out_of_memory_halves_the_batch(stack, digits, monkeypatch):
     # A GPU that holds at most 5 samples' activations, simulated: the directions must not change.
-    import extraction.saliency as sal
+    import sawdist.extraction.saliency as sal
 
     x, y = digits.x_test[:23], digits.y_test[:23]
     reference = saliency(stack, x, y)

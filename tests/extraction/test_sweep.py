@@ -8,8 +8,8 @@ import xarray as xr
 from .extraction_fixtures import _one_torch_thread, quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
 
 import sawdist.io as sio
-from extraction.sweep import extract
-from extraction.train import Recipe
+from sawdist.extraction.sweep import extract
+from sawdist.extraction.train import Recipe
 
 
 def assert_same_file(a, b):
@@ -146,7 +146,7 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
                                                                           tiny, kept_before):
     # Interrupted with or without --save-models, then resumed with it: the models with no weights are trained again,
     # and they come out the same (the file equals the uninterrupted run's; keeping the models is not another run).
-    from analyses.models import TorchModelPool
+    from sawdist.extraction.pool import TorchModelPool
 
     out, models = tmp_path / "run.nc", tmp_path / "models"
 
@@ -180,7 +180,7 @@ def test_a_second_ctrl_c_cancels_the_queued_part_writes():
     import threading
     import time
 
-    from extraction.sweep import _PartWriter
+    from sawdist.extraction.sweep import _PartWriter
 
     written, started = [], threading.Event()
 

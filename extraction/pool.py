@@ -1,0 +1,122 @@
+"""A pool of trained PyTorch models on fixed inputs: the model side of the transfer attack and the ensemble accuracy.
+
+:class:`TorchModelPool` holds one :class:`~sawdist.extraction.train.ModelStack` per (family, width), trains them
+(``sawdist run``), saves and loads them (``models/<family>-k<width>.pt``, ``inputs.pt`` and ``pool.json``; written by
+``sawdist run`` and ``sawdist extract --save-models``). It provides the methods of
+:class:`sawdist.analyses.models.ModelPool`, the interface the analyses read.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["TorchModelPool"]
+
+
+class TorchModelPool:
+    """Models from :func:`sawdist.extraction.train.train_models`, evaluated on the first ``n_inputs`` test inputs."""
+
+    def __init__(self, stacks: dict, x, labels, *, meta: dict | None = None):
+        self.stacks = stacks  # (family, capacity) -> ModelStack
+        self.families = list(dict.fromkeys(f for f, _ in stacks))
+        self._x = x  # torch tensor on the models' device
+        self.x = x.detach().cpu().numpy()
+        self.labels = labels.detach().cpu().numpy()
+        self._y = labels
+        self.meta = dict(meta or {})
+        self._directions = {}
+
+    @classmethod
+    def train(cls, data, families, capacities, seeds, recipe=None, *, n_inputs=200, device=None, progress=None):
+        """Train ``seeds`` models of every (family, capacity) on ``data`` (an :class:`sawdist.extraction.data.Dataset`)."""
+        from .train import train_models
+
+        stacks = {}
+        for fam in families:
+            for k in capacities:
+                if progress is not None:
+                    progress.say(f"  training {len(seeds)} {fam} models of width {k}")
+                stacks[(fam, int(k))] = train_models(fam, int(k), list(seeds), data, recipe, mode="batched",
+                                                     device=device)
+        n = min(int(n_inputs), data.x_test.shape[0])
+        meta = {"dataset": data.name, "options": data.options, "input_shape": list(data.input_shape),
+                "n_classes": data.n_classes, "n_inputs": n, "recipe": recipe.to_dict() if recipe else None}
+        return cls(stacks, data.x_test[:n], data.y_test[:n], meta=meta)
+
+    def save(self, folder) -> Path:
+        """Write every stack's weights to ``folder`` (created) and ``pool.json``; return the folder."""
+        import torch
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = []
+        for (fam, k), st in self.stacks.items():
+            name = f"{fam}-k{k}.pt"
+            torch.save({"params": {n: v.cpu() for n, v in st.params.items()},
+                        "buffers": {n: v.cpu() for n, v in st.buffers.items()}, "seeds": list(st.seeds),
+                        "test_accuracy": np.asarray(st.test_accuracy).tolist()}, folder / name)
+            index.append({"family": fam, "capacity": k, "file": name})
+        torch.save({"x": self._x.cpu(), "labels": self._y.cpu()}, folder / "inputs.pt")
+        (folder / "pool.json").write_text(json.dumps({"meta": self.meta, "stacks": index}, indent=1))
+        return folder
+
+    @classmethod
+    def load(cls, folder, device="cpu"):
+        """Read a pool written by :meth:`save`."""
+        import torch
+
+        from .models import build_model
+        from .train import ModelStack
+
+        folder = Path(folder)
+        if not (folder / "pool.json").is_file():
+            raise FileNotFoundError(f"'models' folder {str(folder)!r} has no pool.json (write it with sawdist run).")
+        spec = json.loads((folder / "pool.json").read_text())
+        meta = spec["meta"]
+        stacks = {}
+        for item in spec["stacks"]:
+            blob = torch.load(folder / item["file"], map_location=device, weights_only=True)
+            base = build_model(item["family"], int(item["capacity"]), tuple(meta["input_shape"]),
+                               int(meta["n_classes"])).to("meta").eval()
+            st = ModelStack(item["family"], int(item["capacity"]), blob["seeds"], base, blob["params"],
+                            blob["buffers"], test_accuracy=np.asarray(blob["test_accuracy"]))
+            stacks[(item["family"], int(item["capacity"]))] = st
+        inputs = torch.load(folder / "inputs.pt", map_location=device, weights_only=True)
+        return cls(stacks, inputs["x"], inputs["labels"], meta=meta)
+
+    def capacities(self, family) -> list:
+        return sorted(k for f, k in self.stacks if f == family)
+
+    def n_models(self, family, capacity) -> int:
+        return len(self.stacks[(family, int(capacity))])
+
+    def directions(self, family, capacity) -> np.ndarray:
+        key = (family, int(capacity))
+        if key not in self._directions:
+            from .saliency import input_gradients, normalise
+
+            grad, _ = input_gradients(self.stacks[key], self._x, self._y, "label_logit")
+            direction, _, _ = normalise(grad)
+            self._directions[key] = direction.detach().cpu().numpy().astype(np.float64)
+        return self._directions[key]
+
+    def predict(self, family, capacity, model, x) -> np.ndarray:
+        import torch
+        from torch.func import functional_call
+
+        st = self.stacks[(family, int(capacity))]
+        params = {k: v[model] for k, v in st.params.items()}
+        buffers = {k: v[model] for k, v in st.buffers.items()}
+        xt = torch.as_tensor(np.asarray(x, dtype=np.float32), device=self._x.device)
+        with torch.no_grad():
+            out = [functional_call(st.base, (params, buffers), (xt[i: i + 4096],)) for i in range(0, len(xt), 4096)]
+        return torch.cat(out).argmax(-1).cpu().numpy()
+
+    def probabilities_of(self, family, capacity) -> np.ndarray:
+        import torch
+
+        st = self.stacks[(family, int(capacity))]
+        return torch.softmax(st.logits(self._x), dim=-1).cpu().numpy()
