@@ -36,6 +36,7 @@ from sawdist.extraction.config import auto_threads, resolve  # noqa: E402
 from sawdist.extraction.data import load_dataset  # noqa: E402
 from sawdist.extraction.recipe import Recipe  # noqa: E402
 from sawdist.extraction.saliency import input_gradients, normalise, saliency  # noqa: E402
+from sawdist.extraction.parts import PartStore  # noqa: E402
 from sawdist.extraction.sweep import extract  # noqa: E402
 from sawdist.extraction.train import choose_mode, train_models  # noqa: E402
 
@@ -224,7 +225,7 @@ def grid_io(n_models: int, n: int, d: int, label: str) -> None:
     result = {}
     for complevel in (4, 0):
         with tempfile.TemporaryDirectory() as tmp:
-            store = sio.PartStore(Path(tmp) / "grid.nc", {"benchmark": 1}, complevel=complevel).open()
+            store = PartStore(Path(tmp) / "grid.nc", {"benchmark": 1}, complevel=complevel).open()
             start = time.perf_counter()
             for seed in range(n_models):
                 store.write_model(family="cnn_small", capacity=8, seed=seed, direction=u, test_accuracy=0.5,

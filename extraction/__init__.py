@@ -14,7 +14,13 @@ train
 saliency
     Per-sample input gradients of a target, normalised to unit directions.
 sweep
-    :func:`~sawdist.extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``.
+    :func:`~sawdist.extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``: its settings, the
+    decisions made once, the units of work and the loop over them.
+parts
+    The resumable part store: one part file per finished model, the manifest of decisions, and the assembly of the
+    parts into the dataset.
+pool
+    :class:`~sawdist.extraction.pool.TorchModelPool`, trained models kept for the transfer attack.
 cli, config
     The command line and its TOML configuration.
 

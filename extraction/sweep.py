@@ -1,10 +1,23 @@
 """Sweeps: train every (family, width, seed), compute saliency, and write the dataset one model at a time.
 
 :func:`extract` is what ``sawdist extract`` runs. It writes each finished model to its own part file (see
-:class:`sawdist.io.PartStore`), so an interrupted run — Ctrl-C, a crash, a lost machine — resumes by running the same
-command again: finished models are skipped, unreadable parts are redone, and the result is the same file an
-uninterrupted run writes (the training mode chosen for each (family, width) is recorded and reused, so a resumed
-run trains the remaining models exactly as the first run would have).
+:class:`sawdist.extraction.parts.PartStore`), so an interrupted run — Ctrl-C, a crash, a lost machine — resumes by
+running the same command again: finished models are skipped, unreadable parts are redone, and the result is the same
+file an uninterrupted run writes (the training mode chosen for each (family, width) is recorded and reused, so a
+resumed run trains the remaining models exactly as the first run would have).
+
+A sweep goes in four steps, one function each:
+
+1. :class:`Sweep`: the settings, checked — what is trained (dataset, families, widths, seeds, samples, target,
+   recipe, training mode, chunk size) and how it is written (output file, compression, kept models, device,
+   progress bar);
+2. :func:`prepare`: what the settings leave open — the device, the data, the saliency inputs — resolved into the
+   run's identity, which a resumed run must match;
+3. :func:`plan`: the decisions per (family, width) — the training path and the chunk size — taken once and
+   recorded in the parts folder, and the remaining work cut into units (:class:`Unit`: the seeds of one family
+   and width that train together, with a stable id);
+4. :func:`run_sweep`: the loop over the units (train, saliency, parts written in the background) and the assembly
+   of the parts into the output file.
 
 Examples
 --------
@@ -28,17 +41,17 @@ import signal
 import sys
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 import xarray as xr
 
-from sawdist import io as sio
+from sawdist.io import SCHEMA_VERSION, check_complevel, validate
 
-from .data import load_dataset
+from .data import Dataset, load_dataset
 from .models import check_family, check_width, count_params
+from .parts import PartStore, PartWriter, key_name
 from .recipe import MODES, Recipe
 from .saliency import check_target, saliency
 from .train import choose_mode, resolve_device, train_models
@@ -49,9 +62,6 @@ __all__ = ["ExtractResult", "extract"]
 #: ``sawdist`` command prints them above the progress bar; from Python, logging's default handler prints them on
 #: stderr unless logging is configured otherwise.
 log = logging.getLogger("sawdist.extract")
-
-#: Schema version written to the files' attributes.
-SCHEMA_VERSION = "1"
 
 
 @dataclasses.dataclass
@@ -108,41 +118,8 @@ class _StopFlag:
         return False
 
 
-class _PartWriter:
-    """Writes part files on one background thread, so that the next models train while a chunk is compressed and
-    written; the bookkeeping (done set, callbacks) stays on the calling thread, in the order of submission."""
-
-    def __init__(self, store, on_written):
-        self.store = store
-        self.on_written = on_written  # called on the writer thread after each part (the progress bar)
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sawdist-parts")
-        self.pending: deque = deque()
-
-    def submit(self, key, accuracy: float, **part) -> None:
-        def write():
-            self.store.write_model(**part)
-            self.on_written(key, accuracy)
-
-        self.pending.append((key, self.pool.submit(write)))
-
-    def finished(self, wait: bool):
-        """The keys written so far, in order (all of them when ``wait``); a failed write raises here."""
-        while self.pending and (wait or self.pending[0][1].done()):
-            key, future = self.pending.popleft()
-            future.result()
-            yield key
-
-    def close(self, cancel: bool = False) -> list:
-        """Finish the write under way (a part is never left half written) and, unless ``cancel``, the queued ones;
-        return the keys written since the last :meth:`finished`."""
-        self.pool.shutdown(wait=True, cancel_futures=cancel)
-        written = [key for key, future in self.pending if not future.cancelled() and future.exception() is None]
-        self.pending.clear()
-        return written
-
-
 def _weights_path(store, family: str, width: int, seed: int) -> Path:
-    return store.folder / "weights" / f"{family}-k{int(width)}-s{int(seed)}.pt"
+    return store.folder / "weights" / (key_name(family, width, seed) + ".pt")
 
 
 def _save_weights(store, stack, i: int) -> None:
@@ -160,14 +137,17 @@ def _save_weights(store, stack, i: int) -> None:
     tmp.replace(path)
 
 
-def _write_model_pool(folder: Path, store, families, widths, seeds, data, x, y, recipe) -> None:
-    """Stack the saved weights of each (family, width) into a model pool folder (:class:`.pool.TorchModelPool`)."""
+def _write_model_pool(prepared: Prepared, store) -> None:
+    """Stack the saved weights of each (family, width) into the folder ``save_models`` (a
+    :class:`.pool.TorchModelPool`)."""
     from .pool import TorchModelPool
     from .train import ModelStack
 
+    sweep, data, x = prepared.sweep, prepared.data, prepared.inputs
+    seeds = sweep.seeds
     stacks = {}
-    for family in families:
-        for width in widths:
+    for family in sweep.families:
+        for width in sweep.widths:
             blobs = [torch.load(_weights_path(store, family, width, s), weights_only=True) for s in seeds]
             params = {k: torch.stack([b["params"][k] for b in blobs]) for k in blobs[0]["params"]}
             buffers = {k: torch.stack([b["buffers"][k] for b in blobs]) for k in blobs[0]["buffers"]}
@@ -175,8 +155,8 @@ def _write_model_pool(folder: Path, store, families, widths, seeds, data, x, y, 
             stacks[(family, int(width))] = ModelStack(family, int(width), list(seeds), None, params, buffers,
                                                       test_accuracy=accuracy)
     meta = {"dataset": data.name, "options": data.options, "input_shape": list(data.input_shape),
-            "n_classes": data.n_classes, "n_inputs": int(x.shape[0]), "recipe": recipe.to_dict()}
-    TorchModelPool(stacks, x, y, meta=meta).save(folder)
+            "n_classes": data.n_classes, "n_inputs": int(x.shape[0]), "recipe": sweep.recipe.to_dict()}
+    TorchModelPool(stacks, x, prepared.labels, meta=meta).save(Path(sweep.save_models))
 
 
 def _versions() -> str:
@@ -212,7 +192,7 @@ def _existing_output(out: Path, identity: str, grid: dict) -> bool:
     """True when ``out`` is a finished file of this very run; raise when it holds another run; delete if corrupt."""
     try:
         with xr.open_dataset(out, engine="netcdf4") as ds:
-            sio.validate(ds, values=False)
+            validate(ds, values=False)
             same = ds.attrs.get("identity") == identity and all(
                 ds[name].values.tolist() == values for name, values in grid.items())
     except (OSError, ValueError, KeyError):
@@ -221,6 +201,336 @@ def _existing_output(out: Path, identity: str, grid: dict) -> bool:
     if not same:
         raise ValueError(f"'out' {str(out)!r} already holds a different run; choose another file or delete it.")
     return True
+
+
+# --- 1. the settings -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """The settings of a sweep, checked: what is trained and how it is written (the arguments of :func:`extract`).
+
+    Creating one checks every setting, with the messages of :func:`extract`, and completes some: ``recipe`` defaults
+    to the dataset's (:data:`sawdist.extraction.config.DATASET_DEFAULTS`), ``widths`` are sorted and unique,
+    ``seeds`` become the seeds themselves, ``out`` a path. Nothing is loaded or timed here.
+    """
+
+    # what is trained
+    dataset: str
+    dataset_options: dict | None
+    families: tuple
+    widths: tuple
+    seeds: tuple
+    samples: int | None
+    target: str
+    recipe: Recipe | None
+    mode: str
+    chunk_size: int | None
+    # how it is written
+    out: Path
+    complevel: int
+    save_models: object
+    device: object
+    progress: bool
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        if self.recipe is None:
+            from .config import DATASET_DEFAULTS
+
+            put("recipe", Recipe(**DATASET_DEFAULTS.get(self.dataset, {}).get("recipe", {})))
+        check_target(self.target)
+        if self.mode not in MODES:
+            raise ValueError(f"'mode' must be one of {', '.join(MODES)}, got {self.mode!r}.")
+        chunk = self.chunk_size
+        if chunk is not None and (isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1):
+            raise ValueError(f"'chunk_size' must be a positive integer, got {chunk!r}.")
+        put("complevel", check_complevel(self.complevel))
+        if self.samples is not None and (int(self.samples) != self.samples or self.samples < 1):
+            raise ValueError(f"'samples' must be a positive integer or None, got {self.samples!r}.")
+        put("families", tuple(self.families))
+        if not self.families:
+            raise ValueError("'families' must name at least one family, got none.")
+        for family in self.families:
+            check_family(family)
+        put("widths", tuple(sorted({check_width(k) for k in self.widths})))
+        if not self.widths:
+            raise ValueError("'widths' must name at least one width, got none.")
+        put("seeds", tuple(_seed_list(self.seeds)))
+        put("out", Path(self.out))
+
+
+# --- 2. what the settings leave open -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A :class:`Sweep` with what it leaves open resolved (:func:`prepare`).
+
+    Attributes
+    ----------
+    sweep : Sweep
+    device : torch.device
+        Where the models train (``"auto"`` resolved).
+    data : sawdist.extraction.data.Dataset
+        The training and test data, on ``device``.
+    inputs, labels : torch.Tensor
+        The first ``samples`` test inputs and their labels: where saliency is computed.
+    n_params : dict
+        Trainable parameters of each (family, width).
+    identity : dict
+        Everything that determines the models (schema version, data, inputs, target, recipe, device type): parts and
+        a finished file are reused only by a run with the same identity.
+    """
+
+    sweep: Sweep
+    device: torch.device
+    data: Dataset
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    n_params: dict
+    identity: dict
+
+    @property
+    def identity_json(self) -> str:
+        return json.dumps(self.identity, sort_keys=True)
+
+    @property
+    def grid(self) -> dict:
+        """The coordinates of the output: ``{"family": [...], "capacity": [...], "seed": [...]}``."""
+        return {"family": list(self.sweep.families), "capacity": list(self.sweep.widths),
+                "seed": list(self.sweep.seeds)}
+
+    @property
+    def keys(self) -> list[tuple]:
+        """Every model of the sweep, ``(family, width, seed)``, in the order of the output."""
+        return [(f, k, s) for f in self.sweep.families for k in self.sweep.widths for s in self.sweep.seeds]
+
+
+def prepare(sweep: Sweep) -> Prepared:
+    """Resolve the device, load the data (onto the device) and take the saliency inputs: the run's identity."""
+    device = resolve_device(sweep.device)
+    data = load_dataset(sweep.dataset, **(sweep.dataset_options or {}))
+    n_params = {(f, k): count_params(f, k, data.input_shape, data.n_classes) for f in sweep.families
+                for k in sweep.widths}
+    data = data.to(device)
+    n = data.x_test.shape[0] if sweep.samples is None else min(int(sweep.samples), data.x_test.shape[0])
+    identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "samples": n, "target": sweep.target,
+                "recipe": sweep.recipe.to_dict(), "device": device.type}
+    return Prepared(sweep, device, data, data.x_test[:n], data.y_test[:n], n_params, identity)
+
+
+# --- 3. decisions and units ----------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """The seeds of one family and width that train together: the unit of work of a sweep.
+
+    A unit is trained whole even when some of its models are finished already, so that its models are exactly
+    those of an uninterrupted run. Its :attr:`id` is stable: the same decisions cut the same units in every run.
+    """
+
+    family: str
+    width: int
+    seeds: tuple
+    mode: str
+
+    @property
+    def id(self) -> str:
+        """``"<family>-k<width>-s<first seed>..<last seed>"`` (``"...-s<seed>"`` for a single seed)."""
+        last = f"..{self.seeds[-1]}" if len(self.seeds) > 1 else ""
+        return key_name(self.family, self.width, self.seeds[0]) + last
+
+    def halves(self) -> tuple[Unit, Unit]:
+        """The unit cut in two, the first half the larger (what is tried when it does not fit in GPU memory)."""
+        half = (len(self.seeds) + 1) // 2
+        return dataclasses.replace(self, seeds=self.seeds[:half]), dataclasses.replace(self, seeds=self.seeds[half:])
+
+
+def units(family: str, width: int, seeds, decision: dict) -> list[Unit]:
+    """The units of one family and width under ``decision``: seed s goes to chunk ``s // chunk_size``, so a chunk
+    holds the same seeds whichever of them are finished."""
+    groups: dict[int, list[int]] = {}
+    for seed in seeds:
+        groups.setdefault(seed // decision["chunk_size"], []).append(seed)
+    return [Unit(family, width, tuple(group), decision["mode"]) for group in groups.values()]
+
+
+def plan(prepared: Prepared, store: PartStore, done: set, stop=lambda: False) -> list[Unit]:
+    """Decide, once per family and width with models left to train, how they train; return the units to train.
+
+    A decision is the training path (``mode``; for ``"auto"`` the faster one on this machine, timed on one chunk)
+    and the number of seeds trained together (``chunk_size``; by default 16 on CPU, 64 on CUDA, 1 for the
+    sequential path). It is recorded in the manifest of ``store``, where a resumed run finds and reuses it, so that
+    it trains the remaining models as the first run would have. Planning ends early when ``stop()`` is true
+    (Ctrl-C). The units are those with a model not in ``done``, in the order of the output.
+    """
+    sweep, data, device = prepared.sweep, prepared.data, prepared.device
+    default_chunk = sweep.chunk_size or (64 if device.type == "cuda" else 16)
+    work = []
+    for family in sweep.families:
+        for width in sweep.widths:
+            todo = [s for s in sweep.seeds if (family, width, s) not in done]
+            if not todo:
+                continue
+            if stop():
+                return work
+            decision = store.decision(family, width)
+            if decision is None:
+                mode = sweep.mode
+                if mode == "auto":
+                    mode, _ = choose_mode(family, width, min(default_chunk, len(todo)), data, sweep.recipe,
+                                          device=device)
+                decision = {"mode": mode, "chunk_size": default_chunk if mode == "batched" else 1}
+                store.record(family, width, decision)
+            work += [unit for unit in units(family, width, sweep.seeds, decision) if set(unit.seeds) & set(todo)]
+    return work
+
+
+# --- 4. training and assembly --------------------------------------------------------------------------------------
+
+
+def run_sweep(sweep: Sweep, *, on_model=None, resume_hint: str | None = None) -> ExtractResult:
+    """Run a sweep (:func:`extract` after checking its arguments): prepare, plan, train the units, assemble."""
+    prepared = prepare(sweep)
+    n_total = len(prepared.keys)
+    if sweep.out.exists() and _existing_output(sweep.out, prepared.identity_json, prepared.grid):
+        if sweep.save_models is not None and not (Path(sweep.save_models) / "pool.json").is_file():
+            raise ValueError(f"'save_models' {str(sweep.save_models)!r} holds no model pool, and {str(sweep.out)!r} is "
+                             "a finished run whose weights are gone, unless it kept them in another folder; delete "
+                             "that file to train the models again.")
+        return ExtractResult(sweep.out, True, n_total, n_total)
+    store = PartStore(sweep.out, prepared.identity, complevel=sweep.complevel).open()
+    done = store.done(prepared.keys)
+    if sweep.save_models is not None:  # models finished by a run that did not keep weights are trained again
+        for tmp in (store.folder / "weights").glob("*.tmp"):
+            tmp.unlink()
+        done = {key for key in done if _weights_path(store, *key).is_file()}
+    result = ExtractResult(sweep.out, False, len(done), n_total, redone=list(store.removed))
+    if _train(prepared, store, done, result, on_model, resume_hint or "call extract() again with the same arguments"):
+        _assemble(prepared, store)
+        result.complete = True
+    return result
+
+
+def _train(prepared: Prepared, store: PartStore, done: set, result: ExtractResult, on_model, hint: str) -> bool:
+    """Plan, then train each unit, compute its saliency and write its parts; True when every model has its part.
+
+    Parts are written in the background while the next unit trains. The first Ctrl-C stops after the current unit;
+    a second one, or an error, stops at once, with the part being written finished.
+    """
+    from tqdm.auto import tqdm
+
+    sweep, n_total = prepared.sweep, result.n_total
+    bar = tqdm(total=n_total, initial=len(done), unit="model", disable=not sweep.progress, dynamic_ncols=True,
+               desc=sweep.out.name)
+
+    def show(key, accuracy: float) -> None:
+        bar.set_postfix(model=f"{key[0]} k={key[1]}", test_acc=f"{accuracy:.3f}", refresh=False)
+        bar.update(1)
+
+    writer = PartWriter(store, show)
+
+    def record(wait: bool) -> None:
+        for key in writer.finished(wait):
+            done.add(key)
+            result.n_done = len(done)
+            if on_model is not None:
+                on_model(key, len(done), n_total)
+
+    if store.removed:
+        log.warning(f"redoing {len(store.removed)} unreadable part file(s): {', '.join(store.removed)}")
+    try:
+        with _StopFlag(log.warning) as flag:
+            pending = deque(plan(prepared, store, done, stop=lambda: flag.stop))
+            result.modes.update({key_name(u.family, u.width): store.decision(u.family, u.width) for u in pending})
+            while pending and not flag.stop:
+                unit = pending.popleft()
+                missing = [s for s in unit.seeds if (unit.family, unit.width, s) not in done]
+                if not missing:
+                    continue
+                try:
+                    stack = train_models(unit.family, unit.width, list(unit.seeds), prepared.data, sweep.recipe,
+                                         mode=unit.mode, device=prepared.device)
+                except torch.cuda.OutOfMemoryError:
+                    if len(unit.seeds) == 1:
+                        raise
+                    pending.extendleft(reversed(_halve(unit, store, result)))
+                    continue
+                if sweep.save_models is not None:  # before the parts: a model with a part has its weights
+                    for i, seed in enumerate(unit.seeds):
+                        if seed in missing:
+                            _save_weights(store, stack, i)
+                # The previous unit's parts were written while this one trained; waiting for them here keeps at
+                # most one unit of directions in memory.
+                record(wait=True)
+                _write_parts(prepared, writer, unit, stack, missing)
+                result.trained += len(unit.seeds)
+                record(wait=False)
+            record(wait=True)
+        if result.n_done < n_total:
+            log.warning(f"stopped: {result.n_done} of {n_total} models are saved in {store.folder}; to resume, {hint}.")
+            return False
+    except BaseException:  # a second Ctrl-C, or an error: stop at once, with the part being written finished
+        done.update(writer.close(cancel=True))
+        log.warning(f"interrupted: {len(done)} of {n_total} models are saved in {store.folder}; to resume, {hint}.")
+        raise
+    finally:
+        writer.close()
+        bar.close()
+    return True
+
+
+def _halve(unit: Unit, store: PartStore, result: ExtractResult) -> tuple[Unit, Unit]:
+    """After CUDA ran out of memory on ``unit``: record the smaller chunk size and return the unit's halves."""
+    torch.cuda.empty_cache()
+    halves = unit.halves()
+    decision = {**store.decision(unit.family, unit.width), "chunk_size": len(halves[0].seeds)}
+    store.record(unit.family, unit.width, decision)
+    result.modes[key_name(unit.family, unit.width)] = decision
+    log.warning(f"out of GPU memory with {len(unit.seeds)} models of {unit.family} k={unit.width}; trying chunks of "
+                f"{len(halves[0].seeds)}")
+    return halves
+
+
+def _write_parts(prepared: Prepared, writer: PartWriter, unit: Unit, stack, missing) -> None:
+    """Compute the saliency of a trained unit and queue the parts of its ``missing`` seeds' models."""
+    sal = saliency(stack, prepared.inputs, prepared.labels, prepared.sweep.target)
+    for i, seed in enumerate(unit.seeds):
+        if seed in missing:
+            accuracy = float(stack.test_accuracy[i])
+            writer.submit(
+                (unit.family, unit.width, seed), accuracy, family=unit.family, capacity=unit.width, seed=seed,
+                direction=sal.direction[i], grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
+                test_accuracy=accuracy, n_params=prepared.n_params[(unit.family, unit.width)],
+                label=prepared.labels.cpu().numpy(), sample=np.arange(prepared.inputs.shape[0]),
+                extra={"train_accuracy": float(stack.train_accuracy[i])},
+            )
+
+
+def _assemble(prepared: Prepared, store: PartStore) -> None:
+    """Write the output file from the parts (and, when asked, the model pool), with the run's attributes."""
+    sweep, data = prepared.sweep, prepared.data
+    attrs = {
+        "title": "input saliency directions of model families",
+        "Conventions": "CF-1.10",
+        "dataset": data.name,
+        "dataset_options": json.dumps(data.options, sort_keys=True),
+        "target": sweep.target,
+        "recipe": sweep.recipe.to_json(),
+        "training_modes": json.dumps(store.decisions, sort_keys=True),
+        "versions": _versions(),
+        "device": _device_name(prepared.device),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "identity": prepared.identity_json,
+        "schema_version": SCHEMA_VERSION,
+    }
+    if sweep.save_models is not None:
+        _write_model_pool(prepared, store)
+    store.assemble(sweep.families, sweep.widths, sweep.seeds, attrs, input_shape=data.input_shape)
 
 
 def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None, families=("mlp", "cnn_small"),
@@ -277,179 +587,10 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     -------
     ExtractResult
     """
-    from tqdm.auto import tqdm
-
-    out = Path(out)
-    if recipe is None:
-        from .config import DATASET_DEFAULTS
-
-        recipe = Recipe(**DATASET_DEFAULTS.get(dataset, {}).get("recipe", {}))
-    check_target(target)
-    if mode not in MODES:
-        raise ValueError(f"'mode' must be one of {', '.join(MODES)}, got {mode!r}.")
-    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1):
-        raise ValueError(f"'chunk_size' must be a positive integer, got {chunk_size!r}.")
-    sio._check_complevel(complevel)
-    if samples is not None and (int(samples) != samples or samples < 1):
-        raise ValueError(f"'samples' must be a positive integer or None, got {samples!r}.")
-    families = list(families)
-    if not families:
-        raise ValueError("'families' must name at least one family, got none.")
-    for family in families:
-        check_family(family)
-    widths = sorted({check_width(k) for k in widths})
-    if not widths:
-        raise ValueError("'widths' must name at least one width, got none.")
-    seed_list = _seed_list(seeds)
-    device = resolve_device(device)
-    data = load_dataset(dataset, **(dataset_options or {}))
-    n_params = {(f, k): count_params(f, k, data.input_shape, data.n_classes) for f in families for k in widths}
-    data = data.to(device)
-    n_samples = data.x_test.shape[0] if samples is None else min(int(samples), data.x_test.shape[0])
-    x_sal, y_sal = data.x_test[:n_samples], data.y_test[:n_samples]
-
-    identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "samples": n_samples, "target": target,
-                "recipe": recipe.to_dict(), "device": device.type}
-    identity_json = json.dumps(identity, sort_keys=True)
-    grid = {"family": families, "capacity": widths, "seed": seed_list}
-    keys = [(f, k, s) for f in families for k in widths for s in seed_list]
-    hint = resume_hint or "call extract() again with the same arguments"
-    if out.exists() and _existing_output(out, identity_json, grid):
-        if save_models is not None and not (Path(save_models) / "pool.json").is_file():
-            raise ValueError(f"'save_models' {str(save_models)!r} holds no model pool, and {str(out)!r} is a finished "
-                             "run whose weights are gone, unless it kept them in another folder; delete that file to "
-                             "train the models again.")
-        return ExtractResult(out, True, len(keys), len(keys))
-
-    store = sio.PartStore(out, identity, complevel=complevel).open()
-    done = store.done(keys)
-    if save_models is not None:  # models finished by a run that did not keep weights are trained again
-        for tmp in (store.folder / "weights").glob("*.tmp"):
-            tmp.unlink()
-        done = {key for key in done if _weights_path(store, *key).is_file()}
-    result = ExtractResult(out, False, len(done), len(keys), redone=list(store.removed))
-    bar = tqdm(total=len(keys), initial=len(done), unit="model", disable=not progress, dynamic_ncols=True,
-               desc=out.name)
-
-    def say(message: str) -> None:
-        log.warning(message)
-
-    def show(key, accuracy: float) -> None:
-        bar.set_postfix(model=f"{key[0]} k={key[1]}", test_acc=f"{accuracy:.3f}", refresh=False)
-        bar.update(1)
-
-    writer = _PartWriter(store, show)
-
-    def record(wait: bool) -> None:
-        for key in writer.finished(wait):
-            done.add(key)
-            result.n_done = len(done)
-            if on_model is not None:
-                on_model(key, len(done), len(keys))
-
-    if store.removed:
-        say(f"redoing {len(store.removed)} unreadable part file(s): {', '.join(store.removed)}")
-    default_chunk = chunk_size or (64 if device.type == "cuda" else 16)
-    try:
-        with _StopFlag(say) as flag:
-            for family in families:
-                for width in widths:
-                    todo = [s for s in seed_list if (family, width, s) not in done]
-                    if not todo:
-                        continue
-                    if flag.stop:
-                        break
-                    decision = store.decision(family, width)
-                    if decision is None:
-                        chosen = mode
-                        if mode == "auto":
-                            n_chunk = min(default_chunk, len(todo))
-                            chosen, _ = choose_mode(family, width, n_chunk, data, recipe, device=device)
-                        decision = {"mode": chosen, "chunk_size": default_chunk if chosen == "batched" else 1}
-                        store.record(family, width, decision)
-                    result.modes[f"{family}-k{width}"] = decision
-                    chunk = decision["chunk_size"]
-                    groups: dict[int, list[int]] = {}
-                    for s in seed_list:
-                        groups.setdefault(s // chunk, []).append(s)
-                    pending = list(groups.values())
-                    while pending:
-                        group = pending.pop(0)
-                        missing = [s for s in group if (family, width, s) not in done]
-                        if not missing:
-                            continue
-                        if flag.stop:
-                            break
-                        # The whole chunk is retrained so that its models are exactly those of an uninterrupted run.
-                        try:
-                            stack = train_models(family, width, group, data, recipe, mode=decision["mode"],
-                                                 device=device)
-                        except torch.cuda.OutOfMemoryError:
-                            if len(group) == 1:
-                                raise
-                            torch.cuda.empty_cache()
-                            half = (len(group) + 1) // 2
-                            decision = {**decision, "chunk_size": half}
-                            store.record(family, width, decision)
-                            result.modes[f"{family}-k{width}"] = decision
-                            say(f"out of GPU memory with {len(group)} models of {family} k={width}; "
-                                f"trying chunks of {half}")
-                            pending[:0] = [group[:half], group[half:]]
-                            continue
-                        if save_models is not None:  # before the parts: a model with a part has its weights
-                            for i, seed in enumerate(group):
-                                if seed in missing:
-                                    _save_weights(store, stack, i)
-                        # The previous chunk's parts were written while this one trained; waiting for them here
-                        # keeps at most one chunk of directions in memory.
-                        record(wait=True)
-                        sal = saliency(stack, x_sal, y_sal, target)
-                        result.trained += len(group)
-                        for i, seed in enumerate(group):
-                            if seed in missing:
-                                writer.submit(
-                                    (family, width, seed), float(stack.test_accuracy[i]),
-                                    family=family, capacity=width, seed=seed, direction=sal.direction[i],
-                                    grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
-                                    test_accuracy=float(stack.test_accuracy[i]), n_params=n_params[(family, width)],
-                                    label=y_sal.cpu().numpy(), sample=np.arange(n_samples),
-                                    extra={"train_accuracy": float(stack.train_accuracy[i])},
-                                )
-                        del sal
-                        record(wait=False)
-                if flag.stop:
-                    break
-            record(wait=True)
-        if result.n_done < len(keys):
-            say(f"stopped: {result.n_done} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
-            return result
-    except BaseException:  # a second Ctrl-C, or an error: stop at once, with the part being written finished
-        done.update(writer.close(cancel=True))
-        say(f"interrupted: {len(done)} of {len(keys)} models are saved in {store.folder}; to resume, {hint}.")
-        raise
-    finally:
-        writer.close()
-        bar.close()
-
-    attrs = {
-        "title": "input saliency directions of model families",
-        "Conventions": "CF-1.10",
-        "dataset": data.name,
-        "dataset_options": json.dumps(data.options, sort_keys=True),
-        "target": target,
-        "recipe": recipe.to_json(),
-        "training_modes": json.dumps(store.decisions, sort_keys=True),
-        "versions": _versions(),
-        "device": _device_name(device),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "identity": identity_json,
-        "schema_version": SCHEMA_VERSION,
-    }
-    if save_models is not None:
-        _write_model_pool(Path(save_models), store, families, widths, seed_list, data, x_sal, y_sal, recipe)
-    store.assemble(families, widths, seed_list, attrs, input_shape=data.input_shape)
-    result.complete = True
-    return result
+    sweep = Sweep(dataset=dataset, dataset_options=dataset_options, families=families, widths=widths, seeds=seeds,
+                  samples=samples, target=target, recipe=recipe, mode=mode, chunk_size=chunk_size, out=out,
+                  complevel=complevel, save_models=save_models, device=device, progress=progress)
+    return run_sweep(sweep, on_model=on_model, resume_hint=resume_hint)
 
 
 def main_hint(argv: list[str] | None = None) -> str:

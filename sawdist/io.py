@@ -18,14 +18,11 @@ Every dimension has a coordinate; ``feature`` indexes the flattened input and ``
 The attributes record the dataset, the saliency target, the training recipe (JSON), library versions, the device and
 the creation time. Other variables (e.g. ``train_accuracy``) may be present.
 
-The extraction side writes one trained model at a time into its own *part file* (written to a temporary name and
-moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``, with ``direction``
-already compressed as the output file stores it; when every model is there, the parts are copied into ``<out>``
-(again through a temporary file) and the folder is removed. A rerun skips finished parts, redoes unreadable ones,
-and so completes an interrupted run without losing finished models.
-
 Importing this module loads only NumPy, xarray and the standard library; writing uses netCDF4 and h5py as well
-(:func:`to_netcdf_atomic` compresses ``direction`` on every core, see there).
+(:func:`to_netcdf_atomic` compresses ``direction`` on every core, see there). The extraction side writes a dataset
+one model at a time through its part store (:mod:`sawdist.extraction.parts`), which stores the chunks of
+``direction`` encoded as here (:func:`chunk_rows`, :func:`encode_chunk`, :func:`decode_chunk`) and hands them to
+:func:`to_netcdf_atomic` at the end.
 """
 
 from __future__ import annotations
@@ -33,7 +30,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import shutil
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,8 +42,8 @@ __all__ = [
     "DIMS",
     "VARIABLES",
     "REQUIRED_ATTRS",
+    "SCHEMA_VERSION",
     "SchemaError",
-    "PartStore",
     "encoding",
     "model_part",
     "open_saliency",
@@ -60,17 +56,21 @@ DIMS = ("family", "capacity", "seed", "sample", "feature")
 
 #: Required variables (data variables or coordinates) and their dims.
 VARIABLES = {
-    "direction": ("family", "capacity", "seed", "sample", "feature"),
-    "grad_norm": ("family", "capacity", "seed", "sample"),
-    "valid": ("family", "capacity", "seed", "sample"),
-    "correct": ("family", "capacity", "seed", "sample"),
-    "test_accuracy": ("family", "capacity", "seed"),
-    "n_params": ("family", "capacity"),
+    "direction": DIMS,
+    "grad_norm": DIMS[:4],
+    "valid": DIMS[:4],
+    "correct": DIMS[:4],
+    "test_accuracy": DIMS[:3],
+    "n_params": DIMS[:2],
     "label": ("sample",),
 }
 
 #: Required dataset attributes.
 REQUIRED_ATTRS = ("dataset", "target", "recipe", "versions", "device", "created", "input_shape")
+
+#: Version of this schema, stored by ``sawdist extract`` as ``attrs["schema_version"]`` and in the run's identity
+#: (so a run resumes only from parts, and keeps only a finished file, of the same schema).
+SCHEMA_VERSION = "1"
 
 #: CF-style metadata of the variables and coordinates.
 METADATA = {
@@ -244,12 +244,12 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
             enc["dtype"] = "float32"
         if name == "direction":
             d = var.sizes["feature"]
-            enc["chunksizes"] = (1, 1, 1, _chunk_rows(var.sizes["sample"], d), d)
+            enc["chunksizes"] = (1, 1, 1, chunk_rows(var.sizes["sample"], d), d)
         result[name] = enc
     return result
 
 
-def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int | None = None) -> Path:
+def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int | None = None, load=None) -> Path:
     """Write ``ds`` to ``path`` (netCDF4, compressed) through a temporary file, so ``path`` is never half written.
 
     ``direction`` (dims :data:`DIMS`) is compressed on ``threads`` threads (default: every core this process may
@@ -265,27 +265,13 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
         zlib level 0-9 (0: no compression). Level 1 compresses saliency directions nearly as well as 9 (to
         about 86 % of their size), and faster.
     threads : int, optional
+    load : callable, optional
+        ``load(index)`` gives the directions of the model at ``index`` (its positions along family, capacity and
+        seed): an array (sample, feature), or the list of its chunks already encoded at ``complevel`` by
+        :func:`encode_chunk` (the part files of :mod:`sawdist.extraction.parts` hold them so). Default: the model's
+        slice of ``ds["direction"]``.
     """
-    return _to_netcdf_atomic(ds, path, _check_complevel(complevel), _check_threads(threads))
-
-
-def _check_complevel(complevel) -> int:
-    if isinstance(complevel, bool) or not isinstance(complevel, int | np.integer) or not 0 <= complevel <= 9:
-        raise ValueError(f"'complevel' must be an integer from 0 to 9, got {complevel!r}.")
-    return int(complevel)
-
-
-def _check_threads(threads) -> int:
-    if threads is None:
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
-        raise ValueError(f"'threads' must be a positive integer, got {threads!r}.")
-    return int(threads)
-
-
-def _to_netcdf_atomic(ds: xr.Dataset, path, complevel: int, threads: int, load=None) -> Path:
-    """:func:`to_netcdf_atomic` after validation. ``load(model_index)`` returns one model's directions, either as an
-    array or as its chunks already encoded at ``complevel`` (default: the array from ``ds``)."""
+    complevel, threads = check_complevel(complevel), check_threads(threads)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     # An unlimited dimension has no extent until data is written along it, so direct chunk writes cannot fill it:
@@ -306,6 +292,22 @@ def _to_netcdf_atomic(ds: xr.Dataset, path, complevel: int, threads: int, load=N
     return path
 
 
+def check_complevel(complevel) -> int:
+    """``complevel`` checked: a zlib level from 0 (no compression) to 9."""
+    if isinstance(complevel, bool) or not isinstance(complevel, int | np.integer) or not 0 <= complevel <= 9:
+        raise ValueError(f"'complevel' must be an integer from 0 to 9, got {complevel!r}.")
+    return int(complevel)
+
+
+def check_threads(threads) -> int:
+    """``threads`` checked; None: every core this process may use."""
+    if threads is None:
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if isinstance(threads, bool) or int(threads) != threads or threads < 1:
+        raise ValueError(f"'threads' must be a positive integer, got {threads!r}.")
+    return int(threads)
+
+
 # Writing ``direction``. Its chunks are shuffled and deflated here, in a thread pool (zlib releases the GIL), and
 # stored with HDF5's direct chunk write, which bypasses the filter pipeline: netCDF-C would compress them one after
 # another on one core (about 30 MB/s on a laptop core, so 20 GB of CIFAR directions would take 11 minutes). The
@@ -314,14 +316,19 @@ def _to_netcdf_atomic(ds: xr.Dataset, path, complevel: int, threads: int, load=N
 #     plane 1, 2, 3 - ``a.view(uint8).reshape(-1, 4).T``;
 #   deflate (H5Z_FILTER_DEFLATE): zlib's compress2 stream (with zlib header), which is ``zlib.compress``.
 # Chunks are always stored whole; the rows past the end of an edge chunk are never read, and hold the fill value.
+# chunk_rows, encode_chunk and decode_chunk (and check_complevel, check_threads above) have no leading underscore:
+# the part store of the extraction side (sawdist.extraction.parts) stores chunks in this encoding. They are not in
+# __all__: the format of the chunks is no promise to users.
 
 
-def _chunk_rows(n_sample: int, n_feature: int) -> int:
+def chunk_rows(n_sample: int, n_feature: int) -> int:
     """Samples per chunk of ``direction``: about 2**20 values (4 MiB), never more than one model."""
     return max(1, min(n_sample, 2**20 // max(1, n_feature)))
 
 
-def _encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
+def encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
+    """The bytes HDF5 stores for one chunk of ``direction``: ``block`` (at most ``rows`` samples, padded with NaN to
+    ``rows``) as little-endian float32, shuffled and deflated at ``complevel`` (as is when 0)."""
     block = np.ascontiguousarray(block, dtype="<f4")
     if block.shape[0] < rows:
         block = np.concatenate([block, np.full((rows - block.shape[0], block.shape[1]), np.nan, "<f4")])
@@ -330,17 +337,12 @@ def _encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
     return zlib.compress(block.view(np.uint8).reshape(-1, 4).T.tobytes(), complevel)
 
 
-def _decode_chunk(data: bytes, rows: int, n_feature: int, compressed: bool) -> np.ndarray:
-    """The inverse of :func:`_encode_chunk`: a (rows, n_feature) float32 block, padding rows included."""
+def decode_chunk(data: bytes, rows: int, n_feature: int, compressed: bool) -> np.ndarray:
+    """The inverse of :func:`encode_chunk`: a (rows, n_feature) float32 block, padding rows included."""
     raw = np.frombuffer(zlib.decompress(data) if compressed else data, dtype=np.uint8)
     if compressed:
         raw = raw.reshape(4, -1).T
     return np.ascontiguousarray(raw).view("<f4").reshape(rows, n_feature)
-
-
-def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> list[bytes]:
-    blocks = [direction[start: start + rows] for start in range(0, direction.shape[0], rows)]
-    return list(pool.map(lambda block: _encode_chunk(block, rows, complevel), blocks))
 
 
 def _load_model(data, index) -> np.ndarray:
@@ -386,7 +388,7 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
                     future = Future()
                     future.set_result(block[j])
                 else:
-                    future = pool.submit(_encode_chunk, block[start: start + rows], rows, complevel)
+                    future = pool.submit(encode_chunk, block[start: start + rows], rows, complevel)
                 pending.append((model + (start, 0), future))
                 while len(pending) > 4 * threads:
                     offset, future = pending.popleft()
@@ -414,18 +416,18 @@ def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, v
     """
     direction = np.asarray(direction, dtype=np.float32)
     n_sample, n_feature = direction.shape
-    grid = ("family", "capacity", "seed")
+    grid = DIMS[:3]
 
     def per_sample(a, dtype):
         return np.asarray(a, dtype=dtype).reshape(1, 1, 1, n_sample)
 
     data_vars = {
         "direction": (DIMS, direction.reshape(1, 1, 1, n_sample, n_feature)),
-        "grad_norm": (grid + ("sample",), per_sample(grad_norm, np.float32)),
-        "valid": (grid + ("sample",), per_sample(valid, bool)),
-        "correct": (grid + ("sample",), per_sample(correct, bool)),
+        "grad_norm": (DIMS[:4], per_sample(grad_norm, np.float32)),
+        "valid": (DIMS[:4], per_sample(valid, bool)),
+        "correct": (DIMS[:4], per_sample(correct, bool)),
         "test_accuracy": (grid, np.full((1, 1, 1), test_accuracy, dtype=np.float32)),
-        "n_params": (("family", "capacity"), np.full((1, 1), n_params, dtype=np.int64)),
+        "n_params": (DIMS[:2], np.full((1, 1), n_params, dtype=np.int64)),
     }
     for name, value in (extra or {}).items():
         data_vars[name] = (grid, np.full((1, 1, 1), value, dtype=np.float32))
@@ -442,262 +444,3 @@ def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, v
         if name in ds.variables:
             ds[name].attrs.update(meta)
     return ds
-
-
-_PER_SAMPLE = {"grad_norm": np.float32, "valid": bool, "correct": bool}
-
-
-def _key_name(family: str, capacity: int, seed: int) -> str:
-    return f"{family}-k{int(capacity)}-s{int(seed)}.npz"
-
-
-def _part_chunks(z) -> list[bytes]:
-    """The encoded chunks of ``direction`` stored in an open part file."""
-    data = memoryview(z["direction_chunks"])
-    ends = np.cumsum(z["direction_sizes"])
-    return [bytes(data[end - size: end]) for size, end in zip(z["direction_sizes"].tolist(), ends.tolist())]
-
-
-def _direction_info(z, meta: dict) -> dict:
-    """How a part stores ``direction``: ``n_sample``, ``n_feature`` and, for encoded chunks, ``rows`` and
-    ``complevel``. Parts written before 2026-11-26 hold the plain array (``"direction"``); they stay valid."""
-    if "direction" in z.files:
-        n_sample, n_feature = z["direction"].shape
-        return {"n_sample": n_sample, "n_feature": n_feature}
-    return meta["direction"]
-
-
-def _decode_part(z, info: dict) -> np.ndarray:
-    if "rows" not in info:
-        return z["direction"]
-    blocks = [_decode_chunk(c, info["rows"], info["n_feature"], info["complevel"] > 0) for c in _part_chunks(z)]
-    return np.concatenate(blocks)[: info["n_sample"]]
-
-
-def _load_direction(path) -> np.ndarray:
-    """The directions of one part file, decoded: ``(n_sample, n_feature)`` float32."""
-    with open(path, "rb") as f, np.load(f) as z:
-        return _decode_part(z, _direction_info(z, json.loads(str(z["meta"]))))
-
-
-class PartStore:
-    """The per-model part files of one run, in the folder ``<out>.parts`` next to the output file ``out``.
-
-    Parameters
-    ----------
-    out : path-like
-        The final netCDF file.
-    identity : dict
-        JSON-serialisable description of everything that determines the models (dataset, samples, recipe,
-        target, device type). Parts are reused only by a run with the same identity.
-    complevel : int
-        zlib level 0-9 of the output (0: uncompressed); the parts hold ``direction`` already encoded for it.
-    threads : int, optional
-        Threads that compress a part's chunks (default: every core this process may use).
-
-    Notes
-    -----
-    The folder holds ``manifest.json`` (the identity, and per-(family, capacity) decisions such as the training
-    mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.npz``
-    (NumPy's zip format, with CRC-32 checksums; written through a temporary file and :func:`os.replace`). A part
-    stores ``direction`` as the compressed chunks of the output file, so the compression, the slow step, happens
-    while the run goes on (:func:`sawdist.extraction.sweep.extract` writes parts in the background while the next models
-    train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
-    """
-
-    def __init__(self, out, identity: dict, *, complevel: int = 4, threads: int | None = None):
-        self.complevel = _check_complevel(complevel)
-        self.threads = _check_threads(threads)
-        self.out = Path(out)
-        self.folder = self.out.with_name(self.out.name + ".parts")
-        self.identity = json.loads(json.dumps(identity, sort_keys=True))
-        self.manifest_path = self.folder / "manifest.json"
-        self.decisions: dict = {}
-        self.removed: list[str] = []
-
-    # manifest --------------------------------------------------------------------------------------------------
-    def open(self) -> PartStore:
-        """Create the folder, or check that an existing one belongs to this run; clean temporary files."""
-        if self.folder.exists() and self.manifest_path.exists():
-            try:
-                manifest = json.loads(self.manifest_path.read_text())
-            except ValueError:
-                manifest = None
-            if manifest is not None and manifest.get("identity") != self.identity:
-                raise ValueError(
-                    f"'out' has unfinished parts of a different run in {self.folder}; "
-                    "rerun that run's command, delete the folder, or choose another output file."
-                )
-            self.decisions = (manifest or {}).get("decisions", {})
-        self.folder.mkdir(parents=True, exist_ok=True)
-        for tmp in self.folder.glob("*.tmp"):
-            tmp.unlink()
-        self._write_manifest()
-        return self
-
-    def _write_manifest(self) -> None:
-        tmp = self.manifest_path.with_name("manifest.json.tmp")
-        tmp.write_text(json.dumps({"identity": self.identity, "decisions": self.decisions}, indent=1, sort_keys=True))
-        os.replace(tmp, self.manifest_path)
-
-    def decision(self, family: str, capacity: int) -> dict | None:
-        """The decisions recorded for (family, capacity), or None."""
-        return self.decisions.get(f"{family}-k{int(capacity)}")
-
-    def record(self, family: str, capacity: int, decision: dict) -> None:
-        """Record decisions for (family, capacity) in the manifest (kept for resumed runs)."""
-        self.decisions[f"{family}-k{int(capacity)}"] = decision
-        self._write_manifest()
-
-    # parts -----------------------------------------------------------------------------------------------------
-    def path(self, family: str, capacity: int, seed: int) -> Path:
-        return self.folder / _key_name(family, capacity, seed)
-
-    def done(self, keys) -> set:
-        """The keys ``(family, capacity, seed)`` among ``keys`` whose part is present and readable.
-
-        A part that cannot be read or is not the model it is named for is deleted (and listed in
-        :attr:`removed`), so that its model is trained again.
-        """
-        finished = set()
-        for key in keys:
-            path = self.path(*key)
-            if not path.exists():
-                continue
-            if self._readable(path, key):
-                finished.add(tuple(key))
-            else:
-                path.unlink()
-                self.removed.append(path.name)
-        return finished
-
-    @staticmethod
-    def _readable(path: Path, key) -> bool:
-        try:
-            with open(path, "rb") as f, np.load(f) as z:  # reading every member checks its CRC-32
-                meta = json.loads(str(z["meta"]))
-                info, n = _direction_info(z, meta), z["label"].shape[0]
-                if "rows" in info:  # a chunk table that covers the samples and the stored bytes exactly
-                    sizes = z["direction_sizes"]
-                    stored_ok = (len(sizes) == -(-n // info["rows"]) and bool((sizes > 0).all())
-                                 and int(sizes.sum()) == z["direction_chunks"].shape[0])
-                else:
-                    stored_ok = z["direction"].ndim == 2
-                shapes_ok = (stored_ok and info["n_sample"] == n
-                             and all(z[name].shape == (n,) for name in _PER_SAMPLE))
-                return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
-        except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
-            return False
-
-    def write_model(self, *, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct,
-                    test_accuracy: float, n_params: int, label, sample=None, extra: dict | None = None) -> Path:
-        """Write one model's part atomically (arguments as for :func:`model_part`)."""
-        direction = np.asarray(direction, dtype=np.float32)
-        n, d = direction.shape
-        rows = _chunk_rows(n, d)
-        with ThreadPoolExecutor(self.threads) as pool:
-            chunks = _encode_model(direction, rows, self.complevel, pool)
-        meta = {"family": str(family), "capacity": int(capacity), "seed": int(seed), "n_params": int(n_params),
-                "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()},
-                "direction": {"n_sample": n, "n_feature": d, "rows": rows, "complevel": self.complevel}}
-        arrays = {
-            "meta": np.array(json.dumps(meta)),
-            "direction_chunks": np.frombuffer(b"".join(chunks), dtype=np.uint8),
-            "direction_sizes": np.array([len(c) for c in chunks], dtype=np.int64),
-            "grad_norm": np.asarray(grad_norm, dtype=np.float32).reshape(n),
-            "valid": np.asarray(valid, dtype=bool).reshape(n),
-            "correct": np.asarray(correct, dtype=bool).reshape(n),
-            "label": np.asarray(label, dtype=np.int64).reshape(n),
-            "sample": np.arange(n) if sample is None else np.asarray(sample, dtype=np.int64).reshape(n),
-        }
-        path = self.path(family, capacity, seed)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return path
-
-    def write(self, part: xr.Dataset) -> Path:
-        """Write one model's part (an :func:`model_part` dataset) atomically."""
-        grid = ("family", "capacity", "seed")
-        extra = {name: float(var.values.ravel()[0]) for name, var in part.data_vars.items()
-                 if var.dims == grid and name != "test_accuracy"}
-        return self.write_model(
-            family=str(part["family"].values[0]), capacity=int(part["capacity"].values[0]),
-            seed=int(part["seed"].values[0]), direction=part["direction"].values[0, 0, 0],
-            grad_norm=part["grad_norm"].values.ravel(), valid=part["valid"].values.ravel(),
-            correct=part["correct"].values.ravel(), test_accuracy=float(part["test_accuracy"].values.ravel()[0]),
-            n_params=int(part["n_params"].values.ravel()[0]), label=part["label"].values,
-            sample=part["sample"].values, extra=extra,
-        )
-
-    # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
-        """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
-
-        The output is compressed at :attr:`complevel`. ``direction`` is never held in memory whole: each part's
-        chunks are copied into the file as they are (or decoded and encoded again, for parts written with another
-        ``complevel`` by an earlier run).
-        """
-        families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
-        shape = (len(families), len(capacities), len(seeds))
-        paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
-        with open(paths[0], "rb") as f, np.load(f) as z:
-            first = json.loads(str(z["meta"]))
-            info = _direction_info(z, first)
-            n, d = info["n_sample"], info["n_feature"]
-            label, sample = z["label"], z["sample"]
-            extra_names = sorted(first["extra"])
-        per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
-        per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
-        n_params = np.empty(shape[:2], dtype=np.int64)
-        for index, path in zip(np.ndindex(*shape), paths):
-            with open(path, "rb") as f, np.load(f) as z:
-                meta = json.loads(str(z["meta"]))
-                for name in per_sample:
-                    per_sample[name][index] = z[name]
-                per_model["test_accuracy"][index] = meta["test_accuracy"]
-                for name in extra_names:
-                    per_model[name][index] = meta["extra"][name]
-                n_params[index[:2]] = meta["n_params"]
-        import dask
-        import dask.array as da
-
-        # The dataset's direction is lazy (each block decodes one part) and is never computed here: ``load`` gives
-        # the writer the stored chunks.
-        blocks = [da.from_delayed(dask.delayed(_load_direction)(p), (n, d), np.float32) for p in paths]
-        direction = da.stack(blocks).reshape(shape + (n, d))
-        rows, complevel = _chunk_rows(n, d), self.complevel
-
-        def load(index):
-            with open(paths[int(np.ravel_multi_index(index, shape))], "rb") as f, np.load(f) as z:
-                info = _direction_info(z, json.loads(str(z["meta"])))
-                if info.get("rows") == rows and (info["complevel"] > 0) == (complevel > 0):
-                    return _part_chunks(z)  # any zlib level inflates alike
-                return _decode_part(z, info)
-
-        grid = ("family", "capacity", "seed")
-        data_vars = {
-            "direction": (DIMS, direction),
-            **{name: (grid + ("sample",), values) for name, values in per_sample.items()},
-            **{name: (grid, values) for name, values in per_model.items()},
-            "n_params": (("family", "capacity"), n_params),
-        }
-        coords = {
-            "family": np.array(families, dtype=object), "capacity": np.array(capacities, dtype=np.int64),
-            "seed": np.array(seeds, dtype=np.int64), "sample": sample, "feature": np.arange(d),
-            "label": ("sample", label),
-        }
-        ds = xr.Dataset(data_vars, coords, attrs=dict(attrs))
-        ds.attrs["input_shape"] = [int(s) for s in input_shape]
-        ds["feature"].attrs["input_shape"] = ds.attrs["input_shape"]
-        for name, meta in METADATA.items():
-            if name in ds.variables:
-                ds[name].attrs.update(meta)
-        _to_netcdf_atomic(ds, self.out, complevel, self.threads, load)
-        with xr.open_dataset(self.out, engine="netcdf4") as check:
-            validate(check, values=False)
-        shutil.rmtree(self.folder)
-        return self.out

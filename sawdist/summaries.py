@@ -17,23 +17,22 @@ import numpy as np
 import xarray as xr
 
 from ._validation import check_sphere_dim, dataset_direction_checks, raise_on_dataset_directions
+from .io import DIMS, VARIABLES
 
 __all__ = ["summarize"]
-
-_DIRECTION_DIMS = ("family", "capacity", "seed", "sample", "feature")
-_VALID_DIMS = ("family", "capacity", "seed", "sample")
 
 
 def _check_dataset(ds) -> None:
     if not isinstance(ds, xr.Dataset):
         raise TypeError(f"'ds' must be an xarray.Dataset, got {type(ds).__name__}.")
-    for name, dims in (("direction", _DIRECTION_DIMS), ("valid", _VALID_DIMS)):
+    for name in ("direction", "valid"):
+        dims = VARIABLES[name]
         if name not in ds.variables:
             raise ValueError(f"'ds' must have a variable {name!r} with dims ({', '.join(dims)}), got none.")
         if set(ds[name].dims) != set(dims):
             raise ValueError(f"'ds' variable {name!r} must have dims ({', '.join(dims)}), "
                              f"got ({', '.join(map(str, ds[name].dims))}).")
-    for dim in _DIRECTION_DIMS:
+    for dim in DIMS:
         if dim not in ds.coords:
             raise ValueError(f"'ds' dim {dim!r} must have a coordinate, got none.")
     capacity = np.asarray(ds["capacity"].values)

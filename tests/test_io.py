@@ -1,4 +1,4 @@
-"""sawdist.io: schema validation, reading, atomic part files (no torch needed)."""
+"""sawdist.io: schema validation, reading, atomic writing (no torch needed)."""
 
 import json
 import subprocess
@@ -11,7 +11,7 @@ import xarray as xr
 import sawdist.io as sio
 
 
-def _part(family="mlp", capacity=4, seed=0, n=5, d=6, invalid=(), rng=None):
+def make_part(family="mlp", capacity=4, seed=0, n=5, d=6, invalid=(), rng=None):
     rng = np.random.default_rng(seed if rng is None else rng)
     g = rng.normal(size=(n, d))
     norm = np.linalg.norm(g, axis=1)
@@ -29,8 +29,8 @@ ATTRS = {"dataset": "synthetic", "target": "label_logit", "recipe": json.dumps({
          "input_shape": [2, 3]}
 
 
-def _dataset(**kw):
-    parts = [[[_part(f, c, s, **kw) for s in (0, 1)] for c in (4, 8)] for f in ("mlp", "cnn_small")]
+def make_dataset(**kw):
+    parts = [[[make_part(f, c, s, **kw) for s in (0, 1)] for c in (4, 8)] for f in ("mlp", "cnn_small")]
     ds = xr.combine_nested(parts, concat_dim=["family", "capacity", "seed"], data_vars="minimal", coords="minimal",
                            compat="override", join="override", combine_attrs="drop")
     ds = ds.assign_coords(family=np.array(["mlp", "cnn_small"], dtype=object))
@@ -39,7 +39,7 @@ def _dataset(**kw):
 
 
 def test_valid_dataset_passes_and_round_trips(tmp_path):
-    ds = _dataset(invalid=(2,))
+    ds = make_dataset(invalid=(2,))
     assert sio.validate(ds) is ds
     path = sio.to_netcdf_atomic(ds, tmp_path / "s.nc")
     back = sio.open_saliency(path, values=True)
@@ -53,7 +53,7 @@ def test_valid_dataset_passes_and_round_trips(tmp_path):
 
 
 def test_open_several_files_by_glob_and_list(tmp_path):
-    ds = _dataset()
+    ds = make_dataset()
     for i, family in enumerate(["mlp", "cnn_small"]):
         sio.to_netcdf_atomic(ds.sel(family=[family]), tmp_path / f"run{i}.nc")
     combined = sio.open_saliency(str(tmp_path / "run*.nc"), values=True)
@@ -84,18 +84,18 @@ def _break(ds, how):
 ])
 def test_structure_errors(how, message):
     with pytest.raises(sio.SchemaError, match=message):
-        sio.validate(_break(_dataset(), how), values=False)
+        sio.validate(_break(make_dataset(), how), values=False)
 
 
 def test_dim_without_coordinate():
-    ds = _dataset().drop_vars("seed")
+    ds = make_dataset().drop_vars("seed")
     with pytest.raises(sio.SchemaError, match=r"^dim 'seed' has no coordinate\.$"):
         sio.validate(ds)
 
 
 def test_not_a_dataset():
     with pytest.raises(sio.SchemaError, match=r"^'ds' must be an xarray\.Dataset, got DataArray\.$"):
-        sio.validate(_dataset()["direction"])
+        sio.validate(make_dataset()["direction"])
 
 
 def _set(name, index, value):
@@ -112,7 +112,7 @@ def _set(name, index, value):
     (_set("test_accuracy", (0, 1, 0), 1.5), r"^'test_accuracy' lies outside \[0, 1\] at 1 places\.$"),
 ])
 def test_value_errors(how, message):
-    ds = _break(_dataset(invalid=(2,)), how)
+    ds = _break(make_dataset(invalid=(2,)), how)
     sio.validate(ds, values=False)  # structure is fine
     with pytest.raises(sio.SchemaError, match=message):
         sio.validate(ds)
@@ -123,40 +123,10 @@ def test_schema_error_is_a_value_error():
 
 
 def test_input_shape_forms():
-    ds = _dataset()
+    ds = make_dataset()
     assert sio.input_shape(ds) == (2, 3)
     ds.attrs["input_shape"] = "2x3"
     assert sio.input_shape(ds) == (2, 3)
-
-
-def test_part_store_resumes_and_assembles(tmp_path):
-    out = tmp_path / "run.nc"
-    identity = {"dataset": "synthetic", "epochs": 1}
-    store = sio.PartStore(out, identity).open()
-    keys = [(f, c, s) for f in ("mlp", "cnn_small") for c in (4, 8) for s in (0, 1)]
-    for key in keys[:5]:
-        store.write(_part(*key))
-    store.record("mlp", 4, {"mode": "batched", "chunk_size": 2})
-    again = sio.PartStore(out, identity).open()
-    assert again.done(keys) == set(keys[:5]) and again.decision("mlp", 4) == {"mode": "batched", "chunk_size": 2}
-    (again.folder / "mlp-k4-s1.npz").write_bytes(b"\x89HDF\r\n\x1a\n truncated")
-    assert again.done(keys) == set(keys[:5]) - {("mlp", 4, 1)} and again.removed == ["mlp-k4-s1.npz"]
-    for key in keys:
-        if key not in again.done(keys):
-            again.write(_part(*key))
-    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
-    again.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3))
-    assert not again.folder.exists()
-    with sio.open_saliency(out, values=True) as ds:
-        xr.testing.assert_equal(ds["direction"], _dataset()["direction"].astype(np.float32))
-        assert ds["feature"].attrs["input_shape"].tolist() == [2, 3]
-        assert ds["capacity"].attrs["long_name"] == "width k"
-
-
-def test_part_store_refuses_another_run(tmp_path):
-    sio.PartStore(tmp_path / "run.nc", {"epochs": 1}).open()
-    with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
-        sio.PartStore(tmp_path / "run.nc", {"epochs": 2}).open()
 
 
 def test_import_is_light():
@@ -164,47 +134,6 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
-
-@pytest.mark.parametrize(("part_level", "out_level"), [(4, 4), (0, 0), (4, 0), (0, 4), (1, 9)])
-def test_assembly_copies_or_transcodes_the_stored_chunks(tmp_path, part_level, out_level):
-    # Parts hold direction encoded at the level of the run that wrote them; a resumed run may ask for another.
-    out = tmp_path / "run.nc"
-    store = sio.PartStore(out, {"run": 1}, complevel=part_level, threads=2).open()
-    for f in ("mlp", "cnn_small"):
-        for c in (4, 8):
-            for s in (0, 1):
-                store.write(_part(f, c, s, invalid=(2,)))
-    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
-    again = sio.PartStore(out, {"run": 1}, complevel=out_level).open()
-    again.assemble(["mlp", "cnn_small"], [4, 8], [0, 1], attrs, input_shape=(2, 3))
-    with sio.open_saliency(out, values=True) as ds:
-        expected = _dataset(invalid=(2,))
-        for name in ("direction", "grad_norm", "valid", "correct", "test_accuracy", "train_accuracy", "n_params"):
-            np.testing.assert_array_equal(ds[name].values, expected[name].values.astype(ds[name].dtype))
-        assert ds["label"].values.tolist() == expected["label"].values.tolist()
-        assert bool(ds["direction"].encoding.get("zlib")) == (out_level > 0)
-
-
-def test_part_direction_decodes_and_a_short_chunk_table_is_unreadable(tmp_path):
-    # A long model (3 chunks of 8 rows: 2**17 features) round-trips through a part file; a part whose chunk table
-    # disagrees with its sample count is redone.
-    store = sio.PartStore(tmp_path / "run.nc", {"run": 1}).open()
-    part = _part(n=20, d=2**17, invalid=(3,))
-    path = store.write(part)
-    np.testing.assert_array_equal(sio._load_direction(path), part["direction"].values[0, 0, 0].astype(np.float32))
-    with np.load(path) as z:
-        arrays = dict(z)
-    arrays["direction_sizes"] = arrays["direction_sizes"][:2]
-    with open(path, "wb") as f:
-        np.savez(f, **arrays)
-    assert store.done([("mlp", 4, 0)]) == set() and store.removed == [path.name]
-
-
-def test_part_store_argument_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"^'complevel' must be an integer from 0 to 9, got 'zlib'\.$"):
-        sio.PartStore(tmp_path / "run.nc", {}, complevel="zlib")
-    with pytest.raises(ValueError, match=r"^'threads' must be a positive integer, got -2\.$"):
-        sio.PartStore(tmp_path / "run.nc", {}, threads=-2)
 
 
 def _variable(path, name="direction"):
@@ -222,7 +151,7 @@ def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
     # Two models of 20 samples x 2**17 features: 8 samples per chunk, so each model has an edge chunk of 4 rows.
     # The reference is the same dataset written by xarray/netCDF-C alone, which runs HDF5's own filters.
     d, n = 2**17, 20
-    parts = [_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
+    parts = [make_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
     ds = xr.concat(parts, "seed", data_vars="minimal", coords="minimal", compat="override")
     ds.attrs.update(ATTRS, input_shape=[d])
     reference = tmp_path / "reference.nc"
@@ -242,7 +171,7 @@ def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
 
 
 def test_parallel_direction_write_streams_dask_and_is_thread_count_independent(tmp_path):
-    ds = _dataset(invalid=(1,))
+    ds = make_dataset(invalid=(1,))
     one = sio.to_netcdf_atomic(ds, tmp_path / "one.nc", threads=1)
     many = sio.to_netcdf_atomic(ds.chunk({"family": 1, "capacity": 1, "seed": 1}), tmp_path / "many.nc", threads=4)
     np.testing.assert_array_equal(_variable(one)[0], _variable(many)[0])
@@ -256,33 +185,12 @@ def test_parallel_direction_write_streams_dask_and_is_thread_count_independent(t
 ])
 def test_write_argument_errors(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        sio.to_netcdf_atomic(_dataset(), tmp_path / "s.nc", **kwargs)
+        sio.to_netcdf_atomic(make_dataset(), tmp_path / "s.nc", **kwargs)
     assert not list(tmp_path.iterdir())
 
 
-def test_parts_of_the_previous_format_are_kept_and_assembled(tmp_path):
-    # Parts written before 2026-11-26 hold the plain direction array; a run resumed across the upgrade keeps them.
-    out = tmp_path / "run.nc"
-    store = sio.PartStore(out, {"run": 1}).open()
-    keys = [("mlp", 4, 0), ("mlp", 4, 1)]
-    old = _part(*keys[0], invalid=(2,))
-    meta = {"family": "mlp", "capacity": 4, "seed": 0, "n_params": 400, "test_accuracy": 0.9,
-            "extra": {"train_accuracy": 0.95}}
-    with open(store.path(*keys[0]), "wb") as f:
-        np.savez(f, meta=np.array(json.dumps(meta)), direction=old["direction"].values[0, 0, 0].astype(np.float32),
-                 grad_norm=old["grad_norm"].values.ravel(), valid=old["valid"].values.ravel(),
-                 correct=old["correct"].values.ravel(), label=old["label"].values, sample=old["sample"].values)
-    store.write(_part(*keys[1]))
-    assert store.done(keys) == set(keys) and store.removed == []
-    attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}
-    store.assemble(["mlp"], [4], [0, 1], attrs, input_shape=(2, 3))
-    with sio.open_saliency(out, values=True) as ds:
-        expected = np.concatenate([old["direction"].values, _part(*keys[1])["direction"].values], axis=2)
-        np.testing.assert_array_equal(ds["direction"].values, expected.astype(np.float32))
-
-
 def test_unlimited_dimension_is_written_by_netcdf_c(tmp_path):
-    ds = _dataset(invalid=(1,))
+    ds = make_dataset(invalid=(1,))
     ds.encoding["unlimited_dims"] = {"sample"}
     with sio.open_saliency(sio.to_netcdf_atomic(ds, tmp_path / "s.nc"), values=True) as back:
         np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))

@@ -176,29 +176,6 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
         extract(out, recipe=quick_recipe, save_models=tmp_path / "elsewhere", **tiny)
 
 
-def test_a_second_ctrl_c_cancels_the_queued_part_writes():
-    import threading
-    import time
-
-    from sawdist.extraction.sweep import _PartWriter
-
-    written, started = [], threading.Event()
-
-    class SlowStore:
-        def write_model(self, seed, **kwargs):
-            started.set()
-            time.sleep(0.2)
-            written.append(seed)
-
-    writer = _PartWriter(SlowStore(), lambda key, accuracy: None)
-    for seed in range(10):
-        writer.submit(("mlp", 4, seed), 0.5, seed=seed)
-    started.wait()
-    begin = time.perf_counter()
-    keys = writer.close(cancel=True)
-    assert time.perf_counter() - begin < 1.0 and written == [0] and keys == [("mlp", 4, 0)]
-
-
 def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     out = tmp_path / "auto.nc"
     tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
@@ -223,3 +200,12 @@ def test_extract_errors(tmp_path, changes, message, tiny):
     with pytest.raises(ValueError, match=message):
         extract(tmp_path / "x.nc", **{**tiny, **changes})
     assert not (tmp_path / "x.nc.parts").exists()
+
+
+def test_units_are_chunks_of_seeds_with_stable_ids():
+    from sawdist.extraction.sweep import Unit, units
+
+    cut = units("mlp", 8, [0, 1, 2, 3, 5], {"mode": "batched", "chunk_size": 2})
+    assert cut[0] == Unit("mlp", 8, (0, 1), "batched")
+    assert [u.id for u in cut] == ["mlp-k8-s0..1", "mlp-k8-s2..3", "mlp-k8-s5"]
+    assert [u.seeds for u in Unit("mlp", 8, (0, 1, 2), "batched").halves()] == [(0, 1), (2,)]

@@ -1,0 +1,343 @@
+"""The part store of a sweep: one file per trained model, resumable, assembled into a saliency dataset at the end.
+
+:func:`sawdist.extraction.sweep.extract` writes one trained model at a time into its own *part file* (written to a
+temporary name and moved into place, so a part either exists whole or not at all) in the folder ``<out>.parts``,
+with ``direction`` already compressed as the output file stores it; when every model is there, the parts are copied
+into ``<out>`` (again through a temporary file, :func:`sawdist.io.to_netcdf_atomic`) and the folder is removed. A
+rerun skips finished parts, redoes unreadable ones, and so completes an interrupted run without losing finished
+models. The schema of the output is :mod:`sawdist.io`'s (docs/dataset.md).
+
+Needs NumPy, xarray and Dask, not PyTorch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from sawdist.io import (
+    DIMS,
+    METADATA,
+    check_complevel,
+    check_threads,
+    chunk_rows,
+    decode_chunk,
+    encode_chunk,
+    to_netcdf_atomic,
+    validate,
+)
+
+__all__ = ["PartStore", "PartWriter", "key_name", "load_direction"]
+
+_PER_SAMPLE = {"grad_norm": np.float32, "valid": bool, "correct": bool}
+
+
+def key_name(family: str, capacity: int, seed: int | None = None) -> str:
+    """``"<family>-k<capacity>"`` (a family at one width: its recorded decisions) or ``"<family>-k<capacity>-s<seed>"``
+    (one model: its part file and its weights)."""
+    name = f"{family}-k{int(capacity)}"
+    return name if seed is None else f"{name}-s{int(seed)}"
+
+
+def _part_chunks(z) -> list[bytes]:
+    """The encoded chunks of ``direction`` stored in an open part file."""
+    data = memoryview(z["direction_chunks"])
+    ends = np.cumsum(z["direction_sizes"])
+    return [bytes(data[end - size: end]) for size, end in zip(z["direction_sizes"].tolist(), ends.tolist())]
+
+
+def _direction_info(z, meta: dict) -> dict:
+    """How a part stores ``direction``: ``n_sample``, ``n_feature`` and, for encoded chunks, ``rows`` and
+    ``complevel``. Parts written before 2026-11-26 hold the plain array (``"direction"``); they stay valid."""
+    if "direction" in z.files:
+        n_sample, n_feature = z["direction"].shape
+        return {"n_sample": n_sample, "n_feature": n_feature}
+    return meta["direction"]
+
+
+def _decode_part(z, info: dict) -> np.ndarray:
+    if "rows" not in info:
+        return z["direction"]
+    blocks = [decode_chunk(c, info["rows"], info["n_feature"], info["complevel"] > 0) for c in _part_chunks(z)]
+    return np.concatenate(blocks)[: info["n_sample"]]
+
+
+def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> list[bytes]:
+    blocks = [direction[start: start + rows] for start in range(0, direction.shape[0], rows)]
+    return list(pool.map(lambda block: encode_chunk(block, rows, complevel), blocks))
+
+
+def load_direction(path) -> np.ndarray:
+    """The directions of one part file, decoded: ``(n_sample, n_feature)`` float32."""
+    with open(path, "rb") as f, np.load(f) as z:
+        return _decode_part(z, _direction_info(z, json.loads(str(z["meta"]))))
+
+
+class PartStore:
+    """The per-model part files of one run, in the folder ``<out>.parts`` next to the output file ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        The final netCDF file.
+    identity : dict
+        JSON-serialisable description of everything that determines the models (dataset, samples, recipe,
+        target, device type). Parts are reused only by a run with the same identity.
+    complevel : int
+        zlib level 0-9 of the output (0: uncompressed); the parts hold ``direction`` already encoded for it.
+    threads : int, optional
+        Threads that compress a part's chunks (default: every core this process may use).
+
+    Notes
+    -----
+    The folder holds ``manifest.json`` (the identity, and per-(family, capacity) decisions such as the training
+    mode, so that a resumed run repeats them) and one file per finished model, ``<family>-k<capacity>-s<seed>.npz``
+    (NumPy's zip format, with CRC-32 checksums; written through a temporary file and :func:`os.replace`). A part
+    stores ``direction`` as the compressed chunks of the output file, so the compression, the slow step, happens
+    while the run goes on (:func:`sawdist.extraction.sweep.extract` writes parts in the background while the next models
+    train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
+    """
+
+    def __init__(self, out, identity: dict, *, complevel: int = 4, threads: int | None = None):
+        self.complevel = check_complevel(complevel)
+        self.threads = check_threads(threads)
+        self.out = Path(out)
+        self.folder = self.out.with_name(self.out.name + ".parts")
+        self.identity = json.loads(json.dumps(identity, sort_keys=True))
+        self.manifest_path = self.folder / "manifest.json"
+        self.decisions: dict = {}
+        self.removed: list[str] = []
+
+    # manifest --------------------------------------------------------------------------------------------------
+    def open(self) -> PartStore:
+        """Create the folder, or check that an existing one belongs to this run; clean temporary files."""
+        if self.folder.exists() and self.manifest_path.exists():
+            try:
+                manifest = json.loads(self.manifest_path.read_text())
+            except ValueError:
+                manifest = None
+            if manifest is not None and manifest.get("identity") != self.identity:
+                raise ValueError(
+                    f"'out' has unfinished parts of a different run in {self.folder}; "
+                    "rerun that run's command, delete the folder, or choose another output file."
+                )
+            self.decisions = (manifest or {}).get("decisions", {})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for tmp in self.folder.glob("*.tmp"):
+            tmp.unlink()
+        self._write_manifest()
+        return self
+
+    def _write_manifest(self) -> None:
+        tmp = self.manifest_path.with_name("manifest.json.tmp")
+        tmp.write_text(json.dumps({"identity": self.identity, "decisions": self.decisions}, indent=1, sort_keys=True))
+        os.replace(tmp, self.manifest_path)
+
+    def decision(self, family: str, capacity: int) -> dict | None:
+        """The decisions recorded for (family, capacity), or None."""
+        return self.decisions.get(key_name(family, capacity))
+
+    def record(self, family: str, capacity: int, decision: dict) -> None:
+        """Record decisions for (family, capacity) in the manifest (kept for resumed runs)."""
+        self.decisions[key_name(family, capacity)] = decision
+        self._write_manifest()
+
+    # parts -----------------------------------------------------------------------------------------------------
+    def path(self, family: str, capacity: int, seed: int) -> Path:
+        return self.folder / (key_name(family, capacity, seed) + ".npz")
+
+    def done(self, keys) -> set:
+        """The keys ``(family, capacity, seed)`` among ``keys`` whose part is present and readable.
+
+        A part that cannot be read or is not the model it is named for is deleted (and listed in
+        :attr:`removed`), so that its model is trained again.
+        """
+        finished = set()
+        for key in keys:
+            path = self.path(*key)
+            if not path.exists():
+                continue
+            if self._readable(path, key):
+                finished.add(tuple(key))
+            else:
+                path.unlink()
+                self.removed.append(path.name)
+        return finished
+
+    @staticmethod
+    def _readable(path: Path, key) -> bool:
+        try:
+            with open(path, "rb") as f, np.load(f) as z:  # reading every member checks its CRC-32
+                meta = json.loads(str(z["meta"]))
+                info, n = _direction_info(z, meta), z["label"].shape[0]
+                if "rows" in info:  # a chunk table that covers the samples and the stored bytes exactly
+                    sizes = z["direction_sizes"]
+                    stored_ok = (len(sizes) == -(-n // info["rows"]) and bool((sizes > 0).all())
+                                 and int(sizes.sum()) == z["direction_chunks"].shape[0])
+                else:
+                    stored_ok = z["direction"].ndim == 2
+                shapes_ok = (stored_ok and info["n_sample"] == n
+                             and all(z[name].shape == (n,) for name in _PER_SAMPLE))
+                return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
+        except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
+            return False
+
+    def write_model(self, *, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct,
+                    test_accuracy: float, n_params: int, label, sample=None, extra: dict | None = None) -> Path:
+        """Write one model's part atomically (arguments as for :func:`sawdist.io.model_part`)."""
+        direction = np.asarray(direction, dtype=np.float32)
+        n, d = direction.shape
+        rows = chunk_rows(n, d)
+        with ThreadPoolExecutor(self.threads) as pool:
+            chunks = _encode_model(direction, rows, self.complevel, pool)
+        meta = {"family": str(family), "capacity": int(capacity), "seed": int(seed), "n_params": int(n_params),
+                "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()},
+                "direction": {"n_sample": n, "n_feature": d, "rows": rows, "complevel": self.complevel}}
+        arrays = {
+            "meta": np.array(json.dumps(meta)),
+            "direction_chunks": np.frombuffer(b"".join(chunks), dtype=np.uint8),
+            "direction_sizes": np.array([len(c) for c in chunks], dtype=np.int64),
+            "grad_norm": np.asarray(grad_norm, dtype=np.float32).reshape(n),
+            "valid": np.asarray(valid, dtype=bool).reshape(n),
+            "correct": np.asarray(correct, dtype=bool).reshape(n),
+            "label": np.asarray(label, dtype=np.int64).reshape(n),
+            "sample": np.arange(n) if sample is None else np.asarray(sample, dtype=np.int64).reshape(n),
+        }
+        path = self.path(family, capacity, seed)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        return path
+
+    def write(self, part: xr.Dataset) -> Path:
+        """Write one model's part (a :func:`sawdist.io.model_part` dataset) atomically."""
+        grid = DIMS[:3]
+        extra = {name: float(var.values.ravel()[0]) for name, var in part.data_vars.items()
+                 if var.dims == grid and name != "test_accuracy"}
+        return self.write_model(
+            family=str(part["family"].values[0]), capacity=int(part["capacity"].values[0]),
+            seed=int(part["seed"].values[0]), direction=part["direction"].values[0, 0, 0],
+            grad_norm=part["grad_norm"].values.ravel(), valid=part["valid"].values.ravel(),
+            correct=part["correct"].values.ravel(), test_accuracy=float(part["test_accuracy"].values.ravel()[0]),
+            n_params=int(part["n_params"].values.ravel()[0]), label=part["label"].values,
+            sample=part["sample"].values, extra=extra,
+        )
+
+    # assembly --------------------------------------------------------------------------------------------------
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
+        """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
+
+        The output is compressed at :attr:`complevel`. ``direction`` is never held in memory whole: each part's
+        chunks are copied into the file as they are (or decoded and encoded again, for parts written with another
+        ``complevel`` by an earlier run).
+        """
+        families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
+        shape = (len(families), len(capacities), len(seeds))
+        paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
+        with open(paths[0], "rb") as f, np.load(f) as z:
+            first = json.loads(str(z["meta"]))
+            info = _direction_info(z, first)
+            n, d = info["n_sample"], info["n_feature"]
+            label, sample = z["label"], z["sample"]
+            extra_names = sorted(first["extra"])
+        per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
+        per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
+        n_params = np.empty(shape[:2], dtype=np.int64)
+        for index, path in zip(np.ndindex(*shape), paths):
+            with open(path, "rb") as f, np.load(f) as z:
+                meta = json.loads(str(z["meta"]))
+                for name in per_sample:
+                    per_sample[name][index] = z[name]
+                per_model["test_accuracy"][index] = meta["test_accuracy"]
+                for name in extra_names:
+                    per_model[name][index] = meta["extra"][name]
+                n_params[index[:2]] = meta["n_params"]
+        import dask
+        import dask.array as da
+
+        # The dataset's direction is lazy (each block decodes one part) and is never computed here: ``load`` gives
+        # the writer the stored chunks.
+        blocks = [da.from_delayed(dask.delayed(load_direction)(p), (n, d), np.float32) for p in paths]
+        direction = da.stack(blocks).reshape(shape + (n, d))
+        rows, complevel = chunk_rows(n, d), self.complevel
+
+        def load(index):
+            with open(paths[int(np.ravel_multi_index(index, shape))], "rb") as f, np.load(f) as z:
+                info = _direction_info(z, json.loads(str(z["meta"])))
+                if info.get("rows") == rows and (info["complevel"] > 0) == (complevel > 0):
+                    return _part_chunks(z)  # any zlib level inflates alike
+                return _decode_part(z, info)
+
+        data_vars = {
+            "direction": (DIMS, direction),
+            **{name: (DIMS[:4], values) for name, values in per_sample.items()},
+            **{name: (DIMS[:3], values) for name, values in per_model.items()},
+            "n_params": (DIMS[:2], n_params),
+        }
+        coords = {
+            "family": np.array(families, dtype=object), "capacity": np.array(capacities, dtype=np.int64),
+            "seed": np.array(seeds, dtype=np.int64), "sample": sample, "feature": np.arange(d),
+            "label": ("sample", label),
+        }
+        ds = xr.Dataset(data_vars, coords, attrs=dict(attrs))
+        ds.attrs["input_shape"] = [int(s) for s in input_shape]
+        ds["feature"].attrs["input_shape"] = ds.attrs["input_shape"]
+        for name, meta in METADATA.items():
+            if name in ds.variables:
+                ds[name].attrs.update(meta)
+        to_netcdf_atomic(ds, self.out, complevel=complevel, threads=self.threads, load=load)
+        with xr.open_dataset(self.out, engine="netcdf4") as check:
+            validate(check, values=False)
+        shutil.rmtree(self.folder)
+        return self.out
+
+
+class PartWriter:
+    """Writes parts on one background thread, so that the next models train while a part is compressed and written;
+    the bookkeeping (the keys written, callbacks) stays on the calling thread, in the order of submission.
+
+    Parameters
+    ----------
+    store : PartStore
+    on_written : callable
+        Called on the writer thread as ``on_written(key, accuracy)`` after each part (a progress bar).
+    """
+
+    def __init__(self, store, on_written):
+        self.store = store
+        self.on_written = on_written
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sawdist-parts")
+        self.pending: deque = deque()
+
+    def submit(self, key, accuracy: float, **part) -> None:
+        """Queue the part of model ``key`` (the keywords of :meth:`PartStore.write_model`)."""
+        def write():
+            self.store.write_model(**part)
+            self.on_written(key, accuracy)
+
+        self.pending.append((key, self.pool.submit(write)))
+
+    def finished(self, wait: bool):
+        """The keys written so far, in order (all of them when ``wait``); a failed write raises here."""
+        while self.pending and (wait or self.pending[0][1].done()):
+            key, future = self.pending.popleft()
+            future.result()
+            yield key
+
+    def close(self, cancel: bool = False) -> list:
+        """Finish the write under way (a part is never left half written) and, unless ``cancel``, the queued ones;
+        return the keys written since the last :meth:`finished`."""
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
+        written = [key for key, future in self.pending if not future.cancelled() and future.exception() is None]
+        self.pending.clear()
+        return written
