@@ -16,7 +16,7 @@ from sawdist import power_spherical, saw, uniform_direction, vonmises_fisher
 mp.mp.dps = 50
 
 MEMBERS = {
-    "vmf": lambda mu, kappa: vonmises_fisher(mu, kappa),
+    "vonmises_fisher": lambda mu, kappa: vonmises_fisher(mu, kappa),
     "power_spherical": lambda mu, kappa: power_spherical(mu, kappa),
     "saw_cubic": lambda mu, kappa: saw(mu, lambda t: kappa * (t + 0.5 * t**3)),
 }
@@ -235,7 +235,12 @@ def test_power_spherical_cosine_law_is_beta(d):
     beta = stats.beta((d - 1) / 2 + kappa, (d - 1) / 2)
     t = np.array([-0.5, 0.0, 0.02, 0.3, 0.8])
     np.testing.assert_allclose(law.cdf(t), beta.cdf((1 + t) / 2), rtol=1e-12)
-    np.testing.assert_allclose(law.logpdf(t), beta.logpdf((1 + t) / 2) - np.log(2), rtol=1e-12)
+    # the log density against 50-digit mpmath: scipy's beta.logpdf is itself 1.8e-12 off at d = 3072, t = 0 (a
+    # result ~3 from terms ~2000: (a-1) log1p(t) against (a+b-1) log 2 + betaln(a, b))
+    a, b = mp.mpf(d - 1) / 2 + mp.mpf(kappa), mp.mpf(d - 1) / 2
+    ref = [(a - 1) * mp.log((1 + mp.mpf(v)) / 2) + (b - 1) * mp.log((1 - mp.mpf(v)) / 2) - mp.log(2)
+           - mp.log(mp.beta(a, b)) for v in t]
+    np.testing.assert_allclose(law.logpdf(t), [float(r) for r in ref], rtol=1e-12)
     assert law.mean() == pytest.approx(2 * beta.mean() - 1, rel=1e-12)
     assert law.var() == pytest.approx(4 * beta.var(), rel=1e-12)
 
@@ -243,7 +248,7 @@ def test_power_spherical_cosine_law_is_beta(d):
 def test_extreme_parameters_are_finite_and_silent():
     # pytest turns warnings into errors: any overflow or invalid-value warning fails this test
     for d, kappa in [(100000, 1e7), (100000, 0.0), (3072, 1e-300), (2, 1e7), (12288, 2000.0)]:
-        for name in ("vmf", "power_spherical"):
+        for name in ("vonmises_fisher", "power_spherical"):
             dist = MEMBERS[name](e1(d), kappa)
             x = dist.rvs(size=3, rng=0)
             assert np.all(np.isfinite(dist.logpdf(x)))
@@ -345,7 +350,7 @@ def test_scipy_keywords_random_state_and_frozen_seed_give_the_same_draws_as_rng(
     assert np.array_equal(saw(mu, f, seed=5).rvs(size=4), saw.rvs(mu, f, size=4, random_state=5))
     assert np.array_equal(uniform_direction(6, seed=2).rvs(3), uniform_direction.rvs(6, 3, random_state=2))
     x = vonmises_fisher(mu, kappa).rvs(size=30, rng=0)
-    fitted = sawdist.fit(x, family="vmf")
+    fitted = sawdist.fit(x, distribution="vonmises_fisher")
     assert np.array_equal(fitted.rvs(2, random_state=1), fitted.rvs(2, rng=1))
 
 
@@ -462,3 +467,88 @@ def test_error_messages(call, message):
 def test_public_names():
     for name in ("vonmises_fisher", "power_spherical", "saw", "uniform_direction", "fit", "special"):
         assert hasattr(sawdist, name)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the hardening issue: regressions (the property-based tests in tests/test_distributions_properties.py cover the
+# whole range)
+
+
+def _vmf_logpdf_mp(d, kappa, t):
+    """log C_d(kappa) + kappa t at 50 digits (mpmath's besseli; t taken exactly)."""
+    nu, k = mp.mpf(d) / 2 - 1, mp.mpf(kappa)
+    return nu * mp.log(k) - mp.mpf(d) / 2 * mp.log(2 * mp.pi) - mp.log(mp.besseli(nu, k)) + k * mp.mpf(t)
+
+
+@pytest.mark.parametrize("d, kappa, t", [(2, 1e7, 1.0), (5, 2000.0, float(np.sqrt(0.8))), (100, 1e5, 1.0),
+                                         (3, 1e100, 1.0), (5, 1e100, 1.0), (3, 1e300, 0.5)])
+def test_vmf_density_keeps_its_digits_at_large_kappa(d, kappa, t):
+    # log C ~ -kappa and kappa t ~ kappa used to cancel: 2.1e-10 relative at d = 2, kappa = 1e7 (t = 1); the pdf at
+    # d = 5, kappa = 2000, t = sqrt(0.8) 1.8e-13 relative (scipy: 4e-14); 0.0 at kappa = 1e100 (truth 456.8 at
+    # d = 5); NaN from kappa = 1e155. Now within a few ulps of log f, i.e. of the pdf's relative error.
+    x = np.zeros(d)
+    x[0], x[1] = t, np.sqrt((1 - t) * (1 + t))
+    got = vonmises_fisher(e1(d), kappa).logpdf(x)
+    if kappa > 1e10:  # Hankel: log I_nu(k) - k = -log(2 pi k)/2 + log(1 - (4nu^2 - 1)/(8k) + ...)
+        nu, k = mp.mpf(d) / 2 - 1, mp.mpf(kappa)
+        ref = (nu * mp.log(k) - mp.mpf(d) / 2 * mp.log(2 * mp.pi) + mp.log(2 * mp.pi * k) / 2
+               - mp.log(1 - (4 * nu**2 - 1) / (8 * k)) - k * (1 - mp.mpf(t)))
+    else:
+        ref = _vmf_logpdf_mp(d, kappa, t)
+    assert abs(mp.mpf(float(got)) - ref) <= 8 * np.finfo(float).eps * max(1, abs(ref)), (got, ref)
+
+
+def test_vmf_pdf_at_large_kappa_is_as_accurate_as_scipy():
+    # the reported case: relative error 1.8e-13 (the log normaliser and kappa t cancelled, and x was renormalised,
+    # moving t by an ulp: kappa eps ~ 4e-13); scipy reaches 4e-14
+    mu, x = e1(5), np.zeros(5)
+    x[0], x[1] = np.sqrt(0.8), np.sqrt(0.2)
+    ref = mp.exp(_vmf_logpdf_mp(5, 2000.0, x @ mu))
+    assert abs(vonmises_fisher(mu, 2000.0).pdf(x) - ref) / ref <= 2e-14
+
+
+@pytest.mark.parametrize("d, kappa", [(2, 1e7), (64, 1e6), (3072, 1e9)])
+def test_power_spherical_density_keeps_its_digits_at_the_mode(d, kappa):
+    # log C + kappa log 2 from gammaln(a) - gammaln(a + b): 4.8e-10 relative at d = 2, kappa = 1e7
+    a, b = mp.mpf(d - 1) / 2 + mp.mpf(kappa), mp.mpf(d - 1) / 2
+    with mp.workdps(80):
+        ref = -(2 * b * mp.log(2) + b * mp.log(mp.pi)) + mp.loggamma(a + b) - mp.loggamma(a)
+    assert power_spherical(e1(d), kappa).logpdf(e1(d)) == pytest.approx(float(ref), rel=4 * np.finfo(float).eps)
+
+
+@pytest.mark.parametrize("d, kappa", [(3072, 1e18), (5, 1e20), (3, 1e30), (2, np.finfo(float).max)])
+def test_vmf_sampler_returns_at_huge_kappa(d, kappa):
+    # Wood's test kappa (w - x0) was rounding noise once 1 - x0 ~ (d-1)/(2 kappa) < eps: rvs() never returned
+    x = vonmises_fisher(e1(d), kappa).rvs(size=200, rng=3)
+    assert np.all(np.isfinite(x))
+    assert np.all(np.abs(np.linalg.norm(x, axis=-1) - 1) < 10 * np.finfo(float).eps * np.sqrt(d))
+    # the tangent part keeps 1 - t ~ 1/kappa: its squared length s (2 - s) ~ chi2(d - 1) / kappa
+    r2 = np.einsum("ij,ij->i", x[:, 1:], x[:, 1:])
+    assert 0.2 < np.median(r2) * kappa / (d - 1) < 5
+
+
+def test_bayes_distributions_check_their_parameters():
+    pm = pytest.importorskip("pymc")
+    pt = pytest.importorskip("pytensor.tensor")
+    from pymc.logprob.utils import ParameterValueError
+
+    from sawdist.bayes import PowerSpherical, VonMisesFisher, VonMisesFisherCosine
+
+    x = e1(3)
+    for dist in (VonMisesFisher, PowerSpherical):
+        # a non-unit or zero mu changed the density silently (2 e_1: 0.1646 instead of -1.957), kappa = inf gave NaN
+        for mu, kappa, message in [(2 * e1(3), 1.0, r"'mu' must contain unit vectors .* got norm 2\.0\."),
+                                   (np.zeros(3), 1.0, r"'mu' must contain unit vectors .* got norm 0\.0\."),
+                                   (e1(3), np.inf, r"'kappa' must be finite, got inf\."),
+                                   (e1(3), -1.0, r"kappa >= 0.*'kappa' must be >= 0, got -1\.0\.")]:
+            with pytest.raises(ParameterValueError, match=message):
+                pm.logp(dist.dist(mu=mu, kappa=kappa), x).eval(mode="FAST_COMPILE")
+        # symbolic parameters: checked in the graph
+        m, k = pt.dvector("m"), pt.dscalar("k")
+        logp = pm.logp(dist.dist(mu=m, kappa=k), x)
+        for mv, kv in [(2 * e1(3), 1.0), (e1(3), np.inf), (e1(3), np.nan)]:
+            with pytest.raises(ParameterValueError, match="kappa finite, mu a unit vector"):
+                logp.eval({m: mv, k: kv}, mode="FAST_COMPILE")
+        assert np.isfinite(logp.eval({m: e1(3), k: 2.0}, mode="FAST_COMPILE"))
+    with pytest.raises(ParameterValueError, match=r"'kappa' must be finite, got inf\."):
+        pm.logp(VonMisesFisherCosine.dist(dim=3, kappa=np.inf), 0.5).eval(mode="FAST_COMPILE")

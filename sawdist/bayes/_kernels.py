@@ -13,8 +13,9 @@ depends on nu alone is done once per order:
   ``L = s - nu log(nu + s) - log(2 pi s)/2 + log1p(T)`` and
   ``Q = R/x = 1/(nu + s) - 1/(2 s^2) - nu T'(p) / (s^3 (1 + T))``, every term positive or small: no cancellation;
 * orders below ``NU_DEBYE`` start the expansion at ``nu + M`` and recur down with ``Q(n-1) = 1/(2n + x^2 Q(n))``,
-  ``L(n-1) = L(n) - log Q(n-1)`` (the stable direction, as in :mod:`sawdist.special`); arguments
-  ``x <= 2 sqrt(nu + 1)`` take L from the power series, as there.
+  ``L(n-1) = L(n) - log Q(n-1)`` (the stable direction, as in :mod:`sawdist.special`), in the form
+  ``R(n-1) = 1/(2n/x + R(n))``, ``L(n-1) = L(n) - log R(n-1) + log x`` for x >= 1 (x^2 overflows from 1.3e154);
+  arguments ``x <= 2 sqrt(nu + 1)`` take L from the power series, as there.
 
 Agreement with :mod:`sawdist.special` is tested to 1e-13 relative (``tests/bayes/test_special_ops.py``).
 """
@@ -24,9 +25,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.special import gammaln
 
-from ..special import NU_DEBYE, N_SERIES_TERMS, debye_polynomials
+from ..special import N_SERIES_TERMS, NU_DEBYE, debye_polynomials, lgamma1p
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: Debye orders whose coefficient bound falls below this are dropped.
@@ -54,7 +54,8 @@ class FixedOrderBessel:
             degree = len(u)
         self._c = coeffs[:degree][::-1].copy()  # highest power first, for Horner
         self._dc = (coeffs[1:degree] * np.arange(1, degree))[::-1].copy()
-        self._series_head = -self.nu * np.log(2.0) - gammaln(self.nu + 1.0)
+        # lgamma1p, not gammaln(nu + 1.0), which rounds 1 + nu and loses -gamma nu at tiny orders
+        self._series_head = -self.nu * np.log(2.0) - float(lgamma1p(self.nu))
 
     @staticmethod
     def _horner(c, p):
@@ -73,16 +74,30 @@ class FixedOrderBessel:
         L = s - top * np.log(top + s) - 0.5 * (_LOG_2PI + np.log(s)) + np.log1p(tail)
         q = 1.0 / (top + s) - (0.5 + p * dtail / (1.0 + tail)) / s / s  # no s^3: s may reach 1e300
         if self.shift:
-            x2 = x * x
+            # Recur on v = Q = R/x for x < 1 and on v = R for x >= 1 (as in sawdist.special._reduced): the Q step
+            # 1/(2n + x^2 Q) overflows from x ~ 1.3e154 (L was inf, then NaN), the R step 1/(2n/x + R) has O(1)
+            # terms; L(nu) = L(top) - sum log v + [x >= 1] M log x.
+            big = x >= 1.0
+            xs = np.where(big, x, 1.0)
+            xq = np.where(big, 0.0, x)
+            x2 = xq * xq
+            v = np.where(big, x * q, q)
             prod = np.ones_like(x)
             acc = np.zeros_like(x)
             for i, step in enumerate(range(self.shift, 0, -1)):
-                q = 1.0 / (2.0 * (self.nu + step) + x2 * q)
-                prod *= q
+                n2 = 2.0 * (self.nu + step)
+                # R(n-1) < 1 exactly; the clamp removes a rounding of 2n/x + R(n) to just below 1
+                v = np.where(big, np.minimum(1.0 / (n2 / xs + v), 1.0), 1.0 / (n2 + x2 * v))
+                prod *= v
                 if (i + 1) % _LOG_EVERY == 0:
                     acc += np.log(prod)
                     prod[...] = 1.0
-            L = L - (acc + np.log(prod))
+            L = L - (acc + np.log(prod)) + np.where(big, self.shift * np.log(xs), 0.0)
+            return self._series(x, L), np.where(big, v, xq * v)
+        return self._series(x, L), x * q
+
+    def _series(self, x: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """L from the power series where x <= 2 sqrt(nu + 1)."""
         small = x <= 2.0 * np.sqrt(self.nu + 1.0)
         if np.any(small):
             xs = x[small]
@@ -93,7 +108,7 @@ class FixedOrderBessel:
                 term *= y / (k * (self.nu + k))
                 series += term
             L[small] = self._series_head + np.log1p(series)
-        return L, x * q
+        return L
 
     def __call__(self, x):
         """(L, R) at ``x`` (any shape, float64); NaN for negative or NaN x, (inf, 1) at x = inf."""

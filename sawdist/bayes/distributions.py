@@ -20,9 +20,11 @@ from pymc.distributions.continuous import Continuous
 from pymc.distributions.dist_math import check_parameters
 from pymc.distributions.shape_utils import rv_size_is_none
 from pymc.distributions.transforms import Interval, Transform, _default_transform
+from pytensor.graph.basic import Constant, Variable
 from pytensor.tensor.random.op import RandomVariable
 
 from .. import distributions as _sd
+from .._validation import check_kappa, check_unit_vectors
 from .special_ops import _f64, log_sphere_area, vmf_log_normalizer
 
 __all__ = ["PowerSpherical", "PowerSphericalCosine", "SphereTransform", "VonMisesFisher", "VonMisesFisherCosine",
@@ -107,6 +109,44 @@ def _on_sphere(value):
     return pt.le(pt.abs(pt.sqrt(pt.sum(value * value, axis=-1)) - 1.0), _UNIT_TOL)
 
 
+def _known(value):
+    """The value of a parameter known when the graph is built (a number, an array or a constant), else None."""
+    if isinstance(value, Constant):
+        return value.data
+    if isinstance(value, Variable):
+        return None
+    return value
+
+
+def _check_parameters(res, kappa, mu=None, dim=None):
+    """``check_parameters`` on the parameters, as the NumPy distributions check them: kappa >= 0 and finite (NaN
+    fails both; inf gave a NaN density), mu of unit norm within ``10 eps sqrt(d)`` of its dtype (a non-unit or zero
+    mu silently changed the density: 2 e_1 gave 0.1646 instead of -1.957), dim >= 2 for the cosine laws.
+
+    Conditions are graph nodes, so symbolic parameters are checked at evaluation (ParameterValueError). Where a
+    parameter is known when the graph is built and fails, the message also carries the one-sentence error of the
+    NumPy distributions, which names the argument and the value."""
+    conditions = [pt.ge(kappa, 0.0), pt.lt(kappa, np.inf)]
+    msg = "kappa >= 0, kappa finite"
+    if mu is not None:
+        eps = float(np.finfo(mu.dtype if mu.dtype in ("float32", "float64") else "float64").eps)
+        norm = pt.sqrt(pt.sum(mu * mu, axis=-1))
+        tol = 10.0 * eps * pt.sqrt(pt.cast(mu.shape[-1], "float64"))
+        conditions.append(pt.le(pt.abs(norm - 1.0), tol))
+        msg += ", mu a unit vector (|norm - 1| <= 10 eps sqrt(d))"
+    if dim is not None:
+        conditions.append(pt.ge(dim, 2))
+        msg += ", dim >= 2"
+    try:
+        if mu is not None and (value := _known(mu)) is not None:
+            check_unit_vectors(value, "mu", renormalize=False)
+        if (value := _known(kappa)) is not None:
+            check_kappa(value, "kappa")
+    except ValueError as exc:
+        msg = f"{msg}: {exc}"
+    return check_parameters(res, *conditions, msg=msg)
+
+
 def _sphere_support_point(rv, size, mu, kappa):
     point = mu / pt.sqrt(pt.sum(mu * mu, axis=-1, keepdims=True)) + pt.zeros_like(kappa)[..., None]
     if not rv_size_is_none(size):
@@ -160,7 +200,7 @@ class VonMisesFisher(Continuous):
         dim = pt.cast(value.shape[-1], "float64")
         t = pt.sum(value * mu, axis=-1)
         res = pt.switch(_on_sphere(value), kappa * t + vmf_log_normalizer(dim, kappa), -np.inf)
-        return check_parameters(res, kappa >= 0, msg="kappa >= 0")
+        return _check_parameters(res, kappa, mu)
 
 
 class PowerSpherical(Continuous):
@@ -190,7 +230,7 @@ class PowerSpherical(Continuous):
         # kappa log(1 + t), with 0 log 0 = 0 at kappa = 0
         shape_term = pt.switch(pt.eq(kappa, 0.0), 0.0, kappa * pt.log1p(t))
         res = pt.switch(_on_sphere(value), shape_term + power_spherical_log_normalizer(dim, kappa), -np.inf)
-        return check_parameters(res, kappa >= 0, msg="kappa >= 0")
+        return _check_parameters(res, kappa, mu)
 
 
 # --- cosine laws ---------------------------------------------------------------------------------------------------
@@ -263,7 +303,7 @@ class VonMisesFisherCosine(Continuous):
         log_base = pt.switch(pt.eq(d, 3.0), 0.0, 0.5 * (d - 3.0) * _log1m_t2(t))
         res = kappa * t + log_base + vmf_log_normalizer(d, kappa) + log_sphere_area(d - 1.0)
         res = pt.switch(inside, res, -np.inf)
-        return check_parameters(res, kappa >= 0, dim >= 2, msg="kappa >= 0, dim >= 2")
+        return _check_parameters(res, kappa, dim=dim)
 
 
 class PowerSphericalCosine(Continuous):
@@ -303,7 +343,7 @@ class PowerSphericalCosine(Continuous):
         res = ((a - 1.0) * pt.log(y) + (b - 1.0) * pt.log1p(-y) - (pt.gammaln(a) + pt.gammaln(b) - pt.gammaln(a + b))
                - np.log(2.0))
         res = pt.switch(inside, res, -np.inf)
-        return check_parameters(res, kappa >= 0, dim >= 2, msg="kappa >= 0, dim >= 2")
+        return _check_parameters(res, kappa, dim=dim)
 
 
 @_default_transform.register(VonMisesFisher)

@@ -5,8 +5,8 @@ One Op, :class:`BesselLogRatio`, evaluates in NumPy (``perform``) the pair
 * ``L(nu, x) = log I_nu(x) - nu log x``, the *reduced* logarithm of the modified Bessel function, and
 * ``R(nu, x) = I_{nu+1}(x) / I_nu(x)``, the Bessel ratio (the vMF mean resultant length ``A_d`` at nu = d/2 - 1),
 
-with the accuracy of :mod:`sawdist.special` (orders up to 1e5, arguments up to 1e7), using the fixed-order kernels
-of :mod:`._kernels`. Its gradient is exact, from the identities
+with the accuracy of :mod:`sawdist.special` (orders up to 1e5, arguments up to the largest float), using the
+fixed-order kernels of :mod:`._kernels`. Its gradient is exact, from the identities
 
 .. math:: \frac{\partial L}{\partial x} = \frac{I_\nu'(x)}{I_\nu(x)} - \frac{\nu}{x} = R(\nu, x), \qquad
           \frac{\partial R}{\partial x} = 1 - R^2 - \frac{2\nu + 1}{x} R
@@ -120,17 +120,23 @@ def bessel_c_source(nu: float, fname: str) -> str:
 
     shift = ""
     if k.shift:
+        # as in _kernels.FixedOrderBessel: recur on Q = R/x for x < 1 and on R for x >= 1 (x * x overflows from
+        # x ~ 1.3e154), L(nu) = L(top) - sum log v + [x >= 1] M log x
         shift = f"""
     {{
-        const double x2 = x * x;
+        const int big = x >= 1.0;
+        const double x2 = big ? 0.0 : x * x;
+        double v = big ? x * q : q;
         double prod = 1.0, acc = 0.0;
         int i = 0;
         for (int step = {k.shift}; step > 0; --step, ++i) {{
-            q = 1.0 / (2.0 * ({_c_float(k.nu)} + step) + x2 * q);
-            prod *= q;
+            const double n2 = 2.0 * ({_c_float(k.nu)} + step);
+            v = big ? fmin(1.0 / (n2 / x + v), 1.0) : 1.0 / (n2 + x2 * v);
+            prod *= v;
             if ((i + 1) % {_LOG_EVERY} == 0) {{ acc += log(prod); prod = 1.0; }}
         }}
         L -= acc + log(prod);
+        if (big) {{ L += {k.shift}.0 * log(x); R = v; q = v / x; }} else {{ q = v; R = x * v; }}
     }}"""
     return f"""
 static void {fname}(double x, double *L_out, double *R_out, double *q_out) {{
@@ -142,7 +148,8 @@ static void {fname}(double x, double *L_out, double *R_out, double *q_out) {{
     const double tail = {horner(k._c)};
     const double dtail = {horner(k._dc)};
     double L = s - top * log(top + s) - 0.5 * ({_c_float(_LOG_2PI)} + log(s)) + log1p(tail);
-    double q = 1.0 / (top + s) - (0.5 + p * dtail / (1.0 + tail)) / s / s;{shift}
+    double q = 1.0 / (top + s) - (0.5 + p * dtail / (1.0 + tail)) / s / s;
+    double R = x * q;{shift}
     if (x <= {_c_float(2.0 * np.sqrt(k.nu + 1.0))}) {{
         const double y = 0.25 * x * x;
         double term = 1.0, series = 0.0;
@@ -153,7 +160,7 @@ static void {fname}(double x, double *L_out, double *R_out, double *q_out) {{
         L = {_c_float(k._series_head)} + log1p(series);
     }}
     *L_out = L;
-    *R_out = x * q;
+    *R_out = R;
     *q_out = q;
 }}
 """
@@ -196,7 +203,7 @@ class FixedOrderBesselLogRatio(COp):
         return ["<math.h>"]
 
     def c_code_cache_version(self):
-        return (3,)
+        return (5,)
 
     def c_support_code_apply(self, node, name):
         return bessel_c_source(self.nu, f"sawdist_bessel_{name}")

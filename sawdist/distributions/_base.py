@@ -2,7 +2,8 @@
 parameter broadcasting (NumPyro style: sample_shape + batch_shape + event_shape) and the tangent-normal sampler.
 
 A member subclasses :class:`SawGen` and supplies the private kernels ``_log_shape``, ``_log_norm``, ``_cosine``,
-``_sample_t``, ``_mean_t`` and ``_entropy``; public methods validate once and call the kernels.
+``_sample_t`` (t, or (t, 1 - t)), ``_mean_t`` and ``_entropy``, and may override ``_log_density`` (the log density
+at given cosines) where log psi and log c are both large; public methods validate once and call the kernels.
 """
 
 from __future__ import annotations
@@ -35,18 +36,24 @@ def householder_to(mu: np.ndarray):
     return v, v1
 
 
-def tangent_normal_sample(t: np.ndarray, mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def tangent_normal_sample(t: np.ndarray, mu: np.ndarray, rng: np.random.Generator,
+                          one_minus_t: np.ndarray | None = None) -> np.ndarray:
     """u = t mu + sqrt(1 - t^2) v with v uniform on the unit sphere of mu's orthogonal complement.
 
     O(d) per draw: draw in the frame where mu = e_1 (first coordinate t, the rest an isotropic Gaussian scaled to
     length sqrt(1 - t^2)), then apply the Householder reflection taking e_1 to mu. No d x d matrix is formed.
-    `t` has shape sample_shape + batch_shape; `mu` batch_shape + (d,).
+    `t` has shape sample_shape + batch_shape; `mu` batch_shape + (d,). `one_minus_t`, when the sampler has it
+    (s = 1 - t drawn directly), gives the radius as sqrt(s (2 - s)): at kappa = 1e30, t rounds to 1 and
+    (1 - t)(1 + t) would be 0, while the tangent part has length ~ sqrt(2s) ~ 1e-15.
     """
     d = mu.shape[-1]
     out = rng.standard_normal(t.shape + (d,))
     tail = out[..., 1:]
     norm2 = np.einsum("...i,...i->...", tail, tail)
-    radius = np.sqrt(np.clip((1.0 - t) * (1.0 + t), 0.0, None))
+    if one_minus_t is None:
+        radius = np.sqrt(np.clip((1.0 - t) * (1.0 + t), 0.0, None))
+    else:
+        radius = np.sqrt(np.clip(one_minus_t * (2.0 - one_minus_t), 0.0, None))
     tail *= (radius / np.sqrt(norm2))[..., None]
     out[..., 0] = t
     v, v1 = householder_to(mu)
@@ -76,6 +83,12 @@ class SawGen:
 
     def _check_param(self, name, value):
         return check_kappa(value, name)
+
+    def _log_density(self, frozen, t):
+        """log f at cosines `t` (in [-1, 1]) for a frozen distribution: log psi(t) + log c. Members whose
+        log psi and log c are both O(kappa) override this with a form in which they do not cancel."""
+        with np.errstate(divide="ignore"):
+            return self._log_shape(t, *frozen._params) + frozen.log_normalizer
 
     def __call__(self, mu, *params, **kwargs):
         """Freeze the distribution at the given parameters (see the class docstring)."""
@@ -157,10 +170,12 @@ class SawFrozen:
 
     def logpdf(self, x):
         """Log density at `x` (unit vectors, shape (..., d), broadcast against the batch shape)."""
-        x = check_unit_vectors(x, "x", self.dim)
+        # float64 points are not renormalized: x / ||x|| moves t = mu'x by up to ~eps, i.e. the density by kappa eps
+        # relative (2e-13 at kappa = 2000), more than its own rounding; lower-precision input still is (its norm may
+        # be 1e-7 off).
+        x = check_unit_vectors(x, "x", self.dim, renormalize=None)
         t = np.clip(np.einsum("...i,...i->...", x, self.mu), -1.0, 1.0)
-        with np.errstate(divide="ignore"):
-            return self._gen._log_shape(t, *self._params) + self.log_normalizer
+        return self._gen._log_density(self, t)
 
     def pdf(self, x):
         """Density at `x`."""
@@ -171,9 +186,11 @@ class SawFrozen:
         an int seed or None (the frozen ``seed=`` Generator, else fresh entropy)."""
         size = as_size(size)
         rng = as_generator(rng, random_state, default=self._seed_rng)
-        t = self._gen._sample_t(self.dim, self._params, size + self.batch_shape, rng)
+        # a member's sampler returns t, or (t, 1 - t) with 1 - t accurate where t rounds to 1
+        draw = self._gen._sample_t(self.dim, self._params, size + self.batch_shape, rng)
+        t, one_minus_t = draw if isinstance(draw, tuple) else (draw, None)
         mu = np.broadcast_to(self.mu, self.batch_shape + (self.dim,))
-        return tangent_normal_sample(t, mu, rng)
+        return tangent_normal_sample(t, mu, rng, one_minus_t)
 
     def mean_resultant_length(self):
         """E[t] = E[mu'u]; shape ``batch_shape``."""

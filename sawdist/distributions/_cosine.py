@@ -9,9 +9,13 @@ implementations:
   ``f_T(t) dt = psi(cos theta) sin(theta)^(d-2) dtheta / Z``: the integrand is bounded for every d >= 2 (no endpoint
   singularity at d = 2) and resolves t = 1 - 1e-9 as theta ~ 4e-5 rather than as a difference of numbers near 1.
   The mass sits in a band of width ~1/sqrt(d) (or ~1/sqrt(kappa)); the band is found on a coarse grid, refined on a
-  fine one, and integrated with composite 16-point Gauss–Legendre on 64 panels, where the integrand is smooth and
-  each panel a fraction of its width, so the quadrature error is at rounding level. Mass where
-  log f is more than ``_DROP`` below its maximum (e^-45 ~ 3e-20 relative) is neglected.
+  fine one, and integrated with composite 16-point Gauss–Legendre on 128 panels, where the integrand is smooth and
+  each panel a fraction of its width, so the quadrature error is at rounding level. Mass where log f is more than
+  ``_DROP`` below its maximum (e^-730 ~ 1e-317 relative) is neglected: a tail probability down to the smallest
+  normal double (e^-708) then misses at most e^-22 ~ 3e-10 of itself, and one above 1e-300 at most 1e-17 (at
+  e^-700, a vMF cdf of 2.6e-305 at d = 2 was 10 % low). With the former e^-45 (and 64 panels), cdf and sf were only
+  absolutely accurate (~1e-20) in the far tails (9e-7 relative at d = 3, kappa = 20, t = -0.9) and the ppf of q below
+  ~1e-19 returned the edge of the band instead of the quantile.
 
 Both are batched: parameters broadcast to ``batch_shape``; every method broadcasts its argument against it.
 """
@@ -22,9 +26,10 @@ import numpy as np
 from scipy import special as sc
 
 from .._validation import as_generator, as_size
+from ..special import _log1pmx, _log_gamma_ratio, _stirling_corrections
 
-_DROP = 45.0
-_N_PANELS = 64
+_DROP = 730.0
+_N_PANELS = 128
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
 
 
@@ -73,17 +78,50 @@ class BetaCosine(_CosineBase):
         return f"BetaCosine(dim={self.dim}, kappa={self.kappa!r})"
 
     def logpdf(self, t):
-        """Log density: log of (1+t)^(a-1) (1-t)^(b-1) / (2^(a+b-1) B(a, b)); -inf outside [-1, 1]."""
+        """Log density: log of (1+t)^(a-1) (1-t)^(b-1) / (2^(a+b-1) B(a, b)); -inf outside [-1, 1].
+
+        Formed as ``(a-1) log((1+t)/2) + (b-1) log((1-t)/2) - log 2 - log B(a, b)`` with
+        ``log B(a, b) = log Gamma(b) - [log Gamma(a + b) - log Gamma(a)]`` (the bracket from
+        :func:`sawdist.special._log_gamma_ratio`): the form with ``(a-1) log1p(t) - (a+b-1) log 2 - betaln(a, b)`` let
+        terms ~ a log 2 cancel (and scipy's betaln itself loses ~ a/b ulps: 7e-12 at a = 1e5, b = 1).
+        """
         t = self._check_t(t)
         inside = (t >= -1) & (t <= 1)
         tc = np.where(inside, t, 0.0)
+        a, b = self.a, self.b
         with np.errstate(divide="ignore", invalid="ignore"):
+            # log((1+t)/2) and log((1-t)/2), each from the argument that is exact near its own pole
+            log_up = np.where(tc >= 0, np.log1p(-0.5 * (1.0 - tc)), np.log(0.5 * (1.0 + tc)))
+            log_down = np.where(tc <= 0, np.log1p(-0.5 * (1.0 + tc)), np.log(0.5 * (1.0 - tc)))
             val = (
-                sc.xlog1py(self.a - 1, tc)
-                + sc.xlog1py(self.b - 1, -tc)
-                - (self.a + self.b - 1) * np.log(2.0)
-                - sc.betaln(self.a, self.b)
+                np.where(a == 1, 0.0, (a - 1) * log_up)
+                + np.where(b == 1, 0.0, (b - 1) * log_down)
+                - np.log(2.0)
+                - sc.gammaln(b)
+                + _log_gamma_ratio(a, b)
             )
+            # Near the mode in high dimension that sum is ~ log sqrt(n) from terms ~ n log 2 (n = a + b): 2e-12
+            # relative at d = 3072. There, with u = (1+t)/2 = p + delta, v = (1-t)/2 = q - delta, p = a/n, q = b/n,
+            # and Stirling's log Gamma(z) = (z - 1/2) log z - z + log(2 pi)/2 + c(z) for a, b >= 10,
+            #   log f = (a-1) log u + (b-1) log v - log 2 - log B(a, b)
+            #         = a log(u/p) + b log(v/q) - log(u v) + log(a b/(2 pi n))/2 - log 2 - [c(a) + c(b) - c(n)],
+            # and a log(1 + delta/p) + b log(1 - delta/q) = a log1pmx(delta/p) + b log1pmx(-delta/q) exactly, as
+            # a delta/p = b delta/q = n delta: two terms <= 0 ~ -n delta^2/(2pq). delta = q - v for t >= 0 and
+            # u - p below (v = (1 - t)/2 and u = (1 + t)/2 exact there; (t - E t)/2 would round q ~ 1e-227 away).
+            # Used where |delta| <= min(p, q)/2 (away from the poles, where log u and log v keep their digits).
+            n = a + b
+            p, q = a / n, b / n
+            delta = np.where(tc >= 0, q - 0.5 * (1.0 - tc), 0.5 * (1.0 + tc) - p)
+            deviance = (a >= 10) & (b >= 10) & (np.abs(delta) <= 0.5 * np.minimum(p, q))
+            if np.any(deviance):
+                ab = np.where(deviance, a, 10.0)
+                bb = np.where(deviance, b, 10.0)
+                nb = ab + bb
+                corr = (_stirling_corrections(ab, "lgamma") + _stirling_corrections(bb, "lgamma")
+                        - _stirling_corrections(nb, "lgamma"))
+                dev = (ab * _log1pmx(delta / p) + bb * _log1pmx(-delta / q) - (log_up + log_down)
+                       + 0.5 * (np.log(ab) + np.log(bb) - np.log(nb) - np.log(2.0 * np.pi)) - np.log(2.0) - corr)
+                val = np.where(deviance, dev, val)
         return np.where(inside, val, -np.inf)
 
     def _tails(self, t):
@@ -106,41 +144,127 @@ class BetaCosine(_CosineBase):
         return self._tails(t)[1]
 
     def ppf(self, q):
-        """Quantile function. Near t = 1 the complementary Beta quantile keeps 1 - t exact."""
+        """Quantile function, by safeguarded Newton steps on the Beta tail (:func:`_beta_tail_inverse`).
+
+        The unknown is X = (1 - t)/2 ~ Beta(b, a) where t >= 0 and B = (1 + t)/2 ~ Beta(a, b) where t < 0 (each
+        <= 1/2, so 1 -+ t keeps its digits near the pole it measures), and the tail solved for is the smaller one:
+        P(T <= t) = P(X >= x) = q, or P(X <= x) = 1 - q for q > 1/2 (1 - q is exact there), or P(B <= x) = q.
+        scipy's betaincinv alone returned NaN (b = 2, a = 1e10; a > 1e155) or quantiles whose probability was off
+        by orders of magnitude (b = 0.5, a = 1e150) where a >> b, i.e. for large kappa."""
         q = np.asarray(q, dtype=float)
-        # 1 - t = 2 (1 - B) with 1 - B ~ Beta(b, a): invert that tail for q > 1/2.
-        upper = 1.0 - 2.0 * sc.betaincinv(self.b, self.a, 1.0 - q)
-        lower = 2.0 * sc.betaincinv(self.a, self.b, q) - 1.0
-        return np.where(q > 0.5, upper, lower)
+        shape = np.broadcast_shapes(q.shape, self.batch_shape)
+        qf = np.broadcast_to(q, shape).ravel()
+        a = np.broadcast_to(self.a, shape).ravel()
+        b = np.broadcast_to(self.b, shape).ravel()
+        out = np.full(qf.shape, np.nan)
+        out[qf == 0] = -1.0
+        out[qf == 1] = 1.0
+        inner = np.nonzero((qf > 0) & (qf < 1))[0]
+        if inner.size:
+            qi, ai, bi = qf[inner], a[inner], b[inner]
+            # t >= 0 iff q >= P(T < 0) = P(B < 1/2)
+            t_pos = qi >= sc.betainc(ai, bi, 0.5)
+            high = t_pos & (qi > 0.5)
+            alpha = np.where(t_pos, bi, ai)
+            beta = np.where(t_pos, ai, bi)
+            p = np.where(high, 1.0 - qi, qi)
+            upper = t_pos & ~high  # P(X > x) = q
+            x = _beta_tail_inverse(alpha, beta, p, upper)
+            out[inner] = np.where(t_pos, 1.0 - 2.0 * x, 2.0 * x - 1.0)
+        return out.reshape(shape)[()]
 
     def rvs(self, size=None, rng=None, random_state=None):
         """Draw cosines as 2B - 1 with B ~ Beta, computing 1 - t from the complementary Beta variate."""
         size = as_size(size)
         rng = as_generator(rng, random_state)
-        # 1 - B ~ Beta(b, a); drawing it directly keeps 1 - t relative-accurate when t is near 1.
-        shape = size + self.batch_shape
+        return self._draw(size + self.batch_shape, rng)[0]
+
+    def rvs_t_and_complement(self, rng):
+        """(t, 1 - t) for draws of shape ``batch_shape``; 1 - t keeps its digits where t rounds to 1 (kappa = 1e30:
+        1 - t ~ 1e-30), which the tangent radius sqrt((1 - t)(1 + t)) needs."""
+        return self._draw(self.batch_shape, rng)
+
+    def _draw(self, shape, rng):
+        # 1 - B ~ Beta(b, a); drawing it directly keeps 1 - t = 2 (1 - B) relative-accurate when t is near 1.
         one_minus_b = rng.beta(np.broadcast_to(self.b, shape), np.broadcast_to(self.a, shape))
-        return np.asarray(1.0 - 2.0 * one_minus_b)
+        s = np.asarray(2.0 * one_minus_b)
+        return np.asarray(1.0 - s), s
 
     def mean(self):
         """E[t] = (a - b)/(a + b) = kappa / (d - 1 + kappa)."""
         return self.kappa / (self.dim - 1.0 + self.kappa)
 
     def var(self):
-        """Var[t] = 4ab / ((a + b)^2 (a + b + 1))."""
+        """Var[t] = 4ab / ((a + b)^2 (a + b + 1)), as 4 (a/(a+b)) (b/(a+b)) / (a+b+1): (a+b)^2 (a+b+1) overflows
+        from a ~ 5e102 (giving 0 where the variance is ~ 4b/a^2, e.g. 2e-300 at a = 1e150)."""
         s = self.a + self.b
-        return 4.0 * self.a * self.b / (s * s * (s + 1.0))
+        return 4.0 * (self.a / s) * (self.b / s) / (s + 1.0)
+
+
+def _log_beta(alpha, beta):
+    """log B(alpha, beta) = log Gamma(s) - [log Gamma(l + s) - log Gamma(l)], s = min, l = max (no cancellation)."""
+    small, large = np.minimum(alpha, beta), np.maximum(alpha, beta)
+    return sc.gammaln(small) - _log_gamma_ratio(large, small)
+
+
+def _beta_tail_inverse(alpha, beta, p, upper):
+    """x in (0, 1/2] with P(X <= x) = p (``upper`` False) or P(X > x) = p (True), X ~ Beta(alpha, beta); 1-D arrays.
+
+    Newton's method on F(u) = log P_tail(e^u) - log p in u = log x: F is monotone in u and, for a tail
+    ~ x^alpha, nearly linear, with F'(u) = +-x f(x) / P_tail(x) (f the Beta density, formed in logs). The start
+    is scipy's betaincinv (or betainccinv) where that is finite and in (0, 1), else the gamma limit
+    (X ~ Gamma(alpha)/beta as beta -> inf); every step is kept inside a bracket [lo, hi] of u that shrinks with each
+    evaluation (bisection in u where Newton leaves it), so it converges whatever the start. It stops when the step
+    in u (the relative change of x) is below 4 eps, or after 100 evaluations.
+    """
+    sign = np.where(upper, -1.0, 1.0)
+    log_p = np.log(p)
+    log_b = _log_beta(alpha, beta)
+    with np.errstate(all="ignore"):
+        guess = np.where(upper, sc.betainccinv(alpha, beta, p), sc.betaincinv(alpha, beta, p))
+        gamma_guess = np.where(upper, sc.gammainccinv(alpha, p), sc.gammaincinv(alpha, p)) / (beta + alpha)
+        guess = np.where(np.isfinite(guess) & (guess > 0) & (guess < 1), guess, gamma_guess)
+        lo = np.full(p.shape, np.log(np.finfo(float).smallest_subnormal))
+        hi = np.full(p.shape, np.log(0.5))
+        u = np.clip(np.log(guess), lo, hi)
+        u = np.where(np.isfinite(u), u, 0.5 * (lo + hi))
+        done = np.zeros(p.shape, dtype=bool)
+        for _ in range(100):
+            x = np.exp(u)
+            tail = np.where(upper, sc.betaincc(alpha, beta, x), sc.betainc(alpha, beta, x))
+            f = sign * (np.log(tail) - log_p)  # increasing in u
+            lo = np.where(f <= 0, u, lo)
+            hi = np.where(f >= 0, u, hi)
+            log_density = (alpha - 1.0) * np.log(x) + (beta - 1.0) * np.log1p(-x) - log_b
+            slope = np.exp(u + log_density - np.log(tail))  # d f / d u > 0
+            step = -f / slope
+            new = u + step
+            ok = np.isfinite(new) & (new >= lo) & (new <= hi)
+            new = np.where(ok, new, 0.5 * (lo + hi))
+            conv = np.abs(new - u) <= 4.0 * np.finfo(float).eps * np.maximum(1.0, np.abs(u))
+            u = np.where(done, u, new)
+            done |= conv | (f == 0)
+            if np.all(done):
+                break
+    return np.exp(u)
 
 
 class _OneNumericCosine:
     """Quadrature tables for one scalar parameter set (see the module docstring)."""
 
-    def __init__(self, dim: int, log_shape, log_shape_name: str = "log_shape"):
+    def __init__(self, dim: int, log_shape, log_shape_name: str = "log_shape", log_shape_theta=None,
+                 offset: float = 0.0):
         self.dim = dim
         self.log_shape = log_shape
         self._name = log_shape_name
-        # Coarse grid: uniform in theta plus geometric grids towards both poles, for peaks of width down to 1e-10.
-        poles = np.geomspace(1e-10, 0.05, 240)
+        # log_shape_theta(theta) = log psi(cos theta) - offset, when the family can write it without forming
+        # cos theta (vMF: kappa (cos theta - 1) = -2 kappa sin^2(theta/2)): kappa cos theta carries the absolute
+        # error kappa eps, 2e-9 at kappa = 1e7 (cdf errors ~1e-10), and at kappa ~ 1e16 no information at all.
+        self._log_shape_theta = log_shape_theta
+        # Coarse grid: uniform in theta plus geometric grids towards both poles, for peaks of width down to 1e-10
+        # (down to 1e-160 for a shape given in theta: the vMF band has width ~sqrt(d/kappa), 1e-154 at the largest
+        # kappa; a shape of t cannot resolve angles below ~1e-8 anyway, where cos theta rounds to 1).
+        poles = np.geomspace(1e-10, 0.05, 240) if log_shape_theta is None else np.geomspace(1e-160, 0.05, 4000)
         grid = np.unique(np.concatenate([np.linspace(0.0, np.pi, 4097), poles, np.pi - poles]))
         g = self.log_integrand(grid)
         lo, hi = self._bracket(grid, g, margin=_DROP + 40.0)
@@ -174,12 +298,15 @@ class _OneNumericCosine:
         # cum_left[j] = mass of theta < edges[j]; cum_right[j] = mass of theta > edges[j]
         self.cum_left = np.concatenate([[0.0], np.cumsum(panel_mass / total)])
         self.cum_right = np.concatenate([np.cumsum((panel_mass / total)[::-1])[::-1], [0.0]])
-        self.log_z = self.gmax + np.log(total)
+        self.log_z = self.gmax + np.log(total) + offset
 
     def log_integrand(self, theta):
         theta = np.asarray(theta, dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            val = np.asarray(self.log_shape(np.cos(theta)), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # -inf where psi underflows
+            if self._log_shape_theta is not None:
+                val = np.asarray(self._log_shape_theta(theta), dtype=float)
+            else:
+                val = np.asarray(self.log_shape(np.cos(theta)), dtype=float)
         if val.shape != theta.shape:
             raise ValueError(
                 f"'{self._name}' must return an array of the same shape as its input, "
@@ -240,13 +367,17 @@ class _OneNumericCosine:
         q = np.asarray(q, dtype=float)
         target_right = q  # P(T <= t) = P(theta >= arccos t) = mass above theta
         nodes = self.nodes.ravel()
-        cum_nodes_right = 1.0 - np.cumsum(self.weights.ravel())  # approximate mass above each node
+        # approximate mass above each node, summed from the far end: 1 - cumsum(weights) rounded every mass below
+        # ~1e-16 to 0, so the start for q = 1e-18 was far off, and 30 steps (bisecting where Newton left the bracket)
+        # ended 1% from the quantile
+        w = self.weights.ravel()
+        cum_nodes_right = np.concatenate([np.cumsum(w[::-1])[::-1][1:], [0.0]])
         # Initial guess by interpolation in the monotone table (decreasing in theta).
         theta = np.interp(-target_right, -np.concatenate([[1.0], cum_nodes_right, [0.0]]),
                           np.concatenate([[self.edges[0]], nodes, [self.edges[-1]]]))
         lo = np.full_like(theta, self.edges[0])
         hi = np.full_like(theta, self.edges[-1])
-        for _ in range(30):
+        for _ in range(100):
             below, above = self.mass_below_above(theta)
             # f(theta) = above(theta) - q, decreasing in theta.
             # Both branches decrease in theta; each uses the tail that is < 1/2, so neither loses digits.
@@ -279,10 +410,14 @@ class NumericCosine(_CosineBase):
         Parameters broadcast to the batch shape; one quadrature table is built per batch element.
     log_shape_name : str
         Name used in error messages.
+    log_shape_theta, log_shape_offset : callable, optional
+        ``log_shape_theta(theta, *params) = log psi(cos theta) - log_shape_offset(*params)``, an angle-space form
+        of the shape that the tables use instead of ``log_shape(cos(theta))`` (for shapes whose log is large and
+        nearly constant near a pole, where cos theta rounds).
     """
 
     def __init__(self, dim: int, log_shape, params=(), log_shape_name: str = "log_shape", exact_mean=None,
-                 exact_logpdf=None):
+                 exact_logpdf=None, log_shape_theta=None, log_shape_offset=None):
         self.dim = dim
         self._log_shape = log_shape
         self._params = tuple(np.asarray(p, dtype=float) for p in params)
@@ -291,7 +426,12 @@ class NumericCosine(_CosineBase):
         self._tables = np.empty(self.batch_shape, dtype=object)
         for idx in np.ndindex(self.batch_shape):
             args = tuple(float(p[idx]) for p in bparams)
-            self._tables[idx] = _OneNumericCosine(dim, lambda t, a=args: log_shape(t, *a), log_shape_name)
+            theta_fn, offset = None, 0.0
+            if log_shape_theta is not None:
+                theta_fn = lambda th, a=args: log_shape_theta(th, *a)  # noqa: E731
+                offset = float(log_shape_offset(*args))
+            self._tables[idx] = _OneNumericCosine(dim, lambda t, a=args: log_shape(t, *a), log_shape_name,
+                                                  theta_fn, offset)
         self._exact_mean = exact_mean
         self._exact_logpdf = exact_logpdf
 
@@ -339,8 +479,11 @@ class NumericCosine(_CosineBase):
         return self._map(lambda tab, tt: tab.mass_below_above(np.arccos(np.clip(tt, -1, 1)))[0], t)
 
     def ppf(self, q):
-        """Quantile function (Newton in angle space, bracketed)."""
-        return self._map(lambda tab, qq: np.cos(tab.ppf(qq)), q)
+        """Quantile function (Newton in angle space, bracketed); -1 at q = 0 and 1 at q = 1 (the ends of the support,
+        which the tables, ending where the density is e^-730 of its peak, do not reach), NaN outside [0, 1]."""
+        q = np.asarray(q, dtype=float)
+        inner = self._map(lambda tab, qq: np.cos(tab.ppf(np.clip(qq, 0.0, 1.0))), q)
+        return np.where(q == 0, -1.0, np.where(q == 1, 1.0, np.where((q > 0) & (q < 1), inner, np.nan)))[()]
 
     def mean(self):
         """E[t] (closed form where the family has one)."""

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import special as sc
 
 from .._validation import as_unit_rows
+from ..special import _digamma_difference, _log_gamma_ratio
 from ._base import ConcentrationFrozen, SawGen
 from ._cosine import BetaCosine
 from ._estimation import mean_direction_and_rbar
@@ -25,10 +26,29 @@ def _alpha_beta(dim, kappa):
     return beta + kappa, beta
 
 
-def _log_normalizer(dim, kappa):
-    """log C_d(kappa) = -((alpha + beta) log 2 + beta log pi + log Gamma(alpha) - log Gamma(alpha + beta))."""
+def _log_normalizer(dim, kappa, scaled=False):
+    """log C_d(kappa) = -((alpha + beta) log 2 + beta log pi + log Gamma(alpha) - log Gamma(alpha + beta)); with
+    `scaled`, log C_d(kappa) + kappa log 2, the log density at the mode (t = 1, where (1 + t)^kappa = 2^kappa).
+
+    With alpha + beta = 2 beta + kappa: log C + kappa log 2 = -(2 beta log 2 + beta log pi) + G, where
+    G = log Gamma(alpha + beta) - log Gamma(alpha) comes from :func:`_log_gamma_ratio` (no cancellation); the
+    unscaled value subtracts kappa log 2 from it, a single rounding."""
     a, b = _alpha_beta(dim, kappa)
-    return -((a + b) * _LOG2 + b * _LOG_PI + sc.gammaln(a) - sc.gammaln(a + b))
+    mode = -(2.0 * b * _LOG2 + b * _LOG_PI) + _log_gamma_ratio(a, b)
+    return mode if scaled else mode - kappa * _LOG2
+
+
+def _xmul(kappa, value):
+    """kappa * value with 0 * (-inf) = 0 (kappa = 0 is the uniform law, whose density is finite at t = -1)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(kappa == 0, 0.0, kappa * value)
+
+
+def _log_half_1p(t):
+    """log((1 + t)/2) for t in [-1, 1]: log1p(-(1 - t)/2) for t >= 0 (1 - t is exact for t >= 1/2, so the density
+    near the mode keeps the digits of 1 - t), log((1 + t)/2) below (1 + t is exact for t <= -1/2)."""
+    with np.errstate(divide="ignore"):
+        return np.where(t >= 0, np.log1p(-0.5 * (1.0 - t)), np.log(0.5 * (1.0 + t)))
 
 
 class power_spherical_gen(SawGen):
@@ -64,20 +84,32 @@ class power_spherical_gen(SawGen):
     def _log_norm(self, dim, kappa):
         return _log_normalizer(dim, kappa)
 
+    def _log_density(self, frozen, t):
+        # log f = log C + kappa log(1 + t) = [log C + kappa log 2] + kappa log((1 + t)/2): the bracket is the log
+        # density at the mode, formed without its two O(kappa log kappa) parts meeting (_log_normalizer), and the
+        # second term is <= 0 and exact to the digits of 1 - t. log C and kappa log(1 + t), of size ~kappa, left
+        # a result ~ (d/2) log kappa with a relative error ~ kappa eps / log kappa (5e-10 at d = 2, kappa = 1e7).
+        (kappa,) = frozen._params
+        mode = frozen._cached("log_norm_mode", lambda: np.broadcast_to(
+            _log_normalizer(frozen.dim, kappa, scaled=True), frozen.batch_shape))
+        return mode + _xmul(kappa, _log_half_1p(t))
+
     def _cosine(self, dim, kappa):
         return BetaCosine(dim, kappa)
 
     def _sample_t(self, dim, params, shape, rng):
         (kappa,) = params
-        return BetaCosine(dim, np.broadcast_to(kappa, shape)).rvs(rng=rng)
+        return BetaCosine(dim, np.broadcast_to(kappa, shape)).rvs_t_and_complement(rng)
 
     def _mean_t(self, dim, kappa):
         return kappa / (dim - 1.0 + kappa)
 
     def _entropy(self, dim, kappa):
-        # -E[log f] = -log C - kappa E[log(1 + t)],  E[log(1 + t)] = log 2 + digamma(a) - digamma(a + b).
+        # -E[log f] = -log C - kappa E[log(1 + t)],  E[log(1 + t)] = log 2 + digamma(a) - digamma(a + b), so
+        # H = -(log C + kappa log 2) + kappa (digamma(a + b) - digamma(a)): the scaled normaliser and the digamma
+        # difference (both without cancellation) instead of -log C ~ kappa log 2 against kappa (log 2 - ~b/a).
         a, b = _alpha_beta(dim, kappa)
-        return -_log_normalizer(dim, kappa) - kappa * (_LOG2 + sc.digamma(a) - sc.digamma(a + b))
+        return -_log_normalizer(dim, kappa, scaled=True) + _xmul(kappa, _digamma_difference(a, b))
 
     def fit(self, x: ArrayLike, *, max_iter: int = 200) -> tuple[np.ndarray, float]:
         r"""Maximum-likelihood estimates ``(mu, kappa)`` from unit vectors `x` of shape (n, d).
@@ -138,7 +170,7 @@ def _kappa_from_score(dim, s):
     target = _LOG2 - s
 
     def g(k):
-        return sc.digamma(2 * b + k) - sc.digamma(b + k) - target
+        return float(_digamma_difference(b + k, b)) - target
 
     if not np.isfinite(s) or g(0.0) <= 0:
         return 0.0

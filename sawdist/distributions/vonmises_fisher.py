@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import special
 from .._validation import as_unit_rows
-from ._base import ConcentrationFrozen, SawGen, log_sphere_area
+from ._base import ConcentrationFrozen, SawGen
 from ._cosine import NumericCosine, log1m_t2
 from ._estimation import mean_direction_and_rbar
 
@@ -33,10 +33,12 @@ class vonmises_fisher_gen(SawGen):
 
     Notes
     -----
-    The normaliser comes from :func:`sawdist.special.vmf_log_normalizer`, accurate for d up to 1e5 and kappa up
-    to 1e7 (``scipy.stats.vonmises_fisher`` returns ``inf`` there from d ~ 1000). Draws use Wood's (1994) rejection
-    sampler for t = mu'u, whose acceptance rate stays high in every dimension, and a Householder reflection for
-    the tangent part: O(d) per draw.
+    The normaliser comes from :func:`sawdist.special.vmf_log_normalizer`, accurate for d up to 1e5 and every
+    kappa up to the largest float (``scipy.stats.vonmises_fisher`` returns ``inf`` there from d ~ 1000); the log
+    density is formed as ``[log C + kappa] - kappa (1 - mu'x)``, so that it keeps its digits at the mode. Draws use
+    Wood's (1994) rejection sampler for t = mu'u (written in 1 - t, so that it works at every kappa; its acceptance
+    rate stays high in every dimension) and a Householder reflection for the tangent part: O(d) per draw.
+    Accuracy of every method: docs/distributions.md, "Supported range and accuracy".
 
     Examples
     --------
@@ -57,6 +59,19 @@ class vonmises_fisher_gen(SawGen):
     def _log_norm(self, dim, kappa):
         return special.vmf_log_normalizer(dim, kappa)
 
+    def _log_density(self, frozen, t):
+        # log f = log C + kappa t = [log C + kappa] - kappa (1 - t). The bracket is the log density at the mode,
+        # log C + kappa = nu log kappa - (d/2) log 2 pi - (log I_nu(kappa) - kappa), from the exponentially scaled
+        # Bessel function (special.vmf_log_normalizer(scaled=True)); kappa (1 - t) >= 0 carries the digits of 1 - t
+        # (exact for t >= 1/2). log C ~ -kappa plus kappa t ~ +kappa left a result ~ (d/2) log kappa with the
+        # absolute error eps kappa: 2e-10 relative at d = 2, kappa = 1e7, 0.0 instead of 456.8 at d = 5,
+        # kappa = 1e100, NaN from 1e155.
+        (kappa,) = frozen._params
+        mode = frozen._cached("log_norm_mode", lambda: np.broadcast_to(
+            special.vmf_log_normalizer(frozen.dim, kappa, scaled=True), frozen.batch_shape))
+        with np.errstate(over="ignore"):  # kappa (1 - t) = inf only where the density underflows to 0 anyway
+            return mode - kappa * (1.0 - t)
+
     def _mean_t(self, dim, kappa):
         return special.bessel_ratio(dim / 2.0 - 1.0, kappa)
 
@@ -64,44 +79,73 @@ class vonmises_fisher_gen(SawGen):
         return special.vmf_entropy(dim, kappa)
 
     def _cosine(self, dim, kappa):
-        # Cosine law: f_T(t) = C_d(kappa) omega_{d-1} e^{kappa t} (1 - t^2)^((d-3)/2).
-        log_const = self._log_norm(dim, kappa) + log_sphere_area(dim - 1)
+        # Cosine law: f_T(t) = C_d(kappa) omega_{d-1} e^{kappa t} (1 - t^2)^((d-3)/2)
+        #                    = [C_d(kappa) e^kappa omega_{d-1}] e^{-kappa (1 - t)} (1 - t^2)^((d-3)/2).
+        # The bracket is formed whole (special._vmf_cosine_log_head): as log C + kappa + log omega_{d-1} its parts
+        # ~ +-(d/2) log d and ~ kappa cancelled (1.6e-10 absolute at d = 1e5, everything at kappa = 1e100).
+        log_const = special._vmf_cosine_log_head(dim, kappa)
 
         def exact_logpdf(t):
             inside = (t >= -1) & (t <= 1)
             tc = np.where(inside, t, 0.0)
-            val = kappa * tc + log_const
+            with np.errstate(over="ignore"):
+                val = log_const - kappa * (1.0 - tc)
             if dim != 3:
                 val = val + (dim - 3) / 2.0 * log1m_t2(tc)
             return np.where(inside, val, -np.inf)
 
+        # The tables take log psi in the angle, kappa cos(theta) = kappa - 2 kappa sin^2(theta/2), offset kappa:
+        # exact as theta -> 0, where kappa cos(theta) is kappa times the rounding of cos theta.
         return NumericCosine(dim, lambda t, k: k * t, (kappa,), log_shape_name="kappa",
-                             exact_mean=lambda: self._mean_t(dim, kappa), exact_logpdf=exact_logpdf)
+                             exact_mean=lambda: self._mean_t(dim, kappa), exact_logpdf=exact_logpdf,
+                             log_shape_theta=lambda th, k: -k * (2.0 * np.sin(0.5 * th) ** 2),
+                             log_shape_offset=lambda k: k)
 
     def _sample_t(self, dim, params, shape, rng):
-        """Wood (1994), Algorithm VM*, with 1 - x0^2 formed as 4b/(1+b)^2 so that kappa >> d loses nothing."""
+        r"""(t, 1 - t): Wood (1994), Algorithm VM*, written in y = 1 - w so that it holds up to the largest kappa.
+
+        Wood's algorithm, with b = (d-1)/(2 kappa + sqrt(4 kappa^2 + (d-1)^2)), x0 = (1-b)/(1+b) and
+        c = kappa x0 + (d-1) log(1 - x0^2): draw z ~ Beta((d-1)/2, (d-1)/2), w = (1 - (1+b) z)/(1 - (1-b) z),
+        u ~ U(0, 1), and accept w when kappa w + (d-1) log(1 - x0 w) - c >= log u. As kappa grows, x0 and w both
+        tend to 1 and 1 - x0 ~ (d-1)/(2 kappa) underflows against 1 (from kappa ~ 1e18 at d = 3072, ~ 1e20 at
+        d = 5): kappa (w - x0) is then kappa times rounding noise and no draw is ever accepted (rvs() hung).
+
+        In y = 1 - w and y0 = 1 - x0 = 2b/(1+b) every quantity is small and relative-accurate:
+        y = 2 b z / ((1 - z) + b z) (from 1 - w = 2 b z / (1 - (1-b) z)), w - x0 = y0 - y,
+        1 - x0 w = 1 - (1 - y0)(1 - y) = y0 + y x0, and 1 - x0^2 = y0 (2 - y0) = 4b/(1+b)^2, so the test reads
+
+            kappa (y0 - y) + (d-1) [log(y0 + x0 y) - log(4b) + 2 log1p(b)] >= log u,
+
+        with kappa y0 ~ (d-1)/2 = O(d) for every kappa: no cancellation, no overflow. b itself is
+        r / (1 + hypot(1, r)) with r = ((d-1)/2)/kappa (the same number; 4 kappa^2 overflowed from 1e154), and b = 1
+        at kappa = 0 (then y = 2z, the uniform law). The same z and u are drawn as before, so the stream and the
+        acceptance rate (high in every regime, Wood 1994) are unchanged; t = 1 - y and 1 - t = y are returned, the
+        latter for the tangent radius.
+        """
         (kappa,) = params
         kappa = np.broadcast_to(kappa, shape).ravel()  # flat, so that a scalar batch works the same way
         dm1 = dim - 1.0
-        b = dm1 / (2.0 * kappa + np.sqrt(4.0 * kappa * kappa + dm1 * dm1))
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            r = 0.5 * dm1 / kappa
+            b = r / (1.0 + np.hypot(1.0, r))
+        b = np.where(np.isinf(r), 1.0, b)  # kappa = 0 (or subnormal): b -> 1, the uniform limit (inf/inf is NaN)
+        y0 = 2.0 * b / (1.0 + b)
         x0 = (1.0 - b) / (1.0 + b)
         log1m_x02 = np.log(4.0 * b) - 2.0 * np.log1p(b)
         out = np.empty(kappa.shape)
         todo = np.arange(kappa.size)
         while todo.size:
-            bb, xx, kk, ll = b[todo], x0[todo], kappa[todo], log1m_x02[todo]
+            bb, yy0, xx0, kk, ll = b[todo], y0[todo], x0[todo], kappa[todo], log1m_x02[todo]
             z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=todo.size)
-            denom = 1.0 - (1.0 - bb) * z
-            w = 1.0 - 2.0 * bb * z / denom  # = (1 - (1+b) z) / (1 - (1-b) z)
+            y = 2.0 * bb * z / ((1.0 - z) + bb * z)
             u = rng.random(todo.size)
-            # kappa w + (d-1) log(1 - x0 w) - c with c = kappa x0 + (d-1) log(1 - x0^2)
-            with np.errstate(divide="ignore"):
-                crit = kk * (w - xx) + dm1 * (np.log1p(-xx * w) - ll)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                crit = kk * (yy0 - y) + dm1 * (np.log(yy0 + xx0 * y) - ll)
                 accept = crit >= np.log(u)
-            out[todo[accept]] = w[accept]
+            out[todo[accept]] = y[accept]
             todo = todo[~accept]
-        out = out.reshape(shape)
-        return out
+        s = out.reshape(shape)
+        return 1.0 - s, s
 
     def fit(self, x: ArrayLike) -> tuple[np.ndarray, float]:
         r"""Maximum-likelihood estimates ``(mu, kappa)`` from unit vectors `x` of shape (n, d).
