@@ -128,28 +128,28 @@ def fmt_ci(estimate, se, digits=3) -> str:
     return f"{float(estimate):.{digits}f} [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
 
 
-def sample_chunks(ds, n_slots: int, budget: int = 2**25):
-    """Index arrays over ``sample`` such that n_slots x seeds x chunk x features float64 values stay under budget."""
-    n = ds.sizes["sample"]
+def input_chunks(ds, n_slots: int, budget: int = 2**25):
+    """Index arrays over ``input`` such that n_slots x seeds x chunk x features float64 values stay under budget."""
+    n = ds.sizes["input"]
     per = max(1, n_slots * ds.sizes["seed"] * ds.sizes["feature"])
     step = max(1, min(n, budget // per))
     return [np.arange(i, min(i + step, n)) for i in range(0, n, step)]
 
 
-def family_layout(ds, family, samples=None, capacities=None):
-    """Directions of one family as float64 ``U`` (capacity, seed, sample, feature), zero where invalid, and ``V``.
+def family_layout(ds, family, inputs=None, capacities=None):
+    """Directions of one family as float64 ``U`` (capacity, seed, input, feature), zero where invalid, and ``V``.
 
-    ``V`` (capacity, seed, sample) is True for valid directions (``valid`` and finite). ``samples`` and
-    ``capacities`` are optional index arrays (positions along ``sample`` and ``capacity``). Only the selection is
+    ``V`` (capacity, seed, input) is True for valid directions (``valid`` and finite). ``inputs`` and
+    ``capacities`` are optional index arrays (positions along ``input`` and ``capacity``). Only the selection is
     read, so a lazily opened dataset never needs to fit in memory.
     """
     sub = ds[["direction", "valid"]].sel(family=family)
-    if samples is not None:
-        sub = sub.isel(sample=samples)
+    if inputs is not None:
+        sub = sub.isel(input=inputs)
     if capacities is not None:
         sub = sub.isel(capacity=capacities)
-    U = np.asarray(sub["direction"].transpose("capacity", "seed", "sample", "feature").values, dtype=np.float64)
-    V = np.asarray(sub["valid"].transpose("capacity", "seed", "sample").values, dtype=bool)
+    U = np.asarray(sub["direction"].transpose("capacity", "seed", "input", "feature").values, dtype=np.float64)
+    V = np.asarray(sub["valid"].transpose("capacity", "seed", "input").values, dtype=bool)
     V &= np.all(np.isfinite(U), axis=-1)
     U[~V] = 0.0
     return U, V

@@ -1,18 +1,20 @@
 r"""Per-input pair statistics of every (family, capacity) slot, with delete-one-seed jackknife replicates.
 
 For slots j, l (a slot is one family at one capacity) and one input x, with unit directions u_{j,s}(x) (zero where
-invalid) and resultants R_j = sum_s u_{j,s}:
+invalid) and resultants R_j = sum_s u_{j,s}, the sums of :func:`sawdist.summaries.summarize` are kept:
 
-    C_x(j, l) = sum over pairs (s, s') with s != s' of u_{j,s}' u_{l,s'} = R_j' R_l - sum_s u_{j,s}' u_{l,s},
-    P_x(j, l) = number of such pairs of valid directions,
+    G_x(j, l) = R_j' R_l,   P_x(j, l) = sum_s u_{j,s}' u_{l,s},   n_x(j),   c_x(j, l) = #{s valid at j and l},
 
-so rho_x(j, l) = C_x / P_x is the mean cosine between different seeds (:func:`sawdist.stats.similarity_matrix`); on
-the diagonal it is the unbiased m_hat^2 of identity 3, off it an unbiased estimate of m_j m_l cos(mu_j, mu_l)
-(identity 2). Pairs with the same seed index are left out everywhere (the same seed may share an initialisation).
+and rho_x(j, l) = (G_x - P_x) / (n_x(j) n_x(l) - c_x), the mean cosine over pairs of different seeds, comes from the
+one definition of the similarity, :func:`sawdist.stats.similarity_from_sums` (as
+:func:`sawdist.stats.similarity_matrix` and :func:`sawdist.summaries.similarity`). On the diagonal it is the unbiased
+m_hat^2 of identity 3, off it an unbiased estimate of m_j m_l cos(mu_j, mu_l) (identity 2). Pairs with the same seed
+index are left out everywhere (models with the same seed may share their random streams).
 
-Deleting seed s changes R_j to R_j - u_{j,s}, so C_{x,-s} = C_x - u_{j,s}'R_l - R_j'u_{l,s} + 2 u_{j,s}'u_{l,s}: every
-jackknife replicate costs O(slots^2) per input once the products u_{j,s}'R_l are formed, O(slots^2 seeds d) in all.
-Inputs are processed in chunks, so a CIFAR-size dataset never sits in memory as float64.
+Deleting seed s changes R_j to R_j - u_{j,s}, so G_{x,-s} = G_x - u_{j,s}'R_l - R_j'u_{l,s} + u_{j,s}'u_{l,s} and
+P_{x,-s} = P_x - u_{j,s}'u_{l,s}: every jackknife replicate costs O(slots^2) per input once the products u_{j,s}'R_l
+are formed, O(slots^2 seeds d) in all. Inputs are processed in chunks, so a CIFAR-size dataset never sits in memory as
+float64.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import dataclasses
 
 import numpy as np
 
-from ._common import families_of, family_layout, jackknife_se, nanmean, sample_chunks
+from sawdist.stats import similarity_from_sums
+
+from ._common import families_of, family_layout, input_chunks, jackknife_se, nanmean
 
 __all__ = ["PairStats", "pair_stats"]
 
@@ -33,22 +37,31 @@ class PairStats:
     Attributes
     ----------
     families, capacities : list, ndarray
-    C, P : ndarray (sample, J, J)
-        Sums of cosines over pairs of different seeds, and their counts.
-    C_del, P_del : ndarray (seed, sample, J, J)
-        The same with one seed deleted (jackknife).
+    gram, same_seed_gram : ndarray (input, J, J)
+        G = R_j'R_l and P = sum_s u_{j,s}'u_{l,s}.
+    count : ndarray (input, J)
+        Valid seeds of each slot.
+    same_seed_count : ndarray (input, J, J)
+        Seeds valid at both slots.
+    seed_gram, seed_resultant : ndarray (seed, input, J, J)
+        Per seed s: u_{j,s}'u_{l,s} and u_{j,s}'R_l (for the delete-one-seed replicates).
+    seed_valid : ndarray (seed, input, J)
+        Validity of each seed's direction, as float.
     """
 
     families: list
     capacities: np.ndarray
-    C: np.ndarray
-    P: np.ndarray
-    C_del: np.ndarray
-    P_del: np.ndarray
+    gram: np.ndarray
+    same_seed_gram: np.ndarray
+    count: np.ndarray
+    same_seed_count: np.ndarray
+    seed_gram: np.ndarray
+    seed_resultant: np.ndarray
+    seed_valid: np.ndarray
 
     @property
     def n_seeds(self) -> int:
-        return self.C_del.shape[0]
+        return self.seed_gram.shape[0]
 
     def slot(self, family_index: int, capacity_index: int) -> int:
         return family_index * len(self.capacities) + capacity_index
@@ -60,9 +73,11 @@ class PairStats:
 
     def per_input(self, deleted: int | None = None) -> np.ndarray:
         """rho_x(j, l), NaN where no pair is valid; with ``deleted``, the replicate without that seed."""
-        C, P = (self.C, self.P) if deleted is None else (self.C_del[deleted], self.P_del[deleted])
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(P > 0, C / np.where(P > 0, P, 1.0), np.nan)
+        if deleted is None:
+            return similarity_from_sums(self.gram, self.same_seed_gram, self.count, self.same_seed_count)
+        uu, uR, v = self.seed_gram[deleted], self.seed_resultant[deleted], self.seed_valid[deleted]
+        return similarity_from_sums(self.gram - uR - np.swapaxes(uR, -1, -2) + uu, self.same_seed_gram - uu,
+                                    self.count - v, self.same_seed_count - v[..., :, None] * v[..., None, :])
 
     def statistic(self, fn):
         """``fn(rho_x)`` on the full data and on every delete-one-seed replicate: (estimate, se, replicates)."""
@@ -112,32 +127,26 @@ def pair_stats(ds, *, chunk: int | None = None) -> PairStats:
     """Pair sums and jackknife replicates of every (family, capacity) slot of a saliency dataset."""
     families = families_of(ds)
     caps = np.asarray(ds["capacity"].values)
-    n_samples = ds.sizes["sample"]
+    n_inputs = ds.sizes["input"]
     n_seeds = ds.sizes["seed"]
     J = len(families) * len(caps)
-    chunks = sample_chunks(ds, J) if chunk is None else [np.arange(i, min(i + chunk, n_samples))
-                                                           for i in range(0, n_samples, chunk)]
-    C = np.empty((n_samples, J, J))
-    P = np.empty((n_samples, J, J))
-    C_del = np.empty((n_seeds, n_samples, J, J))
-    P_del = np.empty((n_seeds, n_samples, J, J))
+    chunks = input_chunks(ds, J) if chunk is None else [np.arange(i, min(i + chunk, n_inputs))
+                                                        for i in range(0, n_inputs, chunk)]
+    gram = np.empty((n_inputs, J, J))
+    count = np.empty((n_inputs, J))
+    seed_gram = np.empty((n_seeds, n_inputs, J, J))
+    seed_resultant = np.empty((n_seeds, n_inputs, J, J))
+    seed_valid = np.empty((n_seeds, n_inputs, J))
     for idx in chunks:
         parts = [family_layout(ds, f, idx) for f in families]
         U = np.concatenate([p[0] for p in parts])  # (J, S, n, d)
         V = np.concatenate([p[1] for p in parts]).astype(np.float64)  # (J, S, n)
         R = U.sum(axis=1)  # (J, n, d)
-        cross = np.einsum("jnd,lnd->njl", R, R)
-        uu = np.einsum("jsnd,lsnd->snjl", U, U)  # same-seed products
-        uR = np.einsum("jsnd,lnd->snjl", U, R)  # u_{j,s}' R_l
-        same = uu.sum(axis=0)
-        c = cross - same
-        n = V.sum(axis=1)  # (J, n)
-        vv = np.einsum("jsn,lsn->snjl", V, V)
-        vv_sum = vv.sum(axis=0)
-        p = n.T[:, :, None] * n.T[:, None, :] - vv_sum
-        C[idx] = c
-        P[idx] = p
-        C_del[:, idx] = c[None] - uR - np.swapaxes(uR, -1, -2) + 2.0 * uu
-        nd = n.T[None] - np.moveaxis(V, 1, 0).transpose(0, 2, 1)  # (S, n, J): counts without seed s
-        P_del[:, idx] = nd[..., :, None] * nd[..., None, :] - (vv_sum[None] - vv)
-    return PairStats(families, caps, C, P, C_del, P_del)
+        gram[idx] = np.einsum("jnd,lnd->njl", R, R)
+        seed_gram[:, idx] = np.einsum("jsnd,lsnd->snjl", U, U)  # same-seed products
+        seed_resultant[:, idx] = np.einsum("jsnd,lnd->snjl", U, R)  # u_{j,s}' R_l
+        seed_valid[:, idx] = V.transpose(1, 2, 0)
+        count[idx] = V.sum(axis=1).T
+    same_seed_count = np.einsum("snj,snl->njl", seed_valid, seed_valid)
+    return PairStats(families, caps, gram, seed_gram.sum(axis=0), count, same_seed_count, seed_gram, seed_resultant,
+                     seed_valid)

@@ -21,9 +21,9 @@ true). Example of a reduced run::
 
     [extract]
     families = ["mlp"]
-    widths = [4, 16]
+    capacities = [4, 16]
     seeds = 4
-    samples = 50
+    inputs = 50
     [recipe]
     epochs = 2
     [analyses]
@@ -100,9 +100,9 @@ def _analyse(ds, out, options, models, progress, meta, only=None):
                             timings=progress.timings)
     _write_timings(out, progress.timings)
     progress.say(f"report: {md} and {page}")
-    width = max(len(f.title) for f in findings)
+    pad = max(len(f.title) for f in findings)
     for f in findings:
-        print(f"  {f.title:<{width}}  {f.status.upper()}")
+        print(f"  {f.title:<{pad}}  {f.status.upper()}")
     return findings
 
 
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     dataset_path = Path(run_cfg["out"])
     set_threads(run_cfg.pop("threads"))  # as `sawdist extract` does: torch CPU threads, "auto" = the idle cores
     hint = "rerun: " + " ".join(shlex.quote(a) for a in (getattr(args, "argv", None) or sys.argv))
-    with progress.stage("extraction (train every family, width and seed; saliency)"):
+    with progress.stage("extraction (train every family, capacity and seed; saliency)"):
         from sawdist.extraction.sweep import extract
 
         with origin.translating(CommandError):
@@ -170,13 +170,13 @@ def run(args: argparse.Namespace) -> int:
             device = resolve_device(run_cfg["device"])
             data = load_dataset(run_cfg["dataset"], **run_cfg["dataset_options"]).to(device)
             families = models_cfg["families"] or list(run_cfg["families"])[:1]
-            models = TorchModelPool.train(data, families, run_cfg["widths"], range(int(models_cfg["seeds"])),
+            models = TorchModelPool.train(data, families, run_cfg["capacities"], range(int(models_cfg["seeds"])),
                                           run_cfg["recipe"], n_inputs=models_cfg["inputs"], device=device,
                                           progress=progress)
             models.save(out / "models")
     meta = {"dataset": str(dataset_path), "source data": run_cfg["dataset"],
-            "families": ", ".join(run_cfg["families"]), "capacities": ", ".join(map(str, run_cfg["widths"])),
-            "seeds": ds.sizes["seed"], "inputs": ds.sizes["sample"], "dimension d": ds.sizes["feature"],
+            "families": ", ".join(run_cfg["families"]), "capacities": ", ".join(map(str, run_cfg["capacities"])),
+            "seeds": ds.sizes["seed"], "inputs": ds.sizes["input"], "dimension d": ds.sizes["feature"],
             "recipe": run_cfg["recipe"].to_json()}
     _analyse(ds, out, options, models, progress, meta)
     return 0
@@ -213,7 +213,7 @@ def report(args: argparse.Namespace) -> int:
     meta = {"dataset": str(path), "source data": ds.attrs.get("dataset", "?"),
             "families": ", ".join(map(str, ds["family"].values)),
             "capacities": ", ".join(map(str, ds["capacity"].values)), "seeds": ds.sizes["seed"],
-            "inputs": ds.sizes["sample"], "dimension d": ds.sizes["feature"]}
+            "inputs": ds.sizes["input"], "dimension d": ds.sizes["feature"]}
     _analyse(ds, out, options, models, progress, meta, only=only)
     return 0
 

@@ -30,7 +30,7 @@ class Options:
     bayes : bool
         Fit the Bayesian convergence models (PyMC); False skips them (findings 3 and 4 then use the moment
         statistics only).
-    bayes_samples : int
+    bayes_inputs : int
         At most this many inputs (evenly spaced) enter the Bayesian fits.
     draws, tune, chains : int
         NUTS settings of every Bayesian fit.
@@ -50,11 +50,11 @@ class Options:
     alignment_threshold: float = 0.9
     architecture: dict | None = None
     bayes: bool = True
-    bayes_samples: int = 100
+    bayes_inputs: int = 100
     draws: int = 300
     tune: int = 300
     chains: int = 2
-    laws: list = dataclasses.field(default_factory=lambda: ["power", "logit_mrl"])
+    laws: list = dataclasses.field(default_factory=lambda: ["power", "logit_mean_resultant_length"])
     ensemble_sizes: list | None = None
     ensemble_subsets: int = 64
     transfer_epsilons: list = dataclasses.field(default_factory=lambda: [0.0, 0.125, 0.25, 0.5, 1.0, 2.0])
@@ -106,10 +106,10 @@ class Context:
             valid = self.ds["valid"].sum("seed")
             ok = np.asarray((valid >= 2).all(("family", "capacity")).values)
             idx = np.flatnonzero(ok)
-            n_max = int(self.options.bayes_samples)
+            n_max = int(self.options.bayes_inputs)
             if idx.size > n_max:
                 idx = idx[np.linspace(0, idx.size - 1, n_max).round().astype(int)]
-            self._summary = summarize(self.ds.isel(sample=idx))
+            self._summary = summarize(self.ds.isel(input=idx))
         return self._summary
 
     def fit(self, law: str, shared: bool):
@@ -120,7 +120,7 @@ class Context:
 
             o = self.options
             self.progress.say(f"  Bayesian fit: law {law!r}, {'shared' if shared else 'separate'} mean "
-                              f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['sample']} inputs)")
+                              f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['input']} inputs)")
             import warnings
 
             # Sampler warnings (divergences that overflow, ...) are diagnostics, not errors: they are recorded

@@ -51,13 +51,18 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
         return finding
     import arviz as az
 
+    from sawdist.bayes import posterior_predictive
+
     d = ctx.dim
     post = idata.posterior
     caps = np.asarray(post["capacity"].values, dtype=float)
     families = [str(f) for f in post["family"].values]
     alpha = post["alpha"].stack(s=("chain", "draw")).transpose("s", "family").values
     beta = post["beta"].stack(s=("chain", "draw")).transpose("s", "family").values
-    mrl = post["mrl"].stack(s=("chain", "draw")).transpose("s", "family", "sample", "capacity").values
+    m_x = post["mean_resultant_length"].stack(s=("chain", "draw")).transpose("s", "family", "input", "capacity").values
+    # The predicted similarity mean_x m_x(k1) m_x(k2), per posterior draw.
+    predicted = posterior_predictive(idata)["similarity"].stack(s=("chain", "draw")).transpose(
+        "s", "family", "capacity", "capacity_b").values
     rhat = float(max(float(az.rhat(idata, var_names=["alpha", "beta", "sigma"])[v].max())
                      for v in ("alpha", "beta", "sigma")))
     ess = float(min(float(az.ess(idata, var_names=["alpha", "beta", "sigma"])[v].min())
@@ -66,7 +71,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     finding.status = verdict(b_lo, b_hi, 0.0)
     # Observed rho on the inputs of the fit.
     ps = ctx.pairs
-    pos = ctx.ds.get_index("sample").get_indexer(ctx.summary["sample"].values)
+    pos = ctx.ds.get_index("input").get_indexer(ctx.summary["input"].values)
     rho_x = ps.per_input()[pos]
     obs_all, obs_se_all, _ = ps.statistic(lambda r: nanmean(r[pos], axis=0))
     rows, pred_rows = [], []
@@ -74,11 +79,11 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     for f, fam in enumerate(families):
         kappa_typ = np.exp(alpha[:, f, None] + beta[:, f, None] * np.log(caps)[None])  # (draws, K)
         m_typ = np.asarray(vmf_mean_resultant_length(d, kappa_typ))
-        m_avg = mrl[:, f].mean(axis=1)  # averaged over inputs
+        m_avg = m_x[:, f].mean(axis=1)  # averaged over inputs
         fam_index = ps.families.index(fam)
         b = ps.block(fam_index)
         obs, obs_se = obs_all[b, b], obs_se_all[b, b]
-        pred = np.einsum("sxk,sxl->skl", mrl[:, f], mrl[:, f]) / mrl.shape[2]
+        pred = predicted[:, f]
         p_lo, p_hi = _q(pred)
         p_mean = pred.mean(0)
         # Agreement within the combined uncertainty: the observed rho's jackknife SE and the posterior spread.
@@ -116,7 +121,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
         finding.numbers[f"{fam}/rho_fraction_agreeing"] = inside
         figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, p_mean, p_lo, p_hi))
     finding.measured.append(f"Sampler: max R-hat {rhat:.3f}, min bulk ESS {ess:.0f} (alpha, beta, sigma); "
-                            f"{ctx.summary.sizes['sample']} inputs.")
+                            f"{ctx.summary.sizes['input']} inputs.")
     n_warn = len(ctx.sampler_warnings.get(("power", True), []))
     if n_warn:
         finding.measured.append(f"The sampler emitted {n_warn} kind(s) of warning (e.g. "

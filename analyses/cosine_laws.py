@@ -30,9 +30,9 @@ from ._common import (
     Finding,
     family_layout,
     fmt_ci,
+    input_chunks,
     interval,
     new_figure,
-    sample_chunks,
     save_figure,
     save_table,
     verdict,
@@ -47,7 +47,7 @@ CLAIM = ("At every capacity the directions follow a rotationally symmetric (Saw)
 def pooled_cosines(U, V, dim):
     """Bias-corrected cosines of one family: a list over capacities of 1-D arrays pooled over inputs.
 
-    ``U`` (capacity, seed, sample, feature) zero where invalid, ``V`` the validity. Inputs where a capacity has
+    ``U`` (capacity, seed, input, feature) zero where invalid, ``V`` the validity. Inputs where a capacity has
     fewer than 2 valid directions are skipped.
     """
     from sawdist.semiparametric import corrected_cosines
@@ -117,7 +117,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
     e1[0] = 1.0
     for f, fam in enumerate(ps.families):
         b = ps.block(f)
-        parts = [pooled_cosines(*family_layout(ds, fam, idx), d) for idx in sample_chunks(ds, K)]
+        parts = [pooled_cosines(*family_layout(ds, fam, idx), d) for idx in input_chunks(ds, K)]
         cos = [np.concatenate([p[k] for p in parts]) for k in range(K)]
         fits = [fit_log_spline(t, d) if np.unique(t).size >= 2 else None for t in cos]
         if any(fit is None for fit in fits):

@@ -1,7 +1,7 @@
 r"""Finding 5 — ensembles: the mean saliency of N small models approaches that of large models.
 
 Measured, per family, for the smallest capacity k_s against the largest k_L: cos(u_bar_N, u_L), the cosine between
-the normalised mean of N small models' directions and one large model's direction, averaged over random N-subsets of
+the normalized mean of N small models' directions and one large model's direction, averaged over random N-subsets of
 seeds, over the large models and over inputs, against N. Beside it:
 
 * identity 4's prediction, per input rho_x(k_s, k_L) / sqrt(m_x^2 + (1 - m_x^2)/N) with m_x^2 the unbiased m_hat^2 of
@@ -25,10 +25,10 @@ from ._common import (
     Finding,
     family_layout,
     fmt_ci,
+    input_chunks,
     mean_se,
     nanmean,
     new_figure,
-    sample_chunks,
     save_figure,
     save_table,
     verdict,
@@ -52,8 +52,8 @@ def default_sizes(n_seeds: int) -> list[int]:
 def ensemble_cosines(Us, Vs, UL, VL, sizes, n_subsets, rng):
     """Per-input mean of cos(u_bar_N, u_L) over random N-subsets of valid small seeds and valid large models.
 
-    ``Us`` (seed, sample, d) small directions zero where invalid, ``Vs`` validity; ``UL``, ``VL`` the large ones.
-    Returns (sample, len(sizes)), NaN where an input has fewer than N valid small seeds or no valid large model.
+    ``Us`` (seed, input, d) small directions zero where invalid, ``Vs`` validity; ``UL``, ``VL`` the large ones.
+    Returns (input, len(sizes)), NaN where an input has fewer than N valid small seeds or no valid large model.
     """
     S, N, _ = Us.shape
     n_valid = Vs.sum(axis=0)  # (N,)
@@ -99,7 +99,7 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
         n_max = max(1, int(np.floor(np.quantile(n_valid, 0.1))))
         sizes = [int(s) for s in (opts.ensemble_sizes or default_sizes(n_max)) if int(s) <= n_max]
         obs = []
-        for idx in sample_chunks(ds, 2):
+        for idx in input_chunks(ds, 2):
             U, V = family_layout(ds, fam, idx, capacities=[0, K - 1])
             obs.append(ensemble_cosines(U[0], V[0], U[1], V[1], sizes, int(opts.ensemble_subsets), rng))
         obs = np.concatenate(obs)

@@ -7,9 +7,9 @@ of a family shares mu_f(x) (H2 true); with ``False`` each capacity has its own, 
 Examples
 --------
 >>> from sawdist.analyses.synthetic import synthetic_dataset
->>> ds = synthetic_dataset(dim=16, capacities=[2, 8], m=[0.3, 0.6], n_seeds=4, n_samples=5, rng=0)
+>>> ds = synthetic_dataset(dim=16, capacities=[2, 8], m=[0.3, 0.6], n_seeds=4, n_inputs=5, rng=0)
 >>> ds["direction"].dims
-('family', 'capacity', 'seed', 'sample', 'feature')
+('family', 'capacity', 'seed', 'input', 'feature')
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import xarray as xr
 __all__ = ["synthetic_dataset"]
 
 
-def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, families=("family0",),
+def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_inputs: int, families=("family0",),
                       shared_mean: bool = True, shared_across_families: bool = False, invalid_fraction: float = 0.0,
                       rng=None) -> xr.Dataset:
     """A saliency dataset of vMF directions with known m(k) and shared or separate mean directions.
@@ -33,9 +33,9 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
         Dimension d of the inputs.
     capacities : sequence of int
         Capacities k.
-    m : array_like (capacity,), (family, capacity) or (family, capacity, sample)
+    m : array_like (capacity,), (family, capacity) or (family, capacity, input)
         Mean resultant length m_f(k) = E[mu'u] of every family and capacity (and input), in [0, 1).
-    n_seeds, n_samples : int
+    n_seeds, n_inputs : int
         Seeds per (family, capacity) and inputs.
     families : sequence of str
     shared_mean : bool
@@ -53,12 +53,12 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
     caps = np.asarray(capacities)
     F, K = len(families), caps.size
     m = np.asarray(m, dtype=float)
-    m = np.broadcast_to(m if m.ndim == 3 else np.broadcast_to(m, (F, K))[..., None], (F, K, n_samples))
+    m = np.broadcast_to(m if m.ndim == 3 else np.broadcast_to(m, (F, K))[..., None], (F, K, n_inputs))
     kappa = np.asarray(vmf_kappa_from_mrl(dim, m), dtype=float)
     n_mu = 1 if shared_across_families else F
-    mu_shape = (n_mu, n_samples) if shared_mean else (n_mu, K, n_samples)
+    mu_shape = (n_mu, n_inputs) if shared_mean else (n_mu, K, n_inputs)
     mu = uniform_direction(dim).rvs(size=mu_shape, rng=gen)
-    u = np.empty((F, K, n_seeds, n_samples, dim))
+    u = np.empty((F, K, n_seeds, n_inputs, dim))
     for f in range(F):
         fm = 0 if shared_across_families else f
         for k in range(K):
@@ -66,7 +66,7 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
             u[f, k] = vonmises_fisher.rvs(centre, kappa[f, k], size=n_seeds, rng=gen)
     valid = gen.random(u.shape[:-1]) >= invalid_fraction
     u[~valid] = np.nan
-    dims4 = ("family", "capacity", "seed", "sample")
+    dims4 = ("family", "capacity", "seed", "input")
     ds = xr.Dataset(
         {
             "direction": (dims4 + ("feature",), u.astype(np.float32)),
@@ -77,8 +77,8 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_samples: int, 
             "n_params": (("family", "capacity"), np.tile(caps.astype(np.int64), (F, 1))),
         },
         coords={"family": list(families), "capacity": caps, "seed": np.arange(n_seeds),
-                "sample": np.arange(n_samples), "feature": np.arange(dim),
-                "label": ("sample", np.zeros(n_samples, np.int64))},
+                "input": np.arange(n_inputs), "feature": np.arange(dim),
+                "label": ("input", np.zeros(n_inputs, np.int64))},
         attrs={"dataset": "synthetic-vmf", "target": "none", "recipe": json.dumps({}), "versions": "{}",
                "device": "none", "created": "synthetic", "input_shape": np.array([dim]),
                "truth": json.dumps({"m": m.mean(axis=-1).tolist(), "shared_mean": shared_mean})},

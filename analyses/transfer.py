@@ -6,8 +6,8 @@ trained on the same data with other seeds:
 
 * ``single``: one surrogate of the target's capacity;
 * ``largest``: one surrogate of the largest capacity;
-* ``mean``: the normalised mean direction of all other surrogates of the target's capacity;
-* ``mean_smallest``: the normalised mean direction of the smallest-capacity surrogates (an ensemble of small models).
+* ``mean``: the normalized mean direction of all other surrogates of the target's capacity;
+* ``mean_smallest``: the normalized mean direction of the smallest-capacity surrogates (an ensemble of small models).
 
 eps is the RMS change per input feature in units of the standardised input (eps = 1: one standard deviation per
 feature on average). Measured: the fraction of inputs the target still classifies correctly against eps, per

@@ -1,7 +1,7 @@
 """Benchmark: the collapsed power-law convergence model against the explicit-mu model.
 
 Collapsed: 5 capacities x 500 inputs, 8 seeds, d = 3072, 4 chains x 1000 draws (1000 tuning), cores=2.
-Explicit (reference): the same design at d = 64 with mu(x) sampled as a normalised Gaussian and the directions
+Explicit (reference): the same design at d = 64 with mu(x) sampled as a normalized Gaussian and the directions
 observed through the VonMisesFisher likelihood; by default fewer draws (--explicit-draws), timed per draw.
 
     python benchmarks/bayes_convergence.py [--tune 1000] [--explicit-draws 200] [--skip-explicit | --gradient-only]
@@ -91,7 +91,7 @@ def main():
     args = parser.parse_args()
 
     print("load:", os.getloadavg())
-    summary = simulate_summary(dim=3072, capacities=CAPACITIES, n_samples=args.inputs, n_seeds=args.seeds, rng=1)
+    summary = simulate_summary(dim=3072, capacities=CAPACITIES, n_inputs=args.inputs, n_seeds=args.seeds, rng=1)
     t0 = time.perf_counter()
     idata = fit_convergence(summary, "power", draws=1000, tune=args.tune, chains=4, cores=2, random_seed=1,
                             progressbar=False)

@@ -8,10 +8,10 @@ Run from the repository root::
     python3 benchmarks/extraction.py --part gpu --smoke-gpu-part  # the GPU part at toy size on the CPU
 
 It prints one line per measurement and, at the end, a JSON summary. Targets: the digits default
-(2 families x 5 widths x 16 seeds) trains and extracts in <= 2 min on 2 CPU cores; on one H200, batched training of
-64 seeds at width 10 is >= 10x the sequential loop's model-images/s and never slower at any width, saliency costs
-<= 2.5x a no-grad forward pass, and the grid 5 widths x 32 seeds of cnn_small (10 epochs) plus saliency on 10k images
-takes <= 5 min.
+(2 families x 5 capacities x 16 seeds) trains and extracts in <= 2 min on 2 CPU cores; on one H200, batched training
+of 64 seeds at capacity 10 is >= 10x the sequential loop's model-images/s and never slower at any capacity, saliency
+costs <= 2.5x a no-grad forward pass, and the grid 5 capacities x 32 seeds of cnn_small (10 epochs) plus saliency on
+10k images takes <= 5 min.
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import xarray as xr  # noqa: E402
 
+from sawdist import stats  # noqa: E402
 from sawdist.extraction.config import auto_threads, resolve  # noqa: E402
 from sawdist.extraction.data import load_dataset  # noqa: E402
 from sawdist.extraction.recipe import Recipe  # noqa: E402
-from sawdist.extraction.saliency import input_gradients, normalise, saliency  # noqa: E402
+from sawdist.extraction.saliency import input_gradients, normalize, saliency  # noqa: E402
 from sawdist.extraction.parts import PartStore  # noqa: E402
 from sawdist.extraction.sweep import extract  # noqa: E402
 from sawdist.extraction.train import choose_mode, train_models  # noqa: E402
@@ -65,14 +66,11 @@ def machine() -> dict:
     return info
 
 
-def pairwise_cosine(direction: np.ndarray) -> float:
-    """Mean cosine between the directions of different seeds (seed, sample, feature), invalid ones skipped."""
-    u = np.nan_to_num(direction.astype(np.float64))
-    gram = np.einsum("isf,jsf->ijs", u, u)
-    n = u.shape[0]
-    valid = np.isfinite(direction).all(-1)
-    both = valid[:, None, :] & valid[None, :, :] & ~np.eye(n, dtype=bool)[:, :, None]
-    return float(gram[both].mean())
+def pairwise_cosine(direction) -> list:
+    """The similarity rho(k, k) of each capacity, the mean cosine between the directions of different seeds,
+    averaged over inputs (``direction``: one family's (capacity, seed, input, feature) DataArray; NaN skipped)."""
+    rho = stats.similarity_matrix(direction, capacity="capacity", axis="seed").mean("input")
+    return np.diagonal(rho.values).tolist()
 
 
 # --- CPU ------------------------------------------------------------------------------------------------------------
@@ -83,14 +81,14 @@ def digits_default(quick: bool) -> None:
     config = resolve({}, {"progress": False})
     config.pop("threads")  # set once for the whole benchmark in main()
     if quick:
-        config.update(widths=[4, 16], seeds=4)
+        config.update(capacities=[4, 16], seeds=4)
     with tempfile.TemporaryDirectory() as tmp:
         config["out"] = Path(tmp) / "digits.nc"
         start, cpu_start = time.perf_counter(), time.process_time()
         result = extract(**config)
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         n = result.n_total
-        label = f"{len(config['families'])} families x {len(config['widths'])} widths x {config['seeds']} seeds"
+        label = f"{len(config['families'])} families x {len(config['capacities'])} capacities x {config['seeds']} seeds"
         say("cpu.digits_default.seconds", f"{seconds:7.1f} s   ({label}, {config['recipe'].epochs} epochs, "
             f"{n} models, target <= 120 s)", seconds)
         say("cpu.digits_default.cpu_seconds", f"{cpu_seconds:7.1f} s   (CPU time of this process, all threads: "
@@ -100,29 +98,28 @@ def digits_default(quick: bool) -> None:
         with xr.open_dataset(config["out"]) as ds:
             for family in ds["family"].values:
                 acc = ds["test_accuracy"].sel(family=family).mean("seed").values
-                valid = ds["valid"].sel(family=family).mean(("seed", "sample")).values
-                cos = [pairwise_cosine(ds["direction"].sel(family=family, capacity=k).values)
-                       for k in ds["capacity"].values]
-                widths = ds["capacity"].values.tolist()
-                say(f"cpu.digits_default.{family}.test_accuracy", f"{np.round(acc, 3).tolist()} at widths {widths}",
-                    acc.tolist())
+                valid = ds["valid"].sel(family=family).mean(("seed", "input")).values
+                cos = pairwise_cosine(ds["direction"].sel(family=family))
+                capacities = ds["capacity"].values.tolist()
+                say(f"cpu.digits_default.{family}.test_accuracy",
+                    f"{np.round(acc, 3).tolist()} at capacities {capacities}", acc.tolist())
                 say(f"cpu.digits_default.{family}.valid_fraction", f"{np.round(valid, 3).tolist()}", valid.tolist())
                 say(f"cpu.digits_default.{family}.pairwise_cosine", f"{np.round(cos, 3).tolist()}", cos)
 
 
-def throughput(family: str, width: int, n_models: int, data, recipe: Recipe, device, n_sequential: int) -> dict:
+def throughput(family: str, capacity: int, n_models: int, data, recipe: Recipe, device, n_sequential: int) -> dict:
     """Model-images per second of the batched path (n_models at once) and the sequential loop."""
     images = data.x_train.shape[0] * recipe.epochs
     warm_up = dataclasses.replace(recipe, epochs=1)
     for mode in ("batched", "sequential"):  # kernels compiled and cuDNN algorithms chosen before the clocks run
-        train_models(family, width, [0, 1], data, warm_up, mode=mode)
+        train_models(family, capacity, [0, 1], data, warm_up, mode=mode)
     sync(device)
     start = time.perf_counter()
-    train_models(family, width, list(range(n_models)), data, recipe, mode="batched")
+    train_models(family, capacity, list(range(n_models)), data, recipe, mode="batched")
     sync(device)
     batched = n_models * images / (time.perf_counter() - start)
     start = time.perf_counter()
-    train_models(family, width, list(range(n_sequential)), data, recipe, mode="sequential")
+    train_models(family, capacity, list(range(n_sequential)), data, recipe, mode="sequential")
     sync(device)
     sequential = n_sequential * images / (time.perf_counter() - start)
     return {"batched": batched, "sequential": sequential, "speedup": batched / sequential}
@@ -131,32 +128,32 @@ def throughput(family: str, width: int, n_models: int, data, recipe: Recipe, dev
 def cpu_throughput(quick: bool) -> None:
     data = load_dataset("digits")
     recipe = Recipe(epochs=1)
-    widths = [4, 32] if quick else [4, 16, 32, 64]
+    capacities = [4, 32] if quick else [4, 16, 32, 64]
     for family in ("mlp", "cnn_small"):
-        for width in widths:
-            r = throughput(family, width, 16, data, recipe, "cpu", n_sequential=4)
-            say(f"cpu.throughput.{family}.k{width}", f"batched {r['batched']:9.0f}  sequential "
+        for capacity in capacities:
+            r = throughput(family, capacity, 16, data, recipe, "cpu", n_sequential=4)
+            say(f"cpu.throughput.{family}.k{capacity}", f"batched {r['batched']:9.0f}  sequential "
                 f"{r['sequential']:9.0f} model-images/s  ({r['speedup']:.2f}x, 16 seeds)", r)
 
 
-def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, device, label: str) -> None:
+def saliency_cost(data, family: str, capacity: int, n_models: int, n_inputs: int, device, label: str) -> None:
     """Saliency against a no-grad forward pass, on the device alone and including the copy of directions to host.
 
     The issue's goal (<= 2.5x) compares computations: ``gradients`` is the forward and backward pass plus the
-    normalisation, with the directions left on the device; ``saliency`` is :func:`sawdist.extraction.saliency.saliency`,
-    which also moves n_models x n_samples x d float32 to host memory.
+    normalization, with the directions left on the device; ``saliency`` is :func:`sawdist.extraction.saliency.saliency`,
+    which also moves n_models x n_inputs x d float32 to host memory.
     """
-    stack = train_models(family, width, list(range(n_models)), data, Recipe(epochs=1), mode="batched")
-    x, y = data.x_test[:n_samples], data.y_test[:n_samples]
+    stack = train_models(family, capacity, list(range(n_models)), data, Recipe(epochs=1), mode="batched")
+    x, y = data.x_test[:n_inputs], data.y_test[:n_inputs]
     batch = 1000
 
     def forward():
-        for i in range(0, n_samples, batch):
+        for i in range(0, n_inputs, batch):
             stack.logits(x[i: i + batch], batch_size=batch)
 
     def gradients():
-        for i in range(0, n_samples, batch):
-            normalise(input_gradients(stack, x[i: i + batch], y[i: i + batch])[0])
+        for i in range(0, n_inputs, batch):
+            normalize(input_gradients(stack, x[i: i + batch], y[i: i + batch])[0])
 
     def to_host():
         saliency(stack, x, y, batch_size=batch)
@@ -176,7 +173,7 @@ def saliency_cost(data, family: str, width: int, n_models: int, n_samples: int, 
     with_copy = timings["saliency"] / timings["forward"]
     say(f"{label}.saliency_vs_forward", f"gradients {timings['gradients']:.3f} s, no-grad forward "
         f"{timings['forward']:.3f} s: {ratio:.2f}x, target <= 2.5x; with the copy to host "
-        f"{timings['saliency']:.3f} s ({with_copy:.2f}x; {n_models} models x {n_samples} inputs)",
+        f"{timings['saliency']:.3f} s ({with_copy:.2f}x; {n_models} models x {n_inputs} inputs)",
         {**timings, "ratio": ratio, "ratio_with_copy": with_copy})
 
 
@@ -188,7 +185,7 @@ def write_speed(n_models: int, n: int, d: int, label: str) -> None:
     u = rng.standard_normal((1, 1, n_models, n, d), dtype=np.float32)
     u /= np.linalg.norm(u, axis=-1, keepdims=True)
     ds = xr.Dataset({"direction": (sio.DIMS, u)}, coords={"family": ["mlp"], "capacity": [1],
-                                                         "seed": np.arange(n_models), "sample": np.arange(n),
+                                                         "seed": np.arange(n_models), "input": np.arange(n),
                                                          "feature": np.arange(d)})
     timings = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,7 +216,7 @@ def grid_io(n_models: int, n: int, d: int, label: str) -> None:
     rng = np.random.default_rng(0)
     u = rng.standard_normal((n, d), dtype=np.float32)
     u /= np.linalg.norm(u, axis=-1, keepdims=True)
-    per_sample = {"grad_norm": np.ones(n, np.float32), "valid": np.ones(n, bool), "correct": np.ones(n, bool)}
+    per_input = {"grad_norm": np.ones(n, np.float32), "valid": np.ones(n, bool), "correct": np.ones(n, bool)}
     attrs = {"dataset": "synthetic", "target": "label_logit", "recipe": "{}", "versions": "{}", "device": "cpu",
              "created": "now"}
     result = {}
@@ -229,7 +226,7 @@ def grid_io(n_models: int, n: int, d: int, label: str) -> None:
             start = time.perf_counter()
             for seed in range(n_models):
                 store.write_model(family="cnn_small", capacity=8, seed=seed, direction=u, test_accuracy=0.5,
-                                  n_params=1, label=np.zeros(n, np.int64), **per_sample)
+                                  n_params=1, label=np.zeros(n, np.int64), **per_input)
             parts = (time.perf_counter() - start) / n_models
             start = time.perf_counter()
             store.assemble(["cnn_small"], [8], list(range(n_models)), attrs, input_shape=(d,))
@@ -244,7 +241,7 @@ def sweep_io(label: str) -> None:
     """``extract`` where writing dominates: 8 two-unit MLPs (1 epoch on 256 images) with saliency on 10,000
     CIFAR-shaped inputs, i.e. 8 x 123 MB of directions, at zlib 4 and 0."""
     config = dict(dataset="synthetic", dataset_options={"shape": [3, 32, 32], "n_train": 256, "n_test": 10000},
-                  families=["mlp"], widths=[2], seeds=8, recipe=Recipe(epochs=1, batch_size=128), samples=10000,
+                  families=["mlp"], capacities=[2], seeds=8, recipe=Recipe(epochs=1, batch_size=128), inputs=10000,
                   device="cpu", mode="batched", chunk_size=4, progress=False)
     seconds = {}
     for complevel in (4, 0):
@@ -264,22 +261,22 @@ def gpu_part(device="cuda", smoke: bool = False) -> None:
     checks the script and measures nothing."""
     device = torch.device(device)
     size = dict(n_train=512, n_test=200) if smoke else dict(n_train=50000, n_test=10000)
-    seeds, wide, widths = (4, 4, [4, 8]) if smoke else (64, 32, [4, 8, 16, 32, 64])
-    samples = size["n_test"]
+    seeds, wide, capacities = (4, 4, [4, 8]) if smoke else (64, 32, [4, 8, 16, 32, 64])
+    n_inputs = size["n_test"]
     data = load_dataset("synthetic", shape=(3, 32, 32), n_classes=10, **size).to(device)
     recipe = Recipe(epochs=1, batch_size=128)
     r = throughput("cnn_small", 10, seeds, data, recipe, device, n_sequential=4)
     say(f"gpu.throughput.cnn_small.k10.{seeds}seeds", f"batched {r['batched']:9.0f}  sequential "
         f"{r['sequential']:9.0f} model-images/s  ({r['speedup']:.1f}x, target >= 10x)", r)
-    for width in widths:
-        r = throughput("cnn_small", width, wide, data, recipe, device, n_sequential=4)
-        mode, _ = choose_mode("cnn_small", width, wide, data, recipe, device=device)
+    for capacity in capacities:
+        r = throughput("cnn_small", capacity, wide, data, recipe, device, n_sequential=4)
+        mode, _ = choose_mode("cnn_small", capacity, wide, data, recipe, device=device)
         r["auto_mode"] = mode
-        say(f"gpu.throughput.cnn_small.k{width}.{wide}seeds", f"batched {r['batched']:9.0f}  sequential "
+        say(f"gpu.throughput.cnn_small.k{capacity}.{wide}seeds", f"batched {r['batched']:9.0f}  sequential "
             f"{r['sequential']:9.0f} model-images/s  ({r['speedup']:.2f}x, target >= 1x; --mode auto picks {mode})", r)
-    saliency_cost(data, "cnn_small", 10, seeds, samples, device, "gpu")
+    saliency_cost(data, "cnn_small", 10, seeds, n_inputs, device, "gpu")
     config = dict(dataset="synthetic", dataset_options={"shape": [3, 32, 32], **size}, families=["cnn_small"],
-                  widths=widths, seeds=wide, recipe=Recipe(epochs=1 if smoke else 10), samples=samples,
+                  capacities=capacities, seeds=wide, recipe=Recipe(epochs=1 if smoke else 10), inputs=n_inputs,
                   device=device.type, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -287,8 +284,8 @@ def gpu_part(device="cuda", smoke: bool = False) -> None:
         seconds = time.perf_counter() - start
         with xr.open_dataset(Path(tmp) / "grid.nc") as ds:
             acc = ds["test_accuracy"].mean("seed").values.round(3).tolist()
-    say("gpu.grid.seconds", f"{seconds:7.1f} s   (cnn_small, {len(widths)} widths x {wide} seeds, "
-        f"{config['recipe'].epochs} epochs, saliency on {samples} images, target <= 300 s; modes "
+    say("gpu.grid.seconds", f"{seconds:7.1f} s   (cnn_small, {len(capacities)} capacities x {wide} seeds, "
+        f"{config['recipe'].epochs} epochs, saliency on {n_inputs} images, target <= 300 s; modes "
         f"{json.dumps({k: v['mode'] for k, v in result.modes.items()})}; test accuracy {acc})", seconds)
 
 

@@ -4,8 +4,8 @@ Usage::
 
     python benchmarks/run_main_job.py [--out DIR] [--no-bayes] [--config FILE]
 
-Runs ``sawdist run`` (digits: 2 families x 5 widths x 16 seeds, the kept model pool, every analysis, the report) in a
-fresh output directory, then prints the seconds of every stage (from DIR/timings.csv) with its share, the wall time,
+Runs ``sawdist run`` (digits: 2 families x 5 capacities x 16 seeds, the kept model pool, every analysis, the report) in
+a fresh output directory, then prints the seconds of every stage (from DIR/timings.csv) with its share, the wall time,
 and the load average before and after (the machine may be shared: compare shares, and rerun when it is quiet).
 """
 
@@ -51,10 +51,10 @@ def main(argv=None) -> int:
     total = sum(s for _, s in rows)
     print(f"\nsawdist run: exit status {status}, wall {wall:.1f} s on {os.cpu_count()} cores; "
           f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
-    width = max(len(name) for name, _ in rows)
+    pad = max(len(name) for name, _ in rows)
     for name, sec in rows:
-        print(f"  {name:<{width}}  {sec:7.1f} s  {100 * sec / total:5.1f} %")
-    print(f"  {'sum of stages':<{width}}  {total:7.1f} s")
+        print(f"  {name:<{pad}}  {sec:7.1f} s  {100 * sec / total:5.1f} %")
+    print(f"  {'sum of stages':<{pad}}  {total:7.1f} s")
     record = {"wall_s": wall, "stages": dict(rows), "load_before": load_before[0], "load_after": load_after[0],
               "cpus": os.cpu_count(), "bayes": not args.no_bayes}
     (out / "benchmark.json").write_text(json.dumps(record, indent=1))

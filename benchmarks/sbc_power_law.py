@@ -38,7 +38,7 @@ def one_replication(i, args):
     sigma = abs(gen.normal(0.0, 1.0))
     a = gen.normal(alpha_ref, sigma, size=args.inputs)
     kappa = np.exp(a[None, :, None] + beta * (log_k - k_ref))
-    summary = simulate_summary(dim=d, capacities=capacities, n_samples=args.inputs, n_seeds=args.seeds,
+    summary = simulate_summary(dim=d, capacities=capacities, n_inputs=args.inputs, n_seeds=args.seeds,
                                kappa=kappa, rng=gen)
     truth = {"alpha": alpha_ref - beta * k_ref, "beta": beta, "sigma": sigma}
     # Non-centred input effects: at small d and few inputs the data pin a_x down weakly, and the centred form

@@ -1,4 +1,4 @@
-"""The extraction side of sawdist: train model families across width and seed, compute input-saliency directions,
+"""The extraction side of sawdist: train model families across capacity and seed, compute input-saliency directions,
 and write them as a saliency dataset (see :mod:`sawdist.io` for the schema).
 
 Modules
@@ -8,11 +8,11 @@ data
 download
     Fetch CIFAR-10/100 and MNIST, checksum-verified, into the layout ``data`` reads (``download=True``).
 models
-    The model zoo, each family parameterised by a width k.
+    The model zoo, each family parameterised by a capacity k.
 train
     Many seeds trained at once with ``torch.func`` (or one by one), from a :class:`~sawdist.extraction.train.Recipe`.
 saliency
-    Per-sample input gradients of a target, normalised to unit directions.
+    Per-input gradients of a target, normalized to unit directions.
 sweep
     :func:`~sawdist.extraction.sweep.extract`, the resumable sweep behind ``sawdist extract``: its settings, the
     decisions made once, the units of work and the loop over them.

@@ -1,4 +1,4 @@
-"""``sawdist extract``: train model families across width and seed and write their saliency dataset.
+"""``sawdist extract``: train model families across capacity and seed and write their saliency dataset.
 
 Registered in :data:`sawdist.cli.SUBCOMMANDS` as ``"extract": "sawdist.extraction.cli:add_parser"``: like
 ``sawdist run`` and ``sawdist report`` (:mod:`sawdist.analyses.cli`), this module is the application layer above
@@ -8,9 +8,9 @@ Examples
 --------
 ::
 
-    sawdist extract                                   # digits: mlp + cnn_small, widths 2..32, 16 seeds
+    sawdist extract                                   # digits: mlp + cnn_small, capacities 2..32, 16 seeds
     sawdist extract --dataset cifar10 --data-root ~/data --families cnn_small,resnet_small \\
-        --widths 4,8,16,32,64 --seeds 32 --epochs 10 --out cifar10.nc
+        --capacities 4,8,16,32,64 --seeds 32 --epochs 10 --out cifar10.nc
     sawdist extract --config run.toml --seeds 8       # flags override the file
 """
 
@@ -105,11 +105,12 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--dataset", help="digits (default), cifar10, cifar100, mnist, tinyimagenet or synthetic")
     group.add_argument("--families", type=_name_list, metavar="F1,F2",
                      help="model families (mlp, cnn_small, cnn_large, resnet_small, resnet_large, vit)")
-    group.add_argument("--widths", type=_int_list, metavar="K1,K2", help="widths k of every family")
-    group.add_argument("--seeds", type=_positive_int, metavar="N", help="number of seeds (models) per family and width")
+    group.add_argument("--capacities", type=_int_list, metavar="K1,K2", help="capacities k of every family")
+    group.add_argument("--seeds", type=_positive_int, metavar="N",
+                       help="number of seeds (models) per family and capacity")
     group.add_argument("--out", metavar="FILE.nc", help="output netCDF file (default saliency-<dataset>.nc)")
     group.add_argument("--target", choices=_TARGETS, help="saliency target (default label_logit)")
-    group.add_argument("--samples", type=_positive_int, metavar="N",
+    group.add_argument("--inputs", type=_positive_int, metavar="N",
                        help="saliency on the first N test inputs (default 1000)")
     group.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when available")
     group.add_argument("--mode", choices=MODES, help="training path (default auto: the faster one, timed)")
@@ -161,7 +162,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add the ``extract`` subcommand to the ``sawdist`` command line."""
     parser = subparsers.add_parser(
         "extract", help="train model families and write their saliency dataset",
-        description="Train SEEDS models of every (family, width), compute their input-saliency directions and write "
+        description="Train SEEDS models of every (family, capacity), compute their input-saliency directions and write "
                     "them to a netCDF file, one model at a time; rerun the same command to resume.",
     )
     return _configure(parser)
@@ -193,7 +194,7 @@ class Origin:
 
     def _setting(self, parameter: str):
         """(key, table) of the setting behind a Python parameter named in an API message, or None."""
-        parameter = {"family": "families", "width": "widths"}.get(parameter, parameter)
+        parameter = {"family": "families", "capacity": "capacities"}.get(parameter, parameter)
         if parameter in DEFAULTS:
             return parameter, "extract"
         if parameter in {f.name for f in dataclasses.fields(Recipe)}:
@@ -243,13 +244,13 @@ def _check_settings(config: dict, origin: Origin) -> None:
     families = config["families"]
     if not (isinstance(families, list | tuple) and families and all(isinstance(f, str) for f in families)):
         fail("families", "a non-empty list of family names")
-    widths = config["widths"]
-    if not (isinstance(widths, list | tuple) and widths and all(_is_int(k) for k in widths)):
-        fail("widths", "a non-empty list of positive integers")
+    capacities = config["capacities"]
+    if not (isinstance(capacities, list | tuple) and capacities and all(_is_int(k) for k in capacities)):
+        fail("capacities", "a non-empty list of positive integers")
     seeds = config["seeds"]
     if not (_is_int(seeds) or (isinstance(seeds, list | tuple) and seeds and all(_is_int(s, 0) for s in seeds))):
         fail("seeds", "a positive integer (or a list of non-negative seeds)")
-    for key in ("samples", "chunk_size"):
+    for key in ("inputs", "chunk_size"):
         if config[key] is not None and not _is_int(config[key]):
             fail(key, "a positive integer")
     if not _is_int(config["complevel"], 0) or config["complevel"] > 9:
@@ -366,7 +367,7 @@ def run(args: argparse.Namespace) -> int:
 
     file_config = read_config(args.config, load_toml) if args.config else {}
     overrides = {name: getattr(args, name) for name in
-                 ("dataset", "families", "widths", "seeds", "out", "target", "samples", "device", "mode",
+                 ("dataset", "families", "capacities", "seeds", "out", "target", "inputs", "device", "mode",
                   "chunk_size", "progress", "threads", "complevel", "save_models")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
@@ -387,9 +388,9 @@ def run(args: argparse.Namespace) -> int:
         config["progress"] = False
     n_seeds = config["seeds"] if isinstance(config["seeds"], int) else len(config["seeds"])
     log.debug("settings: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
-    log.info(f"extracting {len(config['families']) * len(config['widths']) * n_seeds} models "
-             f"({', '.join(config['families'])}; widths {', '.join(map(str, config['widths']))}; {n_seeds} seeds; "
-             f"{config['dataset']}) into {config['out']}")
+    log.info(f"extracting {len(config['families']) * len(config['capacities']) * n_seeds} models "
+             f"({', '.join(config['families'])}; capacities {', '.join(map(str, config['capacities']))}; "
+             f"{n_seeds} seeds; {config['dataset']}) into {config['out']}")
     from .sweep import extract
 
     hint = "rerun: " + _command_line(getattr(args, "argv", None))

@@ -6,7 +6,7 @@ Precedence, highest first: command-line flags, the ``--config`` TOML file, the d
     [extract]                 # the run: any of the keys of DEFAULTS
     dataset = "digits"
     families = ["mlp", "cnn_small"]
-    widths = [2, 4, 8, 16, 32]
+    capacities = [2, 4, 8, 16, 32]
     seeds = 16
     out = "digits.nc"
 
@@ -33,11 +33,11 @@ __all__ = ["DEFAULTS", "DATASET_DEFAULTS", "auto_threads", "load_toml", "resolve
 DEFAULTS = {
     "dataset": "digits",
     "families": ["cnn_small"],
-    "widths": [4, 8, 16, 32, 64],
+    "capacities": [4, 8, 16, 32, 64],
     "seeds": 16,
     "out": None,  # default: saliency-<dataset>.nc
     "target": "label_logit",
-    "samples": 1000,
+    "inputs": 1000,
     "device": "auto",
     "mode": "auto",
     "chunk_size": None,
@@ -47,11 +47,12 @@ DEFAULTS = {
     "save_models": None,  # a folder for the trained models (a model pool for sawdist report --models)
 }
 
-#: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 widths x 16 seeds) trains and
+#: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 capacities x 16 seeds) trains and
 #: extracts in under 2 minutes on a 2-core CPU (see benchmarks/RESULTS.md) with test accuracy of 0.93-0.99 from
-#: width 4 up.
+#: capacity 4 up.
 DATASET_DEFAULTS = {
-    "digits": {"families": ["mlp", "cnn_small"], "widths": [2, 4, 8, 16, 32], "seeds": 16, "recipe": {"epochs": 10}},
+    "digits": {"families": ["mlp", "cnn_small"], "capacities": [2, 4, 8, 16, 32], "seeds": 16,
+               "recipe": {"epochs": 10}},
 }
 
 _TABLES = ("extract", "dataset", "recipe")

@@ -81,7 +81,7 @@ class Dataset:
         }
 
 
-def _standardise(x_train: np.ndarray, x_test: np.ndarray, axis) -> tuple[torch.Tensor, torch.Tensor]:
+def _standardize(x_train: np.ndarray, x_test: np.ndarray, axis) -> tuple[torch.Tensor, torch.Tensor]:
     """Subtract the training mean and divide by the training standard deviation (per channel or global)."""
     x_train = x_train.astype(np.float32)
     x_test = x_test.astype(np.float32)
@@ -128,7 +128,7 @@ def digits(*, test_size: float = 0.25, split_seed: int = 0) -> Dataset:
     x_tr, x_te, y_tr, y_te = train_test_split(
         images, bunch.target, test_size=test_size, random_state=split_seed, stratify=bunch.target
     )
-    x_tr, x_te = _standardise(x_tr, x_te, axis=None)
+    x_tr, x_te = _standardize(x_tr, x_te, axis=None)
     return Dataset("digits", x_tr, _labels(y_tr), x_te, _labels(y_te), 10,
                    {"test_size": test_size, "split_seed": split_seed})
 
@@ -175,7 +175,7 @@ def cifar10(root=None, *, download: bool = False) -> Dataset:
     test = _unpickle(folder / "test_batch")
     x_tr = _cifar_images(np.concatenate([b[b"data"] for b in train]))
     y_tr = np.concatenate([b[b"labels"] for b in train])
-    x_tr, x_te = _standardise(x_tr, _cifar_images(test[b"data"]), axis=(0, 2, 3))
+    x_tr, x_te = _standardize(x_tr, _cifar_images(test[b"data"]), axis=(0, 2, 3))
     return Dataset("cifar10", x_tr, _labels(y_tr), x_te, _labels(test[b"labels"]), 10, {"root": str(root)})
 
 
@@ -193,7 +193,7 @@ def cifar100(root=None, *, download: bool = False, labels: str = "fine") -> Data
     folder = _cifar_dir(root, "cifar-100-python", ["train", "test"], "CIFAR-100", "train and test pickles")
     train, test = _unpickle(folder / "train"), _unpickle(folder / "test")
     key = b"fine_labels" if labels == "fine" else b"coarse_labels"
-    x_tr, x_te = _standardise(_cifar_images(train[b"data"]), _cifar_images(test[b"data"]), axis=(0, 2, 3))
+    x_tr, x_te = _standardize(_cifar_images(train[b"data"]), _cifar_images(test[b"data"]), axis=(0, 2, 3))
     n_classes = 100 if labels == "fine" else 20
     return Dataset("cifar100", x_tr, _labels(train[key]), x_te, _labels(test[key]), n_classes,
                    {"root": str(root), "labels": labels})
@@ -255,7 +255,7 @@ def mnist(root=None, *, download: bool = False) -> Dataset:
         )
     arrays = {key: read_idx(p) for key, p in paths.items()}
     x_tr, x_te = (arrays[k][:, None, :, :] for k in ("x_train", "x_test"))
-    x_tr, x_te = _standardise(x_tr, x_te, axis=None)
+    x_tr, x_te = _standardize(x_tr, x_te, axis=None)
     return Dataset("mnist", x_tr, _labels(arrays["y_train"]), x_te, _labels(arrays["y_test"]), 10,
                    {"root": str(root)})
 
@@ -299,7 +299,7 @@ def tinyimagenet(root=None) -> Dataset:
             y_te.append(index[fields[1]])
     if not x_tr or not x_te:
         raise FileNotFoundError(f"Tiny-ImageNet under {folder} has no training or validation images.")
-    x_tr, x_te = _standardise(np.stack(x_tr), np.stack(x_te), axis=(0, 2, 3))
+    x_tr, x_te = _standardize(np.stack(x_tr), np.stack(x_te), axis=(0, 2, 3))
     return Dataset("tinyimagenet", x_tr, _labels(y_tr), x_te, _labels(y_te), len(wnids), {"root": str(root)})
 
 

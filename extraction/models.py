@@ -1,12 +1,13 @@
-"""The model zoo: architecture families parameterised by a width k.
+"""The model zoo: architecture families parameterised by a capacity k.
 
-Every family maps (width, input_shape, n_classes) to a ``torch.nn.Module``. None of them has batch-dependent layers
-(no BatchNorm, no dropout): normalisation is GroupNorm or LayerNorm, which act on one sample at a time. So a sample's
-input gradient can never depend on another sample in the batch, eval and train mode compute the same function, and the
-modules have no buffers, which keeps ``torch.func.stack_module_state`` + ``vmap`` training simple.
+Every family maps (capacity, input_shape, n_classes) to a ``torch.nn.Module``; the capacity k is the width multiplier
+of its layers (hidden units, convolution channels, embedding dimension), as the table says. None of them has
+batch-dependent layers (no BatchNorm, no dropout): normalization is GroupNorm or LayerNorm, which act on one input at
+a time. So an input's gradient can never depend on another input in the batch, eval and train mode compute the same
+function, and the modules have no buffers, which keeps ``torch.func.stack_module_state`` + ``vmap`` training simple.
 
 ========================  ==================================================================================
-family                    architecture (width k)
+family                    architecture (capacity k)
 ========================  ==================================================================================
 ``mlp``                   flatten, two hidden layers of k ReLU units
 ``cnn_small``             conv(k)-pool-conv(2k)-pool, 3x3 kernels, ReLU, adaptive 2x2 average pool, linear
@@ -42,13 +43,13 @@ def _image_shape(family: str, input_shape) -> tuple[int, int, int]:
     return tuple(int(s) for s in input_shape)
 
 
-def _mlp(width: int, input_shape, n_classes: int) -> nn.Module:
+def _mlp(k: int, input_shape, n_classes: int) -> nn.Module:
     d = math.prod(input_shape)
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(d, width), nn.ReLU(),
-        nn.Linear(width, width), nn.ReLU(),
-        nn.Linear(width, n_classes),
+        nn.Linear(d, k), nn.ReLU(),
+        nn.Linear(k, k), nn.ReLU(),
+        nn.Linear(k, n_classes),
     )
 
 
@@ -61,20 +62,20 @@ def _groups(channels: int) -> int:
     return max(g for g in range(1, 9) if channels % g == 0)
 
 
-def _cnn_small(width: int, input_shape, n_classes: int) -> nn.Module:
+def _cnn_small(k: int, input_shape, n_classes: int) -> nn.Module:
     c, _, _ = _image_shape("cnn_small", input_shape)
     return nn.Sequential(
-        _conv(c, width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-        _conv(width, 2 * width), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+        _conv(c, k), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+        _conv(k, 2 * k), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
         nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-        nn.Linear(8 * width, n_classes),
+        nn.Linear(8 * k, n_classes),
     )
 
 
-def _cnn_large(width: int, input_shape, n_classes: int) -> nn.Module:
+def _cnn_large(k: int, input_shape, n_classes: int) -> nn.Module:
     c, h, w = _image_shape("cnn_large", input_shape)
     layers: list[nn.Module] = []
-    for channels in (width, 2 * width, 4 * width):
+    for channels in (k, 2 * k, 4 * k):
         for c_in in (c, channels):
             layers += [_conv(c_in, channels), nn.GroupNorm(_groups(channels), channels), nn.ReLU()]
         if min(h, w) >= 2:  # pool while there is something to pool
@@ -101,12 +102,12 @@ class BasicBlock(nn.Module):
         return torch.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
 
 
-def _resnet(family: str, width: int, input_shape, n_classes: int, stages: tuple[int, ...], blocks: int) -> nn.Module:
+def _resnet(family: str, k: int, input_shape, n_classes: int, stages: tuple[int, ...], blocks: int) -> nn.Module:
     c, _, _ = _image_shape(family, input_shape)
-    layers: list[nn.Module] = [_conv(c, width), nn.GroupNorm(_groups(width), width), nn.ReLU()]
-    c_in = width
+    layers: list[nn.Module] = [_conv(c, k), nn.GroupNorm(_groups(k), k), nn.ReLU()]
+    c_in = k
     for i, multiple in enumerate(stages):
-        c_out = multiple * width
+        c_out = multiple * k
         for j in range(blocks):
             layers.append(BasicBlock(c_in, c_out, stride=2 if (i > 0 and j == 0) else 1))
             c_in = c_out
@@ -114,12 +115,12 @@ def _resnet(family: str, width: int, input_shape, n_classes: int, stages: tuple[
     return nn.Sequential(*layers)
 
 
-def _resnet_small(width: int, input_shape, n_classes: int) -> nn.Module:
-    return _resnet("resnet_small", width, input_shape, n_classes, stages=(1, 2), blocks=1)
+def _resnet_small(k: int, input_shape, n_classes: int) -> nn.Module:
+    return _resnet("resnet_small", k, input_shape, n_classes, stages=(1, 2), blocks=1)
 
 
-def _resnet_large(width: int, input_shape, n_classes: int) -> nn.Module:
-    return _resnet("resnet_large", width, input_shape, n_classes, stages=(1, 2, 4, 8), blocks=2)
+def _resnet_large(k: int, input_shape, n_classes: int) -> nn.Module:
+    return _resnet("resnet_large", k, input_shape, n_classes, stages=(1, 2, 4, 8), blocks=2)
 
 
 class _Attention(nn.Module):
@@ -160,15 +161,15 @@ def _patch_size(h: int, w: int) -> int:
 class ViT(nn.Module):
     """A small vision transformer: patch embedding of dimension 4k, ``k/2`` heads of size 8, mean-pooled tokens."""
 
-    def __init__(self, width: int, input_shape, n_classes: int, depth: int = 2):
+    def __init__(self, k: int, input_shape, n_classes: int, depth: int = 2):
         super().__init__()
         c, h, w = _image_shape("vit", input_shape)
-        if width % 2:
-            raise ValueError(f"'width' must be even for vit, got {width}.")
-        dim, p = 4 * width, _patch_size(h, w)
+        if k % 2:
+            raise ValueError(f"'capacity' must be even for vit, got {k}.")
+        dim, p = 4 * k, _patch_size(h, w)
         self.embed = nn.Conv2d(c, dim, kernel_size=p, stride=p)
         self.position = nn.Parameter(0.02 * torch.randn(1, (h // p) * (w // p), dim))
-        self.blocks = nn.Sequential(*[_Block(dim, width // 2) for _ in range(depth)])
+        self.blocks = nn.Sequential(*[_Block(dim, k // 2) for _ in range(depth)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, n_classes)
 
@@ -179,7 +180,7 @@ class ViT(nn.Module):
 
 @dataclasses.dataclass(frozen=True)
 class Family:
-    """A registered architecture family: ``build(width, input_shape, n_classes) -> nn.Module``."""
+    """A registered architecture family: ``build(capacity, input_shape, n_classes) -> nn.Module``."""
 
     name: str
     build: Callable[..., nn.Module]
@@ -207,36 +208,36 @@ def check_family(family: str) -> Family:
     return FAMILIES[family]
 
 
-def check_width(width) -> int:
-    """Return ``width`` as an int after checking that it is a positive integer."""
-    if isinstance(width, bool) or not isinstance(width, int | float) or width != int(width) or width < 1:
-        raise ValueError(f"'width' must be a positive integer, got {width!r}.")
-    return int(width)
+def check_capacity(capacity) -> int:
+    """Return ``capacity`` as an int after checking that it is a positive integer."""
+    if isinstance(capacity, bool) or not isinstance(capacity, int | float) or capacity != int(capacity) or capacity < 1:
+        raise ValueError(f"'capacity' must be a positive integer, got {capacity!r}.")
+    return int(capacity)
 
 
-def build_model(family: str, width: int, input_shape, n_classes: int) -> nn.Module:
-    """Build a fresh model of ``family`` at ``width`` k, initialised from torch's global random state.
+def build_model(family: str, capacity: int, input_shape, n_classes: int) -> nn.Module:
+    """Build a fresh model of ``family`` at capacity k, initialised from torch's global random state.
 
     Parameters
     ----------
     family : str
         A key of :data:`FAMILIES`.
-    width : int
-        The capacity parameter k (positive; even for ``vit``).
+    capacity : int
+        The capacity k (positive; even for ``vit``): the width multiplier of the family's layers.
     input_shape : tuple of int
         Shape of one input, ``(channels, height, width)`` for the convolutional and transformer families.
     n_classes : int
         Number of output logits.
     """
     spec = check_family(family)
-    width = check_width(width)
+    capacity = check_capacity(capacity)
     if n_classes < 1:
         raise ValueError(f"'n_classes' must be positive, got {n_classes}.")
-    return spec.build(width, tuple(input_shape), int(n_classes))
+    return spec.build(capacity, tuple(input_shape), int(n_classes))
 
 
-def count_params(family: str, width: int, input_shape, n_classes: int) -> int:
-    """Number of trainable parameters of ``build_model(family, width, input_shape, n_classes)``."""
+def count_params(family: str, capacity: int, input_shape, n_classes: int) -> int:
+    """Number of trainable parameters of ``build_model(family, capacity, input_shape, n_classes)``."""
     with torch.device("meta"):
-        model = build_model(family, width, input_shape, n_classes)
+        model = build_model(family, capacity, input_shape, n_classes)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

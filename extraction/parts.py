@@ -36,12 +36,12 @@ from sawdist.io import (
 
 __all__ = ["PartStore", "PartWriter", "key_name", "load_direction"]
 
-_PER_SAMPLE = {"grad_norm": np.float32, "valid": bool, "correct": bool}
+_PER_INPUT = {"grad_norm": np.float32, "valid": bool, "correct": bool}
 
 
 def key_name(family: str, capacity: int, seed: int | None = None) -> str:
-    """``"<family>-k<capacity>"`` (a family at one width: its recorded decisions) or ``"<family>-k<capacity>-s<seed>"``
-    (one model: its part file and its weights)."""
+    """``"<family>-k<capacity>"`` (a family at one capacity: its recorded decisions) or
+    ``"<family>-k<capacity>-s<seed>"`` (one model: its part file and its weights)."""
     name = f"{family}-k{int(capacity)}"
     return name if seed is None else f"{name}-s{int(seed)}"
 
@@ -54,11 +54,11 @@ def _part_chunks(z) -> list[bytes]:
 
 
 def _direction_info(z, meta: dict) -> dict:
-    """How a part stores ``direction``: ``n_sample``, ``n_feature`` and, for encoded chunks, ``rows`` and
+    """How a part stores ``direction``: ``n_inputs``, ``n_feature`` and, for encoded chunks, ``rows`` and
     ``complevel``. Parts written before 2026-11-26 hold the plain array (``"direction"``); they stay valid."""
     if "direction" in z.files:
-        n_sample, n_feature = z["direction"].shape
-        return {"n_sample": n_sample, "n_feature": n_feature}
+        n_inputs, n_feature = z["direction"].shape
+        return {"n_inputs": n_inputs, "n_feature": n_feature}
     return meta["direction"]
 
 
@@ -66,7 +66,7 @@ def _decode_part(z, info: dict) -> np.ndarray:
     if "rows" not in info:
         return z["direction"]
     blocks = [decode_chunk(c, info["rows"], info["n_feature"], info["complevel"] > 0) for c in _part_chunks(z)]
-    return np.concatenate(blocks)[: info["n_sample"]]
+    return np.concatenate(blocks)[: info["n_inputs"]]
 
 
 def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> list[bytes]:
@@ -75,7 +75,7 @@ def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> lis
 
 
 def load_direction(path) -> np.ndarray:
-    """The directions of one part file, decoded: ``(n_sample, n_feature)`` float32."""
+    """The directions of one part file, decoded: ``(n_inputs, n_feature)`` float32."""
     with open(path, "rb") as f, np.load(f) as z:
         return _decode_part(z, _direction_info(z, json.loads(str(z["meta"]))))
 
@@ -88,7 +88,7 @@ class PartStore:
     out : path-like
         The final netCDF file.
     identity : dict
-        JSON-serialisable description of everything that determines the models (dataset, samples, recipe,
+        JSON-serialisable description of everything that determines the models (dataset, inputs, recipe,
         target, device type). Parts are reused only by a run with the same identity.
     complevel : int
         zlib level 0-9 of the output (0: uncompressed); the parts hold ``direction`` already encoded for it.
@@ -177,20 +177,20 @@ class PartStore:
             with open(path, "rb") as f, np.load(f) as z:  # reading every member checks its CRC-32
                 meta = json.loads(str(z["meta"]))
                 info, n = _direction_info(z, meta), z["label"].shape[0]
-                if "rows" in info:  # a chunk table that covers the samples and the stored bytes exactly
+                if "rows" in info:  # a chunk table that covers the inputs and the stored bytes exactly
                     sizes = z["direction_sizes"]
                     stored_ok = (len(sizes) == -(-n // info["rows"]) and bool((sizes > 0).all())
                                  and int(sizes.sum()) == z["direction_chunks"].shape[0])
                 else:
                     stored_ok = z["direction"].ndim == 2
-                shapes_ok = (stored_ok and info["n_sample"] == n
-                             and all(z[name].shape == (n,) for name in _PER_SAMPLE))
+                shapes_ok = (stored_ok and info["n_inputs"] == n
+                             and all(z[name].shape == (n,) for name in _PER_INPUT))
                 return bool(shapes_ok and [meta["family"], meta["capacity"], meta["seed"]] == list(key))
         except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
             return False
 
     def write_model(self, *, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct,
-                    test_accuracy: float, n_params: int, label, sample=None, extra: dict | None = None) -> Path:
+                    test_accuracy: float, n_params: int, label, input_index=None, extra: dict | None = None) -> Path:
         """Write one model's part atomically (arguments as for :func:`sawdist.io.model_part`)."""
         direction = np.asarray(direction, dtype=np.float32)
         n, d = direction.shape
@@ -199,7 +199,7 @@ class PartStore:
             chunks = _encode_model(direction, rows, self.complevel, pool)
         meta = {"family": str(family), "capacity": int(capacity), "seed": int(seed), "n_params": int(n_params),
                 "test_accuracy": float(test_accuracy), "extra": {k: float(v) for k, v in (extra or {}).items()},
-                "direction": {"n_sample": n, "n_feature": d, "rows": rows, "complevel": self.complevel}}
+                "direction": {"n_inputs": n, "n_feature": d, "rows": rows, "complevel": self.complevel}}
         arrays = {
             "meta": np.array(json.dumps(meta)),
             "direction_chunks": np.frombuffer(b"".join(chunks), dtype=np.uint8),
@@ -208,7 +208,7 @@ class PartStore:
             "valid": np.asarray(valid, dtype=bool).reshape(n),
             "correct": np.asarray(correct, dtype=bool).reshape(n),
             "label": np.asarray(label, dtype=np.int64).reshape(n),
-            "sample": np.arange(n) if sample is None else np.asarray(sample, dtype=np.int64).reshape(n),
+            "input": np.arange(n) if input_index is None else np.asarray(input_index, dtype=np.int64).reshape(n),
         }
         path = self.path(family, capacity, seed)
         tmp = path.with_name(path.name + ".tmp")
@@ -230,7 +230,7 @@ class PartStore:
             grad_norm=part["grad_norm"].values.ravel(), valid=part["valid"].values.ravel(),
             correct=part["correct"].values.ravel(), test_accuracy=float(part["test_accuracy"].values.ravel()[0]),
             n_params=int(part["n_params"].values.ravel()[0]), label=part["label"].values,
-            sample=part["sample"].values, extra=extra,
+            input_index=part["input"].values, extra=extra,
         )
 
     # assembly --------------------------------------------------------------------------------------------------
@@ -247,17 +247,17 @@ class PartStore:
         with open(paths[0], "rb") as f, np.load(f) as z:
             first = json.loads(str(z["meta"]))
             info = _direction_info(z, first)
-            n, d = info["n_sample"], info["n_feature"]
-            label, sample = z["label"], z["sample"]
+            n, d = info["n_inputs"], info["n_feature"]
+            label, input_index = z["label"], z["input"]
             extra_names = sorted(first["extra"])
-        per_sample = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_SAMPLE.items()}
+        per_input = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_INPUT.items()}
         per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
         n_params = np.empty(shape[:2], dtype=np.int64)
         for index, path in zip(np.ndindex(*shape), paths):
             with open(path, "rb") as f, np.load(f) as z:
                 meta = json.loads(str(z["meta"]))
-                for name in per_sample:
-                    per_sample[name][index] = z[name]
+                for name in per_input:
+                    per_input[name][index] = z[name]
                 per_model["test_accuracy"][index] = meta["test_accuracy"]
                 for name in extra_names:
                     per_model[name][index] = meta["extra"][name]
@@ -280,14 +280,14 @@ class PartStore:
 
         data_vars = {
             "direction": (DIMS, direction),
-            **{name: (DIMS[:4], values) for name, values in per_sample.items()},
+            **{name: (DIMS[:4], values) for name, values in per_input.items()},
             **{name: (DIMS[:3], values) for name, values in per_model.items()},
             "n_params": (DIMS[:2], n_params),
         }
         coords = {
             "family": np.array(families, dtype=object), "capacity": np.array(capacities, dtype=np.int64),
-            "seed": np.array(seeds, dtype=np.int64), "sample": sample, "feature": np.arange(d),
-            "label": ("sample", label),
+            "seed": np.array(seeds, dtype=np.int64), "input": input_index, "feature": np.arange(d),
+            "label": ("input", label),
         }
         ds = xr.Dataset(data_vars, coords, attrs=dict(attrs))
         ds.attrs["input_shape"] = [int(s) for s in input_shape]

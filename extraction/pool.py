@@ -1,7 +1,7 @@
 """A pool of trained PyTorch models on fixed inputs: the model side of the transfer attack and the ensemble accuracy.
 
-:class:`TorchModelPool` holds one :class:`~sawdist.extraction.train.ModelStack` per (family, width), trains them
-(``sawdist run``), saves and loads them (``models/<family>-k<width>.pt``, ``inputs.pt`` and ``pool.json``; written by
+:class:`TorchModelPool` holds one :class:`~sawdist.extraction.train.ModelStack` per (family, capacity), trains them
+(``sawdist run``), saves and loads them (``models/<family>-k<capacity>.pt``, ``inputs.pt`` and ``pool.json``; written by
 ``sawdist run`` and ``sawdist extract --save-models``). It provides the methods of
 :class:`sawdist.analyses.models.ModelPool`, the interface the analyses read.
 """
@@ -38,7 +38,7 @@ class TorchModelPool:
         for fam in families:
             for k in capacities:
                 if progress is not None:
-                    progress.say(f"  training {len(seeds)} {fam} models of width {k}")
+                    progress.say(f"  training {len(seeds)} {fam} models of capacity {k}")
                 stacks[(fam, int(k))] = train_models(fam, int(k), list(seeds), data, recipe, mode="batched",
                                                      device=device)
         n = min(int(n_inputs), data.x_test.shape[0])
@@ -96,10 +96,10 @@ class TorchModelPool:
     def directions(self, family, capacity) -> np.ndarray:
         key = (family, int(capacity))
         if key not in self._directions:
-            from .saliency import input_gradients, normalise
+            from .saliency import input_gradients, normalize
 
             grad, _ = input_gradients(self.stacks[key], self._x, self._y, "label_logit")
-            direction, _, _ = normalise(grad)
+            direction, _, _ = normalize(grad)
             self._directions[key] = direction.detach().cpu().numpy().astype(np.float64)
         return self._directions[key]
 

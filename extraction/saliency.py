@@ -1,9 +1,9 @@
-"""Input saliency: per-sample gradients of a target with respect to the input, for a stack of models.
+"""Input saliency: per-input gradients of a target with respect to the input, for a stack of models.
 
-For models f_1..f_M and inputs x_1..x_N, the saliency of model m at sample n is g_mn = d T(f_m(x_mn)) / d x_mn, where
-x_mn is model m's own copy of x_n and T a scalar target of the logits. Because every model processes every sample
+For models f_1..f_M and inputs x_1..x_N, the saliency of model m at input n is g_mn = d T(f_m(x_mn)) / d x_mn, where
+x_mn is model m's own copy of x_n and T a scalar target of the logits. Because every model processes every input
 independently (the zoo has no batch-dependent layers), the gradient of the *sum* of all targets with respect to the
-stacked copies is exactly the stack of the per-sample gradients, so one backward pass gives all M x N of them.
+stacked copies is exactly the stack of the per-input gradients, so one backward pass gives all M x N of them.
 
 Targets (``y`` the true label):
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-__all__ = ["TARGETS", "Saliency", "input_gradients", "normalise", "saliency", "target_values"]
+__all__ = ["TARGETS", "Saliency", "input_gradients", "normalize", "saliency", "target_values"]
 
 TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")
 
@@ -61,7 +61,7 @@ def _ieee_float32(device: torch.device):
 
 
 def target_values(logits: torch.Tensor, labels: torch.Tensor, target: str = "label_logit") -> torch.Tensor:
-    """Per-sample target of ``logits`` (shape ``(..., n_classes)``) given integer ``labels`` (shape ``(...)``)."""
+    """Per-input target of ``logits`` (shape ``(..., n_classes)``) given integer ``labels`` (shape ``(...)``)."""
     check_target(target)
     if target == "label_logit":
         return logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
@@ -72,7 +72,7 @@ def target_values(logits: torch.Tensor, labels: torch.Tensor, target: str = "lab
 
 
 def input_gradients(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit") -> tuple:
-    """Gradients of ``target`` w.r.t. the inputs for every model of ``stack`` on every sample of ``x``.
+    """Gradients of ``target`` w.r.t. the inputs for every model of ``stack`` on every input of ``x``.
 
     Parameters
     ----------
@@ -106,14 +106,14 @@ def input_gradients(stack, x: torch.Tensor, y: torch.Tensor, target: str = "labe
 
 @dataclasses.dataclass
 class Saliency:
-    """Saliency of a stack of models on a set of samples (numpy arrays, model axis first).
+    """Saliency of a stack of models on a set of inputs (numpy arrays, model axis first).
 
     Attributes
     ----------
     direction : numpy.ndarray
         float32 ``(n_models, n, d)`` unit vectors; NaN rows where not valid.
     grad_norm : numpy.ndarray
-        float32 ``(n_models, n)`` norm of the gradient before normalising.
+        float32 ``(n_models, n)`` norm of the gradient before normalizing.
     valid : numpy.ndarray
         bool ``(n_models, n)``: the gradient is finite and non-zero.
     correct : numpy.ndarray
@@ -126,7 +126,7 @@ class Saliency:
     correct: np.ndarray
 
 
-def normalise(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def normalize(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Flatten ``grad`` (``(..., *input_shape)`` with two leading axes) to unit directions, norms and validity."""
     flat = grad.reshape(grad.shape[0], grad.shape[1], -1)
     flat64 = flat.double()
@@ -139,7 +139,7 @@ def normalise(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
 def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit", *,
              batch_size: int | None = None) -> Saliency:
-    """Unit saliency directions of every model of ``stack`` on the samples ``(x, y)``.
+    """Unit saliency directions of every model of ``stack`` on the inputs ``(x, y)``.
 
     Samples are processed in batches of ``batch_size`` (default: about 2**24 input values per batch across the
     models on a CPU, 2**25 on a GPU), each with one backward pass; on CUDA out-of-memory the batch is halved.
@@ -174,7 +174,7 @@ def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit
             torch.cuda.empty_cache()
             continue
         start += xb.shape[0]
-        direction, norm, valid = normalise(grad)
+        direction, norm, valid = normalize(grad)
         out["direction"].append(direction.cpu().numpy())
         out["grad_norm"].append(norm.cpu().numpy())
         out["valid"].append(valid.cpu().numpy())

@@ -1,21 +1,21 @@
-"""Sweeps: train every (family, width, seed), compute saliency, and write the dataset one model at a time.
+"""Sweeps: train every (family, capacity, seed), compute saliency, and write the dataset one model at a time.
 
 :func:`extract` is what ``sawdist extract`` runs. It writes each finished model to its own part file (see
 :class:`sawdist.extraction.parts.PartStore`), so an interrupted run — Ctrl-C, a crash, a lost machine — resumes by
 running the same command again: finished models are skipped, unreadable parts are redone, and the result is the same
-file an uninterrupted run writes (the training mode chosen for each (family, width) is recorded and reused, so a
+file an uninterrupted run writes (the training mode chosen for each (family, capacity) is recorded and reused, so a
 resumed run trains the remaining models exactly as the first run would have).
 
 A sweep goes in four steps, one function each:
 
-1. :class:`Sweep`: the settings, checked — what is trained (dataset, families, widths, seeds, samples, target,
+1. :class:`Sweep`: the settings, checked — what is trained (dataset, families, capacities, seeds, inputs, target,
    recipe, training mode, chunk size) and how it is written (output file, compression, kept models, device,
    progress bar);
 2. :func:`prepare`: what the settings leave open — the device, the data, the saliency inputs — resolved into the
    run's identity, which a resumed run must match;
-3. :func:`plan`: the decisions per (family, width) — the training path and the chunk size — taken once and
+3. :func:`plan`: the decisions per (family, capacity) — the training path and the chunk size — taken once and
    recorded in the parts folder, and the remaining work cut into units (:class:`Unit`: the seeds of one family
-   and width that train together, with a stable id);
+   and capacity that train together, with a stable id);
 4. :func:`run_sweep`: the loop over the units (train, saliency, parts written in the background) and the assembly
    of the parts into the output file.
 
@@ -23,7 +23,7 @@ Examples
 --------
 >>> from sawdist.extraction.sweep import extract
 >>> from sawdist.extraction.train import Recipe
->>> result = extract("tiny.nc", families=["mlp"], widths=[8, 16], seeds=2, recipe=Recipe(epochs=1),
+>>> result = extract("tiny.nc", families=["mlp"], capacities=[8, 16], seeds=2, recipe=Recipe(epochs=1),
 ...                  progress=False)  # doctest: +SKIP
 >>> result.complete  # doctest: +SKIP
 True
@@ -50,7 +50,7 @@ import xarray as xr
 from sawdist.io import SCHEMA_VERSION, check_complevel, validate
 
 from .data import Dataset, load_dataset
-from .models import check_family, check_width, count_params
+from .models import check_capacity, check_family, count_params
 from .parts import PartStore, PartWriter, key_name
 from .recipe import MODES, Recipe
 from .saliency import check_target, saliency
@@ -81,7 +81,7 @@ class ExtractResult:
     redone : list of str
         Part files that were unreadable and have been trained again.
     modes : dict
-        Training mode and chunk size per ``"<family>-k<width>"``.
+        Training mode and chunk size per ``"<family>-k<capacity>"``.
     """
 
     path: Path
@@ -118,13 +118,13 @@ class _StopFlag:
         return False
 
 
-def _weights_path(store, family: str, width: int, seed: int) -> Path:
-    return store.folder / "weights" / (key_name(family, width, seed) + ".pt")
+def _weights_path(store, family: str, capacity: int, seed: int) -> Path:
+    return store.folder / "weights" / (key_name(family, capacity, seed) + ".pt")
 
 
 def _save_weights(store, stack, i: int) -> None:
     """Model ``i`` of ``stack``, atomically, in the parts folder."""
-    path = _weights_path(store, stack.family, stack.width, stack.seeds[i])
+    path = _weights_path(store, stack.family, stack.capacity, stack.seeds[i])
     path.parent.mkdir(exist_ok=True)
     blob = {"params": {k: v[i].detach().cpu().clone() for k, v in stack.params.items()},
             "buffers": {k: v[i].detach().cpu().clone() for k, v in stack.buffers.items()},
@@ -138,7 +138,7 @@ def _save_weights(store, stack, i: int) -> None:
 
 
 def _write_model_pool(prepared: Prepared, store) -> None:
-    """Stack the saved weights of each (family, width) into the folder ``save_models`` (a
+    """Stack the saved weights of each (family, capacity) into the folder ``save_models`` (a
     :class:`.pool.TorchModelPool`)."""
     from .pool import TorchModelPool
     from .train import ModelStack
@@ -147,12 +147,12 @@ def _write_model_pool(prepared: Prepared, store) -> None:
     seeds = sweep.seeds
     stacks = {}
     for family in sweep.families:
-        for width in sweep.widths:
-            blobs = [torch.load(_weights_path(store, family, width, s), weights_only=True) for s in seeds]
+        for capacity in sweep.capacities:
+            blobs = [torch.load(_weights_path(store, family, capacity, s), weights_only=True) for s in seeds]
             params = {k: torch.stack([b["params"][k] for b in blobs]) for k in blobs[0]["params"]}
             buffers = {k: torch.stack([b["buffers"][k] for b in blobs]) for k in blobs[0]["buffers"]}
             accuracy = np.array([b["test_accuracy"] for b in blobs])
-            stacks[(family, int(width))] = ModelStack(family, int(width), list(seeds), None, params, buffers,
+            stacks[(family, int(capacity))] = ModelStack(family, int(capacity), list(seeds), None, params, buffers,
                                                       test_accuracy=accuracy)
     meta = {"dataset": data.name, "options": data.options, "input_shape": list(data.input_shape),
             "n_classes": data.n_classes, "n_inputs": int(x.shape[0]), "recipe": sweep.recipe.to_dict()}
@@ -192,9 +192,12 @@ def _existing_output(out: Path, identity: str, grid: dict) -> bool:
     """True when ``out`` is a finished file of this very run; raise when it holds another run; delete if corrupt."""
     try:
         with xr.open_dataset(out, engine="netcdf4") as ds:
-            validate(ds, values=False)
-            same = ds.attrs.get("identity") == identity and all(
-                ds[name].values.tolist() == values for name, values in grid.items())
+            # A finished file of another schema version is another run (kept, never deleted as corrupt).
+            same = str(ds.attrs.get("schema_version", SCHEMA_VERSION)) == SCHEMA_VERSION
+            if same:
+                validate(ds, values=False)
+                same = ds.attrs.get("identity") == identity and all(
+                    ds[name].values.tolist() == values for name, values in grid.items())
     except (OSError, ValueError, KeyError):
         out.unlink()  # unreadable or not a saliency dataset written completely: redo it
         return False
@@ -211,7 +214,7 @@ class Sweep:
     """The settings of a sweep, checked: what is trained and how it is written (the arguments of :func:`extract`).
 
     Creating one checks every setting, with the messages of :func:`extract`, and completes some: ``recipe`` defaults
-    to the dataset's (:data:`sawdist.extraction.config.DATASET_DEFAULTS`), ``widths`` are sorted and unique,
+    to the dataset's (:data:`sawdist.extraction.config.DATASET_DEFAULTS`), ``capacities`` are sorted and unique,
     ``seeds`` become the seeds themselves, ``out`` a path. Nothing is loaded or timed here.
     """
 
@@ -219,9 +222,9 @@ class Sweep:
     dataset: str
     dataset_options: dict | None
     families: tuple
-    widths: tuple
+    capacities: tuple
     seeds: tuple
-    samples: int | None
+    inputs: int | None
     target: str
     recipe: Recipe | None
     mode: str
@@ -248,16 +251,16 @@ class Sweep:
         if chunk is not None and (isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1):
             raise ValueError(f"'chunk_size' must be a positive integer, got {chunk!r}.")
         put("complevel", check_complevel(self.complevel))
-        if self.samples is not None and (int(self.samples) != self.samples or self.samples < 1):
-            raise ValueError(f"'samples' must be a positive integer or None, got {self.samples!r}.")
+        if self.inputs is not None and (int(self.inputs) != self.inputs or self.inputs < 1):
+            raise ValueError(f"'inputs' must be a positive integer or None, got {self.inputs!r}.")
         put("families", tuple(self.families))
         if not self.families:
             raise ValueError("'families' must name at least one family, got none.")
         for family in self.families:
             check_family(family)
-        put("widths", tuple(sorted({check_width(k) for k in self.widths})))
-        if not self.widths:
-            raise ValueError("'widths' must name at least one width, got none.")
+        put("capacities", tuple(sorted({check_capacity(k) for k in self.capacities})))
+        if not self.capacities:
+            raise ValueError("'capacities' must name at least one capacity, got none.")
         put("seeds", tuple(_seed_list(self.seeds)))
         put("out", Path(self.out))
 
@@ -277,9 +280,9 @@ class Prepared:
     data : sawdist.extraction.data.Dataset
         The training and test data, on ``device``.
     inputs, labels : torch.Tensor
-        The first ``samples`` test inputs and their labels: where saliency is computed.
+        The first ``inputs`` test inputs and their labels: where saliency is computed.
     n_params : dict
-        Trainable parameters of each (family, width).
+        Trainable parameters of each (family, capacity).
     identity : dict
         Everything that determines the models (schema version, data, inputs, target, recipe, device type): parts and
         a finished file are reused only by a run with the same identity.
@@ -300,13 +303,13 @@ class Prepared:
     @property
     def grid(self) -> dict:
         """The coordinates of the output: ``{"family": [...], "capacity": [...], "seed": [...]}``."""
-        return {"family": list(self.sweep.families), "capacity": list(self.sweep.widths),
+        return {"family": list(self.sweep.families), "capacity": list(self.sweep.capacities),
                 "seed": list(self.sweep.seeds)}
 
     @property
     def keys(self) -> list[tuple]:
-        """Every model of the sweep, ``(family, width, seed)``, in the order of the output."""
-        return [(f, k, s) for f in self.sweep.families for k in self.sweep.widths for s in self.sweep.seeds]
+        """Every model of the sweep, ``(family, capacity, seed)``, in the order of the output."""
+        return [(f, k, s) for f in self.sweep.families for k in self.sweep.capacities for s in self.sweep.seeds]
 
 
 def prepare(sweep: Sweep) -> Prepared:
@@ -314,10 +317,10 @@ def prepare(sweep: Sweep) -> Prepared:
     device = resolve_device(sweep.device)
     data = load_dataset(sweep.dataset, **(sweep.dataset_options or {}))
     n_params = {(f, k): count_params(f, k, data.input_shape, data.n_classes) for f in sweep.families
-                for k in sweep.widths}
+                for k in sweep.capacities}
     data = data.to(device)
-    n = data.x_test.shape[0] if sweep.samples is None else min(int(sweep.samples), data.x_test.shape[0])
-    identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "samples": n, "target": sweep.target,
+    n = data.x_test.shape[0] if sweep.inputs is None else min(int(sweep.inputs), data.x_test.shape[0])
+    identity = {"schema": SCHEMA_VERSION, "dataset": data.describe(), "inputs": n, "target": sweep.target,
                 "recipe": sweep.recipe.to_dict(), "device": device.type}
     return Prepared(sweep, device, data, data.x_test[:n], data.y_test[:n], n_params, identity)
 
@@ -327,22 +330,22 @@ def prepare(sweep: Sweep) -> Prepared:
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """The seeds of one family and width that train together: the unit of work of a sweep.
+    """The seeds of one family and capacity that train together: the unit of work of a sweep.
 
     A unit is trained whole even when some of its models are finished already, so that its models are exactly
     those of an uninterrupted run. Its :attr:`id` is stable: the same decisions cut the same units in every run.
     """
 
     family: str
-    width: int
+    capacity: int
     seeds: tuple
     mode: str
 
     @property
     def id(self) -> str:
-        """``"<family>-k<width>-s<first seed>..<last seed>"`` (``"...-s<seed>"`` for a single seed)."""
+        """``"<family>-k<capacity>-s<first seed>..<last seed>"`` (``"...-s<seed>"`` for a single seed)."""
         last = f"..{self.seeds[-1]}" if len(self.seeds) > 1 else ""
-        return key_name(self.family, self.width, self.seeds[0]) + last
+        return key_name(self.family, self.capacity, self.seeds[0]) + last
 
     def halves(self) -> tuple[Unit, Unit]:
         """The unit cut in two, the first half the larger (what is tried when it does not fit in GPU memory)."""
@@ -350,17 +353,17 @@ class Unit:
         return dataclasses.replace(self, seeds=self.seeds[:half]), dataclasses.replace(self, seeds=self.seeds[half:])
 
 
-def units(family: str, width: int, seeds, decision: dict) -> list[Unit]:
-    """The units of one family and width under ``decision``: seed s goes to chunk ``s // chunk_size``, so a chunk
+def units(family: str, capacity: int, seeds, decision: dict) -> list[Unit]:
+    """The units of one family and capacity under ``decision``: seed s goes to chunk ``s // chunk_size``, so a chunk
     holds the same seeds whichever of them are finished."""
     groups: dict[int, list[int]] = {}
     for seed in seeds:
         groups.setdefault(seed // decision["chunk_size"], []).append(seed)
-    return [Unit(family, width, tuple(group), decision["mode"]) for group in groups.values()]
+    return [Unit(family, capacity, tuple(group), decision["mode"]) for group in groups.values()]
 
 
 def plan(prepared: Prepared, store: PartStore, done: set, stop=lambda: False) -> list[Unit]:
-    """Decide, once per family and width with models left to train, how they train; return the units to train.
+    """Decide, once per family and capacity with models left to train, how they train; return the units to train.
 
     A decision is the training path (``mode``; for ``"auto"`` the faster one on this machine, timed on one chunk)
     and the number of seeds trained together (``chunk_size``; by default 16 on CPU, 64 on CUDA, 1 for the
@@ -372,21 +375,21 @@ def plan(prepared: Prepared, store: PartStore, done: set, stop=lambda: False) ->
     default_chunk = sweep.chunk_size or (64 if device.type == "cuda" else 16)
     work = []
     for family in sweep.families:
-        for width in sweep.widths:
-            todo = [s for s in sweep.seeds if (family, width, s) not in done]
+        for capacity in sweep.capacities:
+            todo = [s for s in sweep.seeds if (family, capacity, s) not in done]
             if not todo:
                 continue
             if stop():
                 return work
-            decision = store.decision(family, width)
+            decision = store.decision(family, capacity)
             if decision is None:
                 mode = sweep.mode
                 if mode == "auto":
-                    mode, _ = choose_mode(family, width, min(default_chunk, len(todo)), data, sweep.recipe,
+                    mode, _ = choose_mode(family, capacity, min(default_chunk, len(todo)), data, sweep.recipe,
                                           device=device)
                 decision = {"mode": mode, "chunk_size": default_chunk if mode == "batched" else 1}
-                store.record(family, width, decision)
-            work += [unit for unit in units(family, width, sweep.seeds, decision) if set(unit.seeds) & set(todo)]
+                store.record(family, capacity, decision)
+            work += [unit for unit in units(family, capacity, sweep.seeds, decision) if set(unit.seeds) & set(todo)]
     return work
 
 
@@ -446,14 +449,14 @@ def _train(prepared: Prepared, store: PartStore, done: set, result: ExtractResul
     try:
         with _StopFlag(log.warning) as flag:
             pending = deque(plan(prepared, store, done, stop=lambda: flag.stop))
-            result.modes.update({key_name(u.family, u.width): store.decision(u.family, u.width) for u in pending})
+            result.modes.update({key_name(u.family, u.capacity): store.decision(u.family, u.capacity) for u in pending})
             while pending and not flag.stop:
                 unit = pending.popleft()
-                missing = [s for s in unit.seeds if (unit.family, unit.width, s) not in done]
+                missing = [s for s in unit.seeds if (unit.family, unit.capacity, s) not in done]
                 if not missing:
                     continue
                 try:
-                    stack = train_models(unit.family, unit.width, list(unit.seeds), prepared.data, sweep.recipe,
+                    stack = train_models(unit.family, unit.capacity, list(unit.seeds), prepared.data, sweep.recipe,
                                          mode=unit.mode, device=prepared.device)
                 except torch.cuda.OutOfMemoryError:
                     if len(unit.seeds) == 1:
@@ -488,10 +491,10 @@ def _halve(unit: Unit, store: PartStore, result: ExtractResult) -> tuple[Unit, U
     """After CUDA ran out of memory on ``unit``: record the smaller chunk size and return the unit's halves."""
     torch.cuda.empty_cache()
     halves = unit.halves()
-    decision = {**store.decision(unit.family, unit.width), "chunk_size": len(halves[0].seeds)}
-    store.record(unit.family, unit.width, decision)
-    result.modes[key_name(unit.family, unit.width)] = decision
-    log.warning(f"out of GPU memory with {len(unit.seeds)} models of {unit.family} k={unit.width}; trying chunks of "
+    decision = {**store.decision(unit.family, unit.capacity), "chunk_size": len(halves[0].seeds)}
+    store.record(unit.family, unit.capacity, decision)
+    result.modes[key_name(unit.family, unit.capacity)] = decision
+    log.warning(f"out of GPU memory with {len(unit.seeds)} models of {unit.family} k={unit.capacity}; trying chunks of "
                 f"{len(halves[0].seeds)}")
     return halves
 
@@ -503,10 +506,10 @@ def _write_parts(prepared: Prepared, writer: PartWriter, unit: Unit, stack, miss
         if seed in missing:
             accuracy = float(stack.test_accuracy[i])
             writer.submit(
-                (unit.family, unit.width, seed), accuracy, family=unit.family, capacity=unit.width, seed=seed,
+                (unit.family, unit.capacity, seed), accuracy, family=unit.family, capacity=unit.capacity, seed=seed,
                 direction=sal.direction[i], grad_norm=sal.grad_norm[i], valid=sal.valid[i], correct=sal.correct[i],
-                test_accuracy=accuracy, n_params=prepared.n_params[(unit.family, unit.width)],
-                label=prepared.labels.cpu().numpy(), sample=np.arange(prepared.inputs.shape[0]),
+                test_accuracy=accuracy, n_params=prepared.n_params[(unit.family, unit.capacity)],
+                label=prepared.labels.cpu().numpy(), input_index=np.arange(prepared.inputs.shape[0]),
                 extra={"train_accuracy": float(stack.train_accuracy[i])},
             )
 
@@ -530,15 +533,15 @@ def _assemble(prepared: Prepared, store: PartStore) -> None:
     }
     if sweep.save_models is not None:
         _write_model_pool(prepared, store)
-    store.assemble(sweep.families, sweep.widths, sweep.seeds, attrs, input_shape=data.input_shape)
+    store.assemble(sweep.families, sweep.capacities, sweep.seeds, attrs, input_shape=data.input_shape)
 
 
 def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None, families=("mlp", "cnn_small"),
-            widths=(2, 4, 8, 16, 32), seeds=16, recipe: Recipe | None = None, target: str = "label_logit",
-            samples: int | None = 1000, device="auto", mode: str = "auto", chunk_size: int | None = None,
+            capacities=(2, 4, 8, 16, 32), seeds=16, recipe: Recipe | None = None, target: str = "label_logit",
+            inputs: int | None = 1000, device="auto", mode: str = "auto", chunk_size: int | None = None,
             complevel: int = 4, save_models=None, progress: bool = True, on_model=None,
             resume_hint: str | None = None) -> ExtractResult:
-    """Train ``seeds`` models of every (family, width), compute their saliency, and write the dataset ``out``.
+    """Train ``seeds`` models of every (family, capacity), compute their saliency, and write the dataset ``out``.
 
     Parameters
     ----------
@@ -549,8 +552,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         (e.g. ``{"root": "~/data"}``).
     families : sequence of str
         Model families (:data:`sawdist.extraction.models.FAMILIES`).
-    widths : sequence of int
-        Widths k of every family.
+    capacities : sequence of int
+        Capacities k of every family (the width multiplier of its layers, :mod:`sawdist.extraction.models`).
     seeds : int or sequence of int
         A number of seeds (``0 .. seeds-1``) or the seeds themselves.
     recipe : Recipe, optional
@@ -558,12 +561,12 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         :data:`sawdist.extraction.config.DATASET_DEFAULTS`, e.g. 10 epochs on digits).
     target : str
         Saliency target, one of :data:`sawdist.extraction.saliency.TARGETS`.
-    samples : int or None
-        Saliency is computed on the first ``samples`` test inputs (all of them when None or larger).
+    inputs : int or None
+        Saliency is computed on the first ``inputs`` test inputs (all of them when None or larger).
     device : {"auto", "cpu", "cuda"}
         ``"auto"`` uses CUDA when available. The whole dataset is moved to the device.
     mode : {"auto", "batched", "sequential"}
-        Training path; ``"auto"`` times one step of each per (family, width) and takes the faster one.
+        Training path; ``"auto"`` times one step of each per (family, capacity) and takes the faster one.
     chunk_size : int, optional
         Seeds trained together in the batched mode (default 16 on CPU, 64 on CUDA, halved on CUDA out-of-memory).
     complevel : int
@@ -578,7 +581,7 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
         Show a tqdm progress bar (models done, ETA, last accuracy).
     on_model : callable, optional
         Called as ``on_model(key, n_done, n_total)`` for each model whose part is written; ``key`` is
-        (family, width, seed). Parts are written in the background, so the calls come in order but up to one chunk
+        (family, capacity, seed). Parts are written in the background, so the calls come in order but up to one chunk
         late (once the next chunk has trained).
     resume_hint : str, optional
         The command to show when the run stops early (default: "call extract() again with the same arguments").
@@ -587,8 +590,8 @@ def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None
     -------
     ExtractResult
     """
-    sweep = Sweep(dataset=dataset, dataset_options=dataset_options, families=families, widths=widths, seeds=seeds,
-                  samples=samples, target=target, recipe=recipe, mode=mode, chunk_size=chunk_size, out=out,
+    sweep = Sweep(dataset=dataset, dataset_options=dataset_options, families=families, capacities=capacities,
+                  seeds=seeds, inputs=inputs, target=target, recipe=recipe, mode=mode, chunk_size=chunk_size, out=out,
                   complevel=complevel, save_models=save_models, device=device, progress=progress)
     return run_sweep(sweep, on_model=on_model, resume_hint=resume_hint)
 

@@ -1,11 +1,11 @@
-"""Training many seeds of one (family, width) at once.
+"""Training many seeds of one (family, capacity) at once.
 
 The batched path stacks the seeds' parameters with :func:`torch.func.stack_module_state` and trains them as one
 program: ``vmap(functional_call)`` evaluates every model on its own minibatch, the sum of the models' mean losses is
 differentiated once (the models share no parameters, so each model receives exactly its own gradient), and one
 optimiser steps the stacked tensors — SGD, Adam and AdamW are elementwise, so this is the same update as M separate
 optimisers. The sequential path trains the same models one after another with plain modules. Both paths give each
-model its own initialisation and its own data order, derived from (seed, family, width) only, so a model does not
+model its own initialisation and its own data order, derived from (seed, family, capacity) only, so a model does not
 depend on which other seeds share its chunk, and both produce the same models up to floating-point reassociation.
 :func:`choose_mode` times one step of each and picks the faster (narrow convolutions can be faster one by one).
 
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from .models import build_model, check_family, check_width
+from .models import build_model, check_capacity, check_family
 from .recipe import Recipe
 
 __all__ = ["Recipe", "ModelStack", "choose_mode", "init_model", "model_seed", "resolve_device", "time_steps",
@@ -51,25 +51,25 @@ def resolve_device(device="auto") -> torch.device:
     return device
 
 
-def model_seed(seed: int, family: str, width: int, stream: int) -> int:
-    """A 63-bit seed for ``stream`` (0: initialisation, 1: data order) of model (seed, family, width)."""
-    sequence = np.random.SeedSequence([int(seed), int(width), zlib.crc32(family.encode()), int(stream)])
+def model_seed(seed: int, family: str, capacity: int, stream: int) -> int:
+    """A 63-bit seed for ``stream`` (0: initialisation, 1: data order) of model (seed, family, capacity)."""
+    sequence = np.random.SeedSequence([int(seed), int(capacity), zlib.crc32(family.encode()), int(stream)])
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def init_model(family: str, width: int, seed: int, input_shape, n_classes: int) -> torch.nn.Module:
-    """Build model (family, width) with the initialisation of ``seed``; torch's global random state is untouched."""
+def init_model(family: str, capacity: int, seed: int, input_shape, n_classes: int) -> torch.nn.Module:
+    """Build model (family, capacity) with the initialisation of ``seed``; torch's global random state is untouched."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(model_seed(seed, family, width, 0))
-        return build_model(family, width, input_shape, n_classes)
+        torch.manual_seed(model_seed(seed, family, capacity, 0))
+        return build_model(family, capacity, input_shape, n_classes)
 
 
 class _Orders:
     """Per-model data orders: model i draws epoch permutations from its own generator."""
 
-    def __init__(self, family: str, width: int, seeds, n: int):
+    def __init__(self, family: str, capacity: int, seeds, n: int):
         self.n = n
-        self.generators = [torch.Generator().manual_seed(model_seed(s, family, width, 1)) for s in seeds]
+        self.generators = [torch.Generator().manual_seed(model_seed(s, family, capacity, 1)) for s in seeds]
 
     def epoch(self) -> torch.Tensor:
         return torch.stack([torch.randperm(self.n, generator=g) for g in self.generators])
@@ -77,11 +77,11 @@ class _Orders:
 
 @dataclasses.dataclass
 class ModelStack:
-    """Trained models of one (family, width), stacked along a leading model axis.
+    """Trained models of one (family, capacity), stacked along a leading model axis.
 
     Attributes
     ----------
-    family, width : str, int
+    family, capacity : str, int
     seeds : list of int
     base : torch.nn.Module
         The architecture on the ``meta`` device (no storage); ``params`` supply the weights.
@@ -96,7 +96,7 @@ class ModelStack:
     """
 
     family: str
-    width: int
+    capacity: int
     seeds: list
     base: torch.nn.Module
     params: dict
@@ -206,16 +206,16 @@ def _train_sequential(models, orders: _Orders, x, y, recipe: Recipe, device) -> 
     return base, {k: v.detach() for k, v in params.items()}, buffers
 
 
-def train_models(family: str, width: int, seeds, data, recipe: Recipe | None = None, *, mode: str = "batched",
+def train_models(family: str, capacity: int, seeds, data, recipe: Recipe | None = None, *, mode: str = "batched",
                  device=None) -> ModelStack:
-    """Train one model of (``family``, ``width``) per seed in ``seeds`` and return them stacked.
+    """Train one model of (``family``, ``capacity``) per seed in ``seeds`` and return them stacked.
 
     Parameters
     ----------
-    family, width : str, int
+    family, capacity : str, int
         Architecture (see :mod:`sawdist.extraction.models`).
     seeds : sequence of int
-        One model per seed; a model's initialisation and data order depend only on (seed, family, width).
+        One model per seed; a model's initialisation and data order depend only on (seed, family, capacity).
     data : sawdist.extraction.data.Dataset
         Moved to ``device`` if it is not there already.
     recipe : Recipe, optional
@@ -231,7 +231,7 @@ def train_models(family: str, width: int, seeds, data, recipe: Recipe | None = N
     """
     recipe = recipe or Recipe()
     check_family(family)
-    width = check_width(width)
+    capacity = check_capacity(capacity)
     if mode not in ("batched", "sequential"):
         raise ValueError(f"'mode' must be 'batched' or 'sequential', got {mode!r}.")
     seeds = [int(s) for s in seeds]
@@ -240,12 +240,12 @@ def train_models(family: str, width: int, seeds, data, recipe: Recipe | None = N
     device = data.x_train.device if device is None else torch.device(device)
     data = data.to(device)
     start = time.perf_counter()
-    models = [init_model(family, width, s, data.input_shape, data.n_classes).to(device) for s in seeds]
-    orders = _Orders(family, width, seeds, data.x_train.shape[0])
+    models = [init_model(family, capacity, s, data.input_shape, data.n_classes).to(device) for s in seeds]
+    orders = _Orders(family, capacity, seeds, data.x_train.shape[0])
     train = _train_batched if mode == "batched" else _train_sequential
     base, params, buffers = train(models, orders, data.x_train, data.y_train, recipe, device)
     base.eval()
-    stack = ModelStack(family, width, seeds, base, params, buffers, mode=mode)
+    stack = ModelStack(family, capacity, seeds, base, params, buffers, mode=mode)
     stack.train_accuracy = stack.accuracy(data.x_train, data.y_train)
     stack.test_accuracy = stack.accuracy(data.x_test, data.y_test)
     if device.type == "cuda":
@@ -259,7 +259,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(family: str, width: int, n_models: int, data, recipe: Recipe, *, device=None,
+def time_steps(family: str, capacity: int, n_models: int, data, recipe: Recipe, *, device=None,
                repeats: int = 3) -> dict:
     """Seconds per training step of ``n_models`` models, batched and sequential (best of ``repeats``, alternated).
 
@@ -276,7 +276,7 @@ def time_steps(family: str, width: int, n_models: int, data, recipe: Recipe, *, 
     idx = torch.randint(data.x_train.shape[0], (n_models, bs), generator=generator).to(device)
     x, y = data.x_train, data.y_train
 
-    models = [init_model(family, width, 10**6 + s, data.input_shape, data.n_classes).to(device)
+    models = [init_model(family, capacity, 10**6 + s, data.input_shape, data.n_classes).to(device)
               for s in range(n_models)]
     base, params, buffers = _stack(models)
 
@@ -318,12 +318,12 @@ def time_steps(family: str, width: int, n_models: int, data, recipe: Recipe, *, 
     return result
 
 
-def choose_mode(family: str, width: int, n_models: int, data, recipe: Recipe, *, device=None) -> tuple[str, dict]:
+def choose_mode(family: str, capacity: int, n_models: int, data, recipe: Recipe, *, device=None) -> tuple[str, dict]:
     """Return the faster training path for ``n_models`` models (``"batched"`` unless sequential is faster).
 
     Returns the mode and the step timings of :func:`time_steps`. A single model is always trained sequentially.
     """
     if n_models == 1:
         return "sequential", {}
-    timings = time_steps(family, width, n_models, data, recipe, device=device)
+    timings = time_steps(family, capacity, n_models, data, recipe, device=device)
     return ("batched" if timings["batched"] <= timings["sequential"] else "sequential"), timings

@@ -176,11 +176,11 @@ class _Quadrature:
             ]
         )
         edges = np.unique(edges)
-        left, width = edges[:-1], np.diff(edges)
-        keep = width > 0
-        left, width = left[keep], width[keep]
-        phi = (left[:, None] + width[:, None] * (_GL_NODES + 1.0) / 2.0).ravel()
-        w = (width[:, None] * _GL_WEIGHTS / 2.0).ravel()
+        left, span = edges[:-1], np.diff(edges)
+        keep = span > 0
+        left, span = left[keep], span[keep]
+        phi = (left[:, None] + span[:, None] * (_GL_NODES + 1.0) / 2.0).ravel()
+        w = (span[:, None] * _GL_WEIGHTS / 2.0).ravel()
         with np.errstate(divide="ignore"):
             self.log_w = np.log(w) + (dim - 2) * np.log(np.sin(phi)) if dim > 2 else np.log(w)
         finite = np.isfinite(self.log_w)

@@ -10,7 +10,7 @@ any other row is an error), the number of valid rows, and the unit norm to the t
 * :func:`as_unit_rows` — the ``(n, d)`` rows of the distributions' ``fit`` methods;
 * :func:`as_rows` — the rows of :func:`sawdist.fit` and :func:`sawdist.semiparametric.fit_semiparametric` (any
   leading dims flattened, NaN rows dropped and counted);
-* :func:`as_directions` — the ``(*batch, sample, feature)`` layout of :mod:`sawdist.stats` and
+* :func:`as_directions` — the ``(*batch, draw, feature)`` layout of :mod:`sawdist.stats` and
   :func:`sawdist.capacity.fit_family`, for NumPy arrays and :class:`xarray.DataArray` alike (:class:`Directions`
   turns results back into the caller's type);
 * :func:`dataset_direction_checks` / :func:`raise_on_dataset_directions` — the same checks, lazily, on the
@@ -59,7 +59,7 @@ def check_sphere_dim(dim: int, name: str, *, where: str = LAST_AXIS) -> None:
 
 
 def _row_text(index: tuple, dims: tuple | None) -> str:
-    """A vector's position: ``3`` for one leading axis, ``(0, 3)`` for several, ``(seed=0, sample=3)`` by name."""
+    """A vector's position: ``3`` for one leading axis, ``(0, 3)`` for several, ``(seed=0, input=3)`` by name."""
     index = tuple(int(i) for i in index)
     if dims is not None:
         return "(" + ", ".join(f"{dim}={i}" for dim, i in zip(dims, index)) + ")"
@@ -179,12 +179,12 @@ def check_directions(
     where : str
         Where the coordinates lie, for the messages (``"its last axis"``, ``"its 'feature' dim"``).
     hint : str
-        Appended to the unit-norm message (e.g. how to normalise).
+        Appended to the unit-norm message (e.g. how to normalize).
 
     Returns
     -------
     x : ndarray, float64, shape (..., d)
-        The vectors (no copy for valid float64 input that is not renormalised); invalid vectors left as they are.
+        The vectors (no copy for valid float64 input that is not renormalized); invalid vectors left as they are.
     valid : ndarray of bool, shape (...)
         Validity of each vector.
     """
@@ -223,7 +223,7 @@ def check_directions(
 
 def check_unit_vectors(value: ArrayLike, name: str, dim: int | None = None, *,
                        renormalize: bool = True) -> np.ndarray:
-    """`value` as float64 unit vectors along the last axis (renormalised unless ``renormalize=False``); no NaN."""
+    """`value` as float64 unit vectors along the last axis (renormalized unless ``renormalize=False``); no NaN."""
     arr = as_float_array(value, name)
     if arr.ndim == 0:
         raise ValueError(f"'{name}' must have a last axis of coordinates, got a scalar.")
@@ -233,7 +233,7 @@ def check_unit_vectors(value: ArrayLike, name: str, dim: int | None = None, *,
 
 
 def as_unit_rows(x: ArrayLike, name: str, *, min_rows: int = 2) -> np.ndarray:
-    """`x` as float64 unit rows of shape (n, d) with n >= `min_rows`, renormalised; no NaN."""
+    """`x` as float64 unit rows of shape (n, d) with n >= `min_rows`, renormalized; no NaN."""
     arr = as_float_array(x, name)
     if arr.ndim != 2:
         raise ValueError(f"'{name}' must be a 2-D array of shape (n, d), got shape {arr.shape}.")
@@ -253,14 +253,14 @@ def feature_dim_of(da: xr.DataArray) -> str:
     return FEATURE_DIM if FEATURE_DIM in da.dims else da.dims[-1]
 
 
-def sample_dim_of(da: xr.DataArray, axis: int | str | None, feature: str) -> str:
-    """Resolve the sample dim of a DataArray from ``axis`` (a name, a position or None)."""
+def draw_dim_of(da: xr.DataArray, axis: int | str | None, feature: str) -> str:
+    """Resolve the draw dim of a DataArray from ``axis`` (a name, a position or None)."""
     if axis is None:
         if SEED_DIM in da.dims:
             return SEED_DIM
         others = [d for d in da.dims if d != feature]
         if not others:
-            raise ValueError(f"'directions' must have a sample dim besides {feature!r}, got dims {da.dims}.")
+            raise ValueError(f"'directions' must have a draw dim besides {feature!r}, got dims {da.dims}.")
         return others[-1]
     if isinstance(axis, str):
         if axis not in da.dims or axis == feature:
@@ -284,16 +284,16 @@ def _feature_last(values: ArrayLike | xr.DataArray) -> tuple[Any, tuple | None, 
 
 @dataclass
 class Directions:
-    """Directions laid out as ``(*batch, sample, feature)`` with their validity mask.
+    """Directions laid out as ``(*batch, draw, feature)`` with their validity mask.
 
-    ``values`` has the invalid rows set to zero, so sums over the sample axis are sums over the valid rows.
+    ``values`` has the invalid rows set to zero, so sums over the draw axis are sums over the valid rows.
     """
 
     values: np.ndarray  # float64, (*batch, n, d); invalid rows zeroed
     valid: np.ndarray  # bool, (*batch, n)
     template: Any  # the input DataArray (for rebuilding outputs) or None
     batch_dims: tuple  # names of the batch dims (xarray) or ()
-    sample_dim: Any  # name of the sample dim (xarray) or None
+    draw_dim: Any  # name of the draw dim (xarray) or None
 
     @property
     def n(self) -> np.ndarray:
@@ -331,7 +331,7 @@ class Directions:
 
 def as_directions(directions: ArrayLike | xr.DataArray, axis: int | str | None = None, *, name: str = "directions",
                   check_norm: bool = True, min_rows: int = 1) -> Directions:
-    """Validate ``directions`` (:func:`check_directions`) and lay them out as ``(*batch, sample, feature)``.
+    """Validate ``directions`` (:func:`check_directions`) and lay them out as ``(*batch, draw, feature)``.
 
     Parameters
     ----------
@@ -347,27 +347,27 @@ def as_directions(directions: ArrayLike | xr.DataArray, axis: int | str | None =
     """
     if is_dataarray(directions):
         raw, dims, where = _feature_last(directions)
-        sample = sample_dim_of(directions, axis, feature_dim_of(directions))
-        ax = dims.index(sample)
-        batch_dims = tuple(d for d in dims if d != sample)
+        draw = draw_dim_of(directions, axis, feature_dim_of(directions))
+        ax = dims.index(draw)
+        batch_dims = tuple(d for d in dims if d != draw)
         template = directions
     else:
         raw = as_float_array(directions, name)
         if raw.ndim < 2:
-            raise ValueError(f"'{name}' must have at least 2 dimensions (samples, features), got shape {raw.shape}.")
+            raise ValueError(f"'{name}' must have at least 2 dimensions (draws, features), got shape {raw.shape}.")
         ax = -2 if axis is None else int(axis)
         if not -raw.ndim <= ax < raw.ndim:
             raise ValueError(f"'axis' must be an axis of '{name}' (ndim {raw.ndim}), got {axis!r}.")
         ax %= raw.ndim
         if ax == raw.ndim - 1:
             raise ValueError(f"'axis' must not be the feature axis, got {axis!r}.")
-        template, batch_dims, sample, dims, where = None, (), None, None, LAST_AXIS
+        template, batch_dims, draw, dims, where = None, (), None, None, LAST_AXIS
     x, valid = check_directions(raw, name, min_rows=min_rows, rows_axis=ax, check_norm=check_norm,
                                 renormalize=False, dims=dims, where=where)
     values, valid = np.moveaxis(x, ax, -2), np.moveaxis(valid, ax, -1)
     if not valid.all():
         values = np.where(valid[..., None], values, 0.0)
-    return Directions(values, valid, template, batch_dims, sample)
+    return Directions(values, valid, template, batch_dims, draw)
 
 
 def as_rows(directions: ArrayLike | xr.DataArray, name: str = "directions", *, min_rows: int = 2,
@@ -375,7 +375,7 @@ def as_rows(directions: ArrayLike | xr.DataArray, name: str = "directions", *, m
     """The valid rows of ``directions`` as float64 unit vectors (n, d), and the number of NaN rows dropped.
 
     A DataArray's non-feature dims (and an array's leading axes) are flattened into rows. Rows of a lower-precision
-    input (float32 saliency files) pass at that precision's tolerance and are renormalised in float64; with
+    input (float32 saliency files) pass at that precision's tolerance and are renormalized in float64; with
     ``normalize`` every row is scaled to unit norm instead of checked.
     """
     raw, dims, where = _feature_last(directions)

@@ -1,9 +1,10 @@
 r"""Capacity families: one semi-parametric Saw per capacity, a shared mean direction, shapes smooth in log capacity.
 
-For a family F(k) of models of capacity k (width), trained with several seeds, and one input x, the saliency
-directions u_{k,s} follow Saw(mu, psi_k): a mean direction mu shared by the capacities (hypothesis H2) and a shape
-psi_k that concentrates as k grows (H1) -- the hypotheses of docs/architecture.md, and the estimator of
-docs/theory/semiparametric.md, "Capacity families". :func:`fit_family` estimates
+For a family F(k) of models of capacity k (in the model zoo, the width multiplier of the layers), trained with several
+seeds, and one input x, the saliency directions u_{k,s} follow Saw(mu, psi_k): a mean direction mu shared by the
+capacities (hypothesis H2) and a shape psi_k that concentrates as k grows (H1) -- the hypotheses of
+docs/architecture.md, and the estimator of docs/theory/semiparametric.md, "Capacity families". :func:`fit_family`
+estimates
 
 * **mu** — the direction of the weighted resultant S = sum_k w_k R_k, w_k = m_k / (1 - m_k^2) (the vMF
   concentration kappa ~ d m/(1 - m^2) up to the common factor d, the weight of R_k in the vMF likelihood of mu);
@@ -136,7 +137,7 @@ def _layout(directions, dim, capacities, seed_dim):
         if extra or seed_dim is None:
             raise ValueError(
                 f"'directions' must have exactly the dims ({dim!r}, a seed dim, {feature!r}) for one input; "
-                f"got {directions.dims} (select one input, e.g. .sel(sample=...))."
+                f"got {directions.dims} (select one input, e.g. .sel(input=...))."
             )
         source, seed_axis = directions.transpose(dim, seed_dim, feature), seed_dim
         arr = source.values
@@ -169,7 +170,7 @@ def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, c
     ----------
     directions : array_like (K, n_seeds, d) or xarray.DataArray
         Saliency directions of one input for K capacities and n_seeds seeds (the ``direction`` variable of a
-        saliency dataset, docs/dataset.md, with one ``sample`` selected). NaN rows (invalid directions) are skipped
+        saliency dataset, docs/dataset.md, with one ``input`` selected). NaN rows (invalid directions) are skipped
         and counted per capacity.
     dim : str
         Name of the capacity dim of a DataArray (default ``"capacity"``); arrays have the capacity axis first.

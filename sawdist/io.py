@@ -5,13 +5,13 @@ A saliency dataset is an :class:`xarray.Dataset` stored as netCDF4 (zlib-compres
 =================  ===============================================  ================================================
 variable           dims                                             meaning
 =================  ===============================================  ================================================
-``direction``      family, capacity, seed, sample, feature          unit saliency vector; NaN where not valid
-``grad_norm``      family, capacity, seed, sample                   norm of the input gradient before normalising
-``valid``          family, capacity, seed, sample                   gradient finite and non-zero
-``correct``        family, capacity, seed, sample                   the model's prediction equals the label
+``direction``      family, capacity, seed, input, feature           unit saliency vector; NaN where not valid
+``grad_norm``      family, capacity, seed, input                    norm of the input gradient before normalizing
+``valid``          family, capacity, seed, input                    gradient finite and non-zero
+``correct``        family, capacity, seed, input                    the model's prediction equals the label
 ``test_accuracy``  family, capacity, seed                           accuracy of each trained model on the test split
 ``n_params``       family, capacity                                 trainable parameters
-``label``          sample                                           class label (a coordinate)
+``label``          input                                            class label (a coordinate)
 =================  ===============================================  ================================================
 
 Every dimension has a coordinate; ``feature`` indexes the flattened input and ``attrs["input_shape"]`` reshapes it.
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 #: Dimensions of a saliency dataset, in storage order.
-DIMS = ("family", "capacity", "seed", "sample", "feature")
+DIMS = ("family", "capacity", "seed", "input", "feature")
 
 #: Required variables (data variables or coordinates) and their dims.
 VARIABLES = {
@@ -62,15 +62,16 @@ VARIABLES = {
     "correct": DIMS[:4],
     "test_accuracy": DIMS[:3],
     "n_params": DIMS[:2],
-    "label": ("sample",),
+    "label": ("input",),
 }
 
 #: Required dataset attributes.
 REQUIRED_ATTRS = ("dataset", "target", "recipe", "versions", "device", "created", "input_shape")
 
 #: Version of this schema, stored by ``sawdist extract`` as ``attrs["schema_version"]`` and in the run's identity
-#: (so a run resumes only from parts, and keeps only a finished file, of the same schema).
-SCHEMA_VERSION = "1"
+#: (so a run resumes only from parts, and keeps only a finished file, of the same schema). Version 2 named the
+#: dimension of the inputs ``input`` (version 1: ``sample``); :func:`open_saliency` refuses a file of another version.
+SCHEMA_VERSION = "2"
 
 #: CF-style metadata of the variables and coordinates.
 METADATA = {
@@ -83,9 +84,9 @@ METADATA = {
     "n_params": {"long_name": "number of trainable parameters", "units": "1"},
     "label": {"long_name": "class label"},
     "family": {"long_name": "architecture family"},
-    "capacity": {"long_name": "width k", "units": "1"},
+    "capacity": {"long_name": "capacity k", "units": "1"},
     "seed": {"long_name": "training seed"},
-    "sample": {"long_name": "index of the input in the test split"},
+    "input": {"long_name": "index of the input in the test split"},
     "feature": {"long_name": "index of the flattened input feature (C order of input_shape)"},
 }
 
@@ -211,6 +212,12 @@ def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bo
     validate_schema : bool
         Check the schema with :func:`validate` (``values`` is passed on; by default only the structure is checked,
         which reads no data).
+
+    Raises
+    ------
+    SchemaError
+        When a file records a ``schema_version`` other than :data:`SCHEMA_VERSION` (it must be extracted again), or,
+        with ``validate_schema``, when the dataset does not follow the schema.
     """
     if isinstance(path, list | tuple):
         paths = [str(p) for p in path]
@@ -222,12 +229,28 @@ def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bo
         paths = [str(path)]
     if len(paths) == 1:
         ds = xr.open_dataset(paths[0], engine="netcdf4", chunks=chunks)
+        try:
+            _check_version(ds, paths[0])
+        except SchemaError:
+            ds.close()
+            raise
     else:
         ds = xr.open_mfdataset(paths, engine="netcdf4", combine="by_coords", chunks=chunks or {},
                                data_vars="minimal", coords="minimal", compat="override", join="exact",
-                               combine_attrs="drop_conflicts")
+                               combine_attrs="drop_conflicts",
+                               preprocess=lambda part: _check_version(part, part.encoding.get("source", "?")))
     if validate_schema:
         validate(ds, values=values)
+    return ds
+
+
+def _check_version(ds: xr.Dataset, path) -> xr.Dataset:
+    """``ds`` unchanged, or a :class:`SchemaError` when it records a schema version other than this one's."""
+    found = ds.attrs.get("schema_version")
+    if found is not None and str(found) != SCHEMA_VERSION:
+        raise SchemaError(f"{str(path)!r} is a saliency dataset of schema version {found}, which this version of "
+                          f"sawdist cannot read (it reads version {SCHEMA_VERSION}): re-extract it with this version "
+                          "of sawdist.")
     return ds
 
 
@@ -244,7 +267,7 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
             enc["dtype"] = "float32"
         if name == "direction":
             d = var.sizes["feature"]
-            enc["chunksizes"] = (1, 1, 1, chunk_rows(var.sizes["sample"], d), d)
+            enc["chunksizes"] = (1, 1, 1, chunk_rows(var.sizes["input"], d), d)
         result[name] = enc
     return result
 
@@ -267,7 +290,7 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
     threads : int, optional
     load : callable, optional
         ``load(index)`` gives the directions of the model at ``index`` (its positions along family, capacity and
-        seed): an array (sample, feature), or the list of its chunks already encoded at ``complevel`` by
+        seed): an array (input, feature), or the list of its chunks already encoded at ``complevel`` by
         :func:`encode_chunk` (the part files of :mod:`sawdist.extraction.parts` hold them so). Default: the model's
         slice of ``ds["direction"]``.
     """
@@ -321,13 +344,13 @@ def check_threads(threads) -> int:
 # __all__: the format of the chunks is no promise to users.
 
 
-def chunk_rows(n_sample: int, n_feature: int) -> int:
-    """Samples per chunk of ``direction``: about 2**20 values (4 MiB), never more than one model."""
-    return max(1, min(n_sample, 2**20 // max(1, n_feature)))
+def chunk_rows(n_inputs: int, n_feature: int) -> int:
+    """Inputs per chunk of ``direction``: about 2**20 values (4 MiB), never more than one model."""
+    return max(1, min(n_inputs, 2**20 // max(1, n_feature)))
 
 
 def encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
-    """The bytes HDF5 stores for one chunk of ``direction``: ``block`` (at most ``rows`` samples, padded with NaN to
+    """The bytes HDF5 stores for one chunk of ``direction``: ``block`` (at most ``rows`` inputs, padded with NaN to
     ``rows``) as little-endian float32, shuffled and deflated at ``complevel`` (as is when 0)."""
     block = np.ascontiguousarray(block, dtype="<f4")
     if block.shape[0] < rows:
@@ -399,33 +422,33 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
 
 
 def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct, test_accuracy: float,
-               n_params: int, label, sample=None, extra: dict | None = None) -> xr.Dataset:
+               n_params: int, label, input_index=None, extra: dict | None = None) -> xr.Dataset:
     """The part of a saliency dataset that one trained model contributes (family, capacity, seed of length 1).
 
     Parameters
     ----------
-    direction : array (n_sample, n_feature)
-    grad_norm, valid, correct : arrays (n_sample,)
+    direction : array (n_inputs, n_feature)
+    grad_norm, valid, correct : arrays (n_inputs,)
     test_accuracy : float
     n_params : int
-    label : array (n_sample,)
-    sample : array (n_sample,), optional
-        Indices of the samples in the test split (default ``0..n_sample-1``).
+    label : array (n_inputs,)
+    input_index : array (n_inputs,), optional
+        Indices of the inputs in the test split, the coordinate ``input`` (default ``0..n_inputs-1``).
     extra : dict, optional
         More per-model scalars, e.g. ``{"train_accuracy": 0.99}``, stored with dims (family, capacity, seed).
     """
     direction = np.asarray(direction, dtype=np.float32)
-    n_sample, n_feature = direction.shape
+    n_inputs, n_feature = direction.shape
     grid = DIMS[:3]
 
-    def per_sample(a, dtype):
-        return np.asarray(a, dtype=dtype).reshape(1, 1, 1, n_sample)
+    def per_input(a, dtype):
+        return np.asarray(a, dtype=dtype).reshape(1, 1, 1, n_inputs)
 
     data_vars = {
-        "direction": (DIMS, direction.reshape(1, 1, 1, n_sample, n_feature)),
-        "grad_norm": (DIMS[:4], per_sample(grad_norm, np.float32)),
-        "valid": (DIMS[:4], per_sample(valid, bool)),
-        "correct": (DIMS[:4], per_sample(correct, bool)),
+        "direction": (DIMS, direction.reshape(1, 1, 1, n_inputs, n_feature)),
+        "grad_norm": (DIMS[:4], per_input(grad_norm, np.float32)),
+        "valid": (DIMS[:4], per_input(valid, bool)),
+        "correct": (DIMS[:4], per_input(correct, bool)),
         "test_accuracy": (grid, np.full((1, 1, 1), test_accuracy, dtype=np.float32)),
         "n_params": (DIMS[:2], np.full((1, 1), n_params, dtype=np.int64)),
     }
@@ -435,9 +458,9 @@ def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, v
         "family": [family],
         "capacity": [int(capacity)],
         "seed": [int(seed)],
-        "sample": np.arange(n_sample) if sample is None else np.asarray(sample, dtype=np.int64),
+        "input": np.arange(n_inputs) if input_index is None else np.asarray(input_index, dtype=np.int64),
         "feature": np.arange(n_feature),
-        "label": ("sample", np.asarray(label, dtype=np.int64)),
+        "label": ("input", np.asarray(label, dtype=np.int64)),
     }
     ds = xr.Dataset(data_vars, coords)
     for name, meta in METADATA.items():

@@ -24,8 +24,9 @@ class FitResult:
 
     Attributes
     ----------
-    family : str
-        The fitted family (``"vmf"``, ``"power_spherical"``, ...).
+    distribution_name : str
+        The name of the fitted distribution, the ``distribution`` of :func:`sawdist.fit` (``"semiparametric"``,
+        ``"vonmises_fisher"``, ``"power_spherical"``); ``distribution`` is the fitted distribution itself.
     mu : ndarray, shape (d,)
         Estimated mean direction.
     kappa : float or None
@@ -43,7 +44,7 @@ class FitResult:
         result delegate to it.
     """
 
-    family: str
+    distribution_name: str
     mu: np.ndarray
     kappa: float | None
     mean_resultant_length: float
@@ -82,7 +83,7 @@ class FitResult:
     def summary(self) -> str:
         """A short human-readable report."""
         lines = [
-            f"sawdist fit: family={self.family}",
+            f"sawdist fit: distribution={self.distribution_name}",
             f"  rows used      n = {self.n}  (skipped as NaN: {self.n_skipped})",
             f"  dimension      d = {self.dim}",
         ]
@@ -98,7 +99,7 @@ class FitResult:
 
     def __repr__(self):
         kappa = "" if self.kappa is None else f", kappa={self.kappa:.6g}"
-        return (f"FitResult(family={self.family!r}, dim={self.dim}, n={self.n}{kappa}, "
+        return (f"FitResult(distribution_name={self.distribution_name!r}, dim={self.dim}, n={self.n}{kappa}, "
                 f"mean_resultant_length={self.mean_resultant_length:.6g}, loglik={self.loglik:.6g})")
 
 

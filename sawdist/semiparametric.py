@@ -161,8 +161,8 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
                        bias_correction: bool = True) -> SemiparametricFit:
     """Fit a Saw distribution with a nonparametric shape: mu by the resultant, log psi by a penalised spline.
 
-    This is ``sawdist.fit(directions, family="semiparametric")``. The method, the bias correction of the cosines and
-    the smoothing criterion are described in the :mod:`sawdist.semiparametric` module docstring.
+    This is ``sawdist.fit(directions, distribution="semiparametric")``. The method, the bias correction of the cosines
+    and the smoothing criterion are described in the :mod:`sawdist.semiparametric` module docstring.
 
     Parameters
     ----------
@@ -180,9 +180,10 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
     Returns
     -------
     SemiparametricFit
-        ``family="semiparametric"``, ``mu``, ``mean_resultant_length`` (E[t] of the fit, equal to the unbiased
-        m_hat when ``bias_correction``), ``loglik`` (sum of the fitted log density at the rows; with the correction
-        the rows' in-sample cosines sit above the fitted band in high d, so this is below the profile maximum),
+        ``distribution_name="semiparametric"``, ``mu``, ``mean_resultant_length`` (E[t] of the fit, equal to the
+        unbiased m_hat when ``bias_correction``), ``loglik`` (sum of the fitted log density at the rows; with the
+        correction the rows' in-sample cosines sit above the fitted band in high d, so this is below the profile
+        maximum),
         ``distribution`` (a frozen :func:`sawdist.saw`), ``log_shape``, ``cosines``, ``bias_correction``,
         ``smoothing``.
 
@@ -195,7 +196,7 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
     >>> x = sawdist.vonmises_fisher(mu, 40.0).rvs(size=2000, rng=1)
     >>> res = fit_semiparametric(x)
     >>> m = sawdist.vonmises_fisher(mu, 40.0).mean_resultant_length()
-    >>> res.family, res.n, bool(abs(res.mean_resultant_length - m) < 0.01)
+    >>> res.distribution_name, res.n, bool(abs(res.mean_resultant_length - m) < 0.01)
     ('semiparametric', 2000, True)
     """
     X, n_skipped = as_rows(directions)
@@ -205,7 +206,8 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
 def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int | None = None, lam: float | None = None,
                             bias_correction: bool = True) -> SemiparametricFit:
     """The fit on validated float64 unit rows (n, d), n >= 2: the kernel of :func:`fit_semiparametric` and of
-    ``sawdist.fit(..., family="semiparametric")``, both of which validate with :func:`sawdist._validation.as_rows`."""
+    ``sawdist.fit(..., distribution="semiparametric")``, both of which validate with
+    :func:`sawdist._validation.as_rows`."""
     from .distributions import saw
 
     n, d = X.shape
@@ -240,7 +242,7 @@ def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int |
         "converged": spline.converged,
     }
     return SemiparametricFit(
-        family="semiparametric",
+        distribution_name="semiparametric",
         mu=cos["mu"],
         kappa=None,
         mean_resultant_length=float(dist.mean_resultant_length()),
@@ -262,6 +264,6 @@ def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int |
 
 
 def cosine_loglik(log_shape, t: ArrayLike, dim: int, log_z: float) -> float:
-    """sum_i log f_T(t_i) for a shape with cosine-law normaliser log_z (helper for tests and the family fit)."""
+    """sum_i log f_T(t_i) for a shape with cosine-law normalizer log_z (helper for tests and the family fit)."""
     t = np.asarray(t, dtype=np.float64)
     return float(np.sum(log_shape(t) + (dim - 3) / 2.0 * log1m_t2(t)) - t.size * log_z)

@@ -31,9 +31,9 @@ from ._validation import (
     as_float_array,
     as_generator,
     check_vectors,
+    draw_dim_of,
     feature_dim_of,
     is_dataarray,
-    sample_dim_of,
 )
 from .results import RayleighResult
 
@@ -54,6 +54,7 @@ __all__ = [
     "predicted_similarity",
     "rayleigh_test",
     "resultant",
+    "similarity_from_sums",
     "similarity_matrix",
     "spherical_variance",
     "tangent_normal",
@@ -165,7 +166,7 @@ def mean_direction(directions: DirectionsLike, axis: Axis = None) -> np.ndarray 
     return D.wrap(mu, name="mean_direction", **_feature_kw(D))
 
 
-def _mrl_from_R2(R2, n, method, squared):
+def _mean_resultant_length_from_R2(R2, n, method, squared):
     """Mean resultant length from ||R||^2 and n (the kernel behind the public estimators)."""
     n = np.asarray(n, dtype=np.float64)
     if method == "plugin":
@@ -218,7 +219,7 @@ def mean_resultant_length(directions: DirectionsLike, axis: Axis = None, *, meth
     D = as_directions(directions, axis, min_rows=2 if method == "unbiased" else 1)
     R = D.values.sum(axis=-2)
     R2 = np.einsum("...i,...i->...", R, R)
-    return D.wrap(_mrl_from_R2(R2, D.n, method, squared), name="mean_resultant_length")
+    return D.wrap(_mean_resultant_length_from_R2(R2, D.n, method, squared), name="mean_resultant_length")
 
 
 def spherical_variance(directions: DirectionsLike, axis: Axis = None, *,
@@ -272,7 +273,7 @@ def tangent_normal(directions: DirectionsLike,
         Cosines mu^T u, in [-1, 1].
     v : ndarray or xarray.DataArray
         Unit vectors orthogonal to mu, same shape as the broadcast ``directions``; NaN where u = +-mu, where the
-        tangent direction is undefined. v is computed by normalising u - t mu, which stays accurate as t -> +-1
+        tangent direction is undefined. v is computed by normalizing u - t mu, which stays accurate as t -> +-1
         where sqrt(1 - t^2) would lose all digits.
 
     Examples
@@ -315,7 +316,7 @@ def tangent_normal(directions: DirectionsLike,
 
 
 def _unit_rows(x):
-    """Normalise rows; zero or non-finite rows become NaN."""
+    """Normalize rows; zero or non-finite rows become NaN."""
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where((norm > 0) & np.isfinite(norm), x / np.where(norm > 0, norm, 1.0), np.nan)
@@ -328,7 +329,7 @@ def cosine_similarity(a: DirectionsLike, b: DirectionsLike | None = None,
     Parameters
     ----------
     a, b : array_like or xarray.DataArray
-        Vectors (normalised here; they need not be unit) along the last axis or the ``"feature"`` dim. ``b`` defaults
+        Vectors (normalized here; they need not be unit) along the last axis or the ``"feature"`` dim. ``b`` defaults
         to ``a``. Arrays: shapes ``(..., n_a, d)`` and ``(..., n_b, d)`` with broadcastable leading axes. NaN rows give
         NaN rows or columns.
     axis : str, optional
@@ -358,11 +359,11 @@ def cosine_similarity(a: DirectionsLike, b: DirectionsLike | None = None,
         import xarray as xr
 
         feature = feature_dim_of(a)
-        sample = sample_dim_of(a, axis, feature)
+        draw = draw_dim_of(a, axis, feature)
         norm_a = np.sqrt(xr.dot(a, a, dim=feature))
         norm_b = np.sqrt(xr.dot(b, b, dim=feature))
-        a1 = (a / norm_a.where(norm_a > 0)).rename({sample: f"{sample}_1"})
-        b2 = (b / norm_b.where(norm_b > 0)).rename({sample: f"{sample}_2"})
+        a1 = (a / norm_a.where(norm_a > 0)).rename({draw: f"{draw}_1"})
+        b2 = (b / norm_b.where(norm_b > 0)).rename({draw: f"{draw}_2"})
         return xr.dot(a1, b2, dim=feature).rename("cosine_similarity")
     if axis is not None:
         raise ValueError(f"'axis' is for DataArrays; arrays use their last two axes, got {axis!r}.")
@@ -384,7 +385,7 @@ def _capacity_layout(directions, capacity, axis):
         D = as_directions(directions, axis, min_rows=0)
         pos = D.batch_dims.index(cap) if cap in D.batch_dims else None
         if pos is None:
-            raise ValueError(f"'capacity' must differ from the sample dim {D.sample_dim!r}, got {cap!r}.")
+            raise ValueError(f"'capacity' must differ from the draw dim {D.draw_dim!r}, got {cap!r}.")
     else:
         arr = np.asarray(directions)
         if arr.ndim < 3:
@@ -402,24 +403,75 @@ def _capacity_layout(directions, capacity, axis):
     return D, X, V, pos
 
 
+def similarity_from_sums(gram: ArrayLike, same_seed_gram: ArrayLike, count: ArrayLike,
+                         same_seed_count: ArrayLike) -> np.ndarray:
+    """Similarity rho(k1, k2) from the sums over the draws of each capacity: the one definition of the similarity.
+
+    rho(k1, k2) is the mean cosine u_{k1,s}^T u_{k2,s'} over all pairs of valid draws with different seeds s != s'.
+    Pairs with the same seed index are left out for k1 != k2 as well (models with the same seed may share their
+    random streams), and for k1 = k2 they are the draws' products with themselves. So, with the resultants
+    R_k = sum_s u_{k,s} (over valid draws),
+
+        rho(k1, k2) = (G[k1, k2] - P[k1, k2]) / (n_{k1} n_{k2} - c[k1, k2]),
+
+    where G = R_{k1}^T R_{k2} (the Gram matrix of the resultants), P[k1, k2] = sum_s u_{k1,s}^T u_{k2,s} (over the
+    seeds valid at both), n_k the number of valid draws and c[k1, k2] the number of seeds valid at both. On the
+    diagonal this is the unbiased m2_hat(k) = (||R_k||^2 - n_k) / (n_k (n_k - 1)) of identity 3
+    (docs/theory/identities.md); off it, an unbiased estimate of m(k1) m(k2) cos(mu_{k1}, mu_{k2}) (identity 2).
+
+    :func:`similarity_matrix` (from directions), :func:`sawdist.summaries.similarity` (from the per-input summaries
+    of :func:`sawdist.summaries.summarize`) and the pair statistics of the analyses all compute it here.
+
+    Parameters
+    ----------
+    gram, same_seed_gram : array_like, shape (..., K, K)
+        G and P.
+    count : array_like, shape (..., K)
+        n_k, the number of valid draws of each capacity.
+    same_seed_count : array_like, shape (..., K, K)
+        c, the number of seeds valid at both capacities (c[k, k] = n_k).
+
+    Returns
+    -------
+    rho : ndarray, shape (..., K, K)
+        NaN where there is no pair of valid draws with different seeds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sawdist import stats
+    >>> u = np.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]])  # K = 2 capacities, 2 seeds, d = 2
+    >>> R = u.sum(axis=1)
+    >>> stats.similarity_from_sums(R @ R.T, np.einsum("ksd,jsd->kj", u, u), [2, 2], [[2, 2], [2, 2]])
+    array([[0. , 0.5],
+           [0.5, 1. ]])
+    """
+    gram = np.asarray(gram, dtype=np.float64)
+    n = np.asarray(count, dtype=np.float64)
+    pairs = n[..., :, None] * n[..., None, :] - np.asarray(same_seed_count, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(pairs > 0, (gram - np.asarray(same_seed_gram, dtype=np.float64))
+                        / np.where(pairs > 0, pairs, 1.0), np.nan)
+
+
 def similarity_matrix(directions: DirectionsLike, capacity: int | str | None = None,
                       axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Cross-capacity similarity rho(k1, k2): mean cosine between models of different seeds.
 
     rho(k1, k2) averages u_{k1,s}^T u_{k2,s'} over all pairs of valid draws with s != s' (for k1 = k2 as well as
-    k1 != k2; the same seed index at two capacities may share an initialisation, so those pairs are left out). By
+    k1 != k2; models with the same seed index may share their random streams, so those pairs are left out). By
     identity 2 of docs/theory/identities.md (the convergence law) its expectation is
     m(k1) m(k2) cos(mu_{k1}, mu_{k2}); on the diagonal it equals the unbiased m2_hat(k) of
     :func:`mean_resultant_length`. Compare it with :func:`predicted_similarity`.
 
-    Computed from resultants, in O(K^2 n d): sum_{s != s'} u_{k1,s}^T u_{k2,s'} = R_{k1}^T R_{k2} - sum_s u_{k1,s}^T
-    u_{k2,s}, and the count of pairs is n_{k1} n_{k2} - #{s valid at both}.
+    Computed from resultants by :func:`similarity_from_sums`, in O(K^2 n d): sum_{s != s'} u_{k1,s}^T u_{k2,s'} =
+    R_{k1}^T R_{k2} - sum_s u_{k1,s}^T u_{k2,s}, and the count of pairs is n_{k1} n_{k2} - #{s valid at both}.
 
     Parameters
     ----------
     directions : array_like or xarray.DataArray
         Arrays: shape ``(..., K, n_seeds, d)`` by default. DataArrays: dims including ``capacity`` and ``axis``
-        (``"seed"``) and ``"feature"``; other dims (e.g. ``sample``, the inputs) are kept.
+        (``"seed"``) and ``"feature"``; other dims (e.g. ``input``, the inputs) are kept.
     capacity : int or str, optional
         Capacity axis, default ``-3`` for arrays, ``"capacity"`` for DataArrays.
     axis : int or str, optional
@@ -441,13 +493,9 @@ def similarity_matrix(directions: DirectionsLike, capacity: int | str | None = N
     """
     D, X, V, pos = _capacity_layout(directions, capacity, axis)
     R = X.sum(axis=-2)  # (..., K, d)
-    cross = R @ np.swapaxes(R, -1, -2)
-    same = np.einsum("...ksd,...jsd->...kj", X, X)
-    n = V.sum(axis=-1).astype(np.float64)
     vf = V.astype(np.float64)
-    pairs = n[..., :, None] * n[..., None, :] - vf @ np.swapaxes(vf, -1, -2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(pairs > 0, (cross - same) / np.where(pairs > 0, pairs, 1.0), np.nan)
+    rho = similarity_from_sums(R @ np.swapaxes(R, -1, -2), np.einsum("...ksd,...jsd->...kj", X, X), V.sum(axis=-1),
+                               vf @ np.swapaxes(vf, -1, -2))
     if D.template is None:
         return rho
     cap = D.batch_dims[pos]
@@ -564,7 +612,7 @@ def ensemble_curve(directions: DirectionsLike, mu: DirectionsLike, sizes: ArrayL
         if not is_dataarray(mu):
             raise ValueError("'mu' must be a DataArray when 'directions' is one.")
         feature = feature_dim_of(D.template)
-        mu_b = mu.broadcast_like(D.template.isel({D.sample_dim: 0}, drop=True))
+        mu_b = mu.broadcast_like(D.template.isel({D.draw_dim: 0}, drop=True))
         mu_arr = mu_b.transpose(*D.batch_dims, feature).values.astype(np.float64)
     else:
         mu_arr = as_float_array(mu, "mu")
@@ -577,7 +625,7 @@ def ensemble_curve(directions: DirectionsLike, mu: DirectionsLike, sizes: ArrayL
     n = D.n
     c = t.sum(axis=-1) / n
     R = D.values.sum(axis=-2)
-    m2 = _mrl_from_R2(np.einsum("...i,...i->...", R, R), n, "unbiased", squared=True)
+    m2 = _mean_resultant_length_from_R2(np.einsum("...i,...i->...", R, R), n, "unbiased", squared=True)
     N = sizes.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         predicted = c[..., None] / np.sqrt(m2[..., None] + (1.0 - m2[..., None]) / N)

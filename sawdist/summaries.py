@@ -1,14 +1,18 @@
-r"""Per-input summaries of a saliency dataset: everything the Bayesian capacity models need.
+r"""Per-input summaries of a saliency dataset: everything the Bayesian capacity models and the similarity need.
 
 For each family f, capacity k and input x, over the valid seeds s:
 
-* ``count``      n_k(x) = number of valid seeds,
-* ``resultant``  R_k(x) = sum_s u_s(x), a vector in R^d,
-* ``gram``       G[k, k'](x) = R_k(x)' R_{k'}(x).
+* ``count``            n_k(x) = number of valid seeds,
+* ``resultant``        R_k(x) = sum_s u_{k,s}(x), a vector in R^d,
+* ``gram``             G[k, k'](x) = R_k(x)' R_{k'}(x),
+* ``same_seed_gram``   P[k, k'](x) = sum_s u_{k,s}(x)' u_{k',s}(x) over the seeds valid at both capacities,
+* ``same_seed_count``  c[k, k'](x) = number of seeds valid at both capacities.
 
 With ``mu(x)`` integrated out, the von Mises–Fisher likelihood of all directions at x depends on the data only
 through ``count`` and ``gram`` (docs/theory/bayesian.md), so inference costs O(inputs x K^2) whatever d is. The
-resultants are kept for the conditional posterior of the mean direction and for families that share it.
+resultants are kept for the conditional posterior of the mean direction and for families that share it. The
+same-seed sums take out the pairs of one seed from G, which gives the similarity :func:`similarity` (the mean cosine
+between models of different seeds, :func:`sawdist.stats.similarity_from_sums`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import xarray as xr
 
 from ._validation import check_sphere_dim, dataset_direction_checks, raise_on_dataset_directions
 from .io import DIMS, VARIABLES
+from .stats import similarity_from_sums
 
-__all__ = ["summarize"]
+__all__ = ["similarity", "summarize"]
 
 
 def _check_dataset(ds) -> None:
@@ -47,8 +52,8 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Parameters
     ----------
     ds : xarray.Dataset
-        A saliency dataset (docs/dataset.md): ``direction`` (family, capacity, seed, sample, feature) and
-        ``valid`` (family, capacity, seed, sample), with a coordinate for every dim. Other variables are ignored.
+        A saliency dataset (docs/dataset.md): ``direction`` (family, capacity, seed, input, feature) and
+        ``valid`` (family, capacity, seed, input), with a coordinate for every dim. Other variables are ignored.
         Dask-backed datasets (``sawdist.io.open_saliency(..., chunks=...)``) are reduced chunk by chunk.
     compute : bool
         Load the result into memory (the default). With ``False`` and a Dask-backed ``ds`` the result stays lazy.
@@ -56,9 +61,12 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
-        ``resultant`` (family, capacity, sample, feature), float64: sum of the valid unit directions;
-        ``count`` (family, capacity, sample), int64: number of valid seeds;
-        ``gram`` (family, sample, capacity, capacity_b), float64: inner products of the resultants;
+        ``resultant`` (family, capacity, input, feature), float64: sum of the valid unit directions;
+        ``count`` (family, capacity, input), int64: number of valid seeds;
+        ``gram`` (family, input, capacity, capacity_b), float64: inner products of the resultants;
+        ``same_seed_gram`` (family, input, capacity, capacity_b), float64: sum over the seeds valid at both
+        capacities of the inner products of their two directions;
+        ``same_seed_count`` (family, input, capacity, capacity_b), int64: number of seeds valid at both capacities;
         ``n_features`` (scalar): the dimension d of the ambient space.
         Coordinates of ``ds`` are kept; ``capacity_b`` repeats ``capacity``.
 
@@ -72,9 +80,10 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Notes
     -----
     Directions are accumulated in float64 (datasets store float32). Invalid directions (NaN by the schema, or any
-    value where ``valid`` is False) contribute nothing. The unbiased squared mean resultant length at one capacity
-    is ``(gram[k, k] - n) / (n (n - 1))`` (identity 3 of docs/theory/identities.md), and ``gram[k, k'] / (n_k n_k')``
-    is the mean cosine between the seeds of two capacities.
+    value where ``valid`` is False) contribute nothing. The similarity, the mean cosine between the directions of two
+    capacities over pairs of different seeds, is ``(gram - same_seed_gram) / (n_k n_k' - same_seed_count)``
+    (:func:`similarity`); on the diagonal it is the unbiased squared mean resultant length
+    ``(||R_k||^2 - n) / (n (n - 1))`` of identity 3 (docs/theory/identities.md).
 
     Examples
     --------
@@ -82,13 +91,13 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     >>> from sawdist.summaries import summarize
     >>> u = np.random.default_rng(0).normal(size=(1, 2, 3, 4, 5))
     >>> u /= np.linalg.norm(u, axis=-1, keepdims=True)
-    >>> dims = ("family", "capacity", "seed", "sample", "feature")
+    >>> dims = ("family", "capacity", "seed", "input", "feature")
     >>> ds = xr.Dataset({"direction": (dims, u), "valid": (dims[:-1], np.ones(u.shape[:-1], bool))},
-    ...                 coords={"family": ["mlp"], "capacity": [4, 16], "seed": [0, 1, 2], "sample": np.arange(4),
+    ...                 coords={"family": ["mlp"], "capacity": [4, 16], "seed": [0, 1, 2], "input": np.arange(4),
     ...                         "feature": np.arange(5)})
     >>> s = summarize(ds)
     >>> s["gram"].dims, int(s["count"].max())
-    (('family', 'sample', 'capacity', 'capacity_b'), 3)
+    (('family', 'input', 'capacity', 'capacity_b'), 3)
     """
     _check_dataset(ds)
     valid = ds["valid"].astype(bool)
@@ -96,10 +105,15 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     # where(valid) then fillna(0): invalid entries are NaN by the schema; a stray finite value with valid = False
     # is ignored all the same.
     kept = direction.where(valid).fillna(0.0)
-    resultant = kept.sum("seed").transpose("family", "capacity", "sample", "feature")
-    count = valid.sum("seed").astype(np.int64).transpose("family", "capacity", "sample")
+    resultant = kept.sum("seed").transpose("family", "capacity", "input", "feature")
+    count = valid.sum("seed").astype(np.int64).transpose("family", "capacity", "input")
     other = resultant.rename(capacity="capacity_b")
-    gram = xr.dot(resultant, other, dim="feature").transpose("family", "sample", "capacity", "capacity_b")
+    pair_dims = ("family", "input", "capacity", "capacity_b")
+    gram = xr.dot(resultant, other, dim="feature").transpose(*pair_dims)
+    # Same-seed sums: kept is zero where a direction is invalid, so only seeds valid at both capacities count.
+    same_seed_gram = xr.dot(kept, kept.rename(capacity="capacity_b"), dim=["seed", "feature"]).transpose(*pair_dims)
+    valid_int = valid.astype(np.int64)
+    same_seed_count = xr.dot(valid_int, valid_int.rename(capacity="capacity_b"), dim="seed").transpose(*pair_dims)
     lazy = not compute and ds["direction"].chunks is not None
     checks = {} if lazy else dataset_direction_checks(direction, valid)
     out = xr.Dataset(
@@ -108,6 +122,10 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
                                                 units="1"),
             "count": count.assign_attrs(long_name="number of valid seeds"),
             "gram": gram.assign_attrs(long_name="inner products of the resultants", units="1"),
+            "same_seed_gram": same_seed_gram.assign_attrs(
+                long_name="sum over seeds valid at both capacities of the inner products of their directions",
+                units="1"),
+            "same_seed_count": same_seed_count.assign_attrs(long_name="number of seeds valid at both capacities"),
             "n_features": ((), ds.sizes["feature"], {"long_name": "dimension d of the ambient space"}),
         }
     )
@@ -120,3 +138,54 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     raise_on_dataset_directions({key: out[name].values for name, key in names.items()}, "ds",
                                 ds.sizes["feature"], ds["direction"].dtype)
     return out.drop_vars(list(names))
+
+
+def similarity(summary: xr.Dataset) -> xr.DataArray:
+    """The similarity rho(k1, k2) at every input, from a summary: the mean cosine between models of different seeds.
+
+    ``(gram - same_seed_gram) / (n_k1 n_k2 - same_seed_count)`` (:func:`sawdist.stats.similarity_from_sums`): at each
+    input, the mean of u_{k1,s}' u_{k2,s'} over the pairs of valid directions with s != s', the same number
+    :func:`sawdist.stats.similarity_matrix` computes from the directions themselves. On the diagonal it is the
+    unbiased m_hat(k)^2 of identity 3 (docs/theory/identities.md).
+
+    Parameters
+    ----------
+    summary : xarray.Dataset
+        From :func:`summarize` (or :func:`sawdist.bayes.simulate_summary`): ``gram`` and ``same_seed_gram``
+        (family, input, capacity, capacity_b), ``count`` (family, capacity, input) and ``same_seed_count``.
+
+    Returns
+    -------
+    xarray.DataArray
+        dims (family, input, capacity, capacity_b); NaN where no pair of different seeds is valid.
+
+    Examples
+    --------
+    Two capacities of two seeds at one input, u = ((1, 0), (0, 1)) and ((1, 0), (1, 0)) (the example of
+    :func:`sawdist.stats.similarity_from_sums`):
+
+    >>> import xarray as xr
+    >>> from sawdist.summaries import similarity
+    >>> pair = ("family", "input", "capacity", "capacity_b")
+    >>> summary = xr.Dataset({"gram": (pair, [[[[2.0, 2.0], [2.0, 4.0]]]]),
+    ...                       "same_seed_gram": (pair, [[[[2.0, 1.0], [1.0, 2.0]]]]),
+    ...                       "count": (("family", "capacity", "input"), [[[2], [2]]]),
+    ...                       "same_seed_count": (pair, [[[[2, 2], [2, 2]]]])})
+    >>> similarity(summary).values[0, 0]
+    array([[0. , 0.5],
+           [0.5, 1. ]])
+    """
+    if not isinstance(summary, xr.Dataset):
+        raise TypeError(f"'summary' must be an xarray.Dataset from sawdist.summarize, got {type(summary).__name__}.")
+    missing = [name for name in ("gram", "same_seed_gram", "count", "same_seed_count") if name not in summary]
+    if missing:
+        raise ValueError(f"'summary' must have the variables gram, same_seed_gram, count and same_seed_count "
+                         f"(from sawdist.summarize), got none named {', '.join(map(repr, missing))}.")
+    dims = ("family", "input", "capacity", "capacity_b")
+    rho = similarity_from_sums(summary["gram"].transpose(*dims).values,
+                               summary["same_seed_gram"].transpose(*dims).values,
+                               summary["count"].transpose(*dims[:3]).values,
+                               summary["same_seed_count"].transpose(*dims).values)
+    coords = {name: summary[name] for name in dims if name in summary.coords}
+    return xr.DataArray(rho, dims=dims, coords=coords, name="similarity",
+                        attrs={"long_name": "mean cosine between the directions of different seeds", "units": "1"})

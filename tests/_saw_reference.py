@@ -2,7 +2,7 @@
 
 Cosines are drawn by inverting the CDF of f_T(t) ~ psi(t) (1 - t^2)^((d-3)/2) tabulated on a fine grid around its
 mass (trapezoid rule on 200 001 points, linear interpolation of the inverse); directions by the tangent-normal
-construction u = t mu + sqrt(1 - t^2) v with v a normalised Gaussian projected orthogonally to mu.
+construction u = t mu + sqrt(1 - t^2) v with v a normalized Gaussian projected orthogonally to mu.
 """
 
 import numpy as np
@@ -10,7 +10,7 @@ from scipy.special import gammaln
 
 
 def cosine_grid(log_shape, dim, n_grid=200_001):
-    """(t, log f_T(t)) on a grid covering the mass (log f within 60 of its max), normalised by the trapezoid rule."""
+    """(t, log f_T(t)) on a grid covering the mass (log f within 60 of its max), normalized by the trapezoid rule."""
     t = np.linspace(-1.0, 1.0, 400_001)[1:-1]
     g = log_shape(t) + (dim - 3) / 2.0 * np.log1p(-(t**2))
     keep = np.nonzero(g > g.max() - 60.0)[0]

@@ -108,7 +108,7 @@ def test_nan_rows_counted_per_capacity_and_xarray_out():
 ERRORS = [
     (lambda: fit_family(xr.DataArray(np.eye(3)[None], dims=("k", "seed", "feature"))), r"'dim' must name a dim"),
     (
-        lambda: fit_family(xr.DataArray(np.eye(3)[None, None], dims=("capacity", "sample", "seed", "feature"))),
+        lambda: fit_family(xr.DataArray(np.eye(3)[None, None], dims=("capacity", "input", "seed", "feature"))),
         r"must have exactly the dims \('capacity', a seed dim, 'feature'\) for one input",
     ),
     (lambda: fit_family(np.eye(3)), r"'directions' must have shape \(capacity, seed, feature\), got shape \(3, 3\)\."),

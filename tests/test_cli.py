@@ -199,9 +199,9 @@ def test_report_only_names_known_analyses(only, files, capsys):
                             "[models]."),
     ("extract = 3\n", 2, "{f}: extract must be a table, [extract], got 3."),
     ("[extract\n", 2, "{f}: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 9)."),
-    ("[extract]\nwidth = [4]\n", 2, "{f}: unknown key 'width' in [extract]; the keys are dataset, families, widths, "
-                                    "seeds, out, target, samples, device, mode, chunk_size, progress, threads, "
-                                    "complevel, save_models."),
+    ("[extract]\ncapacity = [4]\n", 2, "{f}: unknown key 'capacity' in [extract]; the keys are dataset, families, "
+                                       "capacities, seeds, out, target, inputs, device, mode, chunk_size, progress, "
+                                       "threads, complevel, save_models."),
     ("[recipe]\nepochs = 0\n", 2, "{f}: [recipe] epochs must be a positive integer, got 0."),
     ("[extract]\nseeds = -1\n", 2, "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), "
                                    "got -1."),
@@ -214,7 +214,7 @@ def test_report_only_names_known_analyses(only, files, capsys):
     ("[extract]\ndataset = \"cifar10\"\n[dataset]\nroot = \"/nowhere/cifar\"\n", 1,
      "{f}: [dataset] root '/nowhere/cifar' does not exist."),
     ("[analyses]\nbayesian = false\n", 2, "{f}: unknown key 'bayesian' in [analyses]; the keys are "
-                                          "alignment_threshold, architecture, bayes, bayes_samples, draws, tune, "
+                                          "alignment_threshold, architecture, bayes, bayes_inputs, draws, tune, "
                                           "chains, laws, ensemble_sizes, ensemble_subsets, transfer_epsilons, seed."),
     ("[models]\nseeds = 0\n", 2, "{f}: [models] seeds must be a positive integer, got 0."),
     ("[models]\nfamilies = [\"big\"]\n", 2, "{f}: [models] families has unknown family 'big'; the families are mlp, "

@@ -21,7 +21,7 @@ def e(d, i=0):
 def test_vmf_fit_recovers_kappa_in_high_dimension(d, kappa):
     # the goal: within 3 % from 5000 draws (scipy returns kappa = 1e-8 here)
     x = vonmises_fisher(e(d, 7), kappa).rvs(size=5000, rng=20261126)
-    result = sawdist.fit(x, family="vmf")
+    result = sawdist.fit(x, distribution="vonmises_fisher")
     assert abs(result.kappa / kappa - 1) < 0.03
     assert result.mu @ e(d, 7) > 0.99
     assert result.n == 5000 and result.dim == d and result.n_skipped == 0
@@ -31,8 +31,8 @@ def test_vmf_fit_is_the_mle():
     # the score vanishes: A_d(kappa_hat) = ||R|| / n, and the log-likelihood is maximal in kappa and mu
     x = vonmises_fisher(e(10), 4.0).rvs(size=300, rng=1)
     mu, kappa = vonmises_fisher.fit(x)
-    rbar = np.linalg.norm(x.sum(0)) / len(x)
-    assert sawdist.special.vmf_mean_resultant_length(10, kappa) == pytest.approx(rbar, rel=1e-13)
+    m_plugin = np.linalg.norm(x.sum(0)) / len(x)
+    assert sawdist.special.vmf_mean_resultant_length(10, kappa) == pytest.approx(m_plugin, rel=1e-13)
     best = vonmises_fisher(mu, kappa).logpdf(x).sum()
     for k in (kappa * 0.99, kappa * 1.01):
         assert vonmises_fisher(mu, k).logpdf(x).sum() < best
@@ -64,50 +64,52 @@ def test_power_spherical_fit_of_uniform_data_gives_small_kappa():
 
 def test_fit_result_delegates_to_the_distribution():
     x = vonmises_fisher(e(5), 10.0).rvs(size=200, rng=2)
-    r = sawdist.fit(x, family="vmf")
+    r = sawdist.fit(x, distribution="vonmises_fisher")
     assert r.loglik == pytest.approx(np.sum(r.logpdf(x)), rel=1e-14)
     assert r.mean_resultant_length == pytest.approx(r.cosine.mean(), rel=1e-14)
     np.testing.assert_allclose(r.mean(), r.mean_resultant_length * r.mu, rtol=1e-14)
     assert r.rvs(size=3, rng=0).shape == (3, 5)
     assert np.isfinite(r.entropy())
     text = r.summary()
-    assert "family=vmf" in text and "kappa" in text and "n = 200" in text
-    assert repr(r).startswith("FitResult(family='vmf', dim=5, n=200, kappa=")
+    assert "distribution=vonmises_fisher" in text and "kappa" in text and "n = 200" in text
+    assert repr(r).startswith("FitResult(distribution_name='vonmises_fisher', dim=5, n=200, kappa=")
 
 
 def test_nan_rows_are_skipped_and_counted():
     x = vonmises_fisher(e(6), 5.0).rvs(size=50, rng=3)
-    full = sawdist.fit(x, family="power_spherical")
+    full = sawdist.fit(x, distribution="power_spherical")
     holes = np.vstack([x[:20], np.full((3, 6), np.nan), x[20:]])
     holes[0, 2] = np.nan  # a partly-NaN row is invalid too
-    r = sawdist.fit(holes, family="power_spherical")
+    r = sawdist.fit(holes, distribution="power_spherical")
     assert r.n_skipped == 4 and r.n == 49
-    full_minus_first = sawdist.fit(x[1:], family="power_spherical")
+    full_minus_first = sawdist.fit(x[1:], distribution="power_spherical")
     assert r.kappa == pytest.approx(full_minus_first.kappa, rel=1e-12)
     assert full.n == 50
 
 
 def test_xarray_input_flattens_leading_dims_and_accepts_float32():
-    x = vonmises_fisher(e(8), 20.0).rvs(size=(4, 5), rng=5).astype(np.float32)  # (seed, sample, feature)
+    x = vonmises_fisher(e(8), 20.0).rvs(size=(4, 5), rng=5).astype(np.float32)  # (seed, input, feature)
     x[1, 2] = np.nan
-    da = xr.DataArray(x, dims=("seed", "sample", "feature"))
-    r = sawdist.fit(da, family="vmf")
+    da = xr.DataArray(x, dims=("seed", "input", "feature"))
+    r = sawdist.fit(da, distribution="vonmises_fisher")
     assert r.n == 19 and r.n_skipped == 1 and r.dim == 8
-    ref = sawdist.fit(np.delete(x.reshape(20, 8), 7, axis=0).astype(np.float64), family="vmf", normalize=True)
+    ref = sawdist.fit(np.delete(x.reshape(20, 8), 7, axis=0).astype(np.float64), distribution="vonmises_fisher",
+                      normalize=True)
     assert r.kappa == pytest.approx(ref.kappa, rel=1e-12)
 
 
 def test_normalize_option_scales_rows():
     x = vonmises_fisher(e(4), 3.0).rvs(size=30, rng=6)
-    r1 = sawdist.fit(x * np.arange(1, 31)[:, None], family="vmf", normalize=True)
-    r2 = sawdist.fit(x, family="vmf")
+    r1 = sawdist.fit(x * np.arange(1, 31)[:, None], distribution="vonmises_fisher", normalize=True)
+    r2 = sawdist.fit(x, distribution="vonmises_fisher")
     assert r1.kappa == pytest.approx(r2.kappa, rel=1e-13)
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: sawdist.fit(np.eye(3), family="gauss"), r"'family' must be one of 'semiparametric', 'vmf', 'power_spherical', got 'gauss'\."),
+        (lambda: sawdist.fit(np.eye(3), distribution="gauss"),
+         r"'distribution' must be one of 'semiparametric', 'vonmises_fisher', 'power_spherical', got 'gauss'\."),
         (lambda: sawdist.fit(np.ones(3)),
          r"'directions' must have shape \(n, d\) \(rows are directions\), got shape \(3,\)\."),
         (lambda: sawdist.fit(np.array([[1.0, 0.0], [np.nan, 0.0]])),
@@ -117,9 +119,9 @@ def test_normalize_option_scales_rows():
          r"pass normalize=True"),
         (lambda: sawdist.fit(np.array([[1.0, 0.0], [0.0, 0.0]]), normalize=True),
          r"'directions' has a zero row at index 1, which has no direction\."),
-        (lambda: sawdist.fit(np.array([[0.6, 0.8], [0.6, 0.8], [0.6, 0.8]]), family="vmf"),
+        (lambda: sawdist.fit(np.array([[0.6, 0.8], [0.6, 0.8], [0.6, 0.8]]), distribution="vonmises_fisher"),
          r"'directions' rows are all identical: the maximum-likelihood concentration is infinite\."),
-        (lambda: sawdist.fit(np.array([[1.0, 0.0], [-1.0, 0.0]]), family="vmf"),
+        (lambda: sawdist.fit(np.array([[1.0, 0.0], [-1.0, 0.0]]), distribution="vonmises_fisher"),
          r"'directions' has a zero resultant: the mean direction is undefined"),
         (lambda: vonmises_fisher.fit(np.array([[0.6, 0.8], [0.6, 0.8]])),
          r"'x' rows are all identical: the maximum-likelihood concentration is infinite\."),

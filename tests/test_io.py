@@ -44,7 +44,7 @@ def test_valid_dataset_passes_and_round_trips(tmp_path):
     path = sio.to_netcdf_atomic(ds, tmp_path / "s.nc")
     back = sio.open_saliency(path, values=True)
     assert back["direction"].dtype == np.float32 and back["valid"].dtype == bool
-    assert back["family"].values.tolist() == ["mlp", "cnn_small"] and back["label"].dims == ("sample",)
+    assert back["family"].values.tolist() == ["mlp", "cnn_small"] and back["label"].dims == ("input",)
     assert back["direction"].encoding["zlib"] and back["direction"].encoding["chunksizes"] == (1, 1, 1, 5, 6)
     assert not list(tmp_path.glob("*.tmp"))
     lazy = sio.open_saliency(path, chunks={})
@@ -63,6 +63,25 @@ def test_open_several_files_by_glob_and_list(tmp_path):
     combined.close(), listed.close()
     with pytest.raises(FileNotFoundError, match=r"^'path' '.*nothing\*\.nc' matches no file\.$"):
         sio.open_saliency(str(tmp_path / "nothing*.nc"))
+
+
+def test_open_saliency_refuses_another_schema_version(tmp_path):
+    """A file of schema version 1 (inputs along a dim ``sample``) must be extracted again; the message says so."""
+    old = make_dataset().rename(input="sample")
+    old.attrs["schema_version"] = "1"
+    paths = [tmp_path / "v1.nc", tmp_path / "v1b.nc"]
+    for path, family in zip(paths, ["mlp", "cnn_small"]):
+        old.sel(family=[family]).to_netcdf(path, engine="netcdf4")
+    for path in (paths[0], str(tmp_path / "v1*.nc")):
+        with pytest.raises(sio.SchemaError, match=r"^'.*v1b?\.nc' is a saliency dataset of schema version 1, which "
+                                                  r"this version of sawdist cannot read \(it reads version 2\): "
+                                                  r"re-extract it with this version of sawdist\.$"):
+            sio.open_saliency(path, validate_schema=False)
+    current = make_dataset()
+    current.attrs["schema_version"] = sio.SCHEMA_VERSION
+    sio.to_netcdf_atomic(current, tmp_path / "v2.nc")
+    with sio.open_saliency(tmp_path / "v2.nc") as back:
+        assert back.attrs["schema_version"] == "2" and sio.DIMS[3] == "input"
 
 
 def _break(ds, how):
@@ -148,7 +167,7 @@ def _variable(path, name="direction"):
 
 @pytest.mark.parametrize("complevel", [0, 1, 4])
 def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
-    # Two models of 20 samples x 2**17 features: 8 samples per chunk, so each model has an edge chunk of 4 rows.
+    # Two models of 20 inputs x 2**17 features: 8 inputs per chunk, so each model has an edge chunk of 4 rows.
     # The reference is the same dataset written by xarray/netCDF-C alone, which runs HDF5's own filters.
     d, n = 2**17, 20
     parts = [make_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
@@ -191,7 +210,7 @@ def test_write_argument_errors(tmp_path, kwargs, message):
 
 def test_unlimited_dimension_is_written_by_netcdf_c(tmp_path):
     ds = make_dataset(invalid=(1,))
-    ds.encoding["unlimited_dims"] = {"sample"}
+    ds.encoding["unlimited_dims"] = {"input"}
     with sio.open_saliency(sio.to_netcdf_atomic(ds, tmp_path / "s.nc"), values=True) as back:
         np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))
-        assert back.encoding["unlimited_dims"] == {"sample"}
+        assert back.encoding["unlimited_dims"] == {"input"}

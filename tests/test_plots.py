@@ -94,6 +94,7 @@ def test_errors():
         plots.plot_similarity(np.ones((2, 2)), np.ones((3, 3)))
     rng = np.random.default_rng(3)
     mu = np.array([1.0, 0.0, 0.0])
-    vmf = sawdist.fit(directions_from_cosines(draw_cosines(lambda t: 3 * t, 3, 50, rng), mu, rng), family="vmf")
+    vmf = sawdist.fit(directions_from_cosines(draw_cosines(lambda t: 3 * t, 3, 50, rng), mu, rng),
+                      distribution="vonmises_fisher")
     with pytest.raises(ValueError, match=r"'fit' must carry a fitted log shape"):
         plots.plot_log_shapes(vmf)

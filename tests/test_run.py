@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 REDUCED = """
 [extract]
 families = ["mlp"]
-widths = [2, 8]
+capacities = [2, 8]
 seeds = 3
-samples = 40
+inputs = 40
 mode = "batched"
 [recipe]
 epochs = 1

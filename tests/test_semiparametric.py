@@ -76,7 +76,7 @@ def test_log_spline_fit_matches_first_moment_and_is_stationary():
     assert fit.converged
     # The roughness penalty ignores straight lines, so E_fit[t] = mean(t) at the penalised optimum.
     np.testing.assert_allclose(fit.mean, t.mean(), rtol=1e-8)
-    # Normaliser against an independent quadrature of psi(t) (1 - t^2)^((d-3)/2).
+    # Normalizer against an independent quadrature of psi(t) (1 - t^2)^((d-3)/2).
     lo, hi = t.min() - 0.3, min(t.max() + 0.3, 1.0)
     f = lambda s: np.exp(fit.log_shape(np.array(s)) + (d - 3) / 2 * np.log1p(-s * s) - fit.log_z)
     total = integrate.quad(f, lo, hi, points=list(fit.knots), limit=400, epsabs=0, epsrel=1e-12)[0]
@@ -123,10 +123,10 @@ def test_cubic_shape_is_not_vmf():
     rng = np.random.default_rng(3)
     x = draw_directions(log_shape, e1(d), 5000, rng)
     fresh = draw_cosines(log_shape, d, 1000, rng)
-    assert sps.kstest(fresh, sawdist.fit(x, family="vmf").cosine.cdf).pvalue < ALPHA
+    assert sps.kstest(fresh, sawdist.fit(x, distribution="vonmises_fisher").cosine.cdf).pvalue < ALPHA
 
 
-# --- normalisation ----------------------------------------------------------------------------------------------------
+# --- normalization ----------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("d", [3, 3072])
@@ -173,7 +173,7 @@ def test_loglik_within_chi_square_margin_of_vmf_mle(bias_correction):
     d, n = 10, 3000
     x = draw_directions(lambda t: 8.0 * t, e1(d), n, rng)
     res = fit_semiparametric(x, bias_correction=bias_correction)
-    vmf = sawdist.fit(x, family="vmf")
+    vmf = sawdist.fit(x, distribution="vonmises_fisher")
     df = res.smoothing["knots"].size - 2
     margin = sps.chi2.isf(ALPHA, df) / 2
     diff = res.loglik - vmf.loglik
@@ -199,7 +199,8 @@ def test_corrected_mrl_unbiased_at_d3072_n20_plugin_is_not():
     assert abs(m_sp.mean() - m_true) < Z_CRIT * m_sp.std(ddof=1) / np.sqrt(reps)
     assert abs(m_plug.mean() - m_true) > 50 * m_plug.std(ddof=1) / np.sqrt(reps)  # +23 %
     # The vMF MLE's mean resultant length is the plug-in ||R||/n.
-    np.testing.assert_allclose(sawdist.fit(x[0], family="vmf").mean_resultant_length, m_plug[0], rtol=1e-12)
+    np.testing.assert_allclose(sawdist.fit(x[0], distribution="vonmises_fisher").mean_resultant_length, m_plug[0],
+                               rtol=1e-12)
 
 
 def test_corrected_cosines_moments_in_high_d():
@@ -246,8 +247,8 @@ def test_nan_rows_skipped_and_counted():
 def test_xarray_input():
     rng = np.random.default_rng(10)
     x = draw_directions(lambda t: 5.0 * t, e1(8), (30, 10), rng)
-    da = xr.DataArray(x, dims=("seed", "sample", "feature"))
-    res = fit_semiparametric(da.transpose("feature", "sample", "seed"))
+    da = xr.DataArray(x, dims=("seed", "input", "feature"))
+    res = fit_semiparametric(da.transpose("feature", "input", "seed"))
     ref = fit_semiparametric(x.reshape(-1, 8))
     assert res.n == 300
     np.testing.assert_allclose(res.mu, ref.mu, rtol=1e-12, atol=1e-15)  # summation order differs
@@ -270,7 +271,7 @@ def test_result_interface():
     rng = np.random.default_rng(12)
     x = draw_directions(lambda t: 5.0 * t, e1(8), 400, rng)
     res = sawdist.fit(x)
-    assert res.family == "semiparametric" and res.kappa is None and (res.n, res.dim) == (400, 8)
+    assert res.distribution_name == "semiparametric" and res.kappa is None and (res.n, res.dim) == (400, 8)
     assert res.rvs(size=3, rng=0).shape == (3, 8)
     np.testing.assert_allclose(res.mean(), res.mean_resultant_length * res.mu, rtol=1e-12)
     np.testing.assert_allclose(res.mean_resultant_length, res.cosine.mean(), rtol=1e-12)

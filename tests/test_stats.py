@@ -158,10 +158,10 @@ def test_tangent_normal_at_the_pole_is_nan():
 
 def test_tangent_normal_xarray():
     rng = np.random.default_rng(7)
-    u = xr.DataArray(uniform(rng, (4, 3), 5), dims=("seed", "sample", "feature"), coords={"seed": [1, 2, 3, 4]})
-    mu = xr.DataArray(uniform(rng, 3, 5), dims=("sample", "feature"))
+    u = xr.DataArray(uniform(rng, (4, 3), 5), dims=("seed", "input", "feature"), coords={"seed": [1, 2, 3, 4]})
+    mu = xr.DataArray(uniform(rng, 3, 5), dims=("input", "feature"))
     t, v = stats.tangent_normal(u, mu)
-    assert t.dims == ("seed", "sample") and v.dims == u.dims
+    assert t.dims == ("seed", "input") and v.dims == u.dims
     np.testing.assert_array_equal(t.seed, [1, 2, 3, 4])
     t_np, v_np = stats.tangent_normal(u.values, mu.values[None])
     np.testing.assert_allclose(t.values, t_np, rtol=1e-14)
@@ -182,10 +182,10 @@ def test_cosine_similarity_against_loop():
 
 def test_cosine_similarity_xarray():
     rng = np.random.default_rng(9)
-    a = xr.DataArray(uniform(rng, (2, 4), 5), dims=("sample", "seed", "feature"), coords={"seed": list("abcd")})
+    a = xr.DataArray(uniform(rng, (2, 4), 5), dims=("input", "seed", "feature"), coords={"seed": list("abcd")})
     C = stats.cosine_similarity(a)
-    assert set(C.dims) == {"sample", "seed_1", "seed_2"}
-    np.testing.assert_allclose(C.transpose("sample", "seed_1", "seed_2").values, stats.cosine_similarity(a.values))
+    assert set(C.dims) == {"input", "seed_1", "seed_2"}
+    np.testing.assert_allclose(C.transpose("input", "seed_1", "seed_2").values, stats.cosine_similarity(a.values))
     assert list(C.seed_1.values) == list("abcd")
 
 
@@ -230,10 +230,10 @@ def test_similarity_matrix_matches_rank_one_prediction():
 
 def test_similarity_matrix_xarray():
     rng = np.random.default_rng(12)
-    vals = uniform(rng, (3, 2, 4), 5)  # capacity, sample, seed, feature
-    da = xr.DataArray(vals, dims=("capacity", "sample", "seed", "feature"), coords={"capacity": [8, 16, 32]})
+    vals = uniform(rng, (3, 2, 4), 5)  # capacity, input, seed, feature
+    da = xr.DataArray(vals, dims=("capacity", "input", "seed", "feature"), coords={"capacity": [8, 16, 32]})
     rho = stats.similarity_matrix(da)
-    assert rho.dims == ("sample", "capacity_1", "capacity_2")
+    assert rho.dims == ("input", "capacity_1", "capacity_2")
     np.testing.assert_array_equal(rho.capacity_2, [8, 16, 32])
     np.testing.assert_allclose(rho.values, stats.similarity_matrix(np.moveaxis(vals, 0, 1)), rtol=1e-14)
 
@@ -277,12 +277,12 @@ def test_ensemble_curve_nan_rows_and_xarray():
     rng = np.random.default_rng(15)
     vals = draw(rng, e1(6), 0.5, (2, 5))
     vals[0, 1] = np.nan
-    da = xr.DataArray(vals, dims=("sample", "seed", "feature"), coords={"sample": [10, 20]})
+    da = xr.DataArray(vals, dims=("input", "seed", "feature"), coords={"input": [10, 20]})
     mu = xr.DataArray(e1(6), dims="feature")
     obs, _ = stats.ensemble_curve(da, mu, sizes=[1, 4, 5], rng=2)
-    assert obs.dims == ("sample", "ensemble_size")
+    assert obs.dims == ("input", "ensemble_size")
     np.testing.assert_array_equal(obs.ensemble_size, [1, 4, 5])
-    assert np.isnan(obs.values[0, 2]) and np.isfinite(obs.values[1, 2])  # only 4 valid seeds for sample 10
+    assert np.isnan(obs.values[0, 2]) and np.isfinite(obs.values[1, 2])  # only 4 valid seeds for input 10
     clean = vals[0][np.isfinite(vals[0]).all(1)]
     np.testing.assert_allclose(obs.values[0, 1], stats.mean_direction(clean) @ e1(6), rtol=1e-13)
 
@@ -329,10 +329,10 @@ def test_rayleigh_chisq_is_classical():
 
 def test_rayleigh_xarray():
     rng = np.random.default_rng(20)
-    da = xr.DataArray(uniform(rng, (3, 6), 8), dims=("sample", "seed", "feature"), coords={"sample": [5, 6, 7]})
+    da = xr.DataArray(uniform(rng, (3, 6), 8), dims=("input", "seed", "feature"), coords={"input": [5, 6, 7]})
     res = stats.rayleigh_test(da)
-    assert res.pvalue.dims == ("sample",)
-    np.testing.assert_array_equal(res.pvalue.sample, [5, 6, 7])
+    assert res.pvalue.dims == ("input",)
+    np.testing.assert_array_equal(res.pvalue.input, [5, 6, 7])
     np.testing.assert_allclose(res.pvalue.values, stats.rayleigh_test(da.values).pvalue)
 
 
@@ -341,23 +341,23 @@ def test_rayleigh_xarray():
 
 def test_xarray_in_xarray_out_named_dims_kept():
     rng = np.random.default_rng(21)
-    vals = uniform(rng, (2, 3, 4), 6)  # capacity, seed, sample, feature
+    vals = uniform(rng, (2, 3, 4), 6)  # capacity, seed, input, feature
     da = xr.DataArray(
         vals,
-        dims=("capacity", "seed", "sample", "feature"),
-        coords={"capacity": [4, 8], "sample": [0, 1, 2, 3], "label": ("sample", [9, 8, 7, 6])},
+        dims=("capacity", "seed", "input", "feature"),
+        coords={"capacity": [4, 8], "input": [0, 1, 2, 3], "label": ("input", [9, 8, 7, 6])},
     )
     R = stats.resultant(da)
-    assert R.dims == ("capacity", "sample", "feature")
+    assert R.dims == ("capacity", "input", "feature")
     np.testing.assert_array_equal(R.label, [9, 8, 7, 6])
     np.testing.assert_allclose(R.values, vals.sum(1))
     mu = stats.mean_direction(da)
     np.testing.assert_allclose(mu.values, stats.mean_direction(vals, axis=1))
     m = stats.mean_resultant_length(da)
-    assert m.dims == ("capacity", "sample")
+    assert m.dims == ("capacity", "input")
     np.testing.assert_allclose(m.values, stats.mean_resultant_length(vals, axis=1))
-    assert stats.spherical_variance(da).dims == ("capacity", "sample")
-    assert stats.count_valid(da, axis="sample").dims == ("capacity", "seed")
+    assert stats.spherical_variance(da).dims == ("capacity", "input")
+    assert stats.count_valid(da, axis="input").dims == ("capacity", "seed")
 
 
 def test_xarray_feature_dim_need_not_be_last():
@@ -371,11 +371,11 @@ def test_xarray_feature_dim_need_not_be_last():
 U = np.eye(3)
 DA = xr.DataArray(np.eye(3), dims=("seed", "feature"))
 ERRORS = [
-    (lambda: stats.resultant(np.ones(3)), r"'directions' must have at least 2 dimensions \(samples, features\)"),
+    (lambda: stats.resultant(np.ones(3)), r"'directions' must have at least 2 dimensions \(draws, features\)"),
     (lambda: stats.resultant(U, axis=-1), r"'axis' must not be the feature axis, got -1\."),
     (lambda: stats.resultant(DA, axis=1), r"'axis' must not be the feature axis, got 1\."),
     (lambda: stats.resultant(DA, axis="x"), r"'axis' must name a non-feature dim of 'directions'"),
-    (lambda: stats.resultant(xr.DataArray([1.0, 0.0], dims="feature")), r"must have a sample dim besides"),
+    (lambda: stats.resultant(xr.DataArray([1.0, 0.0], dims="feature")), r"must have a draw dim besides"),
     (lambda: stats.resultant(U.astype(complex)),
      r"'directions' must be array-like of real numbers, got dtype complex128\."),
     (lambda: stats.resultant(np.ones((3, 1))),
@@ -391,7 +391,7 @@ ERRORS = [
     (lambda: stats.cosine_similarity(U[0]), r"'a' and 'b' must have at least 2 dimensions"),
     (lambda: stats.cosine_similarity(U, U[:, :2]), r"'b' must have 3 features like 'a', got 2\."),
     (lambda: stats.similarity_matrix(DA), r"'capacity' must name a dim of 'directions'"),
-    (lambda: stats.similarity_matrix(DA, capacity="seed"), r"'capacity' must differ from the sample dim 'seed'"),
+    (lambda: stats.similarity_matrix(DA, capacity="seed"), r"'capacity' must differ from the draw dim 'seed'"),
     (lambda: stats.similarity_matrix(U), r"'directions' must have at least 3 dimensions \(capacity, seed, feature\)"),
     (lambda: stats.similarity_matrix(U[None], capacity=1), r"'capacity' must differ from the seed and feature axes"),
     (lambda: stats.predicted_similarity(xr.DataArray([1.0], dims="k")), r"'capacity' must name a dim of 'm'"),

@@ -27,12 +27,12 @@ def directions(n=12, d=D, seed=0, kappa=8.0):
 
 
 def dataset(u):
-    """A saliency dataset with one family, one capacity and one sample holding the seeds `u` (n, d)."""
-    dims = ("family", "capacity", "seed", "sample", "feature")
+    """A saliency dataset with one family, one capacity and one input holding the seeds `u` (n, d)."""
+    dims = ("family", "capacity", "seed", "input", "feature")
     x = u[None, None, :, None, :]
     valid = ~np.isnan(x).any(-1)
     return xr.Dataset({"direction": (dims, x), "valid": (dims[:-1], valid)},
-                      coords={"family": ["f"], "capacity": [4], "seed": np.arange(u.shape[0]), "sample": [0],
+                      coords={"family": ["f"], "capacity": [4], "seed": np.arange(u.shape[0]), "input": [0],
                               "feature": np.arange(u.shape[1])})
 
 
@@ -47,7 +47,7 @@ def test_unit_tolerance_is_ten_eps_sqrt_d_of_the_input_dtype():
 
 # Every public entry that takes directions, as a function of the rows (n, d); each must apply the same tolerance.
 ENTRIES = {
-    "fit": lambda x: sawdist.fit(x, family="vmf"),
+    "fit": lambda x: sawdist.fit(x, distribution="vonmises_fisher"),
     "fit_semiparametric": fit_semiparametric,
     "vonmises_fisher.fit": vonmises_fisher.fit,
     "power_spherical.fit": power_spherical.fit,
@@ -119,14 +119,14 @@ def test_the_bad_row_is_located_by_position_or_by_dim_name():
     x[1, 4] *= 2
     with pytest.raises(ValueError, match=r"got norm 2\.0\d* in row \(1, 4\)\.$"):
         check_directions(x)
-    da = xr.DataArray(x.transpose(2, 0, 1), dims=("feature", "sample", "seed"))
-    with pytest.raises(ValueError, match=r"along its 'feature' dim .* in row \(sample=1, seed=4\)\.$"):
+    da = xr.DataArray(x.transpose(2, 0, 1), dims=("feature", "input", "seed"))
+    with pytest.raises(ValueError, match=r"along its 'feature' dim .* in row \(input=1, seed=4\)\.$"):
         stats.resultant(da)
 
 
-def test_renormalisation_rules():
+def test_renormalization_rules():
     x32 = directions().astype(np.float32)
-    rows, skipped = as_rows(x32)  # low precision: renormalised in float64
+    rows, skipped = as_rows(x32)  # low precision: renormalized in float64
     np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, rtol=1e-15)
     assert skipped == 0
     np.testing.assert_array_equal(as_directions(x32).values, x32.astype(np.float64))  # statistics: as given
@@ -140,7 +140,7 @@ def test_renormalisation_rules():
 def test_fit_and_fit_semiparametric_read_a_dataarray_the_same_way():
     x = directions(n=40, seed=3)
     x[5] = np.nan
-    da = xr.DataArray(x.T.reshape(D, 8, 5), dims=("feature", "seed", "sample"))  # feature dim first
+    da = xr.DataArray(x.T.reshape(D, 8, 5), dims=("feature", "seed", "input"))  # feature dim first
     a = sawdist.fit(da)
     b = fit_semiparametric(da)
     assert (a.n, a.n_skipped, a.dim) == (b.n, b.n_skipped, b.dim) == (39, 1, D)

@@ -1,7 +1,7 @@
 """The validated design of a summary: the arrays the convergence model and the predictions read, checked once.
 
 :func:`check_summary` turns the output of :func:`sawdist.summarize` into a :class:`Design`: the Gram matrices and
-counts as float and integer arrays (family, sample, capacity), the dimension d, and the grouping of families into
+counts as float and integer arrays (family, input, capacity), the dimension d, and the grouping of families into
 architectures (families of one architecture share the mean direction mu(x)) as padded slots. Every message names the
 first offending coordinate.
 """
@@ -18,16 +18,17 @@ __all__ = ["Design", "check_summary"]
 
 @dataclass
 class Design:
-    """Arrays of a checked summary (family F, sample N, capacity K), grouped into architectures A with J slots.
+    """Arrays of a checked summary (family F, input N, capacity K), grouped into architectures A with J slots.
 
-    Built by :func:`check_summary`; the convergence model, the fit, the mean-direction posterior and the
-    observed similarity read it instead of the summary. The parameters are kept as attributes of the same names.
+    Built by :func:`check_summary`; the convergence model, the fit and the mean-direction posterior read it instead
+    of the summary (the observed similarity checks the summary with it). The parameters are kept as attributes of the
+    same names.
 
     Parameters
     ----------
     dim : int
         The dimension d of the directions.
-    families, samples, capacities : numpy.ndarray
+    families, inputs, capacities : numpy.ndarray
         Coordinates of the summary (capacities are numbers > 0).
     gram : numpy.ndarray
         (F, N, K, K) Gram matrices of the resultants, float64.
@@ -50,7 +51,7 @@ class Design:
 
     dim: int
     families: np.ndarray
-    samples: np.ndarray
+    inputs: np.ndarray
     capacities: np.ndarray
     gram: np.ndarray
     count: np.ndarray
@@ -74,11 +75,11 @@ def check_summary(summary: xr.Dataset, architecture=None) -> Design:
     Parameters
     ----------
     summary : xarray.Dataset
-        Output of :func:`sawdist.summarize`: ``gram`` (family, sample, capacity, capacity_b) finite and symmetric,
-        with ``gram[k, k]`` in [0, count**2]; ``count`` (family, capacity, sample), whole numbers >= 2; coordinates
+        Output of :func:`sawdist.summarize`: ``gram`` (family, input, capacity, capacity_b) finite and symmetric,
+        with ``gram[k, k]`` in [0, count**2]; ``count`` (family, capacity, input), whole numbers >= 2; coordinates
         on all four dims, capacities numbers > 0 and ``capacity_b`` equal to ``capacity``; the dimension d as
         ``n_features`` (an integer >= 2) or as the size of a ``feature`` dim; ``resultant`` (family, capacity,
-        sample, feature) when families share an architecture.
+        input, feature) when families share an architecture.
     architecture : dict or sequence, optional
         Architecture label of each family (a dict from family to label, or one label per family in order);
         families with the same label share mu(x). By default every family is its own architecture.
@@ -100,21 +101,21 @@ def check_summary(summary: xr.Dataset, architecture=None) -> Design:
     --------
     >>> from sawdist.bayes import simulate_summary
     >>> from sawdist.bayes.design import check_summary
-    >>> summary = simulate_summary(dim=8, capacities=[4, 16], n_samples=3, n_seeds=4, rng=0)
+    >>> summary = simulate_summary(dim=8, capacities=[4, 16], n_inputs=3, n_seeds=4, rng=0)
     >>> design = check_summary(summary)
     >>> design.dim, design.gram.shape, design.count.shape, design.trivial_groups
     (8, (1, 3, 2, 2), (1, 3, 2), True)
     """
     if not isinstance(summary, xr.Dataset):
         raise TypeError(f"'summary' must be an xarray.Dataset from sawdist.summarize, got {type(summary).__name__}.")
-    for name, dims in (("gram", ("family", "sample", "capacity", "capacity_b")),
-                       ("count", ("family", "capacity", "sample"))):
+    for name, dims in (("gram", ("family", "input", "capacity", "capacity_b")),
+                       ("count", ("family", "capacity", "input"))):
         if name not in summary.variables:
             raise ValueError(f"'summary' must have a variable {name!r} (see sawdist.summarize), got none.")
         if set(summary[name].dims) != set(dims):
             raise ValueError(f"'summary' variable {name!r} must have dims ({', '.join(dims)}), "
                              f"got ({', '.join(map(str, summary[name].dims))}).")
-    for dim in ("family", "sample", "capacity", "capacity_b"):
+    for dim in ("family", "input", "capacity", "capacity_b"):
         if dim not in summary.coords:
             raise ValueError(f"'summary' dim {dim!r} must have a coordinate, got none.")
     capacities = np.asarray(summary["capacity"].values)
@@ -135,8 +136,8 @@ def check_summary(summary: xr.Dataset, architecture=None) -> Design:
     else:
         raise ValueError("'summary' must give the dimension d by a variable 'n_features' or a dim 'feature', "
                          "got neither.")
-    gram_da = summary["gram"].transpose("family", "sample", "capacity", "capacity_b")
-    count_da = summary["count"].transpose("family", "sample", "capacity")
+    gram_da = summary["gram"].transpose("family", "input", "capacity", "capacity_b")
+    count_da = summary["count"].transpose("family", "input", "capacity")
     gram = np.asarray(gram_da.values, dtype=np.float64)
     count = np.asarray(count_da.values)
     bad = ~np.isfinite(gram)
@@ -153,7 +154,7 @@ def check_summary(summary: xr.Dataset, architecture=None) -> Design:
     count = count.astype(np.int64)
     low = count < 2
     if low.any():
-        raise ValueError(f"'summary' count must be >= 2 (two valid seeds per family, capacity and sample), got "
+        raise ValueError(f"'summary' count must be >= 2 (two valid seeds per family, capacity and input), got "
                          f"{count[low][0].item()} at {_where(summary, count_da, low)}.")
     asym = np.abs(gram - np.swapaxes(gram, -1, -2)) > 1e-8 * (1.0 + np.abs(gram))
     if asym.any():
@@ -197,14 +198,14 @@ def check_summary(summary: xr.Dataset, architecture=None) -> Design:
         if "resultant" not in summary.variables:
             raise ValueError("'architecture' sharing a mean across families needs the variable 'resultant' in "
                              "'summary', got none.")
-        R = np.asarray(summary["resultant"].transpose("family", "capacity", "sample", "feature").values, np.float64)
+        R = np.asarray(summary["resultant"].transpose("family", "capacity", "input", "feature").values, np.float64)
         group_gram = np.zeros((A, N, J, J))
         group_count = np.zeros((A, N, J), dtype=np.int64)
         for a, m in enumerate(members):
             Ra = R[m].reshape(len(m) * K, N, -1).transpose(1, 0, 2)  # (N, slots, d)
             group_gram[a, :, : len(m) * K, : len(m) * K] = Ra @ Ra.transpose(0, 2, 1)
             group_count[a, :, : len(m) * K] = count[m].transpose(1, 0, 2).reshape(N, len(m) * K)
-    return Design(dim=dim, families=families, samples=summary["sample"].values, capacities=capacities,
+    return Design(dim=dim, families=families, inputs=summary["input"].values, capacities=capacities,
                   gram=gram, count=count, architectures=architectures, slot_family=slot_family,
                   slot_capacity=slot_capacity, group_gram=group_gram, group_count=group_count,
                   trivial_groups=trivial)

@@ -41,10 +41,10 @@ def mean_direction_posterior(idata, summary: xr.Dataset, *, architecture=None, n
     Returns
     -------
     xarray.Dataset
-        ``mean_direction`` (architecture, sample, feature), a unit vector; ``mean_resultant_length``
-        (architecture, sample), the norm of E[mu] (1 = no posterior uncertainty about the direction);
-        ``concentration`` (architecture, sample), the posterior mean of ||S||; with ``n_draws``, ``draws``
-        (mu_draw, architecture, sample, feature).
+        ``mean_direction`` (architecture, input, feature), a unit vector; ``mean_resultant_length``
+        (architecture, input), the norm of E[mu] (1 = no posterior uncertainty about the direction);
+        ``concentration`` (architecture, input), the posterior mean of ||S||; with ``n_draws``, ``draws``
+        (mu_draw, architecture, input, feature).
     """
     from .. import special, vonmises_fisher
 
@@ -53,10 +53,10 @@ def mean_direction_posterior(idata, summary: xr.Dataset, *, architecture=None, n
         raise ValueError("'summary' must have the variable 'resultant' for the mean direction, got none.")
     if "mu_concentration" not in idata.posterior:
         raise ValueError("'idata' must come from a shared-mean fit (posterior variable 'mu_concentration'), got none.")
-    R = np.asarray(summary["resultant"].transpose("family", "capacity", "sample", "feature").values, np.float64)
-    kappa = idata.posterior["kappa"].transpose("chain", "draw", "family", "sample", "capacity").values
+    R = np.asarray(summary["resultant"].transpose("family", "capacity", "input", "feature").values, np.float64)
+    kappa = idata.posterior["kappa"].transpose("chain", "draw", "family", "input", "capacity").values
     kappa = kappa.reshape(-1, *kappa.shape[2:])  # (S, F, N, K)
-    s = idata.posterior["mu_concentration"].transpose("chain", "draw", "architecture", "sample").values
+    s = idata.posterior["mu_concentration"].transpose("chain", "draw", "architecture", "input").values
     s = s.reshape(-1, *s.shape[2:])  # (S, A, N)
     nu = 0.5 * design.dim - 1.0
     weight = special.bessel_ratio(nu, s) / s  # A_d(||S||)/||S||
@@ -70,15 +70,15 @@ def mean_direction_posterior(idata, summary: xr.Dataset, *, architecture=None, n
                 continue
             c = np.mean(kappa[:, f, :, k] * weight[:, a, :], axis=0)  # (N,)
             mean[a] += c[:, None] * R[f, k]
-    mrl = np.linalg.norm(mean, axis=-1)
-    coords = {"architecture": design.architectures, "sample": design.samples, "feature": summary["feature"].values
+    length = np.linalg.norm(mean, axis=-1)
+    coords = {"architecture": design.architectures, "input": design.inputs, "feature": summary["feature"].values
               if "feature" in summary.coords else np.arange(d)}
     out = xr.Dataset({
-        "mean_direction": (("architecture", "sample", "feature"), mean / mrl[..., None],
+        "mean_direction": (("architecture", "input", "feature"), mean / length[..., None],
                            {"long_name": "posterior mean direction of mu"}),
-        "mean_resultant_length": (("architecture", "sample"), mrl,
+        "mean_resultant_length": (("architecture", "input"), length,
                                   {"long_name": "norm of the posterior mean of mu"}),
-        "concentration": (("architecture", "sample"), s.mean(axis=0),
+        "concentration": (("architecture", "input"), s.mean(axis=0),
                           {"long_name": "posterior mean of ||S||, the concentration of mu given kappa"}),
     }, coords=coords)
     if n_draws:
@@ -94,7 +94,7 @@ def mean_direction_posterior(idata, summary: xr.Dataset, *, architecture=None, n
                         S[a] += kappa[p, f, :, k][:, None] * R[f, k]
             norm = np.linalg.norm(S, axis=-1)
             draws[i] = vonmises_fisher.rvs(S / norm[..., None], norm, rng=gen)
-        out["draws"] = (("mu_draw", "architecture", "sample", "feature"), draws,
+        out["draws"] = (("mu_draw", "architecture", "input", "feature"), draws,
                         {"long_name": "draws of mu from its conditional posterior"})
         out = out.assign_coords(mu_draw=np.arange(n_draws))
     return out

@@ -1,7 +1,7 @@
 r"""The convergence model: von Mises–Fisher directions with the mean direction integrated out.
 
 The derivation is in docs/theory/bayesian.md; the arrays the model reads come from :mod:`.design`, the
-sampler's start from :mod:`.initialisation`, and the fit from :mod:`.fitting`.
+sampler's start from :mod:`.initialization`, and the fit from :mod:`.fitting`.
 
 For one family at input x, capacity k has n_k directions (seeds) with resultant R_k. With mu(x) uniform on the
 sphere and concentrations kappa_k given, the likelihood of all directions at x is, in closed form,
@@ -26,7 +26,8 @@ Laws of concentration against capacity (per family; inputs partially pooled, ``a
 
 * ``"power"``: :math:`\log\kappa = a_x + \beta(\log k - \log k_\mathrm{ref})`, reported as
   :math:`\log\kappa = \alpha + \beta\log k` for the typical input (``alpha = alpha_ref - beta log k_ref``);
-* ``"logit_mrl"``: the same linear predictor for :math:`\operatorname{logit} m`, and :math:`\kappa = A_d^{-1}(m)`;
+* ``"logit_mean_resultant_length"``: the same linear predictor for :math:`\operatorname{logit} m`, and
+  :math:`\kappa = A_d^{-1}(m)`;
 * ``"monotone"``: :math:`\log\kappa = a_x + c_k` with :math:`c_1 = 0` and positive increments ``delta``;
   ``alpha`` and ``beta`` are the intercept and slope of the line through the first and last capacities.
 
@@ -42,20 +43,21 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from ._collapsed_op import CollapsedSharedLoglik
+from .collapsed_random import gram_random
 from .design import Design, check_summary
 from .special_ops import bessel_ratio, log_sphere_area, reduced_log_bessel_iv, vmf_kappa_from_mrl
 
 __all__ = ["DEFAULT_PRIORS", "LAWS", "collapsed_loglik", "convergence_model", "model_from_design"]
 
 #: The laws of concentration against capacity that :func:`convergence_model` takes (module docstring).
-LAWS = ("power", "logit_mrl", "monotone")
+LAWS = ("power", "logit_mean_resultant_length", "monotone")
 
 #: Default priors (location and scale of Normal priors, scale of half-normal ones). ``alpha_ref`` of the power and
 #: monotone laws is centred on log d: at kappa = d a von Mises–Fisher has m ~ 0.62 in high dimension, and a scale
 #: of 2 spans m from ~0.02 to ~0.99.
 DEFAULT_PRIORS = {
     "power": {"alpha_ref": ("log_d", 2.0), "beta": (0.0, 1.0), "sigma": 1.0},
-    "logit_mrl": {"alpha_ref": (0.0, 2.0), "beta": (0.0, 1.0), "sigma": 1.0},
+    "logit_mean_resultant_length": {"alpha_ref": (0.0, 2.0), "beta": (0.0, 1.0), "sigma": 1.0},
     "monotone": {"alpha_ref": ("log_d", 2.0), "delta": 1.0, "sigma": 1.0},
 }
 
@@ -130,9 +132,9 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     Parameters
     ----------
     summary : xarray.Dataset
-        Output of :func:`sawdist.summarize`: ``gram`` (family, sample, capacity, capacity_b), ``count`` (family,
-        capacity, sample) with every count >= 2, capacities > 0, and ``n_features`` (or a ``feature`` dim).
-    law : {"power", "logit_mrl", "monotone"}
+        Output of :func:`sawdist.summarize`: ``gram`` (family, input, capacity, capacity_b), ``count`` (family,
+        capacity, input) with every count >= 2, capacities > 0, and ``n_features`` (or a ``feature`` dim).
+    law : {"power", "logit_mean_resultant_length", "monotone"}
         Law of the concentration against capacity (module docstring).
     shared_mean : bool
         True: one mean direction per input shared by all capacities (H2). False: one per capacity.
@@ -149,16 +151,16 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     Returns
     -------
     pymc.Model
-        Free variables ``alpha_ref``, ``beta`` (or ``delta``), ``sigma`` (dim family), ``a`` or ``z`` (family, sample);
-        deterministics ``alpha``, ``beta`` (monotone), ``kappa`` and ``mrl`` (family, sample, capacity) and, with a
-        shared mean, ``mu_concentration`` (architecture, sample) = ``||S||``; the observed ``directions``
-        (architecture, sample) whose pointwise log-likelihood is the collapsed one.
+        Free variables ``alpha_ref``, ``beta`` (or ``delta``), ``sigma`` (dim family), ``a`` or ``z`` (family, input);
+        deterministics ``alpha``, ``beta`` (monotone), ``kappa`` and ``mean_resultant_length`` (family, input,
+        capacity) and, with a shared mean, ``mu_concentration`` (architecture, input) = ``||S||``; the observed
+        ``directions`` (architecture, input) whose pointwise log-likelihood is the collapsed one.
 
     Examples
     --------
     >>> import numpy as np, sawdist
     >>> from sawdist.bayes import convergence_model
-    >>> summary = sawdist.bayes.simulate_summary(dim=64, capacities=[4, 16], n_samples=3, n_seeds=4, rng=0)
+    >>> summary = sawdist.bayes.simulate_summary(dim=64, capacities=[4, 16], n_inputs=3, n_seeds=4, rng=0)
     >>> model = convergence_model(summary, law="power")
     >>> sorted(model.named_vars)[:4]
     ['a', 'alpha', 'alpha_ref', 'beta']
@@ -197,7 +199,7 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
     >>> from sawdist.bayes import simulate_summary
     >>> from sawdist.bayes.design import check_summary
     >>> from sawdist.bayes.model import model_from_design
-    >>> design = check_summary(simulate_summary(dim=64, capacities=[4, 16], n_samples=3, n_seeds=4, rng=0))
+    >>> design = check_summary(simulate_summary(dim=64, capacities=[4, 16], n_inputs=3, n_seeds=4, rng=0))
     >>> model = model_from_design(design, "monotone")
     >>> sorted(v.name for v in model.free_RVs)
     ['a', 'alpha_ref', 'delta', 'sigma']
@@ -215,7 +217,7 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
     d = design.dim
     log_d = float(np.log(d))
     log_k = np.log(design.capacities.astype(np.float64))
-    coords = {"family": design.families, "sample": design.samples, "capacity": design.capacities,
+    coords = {"family": design.families, "input": design.inputs, "capacity": design.capacities,
               "architecture": design.architectures}
     if law == "monotone":
         coords["capacity_step"] = design.capacities[1:]
@@ -225,9 +227,9 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
         alpha_ref = pm.Normal("alpha_ref", loc, scale, dims="family")
         sigma = pm.HalfNormal("sigma", _prior(priors, law, "sigma", log_d), dims="family")
         if centered:
-            a = pm.Normal("a", alpha_ref[:, None], sigma[:, None], dims=("family", "sample"))
+            a = pm.Normal("a", alpha_ref[:, None], sigma[:, None], dims=("family", "input"))
         else:
-            z = pm.Normal("z", 0.0, 1.0, dims=("family", "sample"))
+            z = pm.Normal("z", 0.0, 1.0, dims=("family", "input"))
             a = alpha_ref[:, None] + sigma[:, None] * z
         if law == "monotone":
             delta = pm.HalfNormal("delta", _prior(priors, law, "delta", log_d), dims=("family", "capacity_step"))
@@ -241,14 +243,15 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             beta = pm.Normal("beta", loc, scale, dims="family")
             pm.Deterministic("alpha", alpha_ref - beta * k_ref, dims="family")
             eta = a[:, :, None] + beta[:, None, None] * (log_k - k_ref)
-        if law == "logit_mrl":
+        if law == "logit_mean_resultant_length":
             m = pm.math.sigmoid(eta)
-            kappa = pm.Deterministic("kappa", vmf_kappa_from_mrl(float(d), m), dims=("family", "sample", "capacity"))
-            pm.Deterministic("mrl", m, dims=("family", "sample", "capacity"))
+            kappa = pm.Deterministic("kappa", vmf_kappa_from_mrl(float(d), m), dims=("family", "input", "capacity"))
+            pm.Deterministic("mean_resultant_length", m, dims=("family", "input", "capacity"))
         else:
             kappa = pm.Deterministic("kappa", pt.exp(eta if law == "power" else log_kappa),
-                                     dims=("family", "sample", "capacity"))
-            pm.Deterministic("mrl", bessel_ratio(0.5 * d - 1.0, kappa), dims=("family", "sample", "capacity"))
+                                     dims=("family", "input", "capacity"))
+            pm.Deterministic("mean_resultant_length", bessel_ratio(0.5 * d - 1.0, kappa),
+                             dims=("family", "input", "capacity"))
 
         if design.trivial_groups:
             order = [int(design.slot_family[a_, 0]) for a_ in range(len(design.architectures))]
@@ -258,14 +261,23 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             kappa_g = kappa[fam, :, design.slot_capacity]  # (A, J, N)
             kappa_g = pt.switch(pt.as_tensor(design.slot_family >= 0)[:, :, None], kappa_g, 1.0)
             kappa_g = kappa_g.dimshuffle(0, 2, 1)
-        gram_g = pt.as_tensor(design.group_gram)
-        count_g = pt.as_tensor(design.group_count.astype(np.float64))
+        # C order: Numba embeds contiguous constants in its cached code, and refuses to cache a graph that holds a
+        # strided one (the Gram matrices arrive transposed from the summary), recompiling it every time
+        gram_data = np.ascontiguousarray(design.group_gram, dtype=np.float64)
+        gram_g = pt.as_tensor(gram_data)
+        count_g = pt.as_tensor(np.ascontiguousarray(design.group_count, dtype=np.float64))
         if shared_mean:
             s2 = pt.sum(kappa_g[..., :, None] * gram_g * kappa_g[..., None, :], axis=(-1, -2))
-            pm.Deterministic("mu_concentration", pt.sqrt(pt.maximum(s2, 0.0)), dims=("architecture", "sample"))
-        pm.CustomDist("directions", kappa_g, gram_g, count_g, logp=collapsed_loglik(d, shared_mean),
-                      signature="(j),(j,j),(j)->()", observed=design.group_count.sum(-1).astype(np.float64),
-                      dims=("architecture", "sample"))
+            pm.Deterministic("mu_concentration", pt.sqrt(pt.maximum(s2, 0.0)), dims=("architecture", "input"))
+        # The observed value is the data the likelihood sees, the Gram matrices (the counts are the design), so
+        # that prior and posterior predictive draws are summaries (collapsed_random); slot = capacity when every
+        # family is its own architecture, else the slot index of design.slot_family/slot_capacity.
+        loglik = collapsed_loglik(d, shared_mean)
+        slots = design.capacities if design.trivial_groups else np.arange(design.group_gram.shape[-1])
+        model.add_coords({"slot": slots, "slot_b": slots})
+        pm.CustomDist("directions", kappa_g, count_g, logp=lambda gram, kappa, count: loglik(gram, kappa, gram, count),
+                      random=gram_random(d, shared_mean), signature="(j),(j)->(j,j)", observed=gram_data,
+                      dims=("architecture", "input", "slot", "slot_b"))
     return model
 
 

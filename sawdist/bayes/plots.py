@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from .._optional import require
-from .predictive import observed_mrl, observed_similarity, posterior_predictive
+from .predictive import observed_mean_resultant_length, observed_similarity, posterior_predictive
 
 __all__ = ["plot_capacity_law", "plot_similarity", "plot_trace"]
 
 
-def plot_capacity_law(idata, summary=None, *, var="mrl", family=None, hdi_prob=0.94, ax=None):
-    """Posterior of m(k) (``var="mrl"``, RMS over inputs) or of the median-input kappa(k) (``var="kappa"``)
-    against capacity, with an HDI band; the observed RMS m-hat as points when ``summary`` is given.
+def plot_capacity_law(idata, summary=None, *, var="mean_resultant_length", family=None, hdi_prob=0.94, ax=None):
+    """Posterior of m(k) (``var="mean_resultant_length"``, RMS over inputs) or of the median-input kappa(k)
+    (``var="kappa"``) against capacity, with an HDI band; the observed RMS m-hat as points when ``summary`` is given.
 
     Returns
     -------
@@ -22,24 +22,24 @@ def plot_capacity_law(idata, summary=None, *, var="mrl", family=None, hdi_prob=0
     import arviz as az
 
     plt = require("matplotlib.pyplot", "sawdist.bayes.plots")
-    if var not in ("mrl", "kappa"):
-        raise ValueError(f"'var' must be 'mrl' or 'kappa', got {var!r}.")
+    if var not in ("mean_resultant_length", "kappa"):
+        raise ValueError(f"'var' must be 'mean_resultant_length' or 'kappa', got {var!r}.")
     post = idata.posterior
     family = post["family"].values[0] if family is None else family
     if ax is None:
         _, ax = plt.subplots()
-    if var == "mrl":
-        y = posterior_predictive(idata)["mrl"].sel(family=family)
+    if var == "mean_resultant_length":
+        y = posterior_predictive(idata)["mean_resultant_length"].sel(family=family)
         label = "m(k), RMS over inputs"
     else:
-        y = post["kappa"].sel(family=family).median("sample")
+        y = post["kappa"].sel(family=family).median("input")
         label = "kappa(k), median input"
     k = post["capacity"].values.astype(float)
     band = az.hdi(y.transpose("chain", "draw", "capacity").values, hdi_prob=hdi_prob)  # (capacity, 2)
     ax.fill_between(k, band[:, 0], band[:, 1], alpha=0.3, label=f"{int(hdi_prob * 100)}% HDI")
     ax.plot(k, y.mean(("chain", "draw")).values, "-", label="posterior mean")
-    if summary is not None and var == "mrl":
-        ax.plot(k, observed_mrl(summary).sel(family=family).values, "o", label="observed")
+    if summary is not None and var == "mean_resultant_length":
+        ax.plot(k, observed_mean_resultant_length(summary).sel(family=family).values, "o", label="observed")
     ax.set_xscale("log")
     if var == "kappa":
         ax.set_yscale("log")

@@ -11,24 +11,25 @@ from .._validation import as_generator
 __all__ = ["simulate_summary"]
 
 
-def simulate_summary(*, dim: int, capacities, n_samples: int, n_seeds: int, alpha=None, beta=0.5, sigma=0.3,
+def simulate_summary(*, dim: int, capacities, n_inputs: int, n_seeds: int, alpha=None, beta=0.5, sigma=0.3,
                      kappa=None, families=("family0",), shared_mean: bool = True, rng=None, return_truth=False,
                      random_state=None):
     r"""Draw vMF directions with a power law of concentration and summarise them as :func:`sawdist.summarize` does.
 
     For each family and input x: mu(x) uniform on :math:`S^{d-1}` (one per capacity when ``shared_mean`` is
     False), :math:`\log\kappa_k(x) = \alpha + \sigma z_x + \beta\log k` with :math:`z_x \sim N(0, 1)`, and
-    ``n_seeds`` directions from vMF(mu(x), kappa_k(x)) per capacity. Directions are drawn one capacity at a time
-    and reduced to resultants at once, so d = 3072 with 500 inputs needs no dataset in memory.
+    ``n_seeds`` directions from vMF(mu(x), kappa_k(x)) per capacity. Directions are drawn one family at a time and
+    reduced to the summaries at once, so no dataset is ever in memory (one family's directions, K x n_seeds x inputs x
+    d values, at most).
 
     Parameters
     ----------
-    dim, capacities, n_samples, n_seeds
+    dim, capacities, n_inputs, n_seeds
         Dimension d, capacities k (> 0), number of inputs and of seeds per capacity.
     alpha, beta, sigma : float or array_like over families
         The law; ``alpha`` defaults to ``log(d) - beta * mean(log k)`` (kappa ~ d at the middle capacity).
     kappa : array_like, optional
-        Concentrations (family, sample, capacity) to use instead of the law.
+        Concentrations (family, input, capacity) to use instead of the law.
     families : sequence of str
     shared_mean : bool
     rng : numpy.random.Generator or int, optional
@@ -40,11 +41,12 @@ def simulate_summary(*, dim: int, capacities, n_samples: int, n_seeds: int, alph
     Returns
     -------
     xarray.Dataset
-        ``resultant``, ``count``, ``gram``, ``n_features`` (as :func:`sawdist.summarize`).
+        ``resultant``, ``count``, ``gram``, ``same_seed_gram``, ``same_seed_count``, ``n_features`` (as
+        :func:`sawdist.summarize`; every direction is valid).
     """
     gen = as_generator(rng, random_state)
     capacities = np.asarray(capacities)
-    F, K, N = len(families), len(capacities), int(n_samples)
+    F, K, N = len(families), len(capacities), int(n_inputs)
     log_k = np.log(capacities.astype(float))
     if kappa is None:
         beta = np.broadcast_to(np.asarray(beta, float), (F,))
@@ -57,22 +59,28 @@ def simulate_summary(*, dim: int, capacities, n_samples: int, n_seeds: int, alph
     mean_shape = (F, N) if shared_mean else (F, K, N)
     mu = uniform_direction(dim).rvs(size=mean_shape, rng=gen)
     resultant = np.empty((F, K, N, dim))
+    same_seed_gram = np.empty((F, N, K, K))
     for f in range(F):
+        u = np.empty((K, n_seeds, N, dim))
         for k in range(K):
             m = mu[f] if shared_mean else mu[f, k]
-            u = vonmises_fisher.rvs(m, kappa[f, :, k], size=n_seeds, rng=gen)  # (seeds, N, d)
-            resultant[f, k] = u.sum(axis=0)
+            u[k] = vonmises_fisher.rvs(m, kappa[f, :, k], size=n_seeds, rng=gen)  # (seeds, N, d)
+        resultant[f] = u.sum(axis=1)
+        same_seed_gram[f] = np.einsum("ksxd,jsxd->xkj", u, u)
     gram = np.einsum("fkxd,fjxd->fxkj", resultant, resultant)
     count = np.full((F, K, N), n_seeds, dtype=np.int64)
+    pair_dims = ("family", "input", "capacity", "capacity_b")
     summary = xr.Dataset(
         {
-            "resultant": (("family", "capacity", "sample", "feature"), resultant),
-            "count": (("family", "capacity", "sample"), count),
-            "gram": (("family", "sample", "capacity", "capacity_b"), gram),
+            "resultant": (("family", "capacity", "input", "feature"), resultant),
+            "count": (("family", "capacity", "input"), count),
+            "gram": (pair_dims, gram),
+            "same_seed_gram": (pair_dims, same_seed_gram),
+            "same_seed_count": (pair_dims, np.full((F, N, K, K), n_seeds, dtype=np.int64)),
             "n_features": ((), dim),
         },
         coords={"family": list(families), "capacity": capacities, "capacity_b": capacities,
-                "sample": np.arange(N), "feature": np.arange(dim)},
+                "input": np.arange(N), "feature": np.arange(dim)},
     )
     if return_truth:
         return summary, {"kappa": np.array(kappa), "mu": mu}

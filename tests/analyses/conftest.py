@@ -10,9 +10,9 @@ CAPACITIES = [2, 4, 8]
 M_TRUE = np.array([0.4, 0.6, 0.8])
 
 
-def make(shared_mean=True, m=M_TRUE, families=("a", "b"), rng=1, n_samples=80, n_seeds=10, dim=32,
+def make(shared_mean=True, m=M_TRUE, families=("a", "b"), rng=1, n_inputs=80, n_seeds=10, dim=32,
          invalid_fraction=0.02):
-    return synthetic_dataset(dim=dim, capacities=CAPACITIES, m=m, n_seeds=n_seeds, n_samples=n_samples,
+    return synthetic_dataset(dim=dim, capacities=CAPACITIES, m=m, n_seeds=n_seeds, n_inputs=n_inputs,
                              families=families, shared_mean=shared_mean, invalid_fraction=invalid_fraction, rng=rng)
 
 

@@ -23,9 +23,9 @@ KAPPA = np.exp(np.log(DIM) + BETA * (np.log(CAPS)[:, None] - np.log(4.0)) + 0.3 
 @pytest.mark.slow
 def test_convergence_recovers_the_power_law_and_the_shared_mean_wins_loo(tmp_path):
     m = np.asarray(vmf_mean_resultant_length(DIM, KAPPA))
-    ds = synthetic_dataset(dim=DIM, capacities=CAPS, m=m[None], n_seeds=8, n_samples=N_INPUTS, families=("a",),
+    ds = synthetic_dataset(dim=DIM, capacities=CAPS, m=m[None], n_seeds=8, n_inputs=N_INPUTS, families=("a",),
                            rng=5)
-    ctx = Context(ds, tmp_path, Options(bayes_samples=30, draws=150, tune=150, chains=2, laws=["power"]))
+    ctx = Context(ds, tmp_path, Options(bayes_inputs=30, draws=150, tune=150, chains=2, laws=["power"]))
     f = convergence.analyze(ds, tmp_path, context=ctx)
     assert f.status == "holds"
     assert f.numbers["a/beta_lower"] < BETA < f.numbers["a/beta_upper"]

@@ -47,9 +47,9 @@ def test_chunks_of_inputs_give_the_same_result(shared, tmp_path, monkeypatch):
     whole = cosine_laws.analyze(shared, tmp_path / "whole")
 
     def small_chunks(ds, n_slots, budget=None):
-        return _common.sample_chunks(ds, n_slots, budget=7 * n_slots * ds.sizes["seed"] * ds.sizes["feature"])
+        return _common.input_chunks(ds, n_slots, budget=7 * n_slots * ds.sizes["seed"] * ds.sizes["feature"])
 
-    monkeypatch.setattr(cosine_laws, "sample_chunks", small_chunks)
+    monkeypatch.setattr(cosine_laws, "input_chunks", small_chunks)
     assert len(small_chunks(shared, 3)) == 12  # 80 inputs in chunks of 7
     chunked = cosine_laws.analyze(shared, tmp_path / "chunked")
     assert chunked.numbers == whole.numbers

@@ -10,7 +10,7 @@ def test_per_input_rho_equals_stats_similarity_matrix(shared):
     ps = _pairs.pair_stats(shared, chunk=7)  # several chunks
     for f, fam in enumerate(ps.families):
         ref = similarity_matrix(shared["direction"].sel(family=fam))
-        ref = ref.transpose("sample", "capacity_1", "capacity_2").values
+        ref = ref.transpose("input", "capacity_1", "capacity_2").values
         b = ps.block(f)
         np.testing.assert_allclose(ps.per_input()[:, b, b], ref, rtol=1e-12, atol=1e-12)
 

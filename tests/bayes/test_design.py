@@ -12,7 +12,7 @@ from sawdist.bayes.design import Design, check_summary
 
 @pytest.fixture(scope="module")
 def summary():
-    return simulate_summary(dim=16, capacities=[4, 16], n_samples=3, n_seeds=3, rng=0)
+    return simulate_summary(dim=16, capacities=[4, 16], n_inputs=3, n_seeds=3, rng=0)
 
 
 def two_families(summary):
@@ -28,10 +28,10 @@ def test_design_of_one_family_per_architecture(summary):
     assert isinstance(design, Design)
     assert design.dim == 16 and design.trivial_groups
     np.testing.assert_array_equal(design.capacities, [4, 16])
-    np.testing.assert_array_equal(design.samples, [0, 1, 2])
-    np.testing.assert_array_equal(design.gram, summary["gram"].transpose("family", "sample", "capacity",
+    np.testing.assert_array_equal(design.inputs, [0, 1, 2])
+    np.testing.assert_array_equal(design.gram, summary["gram"].transpose("family", "input", "capacity",
                                                                           "capacity_b").values)
-    np.testing.assert_array_equal(design.count, summary["count"].transpose("family", "sample", "capacity").values)
+    np.testing.assert_array_equal(design.count, summary["count"].transpose("family", "input", "capacity").values)
     assert design.count.dtype == np.int64 and design.gram.dtype == np.float64
     np.testing.assert_array_equal(design.architectures, ["family0"])
     np.testing.assert_array_equal(design.slot_family, [[0, 0]])
@@ -48,7 +48,7 @@ def test_design_of_families_sharing_an_architecture(summary):
         np.testing.assert_array_equal(design.architectures, ["arch"])
         np.testing.assert_array_equal(design.slot_family, [[0, 0, 1, 1]])
         np.testing.assert_array_equal(design.slot_capacity, [[0, 1, 0, 1]])
-        R = summary["resultant"].values[0]  # (capacity, sample, d)
+        R = summary["resultant"].values[0]  # (capacity, input, d)
         for x in range(3):
             stacked = np.concatenate([R[:, x], R[:, x]])
             np.testing.assert_allclose(design.group_gram[0, x], stacked @ stacked.T, rtol=1e-13)
@@ -69,11 +69,11 @@ CASES = [
      "'summary' must be an xarray.Dataset from sawdist.summarize, got dict."),
     ("no-variable", lambda s: (s.drop_vars("gram"),), ValueError,
      "'summary' must have a variable 'gram' (see sawdist.summarize), got none."),
-    ("variable-dims", lambda s: (s.drop_vars("count").assign(count=(("family", "capacity", "input"),
+    ("variable-dims", lambda s: (s.drop_vars("count").assign(count=(("family", "capacity", "sample"),
                                                                      s["count"].values)),), ValueError,
-     "'summary' variable 'count' must have dims (family, capacity, sample), got (family, capacity, input)."),
-    ("dim-coordinate", lambda s: (s.drop_vars("sample"),), ValueError,
-     "'summary' dim 'sample' must have a coordinate, got none."),
+     "'summary' variable 'count' must have dims (family, capacity, input), got (family, capacity, sample)."),
+    ("dim-coordinate", lambda s: (s.drop_vars("input"),), ValueError,
+     "'summary' dim 'input' must have a coordinate, got none."),
     ("capacity-numbers", lambda s: (s.assign_coords(capacity=["a", "b"], capacity_b=["a", "b"]),), ValueError,
      "'summary' capacities must be numbers, got dtype <U1."),
     ("capacity-positive", lambda s: (s.assign_coords(capacity=[0, 16], capacity_b=[0, 16]),), ValueError,
@@ -84,24 +84,24 @@ CASES = [
      "'summary' n_features must be an integer >= 2, got 2.5."),
     ("no-dimension", lambda s: (s.drop_vars(["n_features", "resultant", "feature"]),), ValueError,
      "'summary' must give the dimension d by a variable 'n_features' or a dim 'feature', got neither."),
-    ("gram-finite", lambda s: (_set(s, "gram", {"sample": 1, "capacity": 16, "capacity_b": 4}, np.nan),),
-     ValueError, ("'summary' gram must be finite, got nan or inf at family='family0', sample=1, capacity=16, "
+    ("gram-finite", lambda s: (_set(s, "gram", {"input": 1, "capacity": 16, "capacity_b": 4}, np.nan),),
+     ValueError, ("'summary' gram must be finite, got nan or inf at family='family0', input=1, capacity=16, "
                   "capacity_b=4 (variables with mismatched coordinates leave NaN after alignment).")),
     ("count-whole", lambda s: (_set(s.assign(count=s["count"].astype(float)), "count",
-                                    {"sample": 2, "capacity": 16}, 2.5),), ValueError,
-     ("'summary' count must be whole numbers, got a non-integer value at family='family0', sample=2, capacity=16 "
+                                    {"input": 2, "capacity": 16}, 2.5),), ValueError,
+     ("'summary' count must be whole numbers, got a non-integer value at family='family0', input=2, capacity=16 "
       "(variables with mismatched coordinates leave NaN after alignment).")),
     ("count-integers", lambda s: (s.assign(count=s["count"].astype(str)),), ValueError,
      "'summary' count must be integers, got dtype <U21."),
-    ("count-two", lambda s: (_set(s, "count", {"sample": 1, "capacity": 4}, 1),), ValueError,
-     ("'summary' count must be >= 2 (two valid seeds per family, capacity and sample), got 1 at family='family0', "
-      "sample=1, capacity=4.")),
-    ("gram-symmetric", lambda s: (_set(s, "gram", {"sample": 0, "capacity": 4, "capacity_b": 16}, 0.0),),
+    ("count-two", lambda s: (_set(s, "count", {"input": 1, "capacity": 4}, 1),), ValueError,
+     ("'summary' count must be >= 2 (two valid seeds per family, capacity and input), got 1 at family='family0', "
+      "input=1, capacity=4.")),
+    ("gram-symmetric", lambda s: (_set(s, "gram", {"input": 0, "capacity": 4, "capacity_b": 16}, 0.0),),
      ValueError, ("'summary' gram must be symmetric in capacity and capacity_b, got an asymmetric matrix at "
-                  "family='family0', sample=0.")),
-    ("gram-diagonal", lambda s: (_set(s, "gram", {"sample": 2, "capacity": 16, "capacity_b": 16}, 10.0),),
+                  "family='family0', input=0.")),
+    ("gram-diagonal", lambda s: (_set(s, "gram", {"input": 2, "capacity": 16, "capacity_b": 16}, 10.0),),
      ValueError, ("'summary' gram[k, k] (squared resultant length) must lie in [0, count**2], got 10.0 at "
-                  "family='family0', sample=2, capacity=16.")),
+                  "family='family0', input=2, capacity=16.")),
     ("architecture-dict", lambda s: (s, {"other": "x"}), ValueError,
      "'architecture' must map every family to a label, got no label for 'family0'."),
     ("architecture-sequence", lambda s: (s, ["a", "b"]), ValueError,

@@ -11,7 +11,7 @@ SAMPLE = dict(draws=150, tune=150, chains=2, cores=1, random_seed=7, compute_con
 
 @pytest.fixture(scope="module")
 def fitted():
-    summary, truth = simulate_summary(dim=64, capacities=[4, 16, 64], n_samples=8, n_seeds=4, rng=11,
+    summary, truth = simulate_summary(dim=64, capacities=[4, 16, 64], n_inputs=8, n_seeds=4, rng=11,
                                       return_truth=True)
     return summary, truth, fit_convergence(summary, "power", **SAMPLE)
 
@@ -20,14 +20,15 @@ def test_inference_data_layout(fitted):
     summary, _, idata = fitted
     post = idata.posterior
     assert post["alpha"].dims == ("chain", "draw", "family") and post["beta"].dims == ("chain", "draw", "family")
-    assert post["kappa"].dims == ("chain", "draw", "family", "sample", "capacity")
-    assert post["mrl"].dims == post["kappa"].dims
+    assert post["kappa"].dims == ("chain", "draw", "family", "input", "capacity")
+    assert post["mean_resultant_length"].dims == post["kappa"].dims
     np.testing.assert_array_equal(post["capacity"].values, [4, 16, 64])
-    assert idata.log_likelihood["directions"].dims == ("chain", "draw", "architecture", "sample")
-    # mrl is A_d(kappa)
+    assert idata.log_likelihood["directions"].dims == ("chain", "draw", "architecture", "input")
+    # the mean resultant length is A_d(kappa)
     from sawdist.special import vmf_mean_resultant_length
     k = post["kappa"].values[0, :3]
-    np.testing.assert_allclose(post["mrl"].values[0, :3], vmf_mean_resultant_length(64, k), rtol=1e-13)
+    np.testing.assert_allclose(post["mean_resultant_length"].values[0, :3], vmf_mean_resultant_length(64, k),
+                               rtol=1e-13)
 
 
 @pytest.mark.filterwarnings("ignore:Estimated shape parameter of Pareto:UserWarning")  # per-input random effects
@@ -42,7 +43,7 @@ def test_mean_direction_posterior_near_truth(fitted):
     cos = np.sum(out["mean_direction"].values[0] * truth["mu"][0], axis=-1)
     assert np.all(cos > 0.8)
     np.testing.assert_allclose(np.linalg.norm(out["draws"].values, axis=-1), 1.0, rtol=1e-12)
-    assert out["mean_resultant_length"].dims == ("architecture", "sample")
+    assert out["mean_resultant_length"].dims == ("architecture", "input")
 
 
 def test_mean_direction_posterior_messages(fitted):
@@ -59,7 +60,7 @@ def test_mean_direction_posterior_messages(fitted):
 def test_predictive_quantities(fitted):
     summary, _, idata = fitted
     pp = posterior_predictive(idata, sizes=[1, 4])
-    m = idata.posterior["mrl"].values
+    m = idata.posterior["mean_resultant_length"].values
     np.testing.assert_allclose(pp["similarity"].values[..., 0, 1], (m[..., 0] * m[..., 1]).mean(-1), rtol=1e-13)
     np.testing.assert_allclose(pp["ensemble"].sel(ensemble_size=1).values, m.mean(-2), rtol=1e-13)  # N = 1: m
     obs = observed_similarity(summary)
@@ -76,7 +77,7 @@ def test_plots(fitted):
     plot_capacity_law(idata, var="kappa")
     assert plot_similarity(idata, summary).shape == (2,)
     plot_trace(idata)
-    with pytest.raises(ValueError, match="'var' must be 'mrl' or 'kappa', got 'x'."):
+    with pytest.raises(ValueError, match="'var' must be 'mean_resultant_length' or 'kappa', got 'x'."):
         plot_capacity_law(idata, var="x")
     plt.close("all")
 
@@ -89,7 +90,7 @@ def test_compare_shared_mean_prefers_the_truth():
     # kappa ~ 4d (m ~ 0.88): each input's directions tell the two means apart; non-centred input effects, as six
     # inputs leave the population scale vague (the centred funnel costs minutes of deep trees).
     capacities = np.array([4, 16])
-    summary = simulate_summary(dim=32, capacities=capacities, n_samples=6, n_seeds=4, shared_mean=False, rng=5,
+    summary = simulate_summary(dim=32, capacities=capacities, n_inputs=6, n_seeds=4, shared_mean=False, rng=5,
                                alpha=np.log(4 * 32) - 0.5 * np.log(capacities).mean())
     table = compare_shared_mean(summary, centered=False, **SAMPLE)
     assert set(table.index) == {"shared", "separate"}

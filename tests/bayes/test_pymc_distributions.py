@@ -64,7 +64,7 @@ def test_cosine_draws(dist, ref):
 
 
 def test_support_point_broadcasts():
-    mu = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])  # not unit: the support point is normalised
+    mu = np.array([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])  # not unit: the support point is normalized
     with pm.Model() as model:
         VonMisesFisher("u", mu=mu, kappa=1.0, size=(4, 2))
         VonMisesFisherCosine("t", dim=5, kappa=2.0, size=3)

@@ -3,13 +3,13 @@ import pytest
 import xarray as xr
 
 import sawdist
-from sawdist.bayes import convergence_model, simulate_summary
+from sawdist.bayes import convergence_model, observed_mean_resultant_length, observed_similarity, simulate_summary
 from sawdist.bayes.design import check_summary
 from sawdist.bayes.model import collapsed_loglik, model_from_design
-from sawdist.summaries import summarize
+from sawdist.summaries import similarity, summarize
 
 MODE = "FAST_COMPILE"
-DIMS = ("family", "capacity", "seed", "sample", "feature")
+DIMS = ("family", "capacity", "seed", "input", "feature")
 
 
 def dataset(rng=0, d=5):
@@ -21,7 +21,7 @@ def dataset(rng=0, d=5):
     u[0, 1, 2, 3] = np.nan
     return xr.Dataset({"direction": (DIMS, u.astype(np.float32)), "valid": (DIMS[:-1], valid)},
                       coords={"family": ["a", "b"], "capacity": [2, 8, 32], "seed": np.arange(4),
-                              "sample": np.arange(6), "feature": np.arange(d)})
+                              "input": np.arange(6), "feature": np.arange(d)})
 
 
 def test_summarize_against_a_loop():
@@ -38,9 +38,66 @@ def test_summarize_against_a_loop():
     np.testing.assert_array_equal(s["capacity_b"].values, [2, 8, 32])
 
 
+def test_summarize_same_seed_sums_against_a_loop():
+    ds = dataset()
+    s = summarize(ds)
+    u = np.nan_to_num(ds["direction"].values.astype(np.float64))
+    v = ds["valid"].values.astype(np.int64)
+    assert s["same_seed_gram"].dims == s["same_seed_count"].dims == ("family", "input", "capacity", "capacity_b")
+    np.testing.assert_allclose(s["same_seed_gram"].values, np.einsum("fksxd,fjsxd->fxkj", u, u), rtol=1e-13)
+    np.testing.assert_array_equal(s["same_seed_count"].values, np.einsum("fksx,fjsx->fxkj", v, v))
+    assert s["same_seed_count"].values[0, 3, 1, 1] == 3 and s["same_seed_count"].values[0, 3, 0, 1] == 3
+
+
+def sparse_dataset():
+    """``dataset()`` with more invalid (NaN) directions: one seed at two capacities of one input, one seed at every
+    input of a capacity, and every seed but two of one capacity at one input."""
+    ds = dataset()
+    direction, valid = ds["direction"].values.copy(), ds["valid"].values.copy()
+    for index in [(1, 0, 1, 2), (1, 2, 1, 2), (0, 2, 3, slice(None)), (1, 1, slice(0, 2), 5)]:
+        direction[index], valid[index] = np.nan, False
+    return ds.assign(direction=(DIMS, direction), valid=(DIMS[:-1], valid))
+
+
+@pytest.mark.parametrize("make", [dataset, sparse_dataset])
+def test_observed_similarity_equals_the_similarity_matrix_of_the_directions(make):
+    """One definition of the similarity: pairs of different seeds only, also across capacities. From the summary
+    (per input, and averaged over inputs by the Bayesian module) it is stats.similarity_matrix of the directions."""
+    ds = make()
+    summary = summarize(ds)
+    direct = sawdist.stats.similarity_matrix(ds["direction"], capacity="capacity", axis="seed")
+    direct = direct.transpose("family", "input", "capacity_1", "capacity_2")
+    per_input = similarity(summary)
+    assert per_input.dims == ("family", "input", "capacity", "capacity_b")
+    np.testing.assert_allclose(per_input.values, direct.values, rtol=0, atol=1e-12)
+    observed = observed_similarity(summary)
+    assert observed.dims == ("family", "capacity", "capacity_b")
+    np.testing.assert_allclose(observed.values, direct.mean("input").values, rtol=0, atol=1e-12)
+    # the diagonal is the unbiased m_hat^2 of identity 3 at every input (which counts ||u||^2 as 1: the float32
+    # directions are unit vectors to 1e-7)
+    m2 = sawdist.stats.mean_resultant_length(ds["direction"], axis="seed", squared=True)
+    np.testing.assert_allclose(np.diagonal(per_input.values, axis1=2, axis2=3),
+                               m2.transpose("family", "input", "capacity").values, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(observed_mean_resultant_length(summary).values,
+                               np.sqrt(np.clip(np.diagonal(direct.mean("input").values, axis1=1, axis2=2), 0, None)),
+                               rtol=1e-9, atol=1e-12)
+    # the Gram matrix alone would count the pairs of one seed across capacities
+    n = summary["count"].transpose("family", "input", "capacity").values.astype(float)
+    with_same_seed = (summary["gram"].values / (n[..., :, None] * n[..., None, :])).mean(1)
+    assert np.abs(with_same_seed - observed.values)[:, 0, 1].max() > 1e-3
+
+
+def test_similarity_needs_the_same_seed_sums():
+    summary = summarize(dataset())
+    with pytest.raises(ValueError, match=r"^'summary' must have the variables gram, same_seed_gram, count and "
+                                         r"same_seed_count \(from sawdist.summarize\), got none named "
+                                         r"'same_seed_count'\.$"):
+        similarity(summary.drop_vars("same_seed_count"))
+
+
 def test_summarize_dask_equals_eager():
     ds = dataset()
-    lazy = summarize(ds.chunk({"sample": 2}), compute=False)
+    lazy = summarize(ds.chunk({"input": 2}), compute=False)
     assert lazy["gram"].chunks is not None
     xr.testing.assert_allclose(lazy.compute(), summarize(ds))
 
@@ -92,16 +149,33 @@ def test_collapsed_likelihood_against_quadrature_over_mu(shared):
 
 @pytest.fixture(scope="module")
 def summary():
-    return simulate_summary(dim=16, capacities=[4, 16], n_samples=3, n_seeds=3, rng=0)
+    return simulate_summary(dim=16, capacities=[4, 16], n_inputs=3, n_seeds=3, rng=0)
+
+
+def test_simulate_summary_has_the_same_seed_sums(summary):
+    """The simulated summary has every variable of summarize, the same-seed sums consistent with the directions:
+    every direction is valid (counts n), a direction's product with itself is 1, a cosine is at most 1."""
+    pair_dims = ("family", "input", "capacity", "capacity_b")
+    assert summary["same_seed_gram"].dims == summary["same_seed_count"].dims == pair_dims
+    np.testing.assert_array_equal(summary["same_seed_count"].values, 3)
+    P = summary["same_seed_gram"].values
+    np.testing.assert_allclose(np.diagonal(P, axis1=2, axis2=3), 3.0, rtol=1e-13)
+    np.testing.assert_allclose(P, np.swapaxes(P, 2, 3), rtol=1e-13)
+    assert np.all(np.abs(P) <= 3.0 + 1e-12)
+    rho = similarity(summary).values  # diagonal: (G_kk - n) / (n (n - 1)), as for summarize's output
+    G = summary["gram"].values
+    np.testing.assert_allclose(np.diagonal(rho, axis1=2, axis2=3),
+                               (np.diagonal(G, axis1=2, axis2=3) - 3.0) / 6.0, rtol=1e-12, atol=1e-14)
 
 
 def test_model_structure(summary):
     model = convergence_model(summary, "power")
     assert {"alpha_ref", "beta", "sigma", "a"} <= {v.name for v in model.free_RVs}
-    assert model.named_vars_to_dims["kappa"] == ("family", "sample", "capacity")
-    assert model.named_vars_to_dims["directions"] == ("architecture", "sample")
+    assert model.named_vars_to_dims["kappa"] == ("family", "input", "capacity")
+    # the observed value is the Gram matrices (slot = capacity here), so that predictive draws are summaries
+    assert model.named_vars_to_dims["directions"] == ("architecture", "input", "slot", "slot_b")
     assert np.isfinite(model.compile_logp(mode=MODE)(model.initial_point()))
-    for law in ("logit_mrl", "monotone"):
+    for law in ("logit_mean_resultant_length", "monotone"):
         m = convergence_model(summary, law, shared_mean=False, centered=False)
         assert np.isfinite(m.compile_logp(mode=MODE)(m.initial_point()))
 
@@ -114,9 +188,9 @@ def test_shared_architecture_equals_one_family_with_more_capacities(summary):
     model = convergence_model(two, architecture={"x": "arch", "y": "arch"})
     assert list(model.coords["architecture"]) == ["arch"]
     design = check_summary(two, architecture={"x": "arch", "y": "arch"})
-    kappa = np.array([[3.0, 5.0], [2.0, 7.0]])  # (family, capacity), every sample
+    kappa = np.array([[3.0, 5.0], [2.0, 7.0]])  # (family, capacity), every input
     logp = collapsed_loglik(16, True)
-    R = summary["resultant"].values[0]  # (capacity, sample, d)
+    R = summary["resultant"].values[0]  # (capacity, input, d)
     for x in range(3):
         stacked = np.concatenate([R[:, x], R[:, x]])
         G = stacked @ stacked.T
@@ -128,7 +202,7 @@ def test_shared_architecture_equals_one_family_with_more_capacities(summary):
 def test_model_from_design_is_the_model_of_the_summary(summary):
     # convergence_model checks the summary and builds from its design; both routes give the same model
     design = check_summary(summary)
-    for law, shared in (("power", True), ("logit_mrl", False), ("monotone", True)):
+    for law, shared in (("power", True), ("logit_mean_resultant_length", False), ("monotone", True)):
         ref = convergence_model(summary, law, shared_mean=shared)
         got = model_from_design(design, law, shared_mean=shared)
         assert [v.name for v in got.free_RVs] == [v.name for v in ref.free_RVs]
@@ -137,7 +211,8 @@ def test_model_from_design_is_the_model_of_the_summary(summary):
     assert not hasattr(got, "_sawdist_design")  # no state on the PyMC model
     with pytest.raises(TypeError, match=r"^'design' must be a Design from check_summary, got Dataset\.$"):
         model_from_design(summary)
-    with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mrl', 'monotone', got 'line'\.$"):
+    with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mean_resultant_length', 'monotone', "
+                                         r"got 'line'\.$"):
         model_from_design(design, "line")
 
 
@@ -145,17 +220,17 @@ def test_bad_summary_messages(summary):
     with pytest.raises(ValueError, match=r"^'summary' capacities must be > 0, got 0\.$"):
         convergence_model(summary.assign_coords(capacity=[0, 16], capacity_b=[0, 16]))
     bad = summary.copy()
-    bad["count"] = bad["count"].where(bad["sample"] != 1, 1)
-    with pytest.raises(ValueError, match=r"'summary' count must be >= 2 .*got 1 at family='family0', sample=1, "
+    bad["count"] = bad["count"].where(bad["input"] != 1, 1)
+    with pytest.raises(ValueError, match=r"'summary' count must be >= 2 .*got 1 at family='family0', input=1, "
                                          r"capacity=4\."):
         convergence_model(bad)
     with pytest.raises(ValueError, match=r"'summary' coordinate 'capacity_b' must equal 'capacity', got \[4, 8\] "
                                          r"against \[4, 16\]\."):
         convergence_model(summary.assign_coords(capacity_b=[4, 8]))
     shifted = summary.copy()
-    shifted["gram"] = summary["gram"].assign_coords(sample=[1, 2, 3])
+    shifted["gram"] = summary["gram"].assign_coords(input=[1, 2, 3])
     with pytest.raises(ValueError, match=r"'summary' gram must be finite, got nan or inf at family='family0', "
-                                         r"sample=0, capacity=4, capacity_b=4 \(variables with mismatched"):
+                                         r"input=0, capacity=4, capacity_b=4 \(variables with mismatched"):
         convergence_model(shifted)
     with pytest.raises(ValueError, match="'summary' must have a variable 'gram'"):
         convergence_model(summary.drop_vars("gram"))
@@ -174,7 +249,8 @@ def test_bad_summary_messages(summary):
 
 
 def test_argument_messages(summary):
-    with pytest.raises(ValueError, match=r"'law' must be one of 'power', 'logit_mrl', 'monotone', got 'linear'\."):
+    with pytest.raises(ValueError, match=r"'law' must be one of 'power', 'logit_mean_resultant_length', 'monotone', "
+                                         r"got 'linear'\."):
         convergence_model(summary, "linear")
     with pytest.raises(ValueError, match=r"'priors' for law 'power' takes alpha_ref, beta, sigma, got 'delta'\."):
         convergence_model(summary, priors={"delta": 1.0})
@@ -195,7 +271,7 @@ def test_fused_collapsed_op_matches_the_graph(dim):
     from sawdist.bayes._collapsed_op import CollapsedSharedLoglik
     from sawdist.bayes.special_ops import _pair, log_sphere_area
 
-    s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_samples=7, n_seeds=4, rng=dim)
+    s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_inputs=7, n_seeds=4, rng=dim)
     G = s["gram"].values
     C = s["count"].values.transpose(0, 2, 1).astype(float)
     kappa = np.exp(np.random.default_rng(0).normal(np.log(dim), 0.5, size=(1, 7, 3)))

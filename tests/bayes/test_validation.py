@@ -20,17 +20,17 @@ SAMPLE = dict(draws=1000, tune=500, chains=2, cores=1, target_accept=0.9, comput
 
 
 def _directions(dim, rng):
-    """Directions (capacity, seed, sample, feature) from the power law with shared mu(x), and the summary."""
+    """Directions (capacity, seed, input, feature) from the power law with shared mu(x), and the summary."""
     gen = np.random.default_rng(rng)
     log_k = np.log(CAPACITIES)
     log_kappa = np.log(4.0 * dim) + 0.3 * gen.standard_normal(N_INPUTS)[:, None] + 0.5 * (log_k - log_k.mean())
     mu = sawdist.uniform_direction(dim).rvs(size=N_INPUTS, rng=gen)
     u = np.stack([sawdist.vonmises_fisher(mu, np.exp(log_kappa[:, k])).rvs(size=N_SEEDS, rng=gen)
                   for k in range(len(CAPACITIES))])  # (K, seed, N, d)
-    dims = ("family", "capacity", "seed", "sample", "feature")
+    dims = ("family", "capacity", "seed", "input", "feature")
     ds = xr.Dataset({"direction": (dims, u[None]), "valid": (dims[:-1], np.ones(u.shape[:-1], bool)[None])},
                     coords={"family": ["f"], "capacity": CAPACITIES, "seed": np.arange(N_SEEDS),
-                            "sample": np.arange(N_INPUTS), "feature": np.arange(dim)})
+                            "input": np.arange(N_INPUTS), "feature": np.arange(dim)})
     return u, sawdist.summarize(ds)
 
 
@@ -90,7 +90,7 @@ def _mcse(draws, of):
 def test_parameter_recovery_at_d3072():
     dim, capacities = 3072, [4, 16, 64]
     alpha_true, beta_true, sigma_true = np.log(dim) - 0.7 * np.log(16), 0.7, 0.3
-    summary, truth = simulate_summary(dim=dim, capacities=capacities, n_samples=40, n_seeds=4, alpha=alpha_true,
+    summary, truth = simulate_summary(dim=dim, capacities=capacities, n_inputs=40, n_seeds=4, alpha=alpha_true,
                                       beta=beta_true, sigma=sigma_true, rng=3072, return_truth=True)
     idata = fit_convergence(summary, "power", draws=500, tune=300, chains=1, cores=1, random_seed=3,
                             compute_convergence_checks=False, idata_kwargs={"log_likelihood": False})
@@ -103,6 +103,6 @@ def test_parameter_recovery_at_d3072():
     # d = 3072 pins the slope down: the posterior sd of beta is small against the prior's 1.
     assert post["beta"].values.std() < 0.05
     # The per-input concentrations are recovered: the truth within 3 posterior sds of log kappa almost everywhere.
-    log_kappa = np.log(post["kappa"].values[0, :, 0])  # (draw, sample, capacity)
+    log_kappa = np.log(post["kappa"].values[0, :, 0])  # (draw, input, capacity)
     z = (log_kappa.mean(0) - np.log(truth["kappa"][0])) / log_kappa.std(0)
     assert np.mean(np.abs(z) < 3) >= 0.95, np.sort(np.abs(z).ravel())[-10:]

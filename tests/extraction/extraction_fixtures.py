@@ -36,8 +36,8 @@ def _one_torch_thread():
     with one_torch_thread():
         yield
 
-#: A sweep small enough for the test suite: 2 families x 2 widths x 3 seeds, chunks of 2 seeds, 1 epoch.
-TINY = dict(families=["mlp", "cnn_small"], widths=[4, 8], seeds=3, samples=40, mode="batched", chunk_size=2,
+#: A sweep small enough for the test suite: 2 families x 2 capacities x 3 seeds, chunks of 2 seeds, 1 epoch.
+TINY = dict(families=["mlp", "cnn_small"], capacities=[4, 8], seeds=3, inputs=40, mode="batched", chunk_size=2,
             progress=False)
 
 

@@ -14,15 +14,15 @@ from .extraction_fixtures import _one_torch_thread  # noqa: F401  (fixture: the 
 
 def test_sawdist_extract_tiny_run(tmp_path, capsys):
     out = tmp_path / "cli.nc"
-    code = main(["extract", "--families", "mlp", "--widths", "4,8", "--seeds", "2", "--epochs", "1",
-                 "--batch-size", "256", "--samples", "20", "--out", str(out), "--device", "cpu",
+    code = main(["extract", "--families", "mlp", "--capacities", "4,8", "--seeds", "2", "--epochs", "1",
+                 "--batch-size", "256", "--inputs", "20", "--out", str(out), "--device", "cpu",
                  "--mode", "batched", "--target", "log_softmax", "--no-progress", "--threads", "1",
                  "--complevel", "1", "--save-models", str(tmp_path / "models")])
     printed = capsys.readouterr().out
     assert code == 0 and f"wrote {out} (4 models)" in printed and "sawdist report --models" in printed
     assert (tmp_path / "models" / "pool.json").is_file()
     with sio.open_saliency(out, values=True) as ds:
-        assert ds.attrs["target"] == "log_softmax" and ds.sizes["seed"] == 2 and ds.sizes["sample"] == 20
+        assert ds.attrs["target"] == "log_softmax" and ds.sizes["seed"] == 2 and ds.sizes["input"] == 20
         assert json.loads(ds.attrs["recipe"])["batch_size"] == 256
         assert ds["direction"].encoding["complevel"] == 1
 
@@ -30,7 +30,7 @@ def test_sawdist_extract_tiny_run(tmp_path, capsys):
 def test_config_file_and_flags_override(tmp_path):
     config = tmp_path / "run.toml"
     config.write_text(
-        '[extract]\ndataset = "synthetic"\nfamilies = ["cnn_small"]\nwidths = [2]\nseeds = 3\nsamples = 10\n'
+        '[extract]\ndataset = "synthetic"\nfamilies = ["cnn_small"]\ncapacities = [2]\nseeds = 3\ninputs = 10\n'
         f'out = "{tmp_path / "from_file.nc"}"\nmode = "sequential"\nprogress = false\n'
         '[dataset]\nshape = [1, 8, 8]\nn_classes = 3\nn_train = 64\nn_test = 16\n'
         '[recipe]\nepochs = 1\noptimizer = "adam"\nlr = 0.01\n'
@@ -39,7 +39,7 @@ def test_config_file_and_flags_override(tmp_path):
     assert main(["extract", "--config", str(config), "--seeds", "2", "--out", str(out), "--lr", "0.002",
                  "--data-option", "noise=0.5", "--threads", "1"]) == 0
     with sio.open_saliency(out) as ds:
-        assert ds.sizes["seed"] == 2 and ds.attrs["dataset"] == "synthetic" and ds.sizes["sample"] == 10
+        assert ds.sizes["seed"] == 2 and ds.attrs["dataset"] == "synthetic" and ds.sizes["input"] == 10
         recipe = json.loads(ds.attrs["recipe"])
         assert recipe["optimizer"] == "adam" and recipe["lr"] == 0.002 and recipe["epochs"] == 1
         assert json.loads(ds.attrs["dataset_options"])["noise"] == 0.5
@@ -52,7 +52,7 @@ def test_defaults_resolve_per_dataset():
     assert digits["recipe"].epochs == DATASET_DEFAULTS["digits"]["recipe"]["epochs"]
     cifar = resolve({}, {"dataset": "cifar10"}, {"epochs": 3}, {"root": "/data"})
     assert cifar["recipe"].epochs == 3 and cifar["dataset_options"] == {"root": "/data"}
-    assert cifar["widths"] == [4, 8, 16, 32, 64]
+    assert cifar["capacities"] == [4, 8, 16, 32, 64]
 
 
 def test_help_does_not_import_torch():
@@ -63,14 +63,14 @@ def test_help_does_not_import_torch():
 
 
 @pytest.mark.parametrize(("argv", "message"), [
-    (["--widths", "4,x"], "argument --widths: expected comma-separated positive integers, got '4,x'"),
-    (["--widths", "4,0"], "argument --widths: expected comma-separated positive integers, got '4,0'"),
+    (["--capacities", "4,x"], "argument --capacities: expected comma-separated positive integers, got '4,x'"),
+    (["--capacities", "4,0"], "argument --capacities: expected comma-separated positive integers, got '4,0'"),
     (["--families", ","], "argument --families: expected a comma-separated list of names, got ','"),
     (["--data-option", "noise"], "argument --data-option: expected KEY=VALUE, got 'noise'"),
     (["--threads", "0"], "argument --threads: expected a positive integer or auto, got '0'"),
     (["--seeds", "-2"], "argument --seeds: expected a positive integer, got '-2'"),
     (["--seeds", "x"], "argument --seeds: expected a positive integer, got 'x'"),
-    (["--samples", "0"], "argument --samples: expected a positive integer, got '0'"),
+    (["--inputs", "0"], "argument --inputs: expected a positive integer, got '0'"),
     (["--chunk-size", "0"], "argument --chunk-size: expected a positive integer, got '0'"),
     (["--complevel", "10"], "argument --complevel: expected an integer from 0 to 9, got '10'"),
     (["--device", "tpu"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
@@ -106,8 +106,8 @@ def test_config_errors(tmp_path):
                                          r"\[dataset\], \[recipe\]\.$"):
         load_toml(bad_table)
     bad_key = tmp_path / "key.toml"
-    bad_key.write_text("[extract]\nwidth = [4]\n")
-    with pytest.raises(ValueError, match=r"key\.toml: unknown key 'width' in \[extract\]; the keys are dataset, "):
+    bad_key.write_text("[extract]\ncapacity = [4]\n")
+    with pytest.raises(ValueError, match=r"key\.toml: unknown key 'capacity' in \[extract\]; the keys are dataset, "):
         load_toml(bad_key)
     bad_key.write_text("[recipe]\nepoch = 4\n")
     with pytest.raises(ValueError, match=r"key\.toml: unknown key 'epoch' in \[recipe\]; the keys are epochs, "):
@@ -170,10 +170,11 @@ def test_extract_errors_name_the_flags(argv, code, message, folders, capsys):
      "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), got -2."),
     ("[extract]\nseeds = \"x\"\n", 2,
      "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), got 'x'."),
-    ("[extract]\nwidths = 4\n", 2, "{f}: [extract] widths must be a non-empty list of positive integers, got 4."),
+    ("[extract]\ncapacities = 4\n", 2,
+     "{f}: [extract] capacities must be a non-empty list of positive integers, got 4."),
     ("[extract]\nfamilies = \"mlp\"\n", 2,
      "{f}: [extract] families must be a non-empty list of family names, got 'mlp'."),
-    ("[extract]\nsamples = 0\n", 2, "{f}: [extract] samples must be a positive integer, got 0."),
+    ("[extract]\ninputs = 0\n", 2, "{f}: [extract] inputs must be a positive integer, got 0."),
     ("[extract]\ncomplevel = 12\n", 2, "{f}: [extract] complevel must be an integer from 0 to 9, got 12."),
     ("[extract]\ntarget = \"logit\"\n", 2,
      "{f}: [extract] target must be one of label_logit, pred_logit, loss, log_softmax, got 'logit'."),
@@ -190,9 +191,9 @@ def test_extract_errors_name_the_flags(argv, code, message, folders, capsys):
     ("[recipe]\noptimizer = \"lion\"\n", 2, "{f}: [recipe] optimizer must be one of sgd, adam, adamw, got 'lion'."),
     ("[recipe]\nepoch = 3\n", 2, "{f}: unknown key 'epoch' in [recipe]; the keys are epochs, batch_size, optimizer, "
                                  "lr, momentum, nesterov, weight_decay, schedule, warmup, label_smoothing, amp."),
-    ("[extract]\nwidth = [4]\n", 2, "{f}: unknown key 'width' in [extract]; the keys are dataset, families, widths, "
-                                    "seeds, out, target, samples, device, mode, chunk_size, progress, threads, "
-                                    "complevel, save_models."),
+    ("[extract]\ncapacity = [4]\n", 2, "{f}: unknown key 'capacity' in [extract]; the keys are dataset, families, "
+                                       "capacities, seeds, out, target, inputs, device, mode, chunk_size, progress, "
+                                       "threads, complevel, save_models."),
     ("[train]\nepochs = 1\n", 2, "{f}: unknown table [train]; the tables are [extract], [dataset], [recipe]."),
     ("[extract]\nseeds = \n", 2, "{f}: invalid TOML: Invalid value (at line 2, column 9)."),
 ])
@@ -229,7 +230,7 @@ def test_missing_pytorch(monkeypatch, capsys):
 
 def test_an_existing_output_of_another_run(tmp_path, capsys):
     out = tmp_path / "tiny.nc"
-    tiny = ["extract", "--families", "mlp", "--widths", "2", "--samples", "20", "--epochs", "1", "--mode", "batched",
+    tiny = ["extract", "--families", "mlp", "--capacities", "2", "--inputs", "20", "--epochs", "1", "--mode", "batched",
             "--out", str(out), "--threads", "1", "--no-progress"]
     assert main([*tiny, "--seeds", "2"]) == 0
     capsys.readouterr()
@@ -253,7 +254,7 @@ def _fake_extract(seen):
 
 
 @pytest.mark.parametrize(("flags", "lines", "progress"), [
-    ([], ["extracting 160 models (mlp, cnn_small; widths 2, 4, 8, 16, 32; 16 seeds; digits) into {out}",
+    ([], ["extracting 160 models (mlp, cnn_small; capacities 2, 4, 8, 16, 32; 16 seeds; digits) into {out}",
           "a sweep warning"], True),
     (["-q"], ["a sweep warning"], False),
     (["--quiet", "--no-progress"], ["a sweep warning"], False),

@@ -11,7 +11,7 @@ from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtu
 from sawdist.extraction.data import DATASETS, load_dataset, read_idx
 
 
-def test_digits_split_and_standardisation(digits):
+def test_digits_split_and_standardization(digits):
     assert digits.input_shape == (1, 8, 8) and digits.n_classes == 10 and digits.n_features == 64
     assert digits.x_train.shape[0] == 1347 and digits.x_test.shape[0] == 450
     assert digits.x_train.dtype == torch.float32 and digits.y_train.dtype == torch.int64

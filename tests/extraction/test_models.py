@@ -11,20 +11,20 @@ def test_every_family_builds_and_counts(family, input_shape):
     out = model(torch.randn(3, *input_shape))
     assert out.shape == (3, 7)
     assert count_params(family, 4, input_shape, 7) == sum(p.numel() for p in model.parameters())
-    # no buffers and no batch-dependent layers: stacking and per-sample gradients stay exact
+    # no buffers and no batch-dependent layers: stacking and per-input gradients stay exact
     assert not list(model.buffers())
     assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm | torch.nn.Dropout) for m in model.modules())
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_capacity_grows_with_width(family):
+def test_parameters_grow_with_capacity(family):
     counts = [count_params(family, k, (1, 8, 8), 10) for k in (2, 4, 8)]
     assert counts[0] < counts[1] < counts[2]
 
 
 @pytest.mark.parametrize("family", list(FAMILIES))
-def test_samples_do_not_interact(family):
-    """The output of one sample does not depend on another sample of the batch (eval and train alike)."""
+def test_inputs_do_not_interact(family):
+    """The output of one input does not depend on another input of the batch (eval and train alike)."""
     torch.manual_seed(0)
     model = build_model(family, 4, (1, 8, 8), 10)
     x = torch.randn(4, 1, 8, 8, requires_grad=True)
@@ -39,8 +39,8 @@ def test_vit_geometry():
     assert model.position.shape[1] == 64  # 8 x 8 patches of 4 x 4
 
 
-def test_vit_width_must_be_even():
-    with pytest.raises(ValueError, match=r"^'width' must be even for vit, got 5\.$"):
+def test_vit_capacity_must_be_even():
+    with pytest.raises(ValueError, match=r"^'capacity' must be even for vit, got 5\.$"):
         build_model("vit", 5, (1, 8, 8), 10)
 
 
@@ -50,10 +50,10 @@ def test_unknown_family_lists_choices():
         build_model("lenet", 4, (1, 8, 8), 10)
 
 
-@pytest.mark.parametrize("width", [0, -3, 2.5, True])
-def test_width_must_be_positive_integer(width):
-    with pytest.raises(ValueError, match=r"^'width' must be a positive integer, got "):
-        build_model("mlp", width, (1, 8, 8), 10)
+@pytest.mark.parametrize("capacity", [0, -3, 2.5, True])
+def test_capacity_must_be_positive_integer(capacity):
+    with pytest.raises(ValueError, match=r"^'capacity' must be a positive integer, got "):
+        build_model("mlp", capacity, (1, 8, 8), 10)
 
 
 def test_image_families_need_image_shape():

@@ -36,7 +36,7 @@ def test_part_store_resumes_and_assembles(tmp_path):
     with sio.open_saliency(out, values=True) as ds:
         xr.testing.assert_equal(ds["direction"], make_dataset()["direction"].astype(np.float32))
         assert ds["feature"].attrs["input_shape"].tolist() == [2, 3]
-        assert ds["capacity"].attrs["long_name"] == "width k"
+        assert ds["capacity"].attrs["long_name"] == "capacity k"
 
 
 def test_part_store_refuses_another_run(tmp_path):
@@ -67,7 +67,7 @@ def test_assembly_copies_or_transcodes_the_stored_chunks(tmp_path, part_level, o
 
 def test_part_direction_decodes_and_a_short_chunk_table_is_unreadable(tmp_path):
     # A long model (3 chunks of 8 rows: 2**17 features) round-trips through a part file; a part whose chunk table
-    # disagrees with its sample count is redone.
+    # disagrees with its input count is redone.
     store = PartStore(tmp_path / "run.nc", {"run": 1}).open()
     part = make_part(n=20, d=2**17, invalid=(3,))
     path = store.write(part)
@@ -97,7 +97,7 @@ def test_parts_of_the_previous_format_are_kept_and_assembled(tmp_path):
     with open(store.path(*keys[0]), "wb") as f:
         np.savez(f, meta=np.array(json.dumps(meta)), direction=old["direction"].values[0, 0, 0].astype(np.float32),
                  grad_norm=old["grad_norm"].values.ravel(), valid=old["valid"].values.ravel(),
-                 correct=old["correct"].values.ravel(), label=old["label"].values, sample=old["sample"].values)
+                 correct=old["correct"].values.ravel(), label=old["label"].values, input=old["input"].values)
     store.write(make_part(*keys[1]))
     assert store.done(keys) == set(keys) and store.removed == []
     attrs = {k: v for k, v in ATTRS.items() if k != "input_shape"}

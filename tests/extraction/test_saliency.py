@@ -81,7 +81,7 @@ def test_gpu_saliency_matches_cpu(digits):
 
 
 def test_out_of_memory_halves_the_batch(stack, digits, monkeypatch):
-    # A GPU that holds at most 5 samples' activations, simulated: the directions must not change.
+    # A GPU that holds at most 5 inputs' activations, simulated: the directions must not change.
     import sawdist.extraction.saliency as sal
 
     x, y = digits.x_test[:23], digits.y_test[:23]

@@ -21,7 +21,7 @@ def assert_same_file(a, b):
 
 def test_tiny_sweep_writes_a_schema_valid_file(reference_sweep):
     ds = sio.open_saliency(reference_sweep, values=True)
-    assert dict(ds.sizes) == {"family": 2, "capacity": 2, "seed": 3, "sample": 40, "feature": 64}
+    assert dict(ds.sizes) == {"family": 2, "capacity": 2, "seed": 3, "input": 40, "feature": 64}
     assert ds["family"].values.tolist() == ["mlp", "cnn_small"] and ds["capacity"].values.tolist() == [4, 8]
     assert ds["direction"].dtype == np.float32 and ds["valid"].dtype == bool
     assert ds.attrs["dataset"] == "digits" and ds.attrs["target"] == "label_logit"
@@ -113,20 +113,20 @@ def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny):
     with pytest.raises(KeyboardInterrupt):
         extract(out, recipe=quick_recipe, on_model=interrupt, **tiny)
     with pytest.raises(ValueError, match=r"^'out' has unfinished parts of a different run in .*run\.nc\.parts; "):
-        extract(out, recipe=quick_recipe, **{**tiny, "samples": 30})
+        extract(out, recipe=quick_recipe, **{**tiny, "inputs": 30})
 
 
 def test_corrupt_output_file_is_redone(tmp_path, quick_recipe, tiny):
     out = tmp_path / "run.nc"
     out.write_bytes(b"CDF garbage")
-    tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2}
+    tiny = {**tiny, "families": ["mlp"], "capacities": [4], "seeds": 2}
     assert extract(out, recipe=quick_recipe, **tiny).complete
     sio.open_saliency(out, values=True).close()
 
 
 def test_other_targets_and_sequential_mode(tmp_path, quick_recipe, tiny):
     out = tmp_path / "loss.nc"
-    tiny = {**tiny, "families": ["mlp"], "widths": [8], "seeds": 2, "mode": "sequential", "target": "loss"}
+    tiny = {**tiny, "families": ["mlp"], "capacities": [8], "seeds": 2, "mode": "sequential", "target": "loss"}
     result = extract(out, recipe=quick_recipe, **tiny)
     assert result.modes == {"mlp-k8": {"mode": "sequential", "chunk_size": 1}}
     with sio.open_saliency(out, values=True) as ds:
@@ -164,11 +164,11 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
     with sio.open_saliency(reference_sweep, values=True) as ds:
         assert pool.labels.tolist() == ds["label"].values.tolist() and pool.meta["n_inputs"] == 40
         for family in ("mlp", "cnn_small"):
-            for width in (4, 8):
-                expected = ds["direction"].sel(family=family, capacity=width).values
-                np.testing.assert_allclose(pool.directions(family, width), expected, atol=1e-5)
-                np.testing.assert_array_equal(pool.stacks[(family, width)].test_accuracy,
-                                              ds["test_accuracy"].sel(family=family, capacity=width).values)
+            for capacity in (4, 8):
+                expected = ds["direction"].sel(family=family, capacity=capacity).values
+                np.testing.assert_allclose(pool.directions(family, capacity), expected, atol=1e-5)
+                np.testing.assert_array_equal(pool.stacks[(family, capacity)].test_accuracy,
+                                              ds["test_accuracy"].sel(family=family, capacity=capacity).values)
     assert extract(out, recipe=quick_recipe, save_models=models, **tiny).trained == 0  # its pool is there
     with pytest.raises(ValueError, match=r"^'save_models' '.*elsewhere' holds no model pool, and '.*run\.nc' is a "
                                          r"finished run whose weights are gone, unless it kept them in another "
@@ -178,7 +178,7 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
 
 def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
     out = tmp_path / "auto.nc"
-    tiny = {**tiny, "families": ["mlp"], "widths": [4], "seeds": 2, "mode": "auto"}
+    tiny = {**tiny, "families": ["mlp"], "capacities": [4], "seeds": 2, "mode": "auto"}
     result = extract(out, recipe=quick_recipe, **tiny)
     assert result.modes["mlp-k4"]["mode"] in ("batched", "sequential")
 
@@ -186,12 +186,12 @@ def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
 @pytest.mark.parametrize(("changes", "message"), [
     ({"mode": "fast"}, r"^'mode' must be one of auto, batched, sequential, got 'fast'\.$"),
     ({"chunk_size": 0}, r"^'chunk_size' must be a positive integer, got 0\.$"),
-    ({"samples": 0}, r"^'samples' must be a positive integer or None, got 0\.$"),
+    ({"inputs": 0}, r"^'inputs' must be a positive integer or None, got 0\.$"),
     ({"families": []}, r"^'families' must name at least one family, got none\.$"),
-    ({"widths": []}, r"^'widths' must name at least one width, got none\.$"),
+    ({"capacities": []}, r"^'capacities' must name at least one capacity, got none\.$"),
     ({"seeds": 0}, r"^'seeds' must be a positive number of seeds, got 0\.$"),
     ({"seeds": [-1, 2]}, r"^'seeds' must be a positive count or a list of non-negative seeds, got \[-1, 2\]\.$"),
-    ({"families": ["vit"], "widths": [3]}, r"^'width' must be even for vit, got 3\.$"),
+    ({"families": ["vit"], "capacities": [3]}, r"^'capacity' must be even for vit, got 3\.$"),
     ({"target": "saliency"}, r"^'target' must be one of label_logit, pred_logit, loss, log_softmax, "
                              r"got 'saliency'\.$"),
     ({"complevel": -1}, r"^'complevel' must be an integer from 0 to 9, got -1\.$"),

@@ -55,7 +55,7 @@ def test_training_learns(digits):
 
 @pytest.mark.parametrize("optimizer", ["adam", "adamw"])
 @pytest.mark.parametrize("schedule", ["cosine", "constant"])
-def test_other_optimisers_and_schedules_agree_across_paths(digits, optimizer, schedule):
+def test_other_optimizers_and_schedules_agree_across_paths(digits, optimizer, schedule):
     recipe = Recipe(epochs=1, batch_size=512, optimizer=optimizer, lr=1e-3, schedule=schedule, label_smoothing=0.1)
     batched = train_models("mlp", 8, [0, 1], digits, recipe, mode="batched")
     sequential = train_models("mlp", 8, [0, 1], digits, recipe, mode="sequential")

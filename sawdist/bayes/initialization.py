@@ -13,7 +13,7 @@ argument) and ``initvals``/``step`` of :func:`pymc.sample`. One class is public 
 reference: :class:`pymc.step_methods.hmc.quadpotential.QuadPotentialDiagAdapt` (in the module's ``__all__``; it is
 what :func:`pymc.init_nuts` builds for ``init="adapt_diag"``). Nothing public adapts a diagonal mass matrix from a
 given initial diagonal (``pm.NUTS(scaling=...)`` fixes it), so it is used as it is, pinned by
-``tests/bayes/test_initialisation.py``: signature ``QuadPotentialDiagAdapt(n, initial_mean, initial_diag,
+``tests/bayes/test_initialization.py``: signature ``QuadPotentialDiagAdapt(n, initial_mean, initial_diag,
 initial_weight, ..., rng=None)``, checked with PyMC 5.28.5. The mode search compiles its own logp-and-gradient
 function and :class:`pymc.NUTS` compiles another (reusing the step's, a private attribute, would save about 0.5 s at
 d = 3072 with 500 inputs); the start points, the mass matrix and hence the draws are the same either way.
@@ -52,17 +52,17 @@ def laplace_start(model: pm.Model, chains: int, seed=None, **nuts_kwargs):
     points : list of dict
         One start per chain, keyed by free variable name in the variables' own (untransformed) space, for
         ``pymc.sample(initvals=...)``: the mode plus Normal(0, (sd/2)^2) jitter in the sampler's space, sd the
-        Laplace standard deviation, so that chains are dispersed enough for R-hat to mean something.
+        Laplace standard deviation capped at 1, so that chains are dispersed enough for R-hat to mean something.
     step : pymc.NUTS
         NUTS over ``model.value_vars`` whose diagonal mass-matrix adaptation starts at the mode with variances
-        ``1 / -H_ii`` (weight :data:`INITIAL_WEIGHT` draws); a coordinate whose curvature is not positive and
-        finite gets variance 1.
+        ``min(1, 1 / -H_ii)`` (weight :data:`INITIAL_WEIGHT` draws); a coordinate whose curvature is not positive
+        and finite gets variance 1.
 
     Examples
     --------
     >>> from sawdist.bayes import convergence_model, simulate_summary
-    >>> from sawdist.bayes.initialisation import laplace_start
-    >>> model = convergence_model(simulate_summary(dim=64, capacities=[4, 16], n_samples=3, n_seeds=4, rng=0))
+    >>> from sawdist.bayes.initialization import laplace_start
+    >>> model = convergence_model(simulate_summary(dim=64, capacities=[4, 16], n_inputs=3, n_seeds=4, rng=0))
     >>> points, step = laplace_start(model, chains=2, seed=0)
     >>> len(points), sorted(points[0]) == sorted(v.name for v in model.free_RVs)
     (2, True)
@@ -99,7 +99,12 @@ def laplace_start(model: pm.Model, chains: int, seed=None, **nuts_kwargs):
         e = np.zeros(n)
         e[i] = h[i]
         diag[i] = (neg(mode + e)[1][i] - neg(mode - e)[1][i]) / (2.0 * h[i])
-    var = np.where(np.isfinite(diag) & (diag > 0), 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
+    # Laplace variances, at most 1: never wider than PyMC's own default start (a unit mass matrix, jitter within
+    # +-1). A nearly flat direction at the mode (a scale parameter whose mode sits at its boundary, sigma -> 0 in
+    # the sampler's log space) has curvature ~1e-12: its "variance" of ~1e12 would throw the jittered starts to
+    # absurd points ("Bad initial energy") and tell the adaptation nothing true. Non-positive or non-finite
+    # curvature also gets 1.
+    var = np.where(np.isfinite(diag) & (diag > 1.0), 1.0 / np.where(diag > 1.0, diag, 1.0), 1.0)
     gen = np.random.default_rng(seed)
     # One compiled map from the sampler's space to the free variables' own values (untransformed), for all chains.
     names = {rv.name for rv in model.free_RVs}

@@ -1,4 +1,4 @@
-"""sawdist.bayes.initialisation: the Laplace start of NUTS, on PyMC's API, and seeded determinism of the fit."""
+"""sawdist.bayes.initialization: the Laplace start of NUTS, on PyMC's API, and seeded determinism of the fit."""
 
 import inspect
 
@@ -7,7 +7,7 @@ import pymc as pm
 import pytest
 
 from sawdist.bayes import fit_convergence, simulate_summary
-from sawdist.bayes.initialisation import INITIAL_WEIGHT, laplace_start
+from sawdist.bayes.initialization import INITIAL_WEIGHT, laplace_start
 
 MU_B, SD_B = np.array([-1.0, 4.0]), np.array([0.5, 3.0])
 MU_A, SD_A = np.array([1.0, 2.0, 3.0]), np.array([0.2, 1.0, 10.0])
@@ -27,19 +27,29 @@ def test_laplace_start_is_the_mode_plus_half_sd_jitter():
     model = gaussian_model()
     points, step = laplace_start(model, chains=3, seed=5)
     assert [sorted(p) for p in points] == [["a", "b", "s"]] * 3
-    # jitter: mode + (sd/2) z, z standard normal from default_rng(seed) over the flat vector (b, a, log s) per chain
+    # jitter: mode + (sd/2) z with sd = min(Laplace sd, 1), z standard normal from default_rng(seed) over the flat
+    # vector (b, a, log s) per chain
     gen = np.random.default_rng(5)
     for point in points:
         z = gen.standard_normal(6)
-        np.testing.assert_allclose(point["b"], MU_B + 0.5 * SD_B * z[:2], atol=1e-3)
-        np.testing.assert_allclose(point["a"], MU_A + 0.5 * SD_A * z[2:5], atol=1e-3)
+        np.testing.assert_allclose(point["b"], MU_B + 0.5 * np.minimum(SD_B, 1) * z[:2], atol=1e-3)
+        np.testing.assert_allclose(point["a"], MU_A + 0.5 * np.minimum(SD_A, 1) * z[2:5], atol=1e-3)
         # half-normal(1) in log space: logp = -exp(2y)/2 + y, mode y = 0, curvature -2: sd 1/sqrt(2)
         assert point["s"].shape == () and point["s"] > 0
         np.testing.assert_allclose(np.log(point["s"]), 0.5 * np.sqrt(0.5) * z[5], atol=1e-3)
-    # the mass matrix starts from the Laplace variances, in the same flat order
+    # the mass matrix starts from the Laplace variances capped at 1 (PyMC's unit default), in the same flat order
     assert isinstance(step, pm.NUTS)
     var = step.potential.velocity(np.ones(6))
-    np.testing.assert_allclose(var, np.r_[SD_B**2, SD_A**2, 0.5], rtol=1e-5)
+    np.testing.assert_allclose(var, np.r_[np.minimum(SD_B, 1) ** 2, np.minimum(SD_A, 1) ** 2, 0.5], rtol=1e-5)
+
+
+def test_a_nearly_flat_direction_starts_no_wider_than_pymc_would():
+    # curvature 1e-12 at the mode: a Laplace variance of 1e12, capped at PyMC's unit default
+    with pm.Model() as model:
+        pm.Normal("x", 0.0, 1e6)
+    points, step = laplace_start(model, chains=4, seed=0)
+    assert step.potential.velocity(np.ones(1))[0] == pytest.approx(1.0)
+    assert all(abs(p["x"]) < 5.0 for p in points)
 
 
 def test_laplace_start_is_seeded_and_passes_nuts_arguments():
@@ -76,7 +86,7 @@ SAMPLE = {"draws": 40, "tune": 40, "chains": 2, "cores": 1, "compute_convergence
 
 @pytest.fixture(scope="module")
 def summary():
-    return simulate_summary(dim=16, capacities=[4, 16], n_samples=3, n_seeds=3, rng=0)
+    return simulate_summary(dim=16, capacities=[4, 16], n_inputs=3, n_seeds=3, rng=0)
 
 
 def test_same_seed_same_draws(summary):
@@ -95,5 +105,6 @@ def test_same_seed_same_draws(summary):
 def test_fit_argument_messages(summary):
     with pytest.raises(ValueError, match=r"^'init' must be 'laplace' or 'pymc', got 'map'\.$"):
         fit_convergence(summary, init="map")
-    with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mrl', 'monotone', got 'line'\.$"):
+    with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mean_resultant_length', 'monotone', "
+                                         r"got 'line'\.$"):
         fit_convergence(summary, "line")
