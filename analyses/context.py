@@ -1,8 +1,8 @@
 """The shared state of one analysis run: the dataset, options, and results computed once for several findings.
 
-:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`sawdist.analyses._pairs`, used by the similarity,
-shared-mean and ensemble findings) and the Bayesian convergence fits (used by the shared-mean and convergence
-findings), so a full run computes each once.
+:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`sawdist.analyses._pairs`, used by the
+similarity, shared-mean and ensemble findings) and the Bayesian convergence fits (used by the shared-mean and
+convergence findings), so a full run computes each once.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class Options:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
-            raise ValueError(f"'analyses' option {unknown[0]!r} is unknown; the options are {', '.join(sorted(names))}.")
+            raise ValueError(
+                f"'analyses' option {unknown[0]!r} is unknown; the options are {', '.join(sorted(names))}."
+            )
         return cls(**values)
 
 

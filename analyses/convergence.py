@@ -141,7 +141,8 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
             finding.tables.append(save_table(table.reset_index(names="law"), out_dir, "convergence_laws_loo"))
             finding.measured.append(
                 f"Laws by PSIS-LOO: {' > '.join(table.index)} (elpd differences "
-                f"{', '.join(f'{x:.1f}' for x in table['elpd_diff'])}, se {', '.join(f'{x:.1f}' for x in table['dse'])})."
+                f"{', '.join(f'{x:.1f}' for x in table['elpd_diff'])}, se "
+                f"{', '.join(f'{x:.1f}' for x in table['dse'])})."
             )
             finding.measured.extend(f"({note}.)" for note in notes)
             finding.numbers["best_law"] = str(table.index[0])

@@ -142,7 +142,8 @@ def analyze(ds, out_dir, *, context=None, **_) -> Finding:
                          "shape_slope_vs_next": rel[k, 0] if k < K - 1 else np.nan,
                          "shape_r2_vs_next": rel[k, 1] if k < K - 1 else np.nan, "edf": fits[k].edf})
         finding.measured.append(
-            f"{fam}: m(k) (root mean square over inputs) from {fmt_ci(m[0], se[0])} at k = {caps[0]:g} to {fmt_ci(m[-1], se[-1])} at "
+            f"{fam}: m(k) (root mean square over inputs) from {fmt_ci(m[0], se[0])} at k = {caps[0]:g} "
+            f"to {fmt_ci(m[-1], se[-1])} at "
             f"k = {caps[-1]:g} (uniform law: mean 0, sd {1 / np.sqrt(d):.3f}); increase {fmt_ci(inc, inc_se)}."
         )
         r2 = rel[:, 1]

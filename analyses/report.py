@@ -92,7 +92,7 @@ def write_report(findings, out_dir, *, title="sawdist report", meta=None, timing
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = dict(meta or {})
-    meta.setdefault("written", datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+    meta.setdefault("written", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     md = out_dir / "report.md"
     md.write_text(markdown(findings, title=title, meta=meta, timings=timings), encoding="utf-8")
     page = out_dir / "report.html"

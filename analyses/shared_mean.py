@@ -4,8 +4,8 @@ Measured:
 
 * **Alignment** of the mean directions of every pair of capacities (and of families given one architecture label),
   bias-aware: cos(mu_j, mu_l) = sum_x rho_x(j, l) / sqrt(sum_x rho_x(j, j) sum_x rho_x(l, l)) (identity 2 with the
-  unbiased pair sums of :mod:`sawdist.analyses._pairs`), with delete-one-seed jackknife intervals. Plug-in mean directions
-  would not do: in high dimension their cosines are biased towards 0 by noise.
+  unbiased pair sums of :mod:`sawdist.analyses._pairs`), with delete-one-seed jackknife intervals. Plug-in mean
+  directions would not do: in high dimension their cosines are biased towards 0 by noise.
 * **Bayesian comparison** of the collapsed vMF model with one mean direction per input shared by the capacities
   against one per capacity (:func:`sawdist.bayes.fit_convergence`, PSIS-LOO over inputs, power law).
 

@@ -35,9 +35,9 @@ import xarray as xr  # noqa: E402
 from sawdist import stats  # noqa: E402
 from sawdist.extraction.config import auto_threads, resolve  # noqa: E402
 from sawdist.extraction.data import load_dataset  # noqa: E402
+from sawdist.extraction.parts import PartStore  # noqa: E402
 from sawdist.extraction.recipe import Recipe  # noqa: E402
 from sawdist.extraction.saliency import input_gradients, normalize, saliency  # noqa: E402
-from sawdist.extraction.parts import PartStore  # noqa: E402
 from sawdist.extraction.sweep import extract  # noqa: E402
 from sawdist.extraction.train import choose_mode, train_models  # noqa: E402
 
@@ -211,7 +211,6 @@ def write_speed(n_models: int, n: int, d: int, label: str) -> None:
 def grid_io(n_models: int, n: int, d: int, label: str) -> None:
     """The disk side of a sweep, per model: its part file (compressed, during the run) and its share of the assembly
     (a copy of the compressed chunks)."""
-    from sawdist import io as sio
 
     rng = np.random.default_rng(0)
     u = rng.standard_normal((n, d), dtype=np.float32)

@@ -59,7 +59,10 @@ def main():
         ("fit_semiparametric(x)  (validation + all)", lambda: fit_semiparametric(x)),
         ("sawdist.fit(x)  (front door, default family)", lambda: sawdist.fit(x)),
         ("sawdist.fit(x float32)", lambda: sawdist.fit(x32)),
-        ("sawdist.fit(x, distribution='vonmises_fisher')  (for comparison)", lambda: sawdist.fit(x, distribution="vonmises_fisher")),
+        (
+            "sawdist.fit(x, distribution='vonmises_fisher')  (for comparison)",
+            lambda: sawdist.fit(x, distribution="vonmises_fisher"),
+        ),
     ]
     print(f"{'step':50s} {'best [s]':>9s} {'median [s]':>10s} {'/ resultant':>12s}")
     results = {}

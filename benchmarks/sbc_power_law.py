@@ -115,7 +115,11 @@ def write(args, ranks, divergences, t0, final):
         # ranks take L + 1 values 0..L; bins of equal width in rank
         counts = np.histogram(ranks[p], bins=args.bins, range=(-0.5, L + 0.5))[0]
         chi2 = stats.chisquare(counts)
-        result["chi2"][p] = {"counts": counts.tolist(), "statistic": float(chi2.statistic), "p_value": float(chi2.pvalue)}
+        result["chi2"][p] = {
+            "counts": counts.tolist(),
+            "statistic": float(chi2.statistic),
+            "p_value": float(chi2.pvalue),
+        }
         if final:
             print(f"{p}: counts {counts.tolist()} chi2 p = {chi2.pvalue:.3f}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

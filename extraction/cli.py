@@ -35,7 +35,8 @@ __all__ = ["Origin", "add_parser", "check_data", "need_torch", "prepare", "run",
 
 log = logging.getLogger("sawdist.extract")
 
-_TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")  # mirrors sawdist.extraction.saliency.TARGETS (no torch here)
+# mirrors sawdist.extraction.saliency.TARGETS (no torch here)
+_TARGETS = ("label_logit", "pred_logit", "loss", "log_softmax")
 
 
 # Flag types: argparse shows their errors as "sawdist extract: error: argument --seeds: expected ..., got '-2'".

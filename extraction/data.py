@@ -3,9 +3,9 @@
 ``digits`` (scikit-learn's 8x8 digits, shipped with scikit-learn) is the default and needs no files. ``cifar10``,
 ``cifar100``, ``mnist`` and ``tinyimagenet`` read their standard on-disk formats from a local directory ``root``;
 ``download=True`` first fetches CIFAR-10, CIFAR-100 or MNIST into ``root`` from the official sites (or
-``$SAWDIST_DATA_MIRROR``), checks the published MD5 checksums and unpacks the archives (:mod:`sawdist.extraction.download`,
-standard library only). ``synthetic`` draws a seeded classification problem of any input shape. Every loader
-standardises its inputs with statistics of the training split only.
+``$SAWDIST_DATA_MIRROR``), checks the published MD5 checksums and unpacks the archives
+(:mod:`sawdist.extraction.download`, standard library only). ``synthetic`` draws a seeded classification problem of
+any input shape. Every loader standardises its inputs with statistics of the training split only.
 
 Examples
 --------
@@ -97,7 +97,8 @@ def _labels(y) -> torch.Tensor:
 
 
 def _maybe_download(kind: str, root: Path) -> None:
-    """Fetch ``kind`` into ``root`` unless its loader already finds it there (:func:`sawdist.extraction.download.download`)."""
+    """Fetch ``kind`` into ``root`` unless its loader already finds it there
+    (:func:`sawdist.extraction.download.download`)."""
     from .download import download
 
     download(kind, root)

@@ -1,4 +1,5 @@
-"""Fetch CIFAR-10, CIFAR-100 and MNIST into the layout :mod:`sawdist.extraction.data` reads (standard library and tqdm only).
+"""Fetch CIFAR-10, CIFAR-100 and MNIST into the layout :mod:`sawdist.extraction.data` reads (standard library and tqdm
+only).
 
 :func:`download` is what ``download=True`` of the loaders (``sawdist extract --download``) calls. It fetches
 

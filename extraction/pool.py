@@ -31,7 +31,8 @@ class TorchModelPool:
 
     @classmethod
     def train(cls, data, families, capacities, seeds, recipe=None, *, n_inputs=200, device=None, progress=None):
-        """Train ``seeds`` models of every (family, capacity) on ``data`` (an :class:`sawdist.extraction.data.Dataset`)."""
+        """Train ``seeds`` models of every (family, capacity) on ``data`` (an
+        :class:`sawdist.extraction.data.Dataset`)."""
         from .train import train_models
 
         stacks = {}

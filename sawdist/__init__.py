@@ -8,8 +8,8 @@ PyMC, ArviZ, matplotlib and PyTorch load when the features that need them are fi
 import importlib
 
 from . import special
-from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
 from .capacity import fit_family
+from .distributions import power_spherical, saw, uniform_direction, vonmises_fisher
 from .fit import fit
 from .results import FamilyFit, FitResult, SemiparametricFit
 from .semiparametric import fit_semiparametric

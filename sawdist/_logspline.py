@@ -3,7 +3,8 @@ r"""Penalised log-spline estimation of a Saw shape from cosines: the one-dimensi
 Model (docs/theory/saw_family.md, docs/theory/semiparametric.md). Cosines t_1..t_n in (-1, 1) of a Saw distribution
 on S^{d-1} have the density
 
-    f_T(t; theta) = exp(s_theta(t)) (1 - t^2)^((d-3)/2) / Z(theta),   Z(theta) = int_{-1}^{1} e^{s_theta(t)} (1-t^2)^((d-3)/2) dt,
+    f_T(t; theta) = exp(s_theta(t)) (1 - t^2)^((d-3)/2) / Z(theta),
+    Z(theta) = int_{-1}^{1} e^{s_theta(t)} (1-t^2)^((d-3)/2) dt,
 
 with log psi = s_theta a natural cubic spline: cubic between knots xi_1 < ... < xi_K placed at quantiles of the t_i
 (the ends at the smallest and largest t_i), linear outside them. Outside the data log psi is not identified (in high d

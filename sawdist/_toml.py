@@ -9,7 +9,8 @@ from pathlib import Path
 def read_config(path, tables, keys: dict | None = None) -> dict:
     """Read a configuration file whose top level holds only `tables`; `keys` maps a table to its allowed keys.
 
-    Each problem is one error that names the file and the table or key: a missing file, invalid TOML, an unknown table, a table that is not a table, an unknown key.
+    Each problem is one error that names the file and the table or key: a missing file, invalid TOML, an unknown
+    table, a table that is not a table, an unknown key.
     """
     path = Path(path).expanduser()
     if not path.is_file():

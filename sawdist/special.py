@@ -281,7 +281,8 @@ def _digamma_difference(a, b):
     r"""``psi(a + b) - psi(a)`` for ``a >= b > 0``, relative-accurate when ``a >> b``.
 
     The direct difference of two values ~ log a has an absolute error ~ eps log a, a relative error
-    ~ (a/b) eps log a of the result ~ b/a (7e-8 at a = 1e7, b = 1/2). For ``a >= 10``, from DLMF 5.11.2, ``psi(z) = log z - 1/(2z) - sum_k B_2k / (2k z^2k)``:
+    ~ (a/b) eps log a of the result ~ b/a (7e-8 at a = 1e7, b = 1/2). For ``a >= 10``, from DLMF 5.11.2,
+    ``psi(z) = log z - 1/(2z) - sum_k B_2k / (2k z^2k)``:
 
     .. math:: \psi(a+b) - \psi(a) = \log\left(1 + \tfrac{b}{a}\right) + \frac{b}{2a(a+b)}
               + \sum_k \frac{B_{2k}}{2k}\left(a^{-2k} - (a+b)^{-2k}\right),

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import xarray as xr
-from ._saw_reference import directions_from_cosines, draw_cosines
 from scipy import stats as sps
 
 import sawdist
 from sawdist import stats
-from sawdist.capacity import second_differences, fit_family
+from sawdist.capacity import fit_family, second_differences
+
+from ._saw_reference import directions_from_cosines, draw_cosines
 
 ALPHA = 1e-3
 

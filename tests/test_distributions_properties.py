@@ -104,7 +104,9 @@ def test_entropy_and_mean_resultant_length(name, d, kappa):
 def test_cosine_logpdf(name, d, kappa, t):
     got = float(GEN[name](_point(d, 0.0)[0], kappa).cosine.logpdf(t))
     with mp.workdps(DPS):
-        exact = (ref.vmf_cosine_logpdf if name == "vonmises_fisher" else ref.power_spherical_cosine_logpdf)(d, kappa, t, DPS)
+        exact = (ref.vmf_cosine_logpdf if name == "vonmises_fisher" else ref.power_spherical_cosine_logpdf)(
+            d, kappa, t, DPS
+        )
         if mp.isinf(exact) or abs(exact) > MAX:
             assert got == (np.inf if exact > 0 else -np.inf), (name, d, kappa, t, got, exact)
             return
@@ -130,7 +132,8 @@ def _closed_form_d3(name, kappa, t):
 def _quantile_d3(name, kappa, q):
     """The q-quantile at d = 3 as (t, 1 - t), each exact."""
     k, q = mp.mpf(kappa), mp.mpf(q)
-    if name == "vonmises_fisher":  # F(t) = q: s = -log(q + (1 - q) e^{-2k}) / k, a sum of positive terms (log1p form near q = 1)
+    if name == "vonmises_fisher":
+        # F(t) = q: s = -log(q + (1 - q) e^{-2k}) / k, a sum of positive terms (log1p form near q = 1)
         if k == 0:
             s = 2 * (1 - q)
         elif q < 0.5 and k >= 1:

@@ -5,15 +5,16 @@ import sys
 
 import numpy as np
 import pytest
-from ._saw_reference import directions_from_cosines, draw_cosines
-
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 
 import sawdist
 from sawdist import plots, stats
 from sawdist.capacity import fit_family
+
+from ._saw_reference import directions_from_cosines, draw_cosines
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
 
 @pytest.fixture(scope="module")

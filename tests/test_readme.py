@@ -3,7 +3,6 @@
 import os
 import re
 
-
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from sawdist.cli import main
 from sawdist.analyses.cli import load_config
+from sawdist.cli import main
 
 torch = pytest.importorskip("torch")
 

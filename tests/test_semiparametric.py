@@ -8,7 +8,6 @@ attempt at alpha = 1e-3.
 import numpy as np
 import pytest
 import xarray as xr
-from ._saw_reference import cosine_cdf, directions_from_cosines, draw_cosines, draw_directions, log_sphere_area
 from scipy import integrate
 from scipy import stats as sps
 from scipy.interpolate import CubicSpline
@@ -16,6 +15,8 @@ from scipy.interpolate import CubicSpline
 import sawdist
 from sawdist._logspline import NaturalSplineBasis, SplineLogShape, fit_log_spline
 from sawdist.semiparametric import corrected_cosines, fit_semiparametric
+
+from ._saw_reference import cosine_cdf, directions_from_cosines, draw_cosines, draw_directions, log_sphere_area
 
 ALPHA = 1e-3
 Z_CRIT = sps.norm.isf(ALPHA / 2)
@@ -78,7 +79,9 @@ def test_log_spline_fit_matches_first_moment_and_is_stationary():
     np.testing.assert_allclose(fit.mean, t.mean(), rtol=1e-8)
     # Normalizer against an independent quadrature of psi(t) (1 - t^2)^((d-3)/2).
     lo, hi = t.min() - 0.3, min(t.max() + 0.3, 1.0)
-    f = lambda s: np.exp(fit.log_shape(np.array(s)) + (d - 3) / 2 * np.log1p(-s * s) - fit.log_z)
+    def f(s):
+        return np.exp(fit.log_shape(np.array(s)) + (d - 3) / 2 * np.log1p(-s * s) - fit.log_z)
+
     total = integrate.quad(f, lo, hi, points=list(fit.knots), limit=400, epsabs=0, epsrel=1e-12)[0]
     tails = integrate.quad(f, -1, lo, epsabs=1e-14)[0] + (integrate.quad(f, hi, 1, epsabs=1e-14)[0] if hi < 1 else 0)
     np.testing.assert_allclose(total + tails, 1.0, rtol=1e-9)

@@ -11,8 +11,8 @@ from scipy import special as sc
 from sawdist.special import (
     bessel_ratio,
     bessel_ratio_complement,
-    vmf_entropy,
     log_bessel_iv,
+    vmf_entropy,
     vmf_kappa_from_mrl,
     vmf_log_normalizer,
     vmf_mean_resultant_length,

@@ -150,7 +150,7 @@ def write_pages(outdir: Path, pages) -> None:
         mods = [m for m in pages if max((p for p in PACKAGES if m == p or m.startswith(p + ".")), key=len) == package]
         if not mods:
             continue
-        lines += [f".. toctree::", f"   :caption: {package}", "   :maxdepth: 1", ""]
+        lines += [".. toctree::", f"   :caption: {package}", "   :maxdepth: 1", ""]
         lines += [f"   {m}" for m in mods]
         lines.append("")
     _write_if_changed(outdir / "index.rst", "\n".join(lines))

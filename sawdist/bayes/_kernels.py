@@ -154,8 +154,8 @@ def bessel_L_R(nu, x):
 def kappa_from_mrl(nu: float, m):
     """The x with R(nu, x) = m, for m in [0, 1) (NaN elsewhere), by Newton's method on the increasing, concave
     ``R(nu, .)``: after the first step every iterate lies left of the root and increases to it (the tangent of a
-    concave function lies above it), so the iteration needs no bracket; it stops when every relative step is below 1e-12 (quadratic convergence: the error is then at the
-    rounding floor).
+    concave function lies above it), so the iteration needs no bracket; it stops when every relative step is below
+    1e-12 (quadratic convergence: the error is then at the rounding floor).
     Start: Banerjee et al. (2005), ``x0 = m (d - m^2) / (1 - m^2)`` with d = 2 nu + 2; R'(x) = 1 - R^2 - (2nu+1) R/x.
     """
     m = np.asarray(m, dtype=np.float64)

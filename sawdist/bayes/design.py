@@ -66,7 +66,9 @@ class Design:
 def _where(summary, da, mask) -> str:
     """The coordinates of the first True of ``mask`` (dims of ``da``), as ``dim=value, ...`` for a message."""
     idx = np.argwhere(np.asarray(mask))[0]
-    return ", ".join(f"{dim}={summary[dim].values[i].item()!r}" for dim, i in zip(da.dims, idx) if dim in summary.coords)
+    return ", ".join(
+        f"{dim}={summary[dim].values[i].item()!r}" for dim, i in zip(da.dims, idx) if dim in summary.coords
+    )
 
 
 def check_summary(summary: xr.Dataset, architecture=None) -> Design:

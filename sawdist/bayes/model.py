@@ -9,11 +9,13 @@ sphere and concentrations kappa_k given, the likelihood of all directions at x i
 .. math:: p = \prod_k C_d(\kappa_k)^{n_k} \; {}_0F_1(; d/2; \lVert S\rVert^2/4), \qquad
           S = \sum_k \kappa_k R_k, \qquad \lVert S\rVert^2 = \kappa^\top G \kappa,
 
-because :math:`\int e^{\mu^\top S} d\mu / \omega_d = 1/(\omega_d C_d(\lVert S\rVert)) = {}_0F_1(;d/2;\lVert S\rVert^2/4)`.
+because
+:math:`\int e^{\mu^\top S} d\mu / \omega_d = 1/(\omega_d C_d(\lVert S\rVert)) = {}_0F_1(;d/2;\lVert S\rVert^2/4)`.
 Written with the reduced logarithm :math:`L(\nu, x) = \log I_\nu(x) - \nu\log x` (nu = d/2 - 1) of
 :mod:`.special_ops`,
 
-.. math:: \log p = -\tfrac{d}{2}\log(2\pi)\,(n - 1) - \sum_k n_k L(\nu, \kappa_k) + L(\nu, \lVert S\rVert) - \log\omega_d,
+.. math:: \log p = -\tfrac{d}{2}\log(2\pi)\,(n - 1) - \sum_k n_k L(\nu, \kappa_k)
+          + L(\nu, \lVert S\rVert) - \log\omega_d,
 
 with n = sum_k n_k. The data enter only through the K x K Gram matrix G and the counts, so the cost is
 O(inputs x K^2) in any dimension. The conditional posterior of the mean direction is

@@ -51,7 +51,9 @@ def simulate_summary(*, dim: int, capacities, n_inputs: int, n_seeds: int, alpha
     if kappa is None:
         beta = np.broadcast_to(np.asarray(beta, float), (F,))
         sigma = np.broadcast_to(np.asarray(sigma, float), (F,))
-        alpha = (np.log(dim) - beta * log_k.mean()) if alpha is None else np.broadcast_to(np.asarray(alpha, float), (F,))
+        alpha = (
+            (np.log(dim) - beta * log_k.mean()) if alpha is None else np.broadcast_to(np.asarray(alpha, float), (F,))
+        )
         alpha = np.broadcast_to(alpha, (F,))
         z = gen.standard_normal((F, N))
         kappa = np.exp(alpha[:, None, None] + sigma[:, None, None] * z[:, :, None] + beta[:, None, None] * log_k)

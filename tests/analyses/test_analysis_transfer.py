@@ -27,7 +27,9 @@ class LinearPool(ModelPool):
         self.families = ["linear"]
         self.labels = gen.integers(0, n_classes, n)
         # Margins spread over a range, so that the accuracy falls gradually with eps.
-        self.x = gen.uniform(1.0, 5.0, (n, 1)) * self.w_true[self.labels] + 0.3 * gen.standard_normal((n, d)) / np.sqrt(d)
+        self.x = (
+            gen.uniform(1.0, 5.0, (n, 1)) * self.w_true[self.labels] + 0.3 * gen.standard_normal((n, d)) / np.sqrt(d)
+        )
 
     def capacities(self, family):
         return self.caps
@@ -86,8 +88,8 @@ def test_transfer_without_models_is_not_tested(shared, tmp_path):
 @pytest.mark.slow
 def test_torch_model_pool_round_trip_and_attack(shared, tmp_path):
     pytest.importorskip("torch")
-    from sawdist.extraction.pool import TorchModelPool
     from sawdist.extraction.data import load_dataset
+    from sawdist.extraction.pool import TorchModelPool
     from sawdist.extraction.train import Recipe
 
     from ..extraction.extraction_fixtures import one_torch_thread

@@ -3,8 +3,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from sawdist.bayes import (compare_shared_mean, fit_convergence, mean_direction_posterior, observed_similarity,
-                           plot_capacity_law, plot_similarity, plot_trace, posterior_predictive, simulate_summary)
+from sawdist.bayes import (
+    compare_shared_mean,
+    fit_convergence,
+    mean_direction_posterior,
+    observed_similarity,
+    plot_capacity_law,
+    plot_similarity,
+    plot_trace,
+    posterior_predictive,
+    simulate_summary,
+)
 
 SAMPLE = dict(draws=150, tune=150, chains=2, cores=1, random_seed=7, compute_convergence_checks=False)
 

@@ -123,7 +123,9 @@ def sphere_quadrature_loglik(R_list, kappas, n_list, shared=True, n_z=120, n_phi
     w = wz[:, None] * (2 * np.pi / n_phi) / (4 * np.pi) * np.ones_like(P)
     total = 0.0
     if shared:
-        log_f = sum(n * sawdist.special.vmf_log_normalizer(3, k) + k * (mu @ R) for R, k, n in zip(R_list, kappas, n_list))
+        log_f = sum(
+            n * sawdist.special.vmf_log_normalizer(3, k) + k * (mu @ R) for R, k, n in zip(R_list, kappas, n_list)
+        )
         m = log_f.max()
         return m + np.log(np.sum(w * np.exp(log_f - m)))
     for R, k, n in zip(R_list, kappas, n_list):

@@ -16,7 +16,9 @@ from sawdist.bayes import VonMisesFisher, fit_convergence, simulate_summary
 
 CAPACITIES = np.array([2.0, 8.0])
 N_INPUTS, N_SEEDS = 10, 4
-SAMPLE = dict(draws=1000, tune=500, chains=2, cores=1, target_accept=0.9, compute_convergence_checks=False, progressbar=False)
+SAMPLE = dict(
+    draws=1000, tune=500, chains=2, cores=1, target_accept=0.9, compute_convergence_checks=False, progressbar=False
+)
 
 
 def _directions(dim, rng):

@@ -6,9 +6,10 @@ import struct
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 
 from sawdist.extraction.data import DATASETS, load_dataset, read_idx
+
+from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 
 
 def test_digits_split_and_standardization(digits):

@@ -1,4 +1,5 @@
-"""sawdist.extraction.download against a local HTTP server on 127.0.0.1 (no other traffic): fetch, verify, unpack, refuse."""
+"""sawdist.extraction.download against a local HTTP server on 127.0.0.1 (no other traffic): fetch, verify, unpack,
+refuse."""
 
 # ruff: noqa: F811  (pytest fixtures imported from extraction_fixtures are test arguments of the same name)
 import functools
@@ -14,11 +15,12 @@ import types
 
 import numpy as np
 import pytest
-from .extraction_fixtures import _one_torch_thread  # noqa: F401  (fixture)
-from .test_data import _cifar_batch, _idx
 
 from sawdist.extraction import download as dl
 from sawdist.extraction.data import load_dataset
+
+from .extraction_fixtures import _one_torch_thread  # noqa: F401  (fixture)
+from .test_data import _cifar_batch, _idx
 
 TIMEOUT = 10.0  # seconds; every request of these tests goes to 127.0.0.1
 

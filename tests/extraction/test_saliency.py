@@ -2,11 +2,12 @@
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 from torch.func import grad, vmap
 
 from sawdist.extraction.saliency import TARGETS, input_gradients, saliency, target_values
 from sawdist.extraction.train import Recipe, train_models
+
+from .extraction_fixtures import _one_torch_thread, digits  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def test_matches_vmap_grad_reference(stack, digits, target):
     for i in range(len(stack)):
         model = stack.module(i)
 
-        def one(xi, yi):
+        def one(xi, yi, model=model):  # bind this iteration's model
             return target_values(model(xi.unsqueeze(0))[0], yi, target)
 
         reference = vmap(grad(one))(x, y)

@@ -5,11 +5,12 @@ import signal
 import numpy as np
 import pytest
 import xarray as xr
-from .extraction_fixtures import _one_torch_thread, quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
 
 import sawdist.io as sio
 from sawdist.extraction.sweep import extract
 from sawdist.extraction.train import Recipe
+
+from .extraction_fixtures import _one_torch_thread, quick_recipe, reference_sweep, tiny  # noqa: F401  (fixtures)
 
 
 def assert_same_file(a, b):

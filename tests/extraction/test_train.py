@@ -4,10 +4,11 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from .extraction_fixtures import _one_torch_thread, digits, quick_recipe  # noqa: F401  (fixtures)
 
 from sawdist.extraction.data import load_dataset
 from sawdist.extraction.train import Recipe, choose_mode, init_model, resolve_device, time_steps, train_models
+
+from .extraction_fixtures import _one_torch_thread, digits, quick_recipe  # noqa: F401  (fixtures)
 
 
 def _max_difference(a, b):
