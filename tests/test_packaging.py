@@ -1,0 +1,109 @@
+"""What a distribution would package: the sdist and the wheel built from this checkout, as `python -m build` does.
+
+The sdist must be complete enough to build the wheel from (build makes the wheel from the unpacked sdist), and
+carry the licence, the tests with their reference scripts, and the docs; the wheel carries the licence and the
+metadata pyproject.toml declares.
+"""
+
+import subprocess
+import sys
+import tarfile
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True,
+                   capture_output=True, text=True, timeout=600)
+    (sdist,) = out.glob("sawdist-*.tar.gz")
+    (wheel,) = out.glob("sawdist-*.whl")
+    return sdist, wheel
+
+
+def test_sdist_carries_licence_tests_and_docs(dist):
+    sdist, _ = dist
+    with tarfile.open(sdist) as tar:
+        names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
+    for required in ("LICENSE", "README.md", "pyproject.toml", "install.sh", "tests/test_packaging.py",
+                     "tests/reference/bessel_reference.py", "tests/reference/bessel_reference.csv",
+                     "docs/conf.py", "docs/index.md"):
+        assert required in names, required
+    assert not any("__pycache__" in name or name.startswith("docs/_build/") for name in names)
+
+
+def test_wheel_carries_licence_and_true_metadata(dist):
+    _, wheel = dist
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        meta = Parser().parsestr(zf.read(metadata).decode())
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert meta["License-Expression"] == "BSD-3-Clause"
+    assert meta["Requires-Python"] == ">=3.11"
+    classifiers = meta.get_all("Classifier")
+    assert "Programming Language :: Python :: 3.11" in classifiers
+    assert not any(c.startswith("License ::") for c in classifiers)  # PEP 639: the expression replaces them
+    extras = set(meta.get_all("Provides-Extra"))
+    assert {"bayes", "plots", "extraction", "all"} <= extras
+    # the light core: no PyMC, matplotlib or torch without an extra
+    core = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
+    assert not any(r.split(">")[0].split("=")[0].strip().lower() in {"pymc", "arviz", "matplotlib", "torch"}
+                   for r in core), core
+    top_level = {n.split("/", 1)[0] for n in names if not n.split("/", 1)[0].endswith(".dist-info")}
+    assert top_level == {"sawdist"}  # extraction/ and analyses/ install inside it
+    modules = {n for n in names if n.endswith(".py")}
+    expected = {f"sawdist/{p.relative_to(ROOT / 'sawdist').as_posix()}" for p in (ROOT / "sawdist").rglob("*.py")}
+    for folder in ("extraction", "analyses"):
+        expected |= {
+            f"sawdist/{folder}/{p.relative_to(ROOT / folder).as_posix()}" for p in (ROOT / folder).rglob("*.py")
+        }
+    assert modules == expected
+    assert "sawdist/py.typed" in names
+
+
+LIGHT_CHECK = r"""
+import sys
+import numpy as np
+import sawdist
+from sawdist._optional import MissingDependencyError
+
+x = sawdist.vonmises_fisher(np.eye(64)[0], 50.0).rvs(40, rng=0)
+assert sawdist.fit(x).mean_resultant_length > 0
+sawdist.stats.similarity_matrix  # the statistics and the reader load without the extras
+sawdist.io.open_saliency
+for heavy in ("pymc", "arviz", "matplotlib", "torch"):
+    assert heavy not in sys.modules, heavy
+try:
+    import sawdist.bayes
+except MissingDependencyError as err:
+    print(err)
+try:
+    sawdist.plots.plot_cosine_laws(sawdist.fit(x))
+except MissingDependencyError as err:
+    print(err)
+"""
+
+
+def test_the_light_core_installs_and_works_without_the_extras(dist, tmp_path):
+    _, wheel = dist
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
+                   timeout=600)
+    done = subprocess.run([python, "-c", LIGHT_CHECK], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path)  # not the checkout: the installed wheel is what runs
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "sawdist.bayes needs PyMC, which is not installed; install it with: pip install 'sawdist[bayes]'.",
+        "sawdist.plots needs matplotlib, which is not installed; install it with: pip install 'sawdist[plots]'.",
+    ]

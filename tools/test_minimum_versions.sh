@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Test sawdist on the dependency floors of pyproject.toml: usage `tools/test_minimum_versions.sh [SCRATCH_DIR]`.
+#
+# A fresh virtual environment (in SCRATCH_DIR, default a new temporary folder, removed afterwards) on Python 3.11,
+# the lowest Python that requires-python admits and the only one on which the floors are meaningful, gets
+#   1. PyTorch, before anything else: TORCH_SPEC, default torch==2.13.0 (a CPU wheel on our build machines, found
+#      through pip's own configuration). The torch floor (torch>=2.1) is NOT exercised here: on PyPI every Linux
+#      torch is a CUDA build that pulls several GB of NVIDIA libraries (the CPU builds live on PyTorch's own
+#      index), and our build machines have only this CPU wheel. The floor was chosen by reading, not by a
+#      test: the extraction and the model pools use torch.func (vmap, functional_call, stack_module_state: new in
+#      2.0), torch.load(weights_only=...) and torch.autocast(device_type=...) (older), so 2.0 would do; 2.1 is kept
+#      as a margin;
+#   2. sawdist itself, `-e ".[all,dev]"`, with every other direct dependency at exactly its declared floor: uv's
+#      `--resolution lowest-direct` plus `==floor` constraints generated from pyproject.toml. The transitive
+#      dependencies come at their newest compatible versions, which is what a user who pins our floors gets; a
+#      floor that only works with an older transitive dependency is a false floor. Only wheels are accepted
+#      (`--only-binary :all:`): a floor that would have to be compiled on Python 3.11 is a false floor too;
+#      the installed torch is kept (pinned to its exact installed version);
+#   3. the fast part of the test suite (`-m "not slow"`, the doctests included), with HOME and every per-user cache
+#      (pip, uv, matplotlib, PyTensor's compiled modules, Numba) in empty folders. The whole fast suite, not a
+#      subset: on two shared cores the script takes 3 to 6 minutes (about 40 s of it installing).
+# It prints the resolved versions of the direct dependencies before testing. uv does not read pip.conf, so the
+# package indexes, find-links, constraints and certificate of pip's configuration (`pip config list`: files and
+# PIP_* variables) are passed to uv explicitly, and uv considers every index as pip does (unsafe-best-match).
+#
+# Environment: PYTHON (default python3.11), TORCH_SPEC (default torch==2.13.0).
+# When a floor fails here, raise it in pyproject.toml and say why in a comment next to it.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PYTHON=${PYTHON:-python3.11}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+if [ $# -ge 1 ]; then
+    scratch=$1
+    mkdir -p "$scratch"
+    scratch=$(cd "$scratch" && pwd)
+else
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/sawdist-floors.XXXXXX")
+    trap 'rm -rf "$scratch"' EXIT
+fi
+start=$SECONDS
+step() { printf '\n==> %s (%ss)\n' "$1" "$((SECONDS - start))"; }
+
+"$PYTHON" - <<'EOF'
+import sys
+if sys.version_info[:2] != (3, 11):
+    sys.exit(f"test_minimum_versions.sh: the floors are for Python 3.11 (requires-python's minimum); "
+             f"{sys.executable} is {sys.version.split()[0]}. Set PYTHON to a Python 3.11.")
+EOF
+
+step "new virtual environment in $scratch/venv"
+"$PYTHON" -m venv --clear "$scratch/venv"
+py=$scratch/venv/bin/python
+
+# pip's package-index configuration (config files and PIP_* variables), read while HOME is still the user's.
+pip_config=$("$py" -m pip config list 2>/dev/null || true)
+
+unset PYTHONPATH PYTHONHOME PYTHONSTARTUP
+export HOME="$scratch/home" XDG_CACHE_HOME="$scratch/cache" XDG_CONFIG_HOME="$scratch/config"
+export XDG_DATA_HOME="$scratch/data" MPLCONFIGDIR="$scratch/cache/matplotlib" NUMBA_CACHE_DIR="$scratch/cache/numba"
+export PYTENSOR_FLAGS="base_compiledir=$scratch/cache/pytensor" IPYTHONDIR="$scratch/ipython"
+export PIP_CACHE_DIR="$scratch/cache/pip" UV_CACHE_DIR="$scratch/cache/uv"
+export VIRTUAL_ENV="$scratch/venv" PATH="$scratch/venv/bin:$PATH"
+rm -rf "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$IPYTHONDIR"  # empty even in a reused SCRATCH_DIR
+mkdir -p "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME"
+
+step "PyTorch first ($TORCH_SPEC) and uv"
+"$py" -m pip install -q "$TORCH_SPEC" uv
+
+step "constraints: the floors of pyproject.toml, and the installed torch"
+# floors.txt: `name==floor` for every direct dependency of `.[all,dev]` but torch, which keeps its installed build.
+# uv-args: pip's index configuration as uv options, one per line.
+"$py" - "$repo/pyproject.toml" "$scratch" "$pip_config" <<'EOF'
+import re, sys, tomllib
+from importlib.metadata import version
+
+pyproject, scratch, pip_config = sys.argv[1:]
+project = tomllib.load(open(pyproject, "rb"))["project"]
+extras = project["optional-dependencies"]
+
+def requirements(names, seen):
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        for req in extras[name]:
+            self_ref = re.fullmatch(r"\s*sawdist\s*\[([^\]]+)\]\s*", req)
+            if self_ref:
+                yield from requirements([e.strip() for e in self_ref.group(1).split(",")], seen)
+            else:
+                yield req
+
+floors = {}
+for req in [*project["dependencies"], *requirements(["all", "dev"], set())]:
+    m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([0-9][^,;\s]*)\s*", req)
+    if not m:
+        sys.exit(f"test_minimum_versions.sh: {req!r} has no plain `>=floor`; teach this script about it")
+    floors[m.group(1).lower()] = m.group(2)
+floors.pop("torch")
+with open(f"{scratch}/floors.txt", "w") as f:
+    f.writelines(f"{name}=={floor}\n" for name, floor in floors.items())
+    f.write(f"torch=={version('torch')}\n")
+
+# `pip config list` prints `section.option='value'`; the sections in rising precedence: global, install, :env:.
+rank = {"global": 0, "install": 1, ":env:": 2}
+options = {}
+for line in pip_config.splitlines():
+    m = re.fullmatch(r"(:env:|[^.]+)\.([^=]+)='(.*)'", line.strip())
+    if m and m.group(1) in rank:
+        section, option, value = m.groups()
+        if option not in options or rank[section] >= options[option][0]:
+            options[option] = (rank[section], value)
+args = []
+flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
+         "constraint": "--constraint"}
+for option, flag in flags.items():
+    for value in options.get(option, (0, ""))[1].split():
+        args += [flag, value]
+if options.get("no-index", (0, ""))[1].lower() in {"1", "true", "yes", "on"}:
+    args.append("--no-index")
+with open(f"{scratch}/uv-args", "w") as f:
+    f.writelines(a + "\n" for a in args)
+with open(f"{scratch}/uv-env", "w") as f:  # pip's certificate bundle and timeout, for uv
+    if "cert" in options:
+        f.write(f"SSL_CERT_FILE={options['cert'][1]}\n")
+    if "timeout" in options or "default-timeout" in options:
+        f.write(f"UV_HTTP_TIMEOUT={options.get('timeout', options.get('default-timeout'))[1]}\n")
+EOF
+mapfile -t uv_args <"$scratch/uv-args"
+while IFS= read -r assignment; do export "${assignment?}"; done <"$scratch/uv-env"
+sed 's/^/    /' "$scratch/floors.txt"
+# (credentials in an index URL are not printed)
+[ ${#uv_args[@]} -eq 0 ] || printf '    uv index options from pip config: %s\n' "${uv_args[*]}" | sed -E 's#//[^/@ ]+@#//***@#g'
+
+step "sawdist[all,dev] on the floors (uv pip install --resolution lowest-direct)"
+cd "$repo"
+"$py" -m uv pip install --python "$py" --quiet \
+    --resolution lowest-direct --index-strategy unsafe-best-match --only-binary :all: \
+    "${uv_args[@]}" --constraint "$scratch/floors.txt" \
+    -e ".[all,dev]"
+
+step "resolved versions"
+"$py" - "$scratch/floors.txt" <<'EOF'
+import sys
+from importlib.metadata import version
+from packaging.version import Version
+
+wrong = []
+print(f"    {'package':<16}{'floor':<14}installed")
+for line in open(sys.argv[1]):
+    name, floor = line.strip().split("==")
+    got = version(name)
+    label = "(kept)" if name == "torch" else floor
+    print(f"    {name:<16}{label:<14}{got}")
+    if Version(got) != Version(floor):
+        wrong.append(f"{name} {got} (floor {floor})")
+for name in ["pytensor", "numba", "cftime", "packaging"]:  # transitive, for the record
+    try:
+        print(f"    {name:<16}{'(transitive)':<14}{version(name)}")
+    except Exception:
+        pass
+if wrong:
+    sys.exit("test_minimum_versions.sh: not at the floor: " + ", ".join(wrong))
+EOF
+
+step "the fast test suite (-m 'not slow') on the floors"
+"$py" -m pytest -m "not slow" -p no:cacheprovider -q
+step "done"
