@@ -6,23 +6,28 @@ groups whichever it is: ``posterior`` (the free variables and the deterministics
 ``lp``, renamed where a sampler calls them otherwise), ``log_likelihood`` (computed by PyMC from the posterior, so
 identical in layout) and ``observed_data``.
 
-* ``"pymc"``: :func:`pymc.sample`; its NUTS is a Python loop (about two thirds of every leapfrog step on the
-  benchmark); the C Ops.
-* ``"nutpie"``: Rust NUTS over the model's log-density compiled by Numba (:mod:`._numba_ops`), chains in threads.
+* ``"nutpie"``: Rust NUTS over the model's log-density compiled by Numba (:mod:`._numba_ops`), chains in threads;
+  the fastest sampler, though it compiles the model anew each time (6 s on the benchmark).
+* ``"pymc"``: :func:`pymc.sample` over the C Ops; its NUTS is a Python loop, about half of every leapfrog step on
+  the benchmark's 500 inputs, a small part with thousands of inputs.
 * ``"numpyro"`` and ``"blackjax"``: NUTS in JAX, the whole sampler compiled by XLA with the log-density
-  (:mod:`._jax_ops`), chains on as many XLA CPU devices (PyMC asks for them when it loads its JAX module).
+  (:mod:`._jax_ops`), chains on as many XLA CPU devices (PyMC asks for them when it loads its JAX module). XLA's
+  Bessel kernel costs 3 times Numba's at 500 inputs (1.35 times at 10,000), so both trail PyMC on CPU.
 
-The default, ``sampler=None``, is the first installed of :data:`SAMPLERS` (the order measured in
-``benchmarks/samplers.py``; numbers in ``benchmarks/RESULTS.md``).
+The default, ``sampler=None``, is the first installed of :data:`SAMPLERS`, the order measured by
+``benchmarks/samplers.py`` (numbers in ``benchmarks/RESULTS.md`` and docs/bayes.md): PyMC, always installed, comes
+before the JAX samplers, which are used only when asked for.
 
 **Start.** ``init="laplace"`` starts every sampler at the Laplace approximation of the posterior in the sampler's
 (transformed) space: the mode found by L-BFGS and the diagonal of the inverse Hessian there (as
 :func:`~.initialization.laplace_start`), each chain at the mode plus Normal(0, (sd/2)^2) jitter seeded by
-``random_seed``. What each sampler does with it: PyMC and NumPyro start the chains there *and* their diagonal
-mass-matrix adaptation from the Laplace variances; nutpie and BlackJAX take the start points only (nutpie accepts
-no initial mass matrix, it initialises its adaptation from the gradient at the start; BlackJAX's window adaptation
-starts from the identity). ``init="pymc"`` leaves each sampler its own start (PyMC's ``jitter+adapt_diag``,
-nutpie's and PyMC-JAX's jittered support point).
+``random_seed``. What each sampler does with it: PyMC, NumPyro and BlackJAX start the chains there *and* their
+diagonal mass-matrix adaptation from the Laplace variances; nutpie takes the start points only (it accepts no
+initial mass matrix and initialises its adaptation from the gradient at the start). NumPyro's regularisation of the
+adapted variances towards 1e-3 (Stan's) is switched off, since it swamps posterior variances of 1e-8 (the slope at
+d = 3072: 63 leapfrog steps per draw instead of 15); BlackJAX 1.7 keeps it, with no option. ``init="pymc"`` leaves
+each sampler its own start (PyMC's ``jitter+adapt_diag``, nutpie's jittered support point, the support point with
+U(-1, 1) jitter for the JAX samplers).
 
 **Seeds.** ``random_seed`` (an int) gives the same draws on every run with the same sampler, the same arguments and
 the same library versions; different samplers give different draws of the same posterior.
@@ -44,7 +49,7 @@ from .._optional import MissingDependencyError
 __all__ = ["SAMPLERS", "default_sampler", "installed_samplers", "sample"]
 
 #: The samplers, fastest first (``benchmarks/samplers.py``): ``sampler=None`` takes the first installed one.
-SAMPLERS = ("nutpie", "numpyro", "blackjax", "pymc")
+SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
 
 #: What each sampler needs besides PyMC (import names), and the extra that installs it.
 _NEEDS = {"nutpie": ("nutpie", "numba"), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax"), "pymc": ()}
@@ -60,7 +65,7 @@ _STAT_NAMES = {"depth": "tree_depth", "mean_tree_accept": "acceptance_rate", "lo
 
 
 def installed_samplers() -> tuple[str, ...]:
-    """The samplers of :data:`SAMPLERS` whose libraries are installed, fastest first (``"pymc"`` always)."""
+    """The samplers of :data:`SAMPLERS` whose libraries are installed, fastest first (``"pymc"`` is always)."""
     return tuple(name for name in SAMPLERS if all(importlib.util.find_spec(m) is not None for m in _NEEDS[name]))
 
 

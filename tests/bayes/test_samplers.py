@@ -36,14 +36,15 @@ def fits(summary):
 
 
 def test_the_default_is_the_first_installed_sampler():
-    assert INSTALLED[-1] == "pymc" and set(INSTALLED) <= set(smp.SAMPLERS)
-    assert smp.default_sampler() == INSTALLED[0]
-    assert smp.SAMPLERS == ("nutpie", "numpyro", "blackjax", "pymc")
+    # the order measured by benchmarks/samplers.py: nutpie, then PyMC (always installed) before the JAX samplers
+    assert smp.SAMPLERS == ("nutpie", "pymc", "numpyro", "blackjax")
+    assert "pymc" in INSTALLED and INSTALLED == tuple(s for s in smp.SAMPLERS if s in INSTALLED)
+    assert smp.default_sampler() == INSTALLED[0] == ("nutpie" if "nutpie" in INSTALLED else "pymc")
 
 
 def test_argument_messages(summary):
     model = convergence_model(summary)
-    with pytest.raises(ValueError, match=r"^'sampler' must be one of 'nutpie', 'numpyro', 'blackjax', 'pymc' or "
+    with pytest.raises(ValueError, match=r"^'sampler' must be one of 'nutpie', 'pymc', 'numpyro', 'blackjax' or "
                                          r"None, got 'stan'\.$"):
         smp.sample(model, "stan")
     with pytest.raises(ValueError, match=r"^'init' must be 'laplace' or 'pymc', got 'map'\.$"):
