@@ -92,7 +92,8 @@ def requirements(names, seen):
 
 floors = {}
 for req in [*project["dependencies"], *requirements(["all", "dev"], set())]:
-    m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([0-9][^,;\s]*)\s*", req)
+    # `name>=floor`, optionally capped (`name>=floor,<next`): the floor is what is tested
+    m = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([0-9][^,;\s]*)\s*(?:,\s*<\s*[0-9][^,;\s]*\s*)?", req)
     if not m:
         sys.exit(f"test_minimum_versions.sh: {req!r} has no plain `>=floor`; teach this script about it")
     floors[m.group(1).lower()] = m.group(2)

@@ -89,7 +89,7 @@ def _gram_factor(n_rows: int, m: int, batch: int, rng) -> np.ndarray:
 
 
 def draw_gram(kappa, count, dim: int, *, shared: bool = True, rng=None, size=None) -> np.ndarray:
-    """Gram matrices ``G[j, k] = R_j . R_k`` of the per-slot resultants drawn from the collapsed model (module
+    """Gram matrices ``G[j, k] = R_j^T R_k`` of the per-slot resultants drawn from the collapsed model (module
     docstring).
 
     Parameters
