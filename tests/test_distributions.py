@@ -547,7 +547,10 @@ def test_bayes_distributions_check_their_parameters():
         m, k = pt.dvector("m"), pt.dscalar("k")
         logp = pm.logp(dist.dist(mu=m, kappa=k), x)
         for mv, kv in [(2 * e1(3), 1.0), (e1(3), np.inf), (e1(3), np.nan)]:
-            with pytest.raises(ParameterValueError, match="kappa finite, mu a unit vector"):
+            # the graph forms inf - inf before its check raises; PyTensor 2.28 (with the PyMC 5.21.1 floor) lets
+            # NumPy warn about it, which the test configuration would turn into an error of its own
+            with pytest.raises(ParameterValueError, match="kappa finite, mu a unit vector"), \
+                    np.errstate(invalid="ignore"):
                 logp.eval({m: mv, k: kv}, mode="FAST_COMPILE")
         assert np.isfinite(logp.eval({m: e1(3), k: 2.0}, mode="FAST_COMPILE"))
     with pytest.raises(ParameterValueError, match=r"'kappa' must be finite, got inf\."):
