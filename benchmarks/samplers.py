@@ -9,10 +9,13 @@ Designs (d = 3072, simulated by sawdist.bayes.simulate_summary with its default 
 
 Each sampler runs in a fresh Python process (its own compile and its own peak memory), one after the other, with
 ``cores=2`` and ``tune`` tuning steps (300, as the analyses use). End to end is the time of the fit_convergence call:
-model, compile, Laplace start, tuning, draws, log-likelihood. The 1-minute load average is printed before and after
-each run: other sessions share the cores, and timings scale with it.
+model, compile, Laplace start, tuning, draws, log-likelihood; the "phases" column splits it (compile: nutpie's model
+compile; laplace: the Laplace start; sample: the sampler's own call, including XLA's compile for the JAX samplers;
+log_likelihood). The 1-minute load average is printed before and after each run: other sessions share the cores,
+and timings scale with it.
 
     python benchmarks/samplers.py [--design small large] [--samplers nutpie numpyro blackjax pymc] [--tune 300]
+                                  [--target-accept 0.8]
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def simulate(design: str, path: Path) -> None:
     xr.concat(parts, dim="input", data_vars="minimal").to_netcdf(path)
 
 
-def worker(sampler: str, design: str, path: Path, tune: int) -> dict:
+def worker(sampler: str, design: str, path: Path, tune: int, target_accept: float | None) -> dict:
     warnings.filterwarnings("ignore")
     import arviz as az
     import xarray as xr
@@ -62,7 +65,10 @@ def worker(sampler: str, design: str, path: Path, tune: int) -> dict:
     from sawdist.bayes import fit_convergence
 
     summary = xr.load_dataset(path)
+    phases = _time_phases()
     kwargs = dict(draws=1000, tune=tune, chains=4, cores=2, random_seed=1)
+    if target_accept is not None:
+        kwargs["target_accept"] = target_accept
     if design == "large":
         kwargs["var_names"] = ["alpha", "mu_concentration"]
     load_before = os.getloadavg()[0]
@@ -75,13 +81,52 @@ def worker(sampler: str, design: str, path: Path, tune: int) -> dict:
     ess_all = az.ess(idata, var_names=["alpha_ref", "beta", "sigma", "a"])
     stats = idata.sample_stats
     return {
-        "sampler": sampler, "design": design, "wall_s": wall, "load_before": load_before, "load_after": load_after,
-        "rhat_max": float(rhat.to_array().max()), "ess_bulk_min_law": float(ess.to_array().min()),
+        "sampler": sampler, "design": design, "tune": tune, "target_accept": target_accept, "wall_s": wall,
+        "load_before": load_before, "load_after": load_after,
+        "rhat_max": float(rhat.to_array().max()),
+        "rhat_law": float(az.rhat(idata, var_names=["alpha", "beta", "sigma"]).to_array().max()),
+        "ess_bulk_min_law": float(ess.to_array().min()),
         "ess_bulk_min_all": float(ess_all.to_array().min()), "steps_per_draw": float(stats["n_steps"].mean()),
         "divergences": int(stats["diverging"].sum()),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "beta": float(idata.posterior["beta"].mean()),
+        "phases": {name: round(seconds, 2) for name, seconds in phases.items()},
     }
+
+
+def _time_phases() -> dict:
+    """Wall time of the phases of a fit (wrapping the library functions that run them): nutpie's compile, the
+    Laplace start, the sampler's own call (XLA compiles inside it), the log-likelihood."""
+    import importlib
+
+    import pymc as pm
+
+    import sawdist.bayes.initialization as init_module
+    import sawdist.bayes.samplers as samplers
+
+    phases: dict[str, float] = {}
+    targets = [(samplers, "laplace", "laplace"), (init_module, "laplace_start", "laplace"),
+               (pm, "compute_log_likelihood", "log_likelihood"), (pm, "sample", "sample"),
+               (samplers, "_blackjax", "sample")]
+    for module_name, attr, phase in (("nutpie", "compile_pymc_model", "compile"), ("nutpie", "sample", "sample"),
+                                     ("pymc.sampling.jax", "sample_jax_nuts", "sample")):
+        try:
+            targets.append((importlib.import_module(module_name), attr, phase))
+        except ImportError:
+            pass
+
+    def wrap(fn, phase):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - t0
+        return timed
+
+    for module, attr, phase in targets:
+        setattr(module, attr, wrap(getattr(module, attr), phase))
+    return phases
 
 
 def main():
@@ -89,11 +134,12 @@ def main():
     parser.add_argument("--design", nargs="+", default=["small"], choices=sorted(DESIGNS))
     parser.add_argument("--samplers", nargs="+", default=None)
     parser.add_argument("--tune", type=int, default=300)
+    parser.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default 0.8)")
     parser.add_argument("--worker", nargs=3, metavar=("SAMPLER", "DESIGN", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         sampler, design, path = args.worker
-        print(json.dumps(worker(sampler, design, Path(path), args.tune)))
+        print(json.dumps(worker(sampler, design, Path(path), args.tune, args.target_accept)))
         return
 
     from sawdist.bayes.samplers import installed_samplers
@@ -107,7 +153,8 @@ def main():
             simulate(design, path)
             print(f"# {design}: simulated in {time.perf_counter() - t0:.0f} s", flush=True)
             for sampler in samplers:
-                out = subprocess.run([sys.executable, __file__, "--tune", str(args.tune), "--worker", sampler,
+                extra = [] if args.target_accept is None else ["--target-accept", str(args.target_accept)]
+                out = subprocess.run([sys.executable, __file__, "--tune", str(args.tune), *extra, "--worker", sampler,
                                       design, str(path)], capture_output=True, text=True)
                 if out.returncode:
                     print(f"{sampler} failed:\n{out.stderr[-3000:]}", flush=True)
@@ -116,12 +163,13 @@ def main():
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print()
-    print("| design | sampler | end to end | load (before / after) | R-hat max (free) | bulk ESS min alpha/beta/sigma "
-          "(all free) | steps/draw | divergences | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| design | sampler | end to end | phases | load (before / after) | R-hat max alpha/beta/sigma (all free) "
+          "| bulk ESS min alpha/beta/sigma (all free) | steps/draw | divergences | peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['design']} | {r['sampler']} | {r['wall_s']:.1f} s "
-              f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['rhat_max']:.3f} "
+        phases = ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
+        print(f"| {r['design']} | {r['sampler']} | {r['wall_s']:.1f} s | {phases} "
+              f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['rhat_law']:.3f} ({r['rhat_max']:.3f}) "
               f"| {r['ess_bulk_min_law']:.0f} ({r['ess_bulk_min_all']:.0f}) "
               f"| {r['steps_per_draw']:.1f} | {r['divergences']} | {r['peak_rss_gib']:.2f} GiB |")
 

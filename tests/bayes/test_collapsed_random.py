@@ -99,8 +99,6 @@ def test_prior_predictive_has_the_model_moments(shared):
     np.testing.assert_array_equal(idata.observed_data["directions"].values, summary["gram"].values)
 
 
-@pytest.mark.filterwarnings(
-    'ignore:(\x1b\\[1m)*Cannot cache compiled function "numba_funcified_fgraph:numba.core.errors.NumbaWarning')
 def test_posterior_predictive_reproduces_the_data():
     summary = simulate_summary(dim=64, capacities=[4, 16, 64], n_inputs=8, n_seeds=4, rng=11)
     model = convergence_model(summary)

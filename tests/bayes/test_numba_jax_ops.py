@@ -18,10 +18,6 @@ NUS = [0.0, 0.5, 1.5, 3.0, 24.5, 25.0, 30.0, 1535.0, 1e4, 1e5]
 XS = np.concatenate([[0.0, 1e-300, 1e-10, 1e-3], np.logspace(-1, 7, 200)])
 SPECIAL = np.array([np.inf, -1.0, np.nan])
 RTOL = 1e-12
-# PyTensor silences this Numba warning about its own graph function when it imports its Numba backend (a graph with
-# large constants, here the Gram matrices, is not cached on disk); pytest's per-test warning filters drop that.
-pytestmark = pytest.mark.filterwarnings(
-    'ignore:(\x1b\\[1m)*Cannot cache compiled function "numba_funcified_fgraph:numba.core.errors.NumbaWarning')
 #: dR/dx = 1 - R^2 - (2 nu + 1) R/x is a difference of terms of order 1 (the gradient graph is PyTensor's own
 #: elementwise Ops, fused differently by each backend): it is compared to 1e-12 of its terms, not of itself.
 GRAD_R_ATOL = 1e-12

@@ -13,10 +13,6 @@ INSTALLED = smp.installed_samplers()
 SAMPLE = dict(draws=400, tune=300, chains=2, cores=1, random_seed=3)
 GROUPS = {"posterior", "log_likelihood", "sample_stats", "observed_data"}
 STATS = {"diverging", "energy", "n_steps", "tree_depth", "acceptance_rate", "lp"}
-# PyTensor silences this Numba note on its own graph function when it loads its Numba backend; pytest's per-test
-# warning filters drop PyTensor's filter (the Laplace start and the log-likelihood compile no Numba code of theirs).
-pytestmark = pytest.mark.filterwarnings(
-    'ignore:(\x1b\\[1m)*Cannot cache compiled function "numba_funcified_fgraph:numba.core.errors.NumbaWarning')
 
 
 def _sampler(name):
