@@ -19,6 +19,17 @@ Each module has ``analyze(ds, out_dir, *, context=None) -> Finding`` and runs al
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    import xarray as xr
+
+    from ._common import Finding, Progress
+    from .context import Options
+    from .models import ModelPool
 
 __all__ = ["ANALYSES", "run_all"]
 
@@ -26,7 +37,9 @@ __all__ = ["ANALYSES", "run_all"]
 ANALYSES = ("similarity", "cosine_laws", "shared_mean", "convergence", "ensembles", "transfer")
 
 
-def run_all(ds, out_dir, *, options=None, models=None, progress=None, only=None, strict=False):
+def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options | dict | None = None,
+            models: ModelPool | None = None, progress: Progress | None = None, only: Sequence[str] | None = None,
+            strict: bool = False) -> list[Finding]:
     """Run every analysis (or those named in ``only``) on ``ds``; return the list of findings.
 
     Parameters

@@ -14,12 +14,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Finding", "Progress", "family_layout", "jackknife_se", "save_figure", "save_table", "verdict"]
+__all__ = ["Finding", "Progress", "family_layout", "file_stem", "jackknife_se", "save_figure", "save_table",
+           "verdict"]
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_TESTED = "holds", "fails", "inconclusive", "not tested"
 Z95 = 1.959963984540054
@@ -163,9 +165,26 @@ def families_of(ds) -> list:
     return [str(f) for f in np.asarray(ds["family"].values).tolist()]
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def file_stem(name: str) -> str:
+    """`name` as one file name inside the output folder: every character outside ``[A-Za-z0-9._-]`` becomes ``_``.
+
+    Output names carry names from the data (``f"similarity_{family}"``), and a crafted dataset's family
+    ``x/../../../escaped`` must not write outside ``--out``: with no separator left, the only names that could still
+    leave the folder, ``.`` and ``..`` (and the empty name), are refused.
+    """
+    stem = _UNSAFE.sub("_", str(name))
+    if stem in ("", ".", ".."):
+        raise ValueError(f"'name' must make a file name inside the output folder, got {name!r}.")
+    return stem
+
+
 def save_table(frame, out_dir: Path, name: str) -> Path:
-    """Write a pandas DataFrame to ``out_dir/tables/name.csv``; return the path relative to ``out_dir``."""
-    rel = Path("tables") / f"{name}.csv"
+    """Write a pandas DataFrame to ``out_dir/tables/name.csv``; return the path relative to ``out_dir``. `name` goes
+    through :func:`file_stem`, the one place where names become paths."""
+    rel = Path("tables") / f"{file_stem(name)}.csv"
     path = Path(out_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, float_format="%.6g")
@@ -173,8 +192,9 @@ def save_table(frame, out_dir: Path, name: str) -> Path:
 
 
 def save_figure(fig, out_dir: Path, name: str) -> Path:
-    """Save a matplotlib figure to ``out_dir/figures/name.png``; return the path relative to ``out_dir``."""
-    rel = Path("figures") / f"{name}.png"
+    """Save a matplotlib figure to ``out_dir/figures/name.png``; return the path relative to ``out_dir``. `name` goes
+    through :func:`file_stem`."""
+    rel = Path("figures") / f"{file_stem(name)}.png"
     path = Path(out_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -40,10 +40,16 @@ import logging
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sawdist.cli import CommandError, UsageError, input_file, output_folder
 
 from . import ANALYSES
+
+if TYPE_CHECKING:
+    import os
+
+    import xarray as xr
 
 __all__ = ["add_report_parser", "add_run_parser", "load_config", "open_dataset", "report", "run"]
 
@@ -51,7 +57,7 @@ _TABLES = ("extract", "dataset", "recipe", "analyses", "models")
 _MODEL_KEYS = {"families": None, "seeds": 6, "inputs": 200, "train": True}
 
 
-def load_config(path) -> dict:
+def load_config(path: str | os.PathLike[str] | None) -> dict:
     """Read a ``sawdist run`` TOML file; unknown tables, and unknown keys outside ``[dataset]``, are errors."""
     if path is None:
         return {}
@@ -218,7 +224,7 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def open_dataset(path):
+def open_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
     """Open the saliency dataset a command was given (lazily); a file that is not one is a CommandError."""
     from sawdist.io import open_saliency
 
@@ -237,7 +243,7 @@ def _common_flags(parser):
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress messages")
 
 
-def add_run_parser(subparsers) -> argparse.ArgumentParser:
+def add_run_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``sawdist run`` to the command line."""
     parser = subparsers.add_parser(
         "run", help="the main job: extract on digits, run every analysis, write figures, tables and a report",
@@ -251,7 +257,7 @@ def add_run_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def add_report_parser(subparsers) -> argparse.ArgumentParser:
+def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add ``sawdist report`` to the command line."""
     parser = subparsers.add_parser(
         "report", help="run every analysis on an existing saliency dataset and write the report",

@@ -9,10 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._common import Progress
+
+if TYPE_CHECKING:
+    import os
+
+    import arviz as az
+    import pandas as pd
+    import xarray as xr
+
+    from ._pairs import PairStats
+    from .models import ModelPool
 
 __all__ = ["Context", "Options"]
 
@@ -75,7 +86,8 @@ class Options:
 class Context:
     """Dataset, output directory, options and caches of one analysis run."""
 
-    def __init__(self, ds, out_dir, options: Options | None = None, progress: Progress | None = None, models=None):
+    def __init__(self, ds: xr.Dataset, out_dir: str | os.PathLike[str], options: Options | None = None,
+                 progress: Progress | None = None, models: ModelPool | None = None) -> None:
         self.ds = ds
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,7 +104,7 @@ class Context:
         return int(self.ds.sizes["feature"])
 
     @property
-    def pairs(self):
+    def pairs(self) -> PairStats:
         if self._pairs is None:
             from ._pairs import pair_stats
 
@@ -100,7 +112,7 @@ class Context:
         return self._pairs
 
     @property
-    def summary(self):
+    def summary(self) -> xr.Dataset:
         """:func:`sawdist.summaries.summarize` of the inputs used by the Bayesian fits (every count >= 2)."""
         if self._summary is None:
             from sawdist.summaries import summarize
@@ -114,7 +126,7 @@ class Context:
             self._summary = summarize(self.ds.isel(input=idx))
         return self._summary
 
-    def fit(self, law: str, shared: bool):
+    def fit(self, law: str, shared: bool) -> az.InferenceData:
         """The Bayesian convergence fit (cached) of one law, with a shared or separate mean directions."""
         key = (law, shared)
         if key not in self._fits:
@@ -138,7 +150,7 @@ class Context:
                                                  if "BLAS" not in str(w.message)})
         return self._fits[key]
 
-    def compare(self, fits: dict):
+    def compare(self, fits: dict[str, az.InferenceData]) -> tuple[pd.DataFrame, list[str]]:
         """:func:`arviz.compare` by PSIS-LOO, with its warnings turned into notes for the report.
 
         Returns the comparison table and a list of notes (e.g. Pareto k > 0.7: the LOO estimate is unreliable for

@@ -16,9 +16,18 @@ Run alone: ``sawdist report DATASET.nc --only convergence``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._common import Finding, nanmean, new_figure, save_figure, save_table, verdict
+
+if TYPE_CHECKING:
+    import os
+
+    import xarray as xr
+
+    from .context import Context
 
 KEY = "convergence"
 TITLE = "Convergence law: concentration rises with capacity (Bayesian)"
@@ -30,7 +39,8 @@ def _q(a, axis=0):
     return np.quantile(a, [0.025, 0.975], axis=axis)
 
 
-def analyze(ds, out_dir, *, context=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
     import pandas as pd
 

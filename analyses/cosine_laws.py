@@ -22,6 +22,7 @@ Run alone: ``sawdist report DATASET.nc --only cosine_laws``.
 from __future__ import annotations
 
 import types
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,13 +39,21 @@ from ._common import (
     verdict,
 )
 
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Sequence
+
+    import xarray as xr
+
+    from .context import Context
+
 KEY = "cosine_laws"
 TITLE = "Cosine laws concentrate with capacity; Saw shapes"
 CLAIM = ("At every capacity the directions follow a rotationally symmetric (Saw) law about the input's mean "
          "direction, whose cosine law moves away from the uniform law as capacity grows.")
 
 
-def pooled_cosines(U, V, dim):
+def pooled_cosines(U: np.ndarray, V: np.ndarray, dim: int) -> list[np.ndarray]:
     """Bias-corrected cosines of one family: a list over capacities of 1-D arrays pooled over inputs.
 
     ``U`` (capacity, seed, input, feature) zero where invalid, ``V`` the validity. Inputs where a capacity has
@@ -72,7 +81,8 @@ def pooled_cosines(U, V, dim):
     return [np.concatenate(t) if t else np.empty(0) for t in out]
 
 
-def shape_relation(shapes, cosines):
+def shape_relation(shapes: Sequence[Callable[[np.ndarray], np.ndarray]],
+                   cosines: Sequence[np.ndarray]) -> np.ndarray:
     """Slope and R^2 of log psi_k on log psi_(k+1), adjacent capacities, over the overlap of their data bands.
 
     The bands are the 5 % - 95 % quantiles of each capacity's cosines; NaN where they do not overlap (in high d the
@@ -96,7 +106,8 @@ def shape_relation(shapes, cosines):
     return res
 
 
-def analyze(ds, out_dir, *, context=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
     import pandas as pd
 

@@ -18,6 +18,8 @@ Run alone: ``sawdist report DATASET.nc --only ensembles``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._common import (
@@ -34,6 +36,14 @@ from ._common import (
     verdict,
 )
 
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    import xarray as xr
+
+    from .context import Context
+
 KEY = "ensembles"
 TITLE = "Ensembles of small models approach large models"
 CLAIM = ("Averaging the saliency directions of N small models approaches the direction of large models as N grows "
@@ -49,7 +59,8 @@ def default_sizes(n_seeds: int) -> list[int]:
     return sizes
 
 
-def ensemble_cosines(Us, Vs, UL, VL, sizes, n_subsets, rng):
+def ensemble_cosines(Us: np.ndarray, Vs: np.ndarray, UL: np.ndarray, VL: np.ndarray, sizes: Sequence[int],
+                     n_subsets: int, rng: np.random.Generator) -> np.ndarray:
     """Per-input mean of cos(u_bar_N, u_L) over random N-subsets of valid small seeds and valid large models.
 
     ``Us`` (seed, input, d) small directions zero where invalid, ``Vs`` validity; ``UL``, ``VL`` the large ones.
@@ -73,7 +84,8 @@ def ensemble_cosines(Us, Vs, UL, VL, sizes, n_subsets, rng):
     return out
 
 
-def analyze(ds, out_dir, *, context=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
     import pandas as pd
 

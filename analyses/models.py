@@ -24,26 +24,26 @@ class ModelPool(Protocol):
     :meth:`probabilities_of`; ``families`` lists the families. Subclass it, or provide the same methods.
     """
 
-    families: list
+    families: list[str]
     x: np.ndarray
     labels: np.ndarray
 
-    def capacities(self, family) -> list:
+    def capacities(self, family: str) -> list[int]:
         """The capacities of ``family``, ascending."""
         ...
 
-    def n_models(self, family, capacity) -> int:
+    def n_models(self, family: str, capacity: int) -> int:
         """The number of models of (``family``, ``capacity``)."""
         ...
 
-    def directions(self, family, capacity) -> np.ndarray:
+    def directions(self, family: str, capacity: int) -> np.ndarray:
         """Unit saliency directions of the label logit, (model, n, d), on ``x``; NaN rows where the gradient is 0."""
         ...
 
-    def predict(self, family, capacity, model: int, x) -> np.ndarray:
+    def predict(self, family: str, capacity: int, model: int, x: np.ndarray) -> np.ndarray:
         """Predicted classes of one model on inputs ``x`` (m, *input_shape)."""
         ...
 
-    def probabilities_of(self, family, capacity) -> np.ndarray:
+    def probabilities_of(self, family: str, capacity: int) -> np.ndarray:
         """Softmax probabilities (model, n, classes) on ``x``."""
         ...

@@ -9,6 +9,13 @@ from __future__ import annotations
 import datetime
 import html
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Mapping, Sequence
+
+    from ._common import Finding
 
 __all__ = ["write_report"]
 
@@ -20,7 +27,8 @@ def _summary_rows(findings):
     return [(i + 1, f.title, _BADGE.get(f.status, f.status.upper()), f.reason) for i, f in enumerate(findings)]
 
 
-def markdown(findings, *, title="sawdist report", meta=None, timings=None) -> str:
+def markdown(findings: Sequence[Finding], *, title: str = "sawdist report", meta: Mapping[str, object] | None = None,
+             timings: Mapping[str, float] | None = None) -> str:
     lines = [f"# {title}", ""]
     for key, value in (meta or {}).items():
         lines.append(f"- **{key}**: {value}")
@@ -87,7 +95,9 @@ def _html(findings, *, title, meta, timings) -> str:
     return "\n".join(out)
 
 
-def write_report(findings, out_dir, *, title="sawdist report", meta=None, timings=None) -> tuple[Path, Path]:
+def write_report(findings: Sequence[Finding], out_dir: str | os.PathLike[str], *, title: str = "sawdist report",
+                 meta: Mapping[str, object] | None = None,
+                 timings: Mapping[str, float] | None = None) -> tuple[Path, Path]:
     """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,8 @@ Run alone: ``sawdist report DATASET.nc --only shared_mean``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import _pairs
@@ -30,6 +32,13 @@ from ._common import (
     save_table,
     verdict,
 )
+
+if TYPE_CHECKING:
+    import os
+
+    import xarray as xr
+
+    from .context import Context
 
 KEY = "shared_mean"
 TITLE = "Capacities share the mean direction (H2)"
@@ -54,7 +63,8 @@ def _pairs_to_test(ps, architecture):
     return out
 
 
-def analyze(ds, out_dir, *, context=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
     import pandas as pd
 

@@ -13,6 +13,8 @@ Run alone: ``sawdist report DATASET.nc --only similarity``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import _pairs
@@ -26,13 +28,21 @@ from ._common import (
     verdict,
 )
 
+if TYPE_CHECKING:
+    import os
+
+    import xarray as xr
+
+    from .context import Context
+
 KEY = "similarity"
 TITLE = "Similarity rises with capacity (H1)"
 CLAIM = ("Two independently trained models agree more (higher cosine between their saliency directions) as either "
          "model's capacity grows.")
 
 
-def analyze(ds, out_dir, *, context=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
     import pandas as pd
 

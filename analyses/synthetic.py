@@ -15,16 +15,23 @@ Examples
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
 __all__ = ["synthetic_dataset"]
 
 
-def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_inputs: int, families=("family0",),
-                      shared_mean: bool = True, shared_across_families: bool = False, invalid_fraction: float = 0.0,
-                      rng=None) -> xr.Dataset:
+def synthetic_dataset(*, dim: int, capacities: Sequence[int], m: ArrayLike, n_seeds: int, n_inputs: int,
+                      families: Sequence[str] = ("family0",), shared_mean: bool = True,
+                      shared_across_families: bool = False, invalid_fraction: float = 0.0,
+                      rng: np.random.Generator | int | None = None) -> xr.Dataset:
     """A saliency dataset of vMF directions with known m(k) and shared or separate mean directions.
 
     Parameters
@@ -47,14 +54,14 @@ def synthetic_dataset(*, dim: int, capacities, m, n_seeds: int, n_inputs: int, f
     rng : numpy.random.Generator or int, optional
     """
     from sawdist import uniform_direction, vonmises_fisher
-    from sawdist.special import vmf_kappa_from_mrl
+    from sawdist.special import vmf_kappa_from_mean_resultant_length
 
     gen = np.random.default_rng(rng)
     caps = np.asarray(capacities)
     F, K = len(families), caps.size
     m = np.asarray(m, dtype=float)
     m = np.broadcast_to(m if m.ndim == 3 else np.broadcast_to(m, (F, K))[..., None], (F, K, n_inputs))
-    kappa = np.asarray(vmf_kappa_from_mrl(dim, m), dtype=float)
+    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(dim, m), dtype=float)
     n_mu = 1 if shared_across_families else F
     mu_shape = (n_mu, n_inputs) if shared_mean else (n_mu, K, n_inputs)
     mu = uniform_direction(dim).rvs(size=mu_shape, rng=gen)

@@ -21,6 +21,8 @@ Needs trained models (:class:`sawdist.analyses.models.ModelPool`); ``sawdist run
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ._common import (
@@ -35,6 +37,15 @@ from ._common import (
     verdict,
 )
 
+if TYPE_CHECKING:
+    import os
+
+    import xarray as xr
+    from numpy.typing import ArrayLike
+
+    from .context import Context
+    from .models import ModelPool
+
 KEY = "transfer"
 TITLE = "Black-box transfer along the mean direction"
 CLAIM = ("Perturbing an input along the mean saliency direction of several surrogate models lowers a black-box "
@@ -47,7 +58,8 @@ def _unit(v):
         return v / np.linalg.norm(v, axis=-1, keepdims=True)
 
 
-def attack_curves(pool, family, epsilons, *, max_targets=None):
+def attack_curves(pool: ModelPool, family: str, epsilons: ArrayLike, *,
+                  max_targets: int | None = None) -> tuple[np.ndarray, list[int]]:
     """Accuracy of every target against eps and strategy.
 
     Returns ``acc`` (capacity, target, strategy, eps, input) with NaN for inputs a target misclassifies unperturbed,
@@ -87,7 +99,8 @@ def attack_curves(pool, family, epsilons, *, max_targets=None):
     return out, caps
 
 
-def analyze(ds, out_dir, *, context=None, models=None, **_) -> Finding:
+def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
+            models: ModelPool | None = None, **_: object) -> Finding:
     """Run the transfer attack with the context's model pool; write figures and tables; return the finding."""
     import pandas as pd
 

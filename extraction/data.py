@@ -22,9 +22,14 @@ import gzip
 import math
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
 
 __all__ = ["Dataset", "DATASETS", "load_dataset"]
 
@@ -64,7 +69,7 @@ class Dataset:
         """Number of input features d (the dimension of the saliency sphere)."""
         return math.prod(self.input_shape)
 
-    def to(self, device) -> Dataset:
+    def to(self, device: str | torch.device) -> Dataset:
         """Return a copy with all tensors on ``device`` (the whole dataset lives on the training device)."""
         move = {f: getattr(self, f).to(device) for f in ("x_train", "y_train", "x_test", "y_test")}
         return dataclasses.replace(self, **move)
@@ -137,9 +142,51 @@ def digits(*, test_size: float = 0.25, split_seed: int = 0) -> Dataset:
 # --- CIFAR (python pickle batches) -----------------------------------------------------------------------------
 
 
+def _cifar_globals() -> dict[tuple[str, str], object]:
+    """The only globals a python-version CIFAR batch refers to: a dict of bytes keys to uint8 arrays, lists and
+    bytes needs NumPy's array reconstructors (``numpy.core`` in the published files, ``numpy._core`` from NumPy 2 on;
+    ``_frombuffer`` for protocol 5) and ``_codecs.encode`` (bytes written by Python 3 at protocol 2)."""
+    import codecs
+
+    try:
+        from numpy._core import multiarray, numeric
+    except ImportError:  # NumPy 1.x
+        from numpy.core import multiarray, numeric
+    found = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype, ("_codecs", "encode"): codecs.encode}
+    for package in ("numpy.core", "numpy._core"):
+        found[(f"{package}.multiarray", "_reconstruct")] = multiarray._reconstruct
+        if hasattr(numeric, "_frombuffer"):
+            found[(f"{package}.numeric", "_frombuffer")] = numeric._frombuffer
+    return found
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR batch and nothing else: ``find_class`` admits only :func:`_cifar_globals`, so a crafted
+    file under ``--data-root`` cannot name a function (``os.system``, ``builtins.eval``) for the load to call."""
+
+    def __init__(self, file, path: Path):
+        super().__init__(file, encoding="bytes")
+        self._path = path
+        self._allowed = _cifar_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise ValueError(f"'{self._path}' is not a CIFAR batch: it asks to load {module}.{name}, which the "
+                             f"format never needs; refused without running it.") from None
+
+
 def _unpickle(path: Path) -> dict:
+    """Load one CIFAR batch (a dict) with :class:`_CifarUnpickler`; any other content is a ValueError naming `path`."""
     with open(path, "rb") as f:
-        return pickle.load(f, encoding="bytes")
+        try:
+            batch = _CifarUnpickler(f, path).load()
+        except (pickle.UnpicklingError, EOFError, TypeError, AttributeError, IndexError) as err:
+            raise ValueError(f"'{path}' is not a readable CIFAR batch ({type(err).__name__}: {err}).") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"'{path}' is not a CIFAR batch: it holds a {type(batch).__name__}, not a dict.")
+    return batch
 
 
 def _cifar_dir(root: Path, folder: str, files: list[str], name: str, layout: str) -> Path:
@@ -157,7 +204,7 @@ def _cifar_images(raw: np.ndarray) -> np.ndarray:
     return np.asarray(raw, dtype=np.uint8).reshape(-1, 3, 32, 32)
 
 
-def cifar10(root=None, *, download: bool = False) -> Dataset:
+def cifar10(root: str | os.PathLike[str] | None = None, *, download: bool = False) -> Dataset:
     """CIFAR-10 from the python pickle batches in ``root/cifar-10-batches-py`` (or ``root`` itself).
 
     ``download=True`` first fetches ``cifar-10-python.tar.gz`` into ``root`` and unpacks it there, unless the batches
@@ -180,7 +227,7 @@ def cifar10(root=None, *, download: bool = False) -> Dataset:
     return Dataset("cifar10", x_tr, _labels(y_tr), x_te, _labels(test[b"labels"]), 10, {"root": str(root)})
 
 
-def cifar100(root=None, *, download: bool = False, labels: str = "fine") -> Dataset:
+def cifar100(root: str | os.PathLike[str] | None = None, *, download: bool = False, labels: str = "fine") -> Dataset:
     """CIFAR-100 from the python pickles ``root/cifar-100-python/{train,test}`` (or ``root`` itself).
 
     ``labels`` chooses the 100 ``"fine"`` classes or the 20 ``"coarse"`` superclasses. ``download=True`` first
@@ -210,7 +257,7 @@ _MNIST_FILES = {
 }
 
 
-def read_idx(path) -> np.ndarray:
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an idx file (the MNIST format; gzip-compressed when the name ends in ``.gz``) into a numpy array."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -237,7 +284,7 @@ def _find_idx(root: Path, stem: str) -> Path | None:
     return None
 
 
-def mnist(root=None, *, download: bool = False) -> Dataset:
+def mnist(root: str | os.PathLike[str] | None = None, *, download: bool = False) -> Dataset:
     """MNIST from the four idx files (optionally ``.gz``) in ``root`` or ``root/MNIST/raw`` (torchvision's layout).
 
     ``download=True`` first fetches the missing ``.gz`` idx files into ``root``.
@@ -271,7 +318,7 @@ def _read_image(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
 
 
-def tinyimagenet(root=None) -> Dataset:
+def tinyimagenet(root: str | os.PathLike[str] | None = None) -> Dataset:
     """Tiny-ImageNet-200 from its folder layout; the labelled ``val`` split serves as the test split.
 
     Layout (``root/tiny-imagenet-200`` or ``root`` itself): ``wnids.txt``; ``train/<wnid>/images/*.JPEG``;
@@ -319,7 +366,7 @@ def _parse_shape(shape) -> tuple[int, ...]:
     return shape
 
 
-def synthetic(*, shape=(3, 32, 32), n_classes: int = 10, n_train: int = 5000, n_test: int = 1000,
+def synthetic(*, shape: str | Sequence[int] = (3, 32, 32), n_classes: int = 10, n_train: int = 5000, n_test: int = 1000,
               noise: float = 1.0, seed: int = 0) -> Dataset:
     """A seeded Gaussian-mixture classification problem with inputs of any ``shape``.
 
@@ -358,7 +405,7 @@ DATASETS = {
 }
 
 
-def load_dataset(name: str = "digits", **options) -> Dataset:
+def load_dataset(name: str = "digits", **options: Any) -> Dataset:
     """Load dataset ``name`` from :data:`DATASETS` with the loader's keyword ``options`` (``root=...``, ...).
 
     Examples

@@ -246,8 +246,8 @@ def _loader_finds(spec: _Spec, root: Path) -> list[Path | None]:
     return [_mnist_path(root, stem) for stem in spec.needed]
 
 
-def download(name: str, root, *, base_url: str | Sequence[str] | None = None, timeout: float = DEFAULT_TIMEOUT,
-             progress: bool = True) -> list[Path]:
+def download(name: str, root: str | os.PathLike[str], *, base_url: str | Sequence[str] | None = None,
+             timeout: float = DEFAULT_TIMEOUT, progress: bool = True) -> list[Path]:
     """Fetch dataset ``name`` (``"cifar10"``, ``"cifar100"`` or ``"mnist"``) into ``root`` unless it is there.
 
     Parameters

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -89,7 +89,7 @@ def _cnn_large(k: int, input_shape, n_classes: int) -> nn.Module:
 class BasicBlock(nn.Module):
     """ResNet basic block (two 3x3 convs) with GroupNorm and a projection shortcut when the shape changes."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1, self.norm1 = _conv(c_in, c_out, stride), nn.GroupNorm(_groups(c_out), c_out)
         self.conv2, self.norm2 = _conv(c_out, c_out), nn.GroupNorm(_groups(c_out), c_out)
@@ -161,7 +161,7 @@ def _patch_size(h: int, w: int) -> int:
 class ViT(nn.Module):
     """A small vision transformer: patch embedding of dimension 4k, ``k/2`` heads of size 8, mean-pooled tokens."""
 
-    def __init__(self, k: int, input_shape, n_classes: int, depth: int = 2):
+    def __init__(self, k: int, input_shape: Sequence[int], n_classes: int, depth: int = 2) -> None:
         super().__init__()
         c, h, w = _image_shape("vit", input_shape)
         if k % 2:
@@ -208,14 +208,14 @@ def check_family(family: str) -> Family:
     return FAMILIES[family]
 
 
-def check_capacity(capacity) -> int:
+def check_capacity(capacity: float) -> int:
     """Return ``capacity`` as an int after checking that it is a positive integer."""
     if isinstance(capacity, bool) or not isinstance(capacity, int | float) or capacity != int(capacity) or capacity < 1:
         raise ValueError(f"'capacity' must be a positive integer, got {capacity!r}.")
     return int(capacity)
 
 
-def build_model(family: str, capacity: int, input_shape, n_classes: int) -> nn.Module:
+def build_model(family: str, capacity: int, input_shape: Sequence[int], n_classes: int) -> nn.Module:
     """Build a fresh model of ``family`` at capacity k, initialised from torch's global random state.
 
     Parameters
@@ -236,7 +236,7 @@ def build_model(family: str, capacity: int, input_shape, n_classes: int) -> nn.M
     return spec.build(capacity, tuple(input_shape), int(n_classes))
 
 
-def count_params(family: str, capacity: int, input_shape, n_classes: int) -> int:
+def count_params(family: str, capacity: int, input_shape: Sequence[int], n_classes: int) -> int:
     """Number of trainable parameters of ``build_model(family, capacity, input_shape, n_classes)``."""
     with torch.device("meta"):
         model = build_model(family, capacity, input_shape, n_classes)

@@ -8,6 +8,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
 
 __all__ = ["MODES", "OPTIMIZERS", "SCHEDULES", "Recipe"]
 
@@ -101,7 +107,7 @@ class Recipe:
             return 0.5 * (1.0 + math.cos(math.pi * progress))
         return 1.0
 
-    def make_optimizer(self, params):
+    def make_optimizer(self, params: Iterable[torch.Tensor]) -> torch.optim.Optimizer:
         """The recipe's ``torch.optim`` optimiser over ``params``."""
         import torch
 

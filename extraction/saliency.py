@@ -22,11 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.func import vmap
+
+if TYPE_CHECKING:
+    from .train import ModelStack
 
 __all__ = ["TARGETS", "Saliency", "input_gradients", "normalize", "saliency", "target_values"]
 
@@ -71,7 +75,8 @@ def target_values(logits: torch.Tensor, labels: torch.Tensor, target: str = "lab
     return -log_p if target == "loss" else log_p
 
 
-def input_gradients(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit") -> tuple:
+def input_gradients(stack: ModelStack, x: torch.Tensor, y: torch.Tensor,
+                    target: str = "label_logit") -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of ``target`` w.r.t. the inputs for every model of ``stack`` on every input of ``x``.
 
     Parameters
@@ -137,7 +142,7 @@ def normalize(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return direction, norm.float(), valid
 
 
-def saliency(stack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit", *,
+def saliency(stack: ModelStack, x: torch.Tensor, y: torch.Tensor, target: str = "label_logit", *,
              batch_size: int | None = None) -> Saliency:
     """Unit saliency directions of every model of ``stack`` on the inputs ``(x, y)``.
 

@@ -113,6 +113,20 @@ def check_dim(value: Any, name: str = "dim") -> int:
     return int(value)
 
 
+def check_int(value: Any, name: str, minimum: int = 0) -> int:
+    """An integer count >= `minimum` (a bool or a non-integral float is an error; an integral NumPy int passes)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < minimum:
+        raise ValueError(f"'{name}' must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """A finite real number >= 0 (a smoothing parameter, a penalty)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (0.0 <= float(value) < np.inf):
+        raise ValueError(f"'{name}' must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
 # --- direction arrays: the one check ------------------------------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._logspline import LAM_GRID, LogSplineProblem, SplineLogShape, default_n_knots, kappa_start, solve_psd
-from ._validation import as_directions, as_generator, feature_dim_of, is_dataarray
+from ._validation import as_directions, as_generator, check_int, feature_dim_of, is_dataarray
 from .results import FamilyFit
 from .semiparametric import corrected_cosines
 
@@ -180,11 +180,11 @@ def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, c
     seed_dim : str
         Name of the seed dim of a DataArray (default ``"seed"``; the one remaining dim if absent).
     n_boot : int
-        Bootstrap replicates over seeds for the uncertainty of m(k); 0 skips the bootstrap.
+        Bootstrap replicates over seeds for the uncertainty of m(k), an integer >= 0; 0 skips the bootstrap.
     rng : numpy.random.Generator or int, optional
         Source of the bootstrap resamples.
     n_knots : int, optional
-        Number of shared knots (default from the smallest per-capacity count, between 3 and 12).
+        Number of shared knots, at least 2 (default from the smallest per-capacity count, between 3 and 12).
     random_state : numpy.random.Generator or int, optional
         scipy's name for `rng`; pass one or the other.
 
@@ -208,6 +208,10 @@ def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, c
     from . import stats
     from .distributions import saw
 
+    n_boot = check_int(n_boot, "n_boot")
+    if n_knots is not None:
+        n_knots = check_int(n_knots, "n_knots", 2)
+    rng = as_generator(rng, random_state)  # checked here, before the fit, not after it
     arr, caps, template, (source, seed_axis) = _layout(directions, dim, capacities, seed_dim)
     D = as_directions(source, seed_axis, min_rows=2)  # (K, n, d) in the input's order, NaN rows zeroed
     order = np.argsort(caps.astype(float))
@@ -242,7 +246,7 @@ def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, c
             f"'directions' must give at least 2 distinct cosines per capacity, got 1 at capacity {caps[k]}."
         )
     z = (t_c - loc[groups]) / scl[groups]
-    n_kn = default_n_knots(int(n_k.min())) if n_knots is None else int(n_knots)
+    n_kn = default_n_knots(int(n_k.min())) if n_knots is None else n_knots
     knots_z = np.unique(np.quantile(z, np.linspace(0.0, 1.0, n_kn)))
     ref = int(np.argmin(np.abs(knots_z)))
     problems = []
@@ -282,9 +286,8 @@ def fit_family(directions: ArrayLike | xr.DataArray, dim: str = "capacity", *, c
     m_fit = np.array([pr.mean_t(g) for pr, g in zip(problems, G)])
 
     # Bootstrap over seeds (jointly across capacities), refitting at the selected smoothing.
-    rng = as_generator(rng, random_state)
-    boot = np.full((int(n_boot), K), np.nan)
-    for b in range(int(n_boot)):
+    boot = np.full((n_boot, K), np.nan)
+    for b in range(n_boot):
         counts = np.bincount(rng.integers(0, n_seeds, n_seeds), minlength=n_seeds).astype(float)
         mult = counts[seed_of]
         if np.any(np.bincount(groups, weights=(mult > 0).astype(float), minlength=K) < 2):

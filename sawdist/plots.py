@@ -6,10 +6,21 @@ never calls ``plt.show()``. Importing this module does not import matplotlib.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import stats as sps
 
 from ._optional import require
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import xarray as xr
+    from matplotlib.axes import Axes
+    from numpy.typing import ArrayLike
+
+    from .results import FamilyFit, FitResult
 
 __all__ = ["plot_cosine_laws", "plot_log_shapes", "plot_similarity"]
 
@@ -18,7 +29,7 @@ def _pyplot():
     return require("matplotlib.pyplot", "sawdist.plots")
 
 
-def capacity_colors(n):
+def capacity_colors(n: int) -> list[tuple[float, float, float, float]]:
     """`n` colours from the viridis map, dark to light as capacity grows (one per curve of a family)."""
     cmap = require("matplotlib", "sawdist.plots").colormaps["viridis"]
     return [cmap(x) for x in np.linspace(0.1, 0.9, max(n, 1))]
@@ -40,13 +51,14 @@ def _as_family(fit):
     )
 
 
-def uniform_cosine_pdf(t, dim):
+def uniform_cosine_pdf(t: ArrayLike, dim: int) -> np.ndarray | float:
     """Density of t = mu'u for u uniform on S^{d-1}: (1 + t)/2 ~ Beta((d-1)/2, (d-1)/2), so f(t) = Beta pdf / 2."""
     a = (dim - 1) / 2.0
     return sps.beta(a, a).pdf((1.0 + np.asarray(t)) / 2.0) / 2.0
 
 
-def plot_cosine_laws(fit, ax=None, *, bins=None, show_uniform=True):
+def plot_cosine_laws(fit: FamilyFit | FitResult, ax: Axes | None = None, *, bins: int | None = None,
+                     show_uniform: bool = True) -> Axes:
     """Cosine laws t = mu'u per capacity (histogram of the fitted cosines and the fitted density) with the uniform.
 
     Parameters
@@ -94,7 +106,7 @@ def plot_cosine_laws(fit, ax=None, *, bins=None, show_uniform=True):
     return ax
 
 
-def plot_log_shapes(fit, ax=None):
+def plot_log_shapes(fit: FamilyFit | FitResult, ax: Axes | None = None) -> Axes:
     """log psi(t) per capacity: solid over the capacity's data band, dotted where it is linear extrapolation.
 
     Shapes are defined up to an additive constant; each is shifted to 0 at the median of its cosines.
@@ -141,7 +153,9 @@ def plot_log_shapes(fit, ax=None):
     return ax
 
 
-def plot_similarity(rho, predicted=None, capacities=None, axes=None, *, cmap="viridis"):
+def plot_similarity(rho: ArrayLike | xr.DataArray | FamilyFit, predicted: ArrayLike | None = None,
+                    capacities: ArrayLike | None = None, axes: Sequence[Axes] | None = None, *,
+                    cmap: str = "viridis") -> np.ndarray:
     """Similarity heatmap rho(k1, k2) next to its rank-one prediction m(k1) m(k2) (the convergence law).
 
     The prediction is identity 2 of docs/theory/identities.md.

@@ -9,11 +9,19 @@ is also importable from the module that returns it and from :mod:`sawdist`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._validation import is_dataarray
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import ArrayLike
+
+    from .distributions._cosine import BetaCosine, NumericCosine
+
+    RandomLike = np.random.Generator | int | None
 
 __all__ = ["FamilyFit", "FitResult", "RayleighResult", "SemiparametricFit"]
 
@@ -55,28 +63,29 @@ class FitResult:
     distribution: Any
     details: dict = field(default_factory=dict)
 
-    def logpdf(self, x):
+    def logpdf(self, x: ArrayLike) -> np.ndarray | float:
         """Log density of the fitted distribution."""
         return self.distribution.logpdf(x)
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray | float:
         """Density of the fitted distribution."""
         return self.distribution.pdf(x)
 
-    def rvs(self, size=None, rng=None, random_state=None):
+    def rvs(self, size: int | tuple[int, ...] | None = None, rng: RandomLike = None,
+            random_state: RandomLike = None) -> np.ndarray:
         """Draws from the fitted distribution."""
         return self.distribution.rvs(size=size, rng=rng, random_state=random_state)
 
     @property
-    def cosine(self):
+    def cosine(self) -> BetaCosine | NumericCosine:
         """Law of t = mu'u under the fitted distribution."""
         return self.distribution.cosine
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         """E[u] under the fitted distribution."""
         return self.distribution.mean()
 
-    def entropy(self):
+    def entropy(self) -> np.ndarray | float:
         """Differential entropy of the fitted distribution."""
         return self.distribution.entropy()
 
@@ -175,7 +184,7 @@ class FamilyFit:
     smoothing: dict = field(default_factory=dict)
     cosines: list = field(default_factory=list)
 
-    def to_dataset(self):
+    def to_dataset(self) -> xr.Dataset:
         """All per-capacity results as an :class:`xarray.Dataset` (dims ``capacity``, ``capacity_1/2``, ``feature``)."""
         import xarray as xr
 

@@ -45,11 +45,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._logspline import SplineLogShape, fit_log_spline
-from ._validation import as_rows
+from ._validation import as_rows, check_int, check_nonnegative
 from .distributions._cosine import log1m_t2
 from .results import SemiparametricFit
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import xarray as xr
     from numpy.typing import ArrayLike
 
@@ -58,12 +60,12 @@ __all__ = ["SemiparametricFit", "SplineLogShape", "fit_semiparametric"]
 
 def vmf_cosine_variance(dim: int, m: float) -> float:
     """Var[t] of the von Mises–Fisher law with mean resultant length m: A'(kappa) = 1 - A^2 - (d-1) A / kappa."""
-    from .special import vmf_kappa_from_mrl
+    from .special import vmf_kappa_from_mean_resultant_length
 
     m = float(np.clip(m, 0.0, 1.0 - 1e-12))
     if m < 1e-8:
         return 1.0 / dim  # kappa -> 0: the uniform cosine, Beta((d-1)/2, (d-1)/2) on (1+t)/2, variance 1/d
-    kappa = float(vmf_kappa_from_mrl(dim, m))
+    kappa = float(vmf_kappa_from_mean_resultant_length(dim, m))
     return max(1.0 - m * m - (dim - 1) * m / kappa, 0.0)
 
 
@@ -170,9 +172,11 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
         Unit vectors, one per row (a DataArray's non-feature dims are flattened into rows). NaN rows are skipped and
         counted in ``n_skipped``.
     n_knots : int, optional
-        Number of spline knots (quantiles of the cosines); default round(n^(1/3)) + 2, between 3 and 12.
+        Number of spline knots (quantiles of the cosines), at least 2 (2 give a straight line, the vMF shape);
+        default round(n^(1/3)) + 2, between 3 and 12.
     lam : float, optional
-        Roughness penalty (in units of the standardised cosine); default chosen by AIC on a grid 1e-4 .. 1e6.
+        Roughness penalty (in units of the standardised cosine), finite and >= 0; default chosen by AIC on a grid
+        1e-4 .. 1e6.
     bias_correction : bool
         Fit the shape to the bias-corrected cosines (default). False fits the in-sample cosines mu_hat'u_i: the
         profile maximum-likelihood fit, which nests the vMF MLE but inherits the plug-in bias in high dimension.
@@ -199,6 +203,10 @@ def fit_semiparametric(directions: ArrayLike | xr.DataArray, *, n_knots: int | N
     >>> res.distribution_name, res.n, bool(abs(res.mean_resultant_length - m) < 0.01)
     ('semiparametric', 2000, True)
     """
+    if n_knots is not None:
+        n_knots = check_int(n_knots, "n_knots", 2)
+    if lam is not None:
+        lam = check_nonnegative(lam, "lam")
     X, n_skipped = as_rows(directions)
     return fit_semiparametric_rows(X, n_skipped=n_skipped, n_knots=n_knots, lam=lam, bias_correction=bias_correction)
 
@@ -211,12 +219,22 @@ def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int |
     from .distributions import saw
 
     n, d = X.shape
+    if n == 2 and not bias_correction:
+        # u_1'R = 1 + u_1'u_2 = u_2'R: the two in-sample cosines are equal, and only rounding tells them apart.
+        raise ValueError("'directions' must have at least 3 valid rows with bias_correction=False, got 2 (the "
+                         "in-sample cosines of 2 rows are equal, so the shape is not identified).")
     cos = corrected_cosines(X, d)
     t_fit = cos["t_c"] if bias_correction else np.clip(cos["t_in"], -1.0 + 1e-15, 1.0 - 1e-15)
     if not np.all(np.isfinite(cos["mu"])):
         raise ValueError("'directions' must have a nonzero resultant, got R = 0 (no mean direction).")
     if np.unique(t_fit).size < 2:
         raise ValueError(f"'directions' must give at least 2 distinct cosines, got {np.unique(t_fit).size}.")
+    # Cosines that differ by less than the rounding of a length-d dot product are equal in fact (rows placed
+    # symmetrically about their mean): a spline through them is fitted to rounding noise.
+    spread = float(np.ptp(t_fit))
+    if spread <= 8.0 * d * np.finfo(float).eps:
+        raise ValueError(f"'directions' must give at least 2 distinct cosines, got {t_fit.size} that differ by "
+                         f"{spread:.3g} only, within rounding.")
     spline = fit_log_spline(t_fit, d, n_knots=n_knots, lam=lam)
     dist = saw(cos["mu"], spline.log_shape)
     log_c = float(dist.log_normalizer)
@@ -263,7 +281,7 @@ def fit_semiparametric_rows(X: np.ndarray, *, n_skipped: int = 0, n_knots: int |
     )
 
 
-def cosine_loglik(log_shape, t: ArrayLike, dim: int, log_z: float) -> float:
+def cosine_loglik(log_shape: Callable[[np.ndarray], ArrayLike], t: ArrayLike, dim: int, log_z: float) -> float:
     """sum_i log f_T(t_i) for a shape with cosine-law normalizer log_z (helper for tests and the family fit)."""
     t = np.asarray(t, dtype=np.float64)
     return float(np.sum(log_shape(t) + (dim - 3) / 2.0 * log1m_t2(t)) - t.size * log_z)

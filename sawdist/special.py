@@ -45,11 +45,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special as sc
 from scipy.special import gammaln
 from scipy.special import zeta as sc_zeta
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "bessel_ratio",
@@ -57,7 +61,7 @@ __all__ = [
     "lgamma1p",
     "vmf_entropy",
     "log_bessel_iv",
-    "vmf_kappa_from_mrl",
+    "vmf_kappa_from_mean_resultant_length",
     "vmf_log_normalizer",
     "vmf_mean_resultant_length",
 ]
@@ -207,7 +211,7 @@ _LGAMMA1P_COEFFS = sc_zeta(np.arange(2.0, 32.0), 1.0) / np.arange(2.0, 32.0)
 _EULER_GAMMA = float(np.euler_gamma)
 
 
-def lgamma1p(nu):
+def lgamma1p(nu: ArrayLike) -> float | np.ndarray:
     r"""``log Gamma(1 + nu)`` for ``nu >= 0``, relative-accurate as ``nu -> 0``.
 
     ``gammaln(1.0 + nu)`` rounds ``1 + nu`` first: below ``nu ~ 1e-16`` it returns 0 instead of
@@ -484,7 +488,7 @@ def _scalar_or_array(a: np.ndarray):
     return a[()] if a.ndim == 0 else a
 
 
-def log_bessel_iv(nu, x):
+def log_bessel_iv(nu: ArrayLike, x: ArrayLike) -> float | np.ndarray:
     r"""Natural logarithm of the modified Bessel function of the first kind, :math:`\log I_\nu(x)`.
 
     Parameters
@@ -521,7 +525,7 @@ def log_bessel_iv(nu, x):
     return _scalar_or_array(_evaluate(nu, x, "log_iv"))
 
 
-def bessel_ratio(nu, x):
+def bessel_ratio(nu: ArrayLike, x: ArrayLike) -> float | np.ndarray:
     r"""Ratio :math:`I_{\nu+1}(x) / I_\nu(x)`, computed without forming :math:`I_\nu`.
 
     Parameters
@@ -548,7 +552,7 @@ def bessel_ratio(nu, x):
     return _scalar_or_array(_evaluate(nu, x, "ratio"))
 
 
-def bessel_ratio_complement(nu, x):
+def bessel_ratio_complement(nu: ArrayLike, x: ArrayLike) -> float | np.ndarray:
     r"""One minus the Bessel ratio, :math:`1 - I_{\nu+1}(x)/I_\nu(x)`, accurate where the ratio is close to 1.
 
     For the von Mises–Fisher distribution this is :math:`1 - A_d(\kappa)`, which at large concentration is
@@ -578,7 +582,7 @@ def bessel_ratio_complement(nu, x):
     return _scalar_or_array(out.reshape(shape))
 
 
-def vmf_entropy(dim, kappa):
+def vmf_entropy(dim: ArrayLike, kappa: ArrayLike) -> float | np.ndarray:
     r"""Differential entropy of the von Mises–Fisher distribution on :math:`S^{d-1}`.
 
     :math:`H = -\log C_d(\kappa) - \kappa A_d(\kappa)`, evaluated as
@@ -619,7 +623,7 @@ def _check_dim(dim) -> np.ndarray:
     return dim_arr.astype(float)
 
 
-def vmf_log_normalizer(dim, kappa, *, scaled: bool = False):
+def vmf_log_normalizer(dim: ArrayLike, kappa: ArrayLike, *, scaled: bool = False) -> float | np.ndarray:
     r"""Log of the von Mises–Fisher normalising constant on the sphere :math:`S^{d-1} \subset \mathbb{R}^d`.
 
     :math:`\log C_d(\kappa) = (d/2 - 1)\log\kappa - (d/2)\log 2\pi - \log I_{d/2-1}(\kappa)`, so that the density
@@ -675,7 +679,7 @@ def vmf_log_normalizer(dim, kappa, *, scaled: bool = False):
     return _scalar_or_array((-0.5 * d_f * _LOG_2PI - Lmx).reshape(shape))
 
 
-def vmf_mean_resultant_length(dim, kappa):
+def vmf_mean_resultant_length(dim: ArrayLike, kappa: ArrayLike) -> float | np.ndarray:
     r"""Mean resultant length :math:`A_d(\kappa) = I_{d/2}(\kappa)/I_{d/2-1}(\kappa) = E[\mu^\top x]` of the vMF.
 
     Examples
@@ -688,17 +692,18 @@ def vmf_mean_resultant_length(dim, kappa):
     return bessel_ratio(d / 2.0 - 1.0, kappa)
 
 
-def vmf_kappa_from_mrl(dim, rbar, *, max_iter: int = 100):
-    r"""Invert the mean resultant length: the :math:`\kappa` with :math:`A_d(\kappa) = \bar R`.
+def vmf_kappa_from_mean_resultant_length(dim: ArrayLike, mean_resultant_length: ArrayLike, *,
+                                         max_iter: int = 100) -> float | np.ndarray:
+    r"""Invert the mean resultant length: the :math:`\kappa` with :math:`A_d(\kappa) = m`.
 
-    This is the maximum-likelihood concentration of a von Mises–Fisher sample with mean resultant length
-    :math:`\bar R = \lVert\sum_i x_i\rVert / n`.
+    At the plug-in mean resultant length of a sample, :math:`m = \bar R = \lVert\sum_i x_i\rVert / n`, this is the
+    maximum-likelihood concentration of a von Mises–Fisher sample.
 
     Parameters
     ----------
     dim : int or array_like of int
         Ambient dimension d >= 2.
-    rbar : array_like
+    mean_resultant_length : array_like
         Mean resultant length in [0, 1). ``0`` gives ``kappa = 0``; ``1`` (identical points) has no finite
         solution and raises.
     max_iter : int
@@ -710,47 +715,47 @@ def vmf_kappa_from_mrl(dim, rbar, *, max_iter: int = 100):
 
     Notes
     -----
-    Starts from the approximation of Banerjee et al. (2005), :math:`\kappa_0 = \bar R(d - \bar R^2)/(1 - \bar R^2)`,
-    and takes Newton steps on :math:`A_d(\kappa) - \bar R` with :math:`A_d'(\kappa) = 1 - A_d^2 - (d-1)A_d/\kappa`,
+    Starts from the approximation of Banerjee et al. (2005), :math:`\kappa_0 = m(d - m^2)/(1 - m^2)`,
+    and takes Newton steps on :math:`A_d(\kappa) - m` with :math:`A_d'(\kappa) = 1 - A_d^2 - (d-1)A_d/\kappa`,
     kept inside a bracket that shrinks with every evaluation (bisection where Newton leaves it). The residual is
-    computed from :func:`bessel_ratio`, so the root is exact to a few ulps of :math:`\bar R` in any dimension; the
-    relative error of :math:`\kappa` is that times the condition number :math:`\bar R / (\kappa A_d'(\kappa))`,
-    which grows like :math:`2\kappa/(d-1)` as :math:`\bar R \to 1` (about 1e-8 at d = 2, kappa = 1e7).
+    computed from :func:`bessel_ratio`, so the root is exact to a few ulps of :math:`m` in any dimension; the
+    relative error of :math:`\kappa` is that times the condition number :math:`m / (\kappa A_d'(\kappa))`,
+    which grows like :math:`2\kappa/(d-1)` as :math:`m \to 1` (about 1e-8 at d = 2, kappa = 1e7).
 
     Examples
     --------
-    >>> from sawdist.special import vmf_kappa_from_mrl, vmf_mean_resultant_length
-    >>> rbar = vmf_mean_resultant_length(3072, 500.0)
-    >>> round(float(vmf_kappa_from_mrl(3072, rbar)), 9)
+    >>> from sawdist.special import vmf_kappa_from_mean_resultant_length, vmf_mean_resultant_length
+    >>> m = vmf_mean_resultant_length(3072, 500.0)
+    >>> round(float(vmf_kappa_from_mean_resultant_length(3072, m)), 9)
     500.0
     """
     d = _check_dim(dim)
-    rbar = np.asarray(rbar, dtype=float)
-    bad = ~(np.isfinite(rbar) & (rbar >= 0) & (rbar < 1))
+    m = np.asarray(mean_resultant_length, dtype=float)
+    bad = ~(np.isfinite(m) & (m >= 0) & (m < 1))
     if np.any(bad):
         raise ValueError(
-            f"'rbar' must be in [0, 1), got {float(rbar[bad].flat[0])!r} "
+            f"'mean_resultant_length' must be in [0, 1), got {float(m[bad].flat[0])!r} "
             "(1 means identical points, whose concentration is infinite)."
         )
-    d, rbar = np.broadcast_arrays(d, rbar)
+    d, m = np.broadcast_arrays(d, m)
     nu = d / 2.0 - 1.0
-    shape = rbar.shape
-    d, rbar, nu = d.ravel(), rbar.ravel(), nu.ravel()
-    kappa = rbar * (d - rbar**2) / (1.0 - rbar**2)
+    shape = m.shape
+    d, m, nu = d.ravel(), m.ravel(), nu.ravel()
+    kappa = m * (d - m**2) / (1.0 - m**2)
     lo = np.zeros_like(kappa)
     # A_d(k) <= k / (nu + 1/2 + sqrt((nu + 3/2)^2 + k^2))... is awkward to invert; the Banerjee value is within a
     # factor ~2 in every regime, so bracket generously and let bisection repair any overshoot.
     hi = np.maximum(4.0 * kappa, 1.0)
     a = _evaluate(nu, hi, "ratio")
-    while np.any(grow := a < rbar):
+    while np.any(grow := a < m):
         hi = np.where(grow, hi * 4.0, hi)
         a = _evaluate(nu, hi, "ratio")
-    zero = rbar == 0.0
+    zero = m == 0.0
     kappa = np.where(zero, 0.0, kappa)
     eps = np.finfo(float).eps
     for _ in range(max_iter):
         a = _evaluate(nu, kappa, "ratio")
-        f = a - rbar
+        f = a - m
         lo = np.where(f <= 0, kappa, lo)
         hi = np.where(f >= 0, kappa, hi)
         with np.errstate(divide="ignore", invalid="ignore"):

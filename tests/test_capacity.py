@@ -125,6 +125,11 @@ ERRORS = [
         lambda: fit_family(np.stack([[[1.0, 0], [1.0, 0]], [[1.0, 0], [0.6, 0.8]]])),
         r"at least 2 distinct cosines per capacity, got 1 at capacity 1",
     ),
+    # n_boot once reached np.full ("negative dimensions are not allowed"); n_knots and rng were checked late or not
+    (lambda: fit_family(np.stack([np.eye(3)] * 2), n_boot=-1), r"^'n_boot' must be an integer >= 0, got -1\.$"),
+    (lambda: fit_family(np.stack([np.eye(3)] * 2), n_knots=1), r"^'n_knots' must be an integer >= 2, got 1\.$"),
+    (lambda: fit_family(np.stack([np.eye(3)] * 2), rng=-1),
+     r"^'rng' must be a numpy.random.Generator, a non-negative int seed or None, got -1\.$"),
 ]
 
 

@@ -142,3 +142,35 @@ def test_import_stays_light():
     code = f"import sys, sawdist; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+@pytest.mark.parametrize("distribution", ["semiparametric", "vonmises_fisher", "power_spherical"])
+def test_one_feature_is_not_a_direction(distribution):
+    with pytest.raises(ValueError, match=r"^'directions' must have at least 2 coordinates along its last axis "
+                                         r"\(sphere dimension d >= 2\), got 1\.$"):
+        sawdist.fit(np.ones((5, 1)), distribution=distribution)
+
+
+def two_clusters(angle, n=10):
+    """n unit rows in d = 3, half at e1 and half at angle `angle` from it: 1 - m = 1 - cos(angle/2) exactly."""
+    x = np.zeros((n, 3))
+    x[:, 0] = 1.0
+    x[::2] = [np.cos(angle), np.sin(angle), 0.0]
+    return x
+
+
+@pytest.mark.parametrize("distribution", ["vonmises_fisher", "power_spherical"])
+def test_nearly_identical_rows_are_not_called_identical(distribution):
+    # rows 1e-10 apart: 1 - m = 1.25e-21, which the float64 m = ||R||/n cannot hold (it rounded to 1, "all identical")
+    with pytest.raises(ValueError, match=r"^'directions' rows are nearly identical \(1 - mean resultant length = "
+                                         r"1\.25e-21, below the 1e-10 that float64 resolves\): the maximum-likelihood "
+                                         r"concentration is too large to compute accurately\.$"):
+        sawdist.fit(two_clusters(1e-10), distribution=distribution)
+
+
+def test_tightly_clustered_rows_above_the_limit_fit_accurately():
+    # 1 - m = 2 sin^2(angle/4) = 1.25e-9; vMF at d = 3: A_3(kappa) = coth(kappa) - 1/kappa, so kappa = 1/(1 - m)
+    angle = 1e-4
+    gap = 2.0 * np.sin(angle / 4.0) ** 2
+    result = sawdist.fit(two_clusters(angle), distribution="vonmises_fisher")
+    assert result.kappa == pytest.approx(1.0 / gap, rel=1e-6)

@@ -94,6 +94,30 @@ def test_model_pool_load_needs_pool_json(tmp_path):
         TorchModelPool.load(tmp_path)
 
 
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "link"])
+def test_model_pool_load_reads_nothing_outside_its_folder(tmp_path, where):
+    import json
+
+    from sawdist.extraction.pool import TorchModelPool
+
+    outside = tmp_path / "secret.pt"
+    torch.save({"x": torch.zeros(1), "labels": torch.zeros(1)}, outside)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    stacks = []
+    if where == "link":  # inputs.pt, a link to a file elsewhere
+        (folder / "inputs.pt").symlink_to(outside)
+        name = "inputs.pt"
+    else:
+        name = str(outside) if where == "absolute" else "../secret.pt"
+        stacks = [{"family": "mlp", "capacity": 2, "file": name}]
+    (folder / "pool.json").write_text(json.dumps({"meta": {"input_shape": [1, 8, 8], "n_classes": 10},
+                                                  "stacks": stacks}))
+    with pytest.raises(ValueError, match=r"^'.*models/pool\.json' must name files inside the 'models' folder "
+                                         rf"'.*models', got '{'.*' if where == 'absolute' else name}'; refused\.$"):
+        TorchModelPool.load(folder)
+
+
 def test_commands_are_registered():
     from sawdist.cli import SUBCOMMANDS, build_parser
 

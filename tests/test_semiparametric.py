@@ -95,7 +95,7 @@ def test_huge_penalty_gives_the_vmf_mle():
     x = draw_directions(lambda t: 30.0 * t, e1(d), 800, rng)
     res = fit_semiparametric(x, lam=1e12, bias_correction=False)
     slope = res.log_shape.derivative(np.array([0.0, 0.3, 0.9]))
-    kappa = float(sawdist.special.vmf_kappa_from_mrl(d, np.linalg.norm(x.sum(0)) / 800))
+    kappa = float(sawdist.special.vmf_kappa_from_mean_resultant_length(d, np.linalg.norm(x.sum(0)) / 800))
     np.testing.assert_allclose(slope, kappa, rtol=1e-6)
 
 
@@ -191,7 +191,7 @@ def test_loglik_within_chi_square_margin_of_vmf_mle(bias_correction):
 
 
 @pytest.mark.slow
-def test_corrected_mrl_unbiased_at_d3072_n20_plugin_is_not():
+def test_corrected_mean_resultant_length_unbiased_at_d3072_n20_plugin_is_not():
     d, n, reps, kappa = 3072, 20, 150, 1000.0
     m_true = float(sawdist.special.vmf_mean_resultant_length(d, kappa))  # 0.2969
     rng = np.random.default_rng(7)
@@ -304,4 +304,50 @@ def test_error_identical_cosines():
 def test_error_zero_resultant():
     with pytest.raises(ValueError, match=r"'directions' must have a nonzero resultant, got R = 0"):
         fit_semiparametric(np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]))
+
+
+def test_error_lam_not_a_number(capfd):
+    # lam = nan once reached LAPACK: a LinAlgError, and "On entry to DLASCL ..." written to the terminal
+    x = sawdist.vonmises_fisher(e1(5), 20.0).rvs(size=30, rng=0)
+    with pytest.raises(ValueError, match=r"^'lam' must be a finite number >= 0, got nan\.$"):
+        fit_semiparametric(x, lam=float("nan"))
+    assert capfd.readouterr() == ("", "")
+
+
+def test_error_lam_negative():
+    x = sawdist.vonmises_fisher(e1(5), 20.0).rvs(size=30, rng=0)
+    with pytest.raises(ValueError, match=r"^'lam' must be a finite number >= 0, got -1\.$"):
+        fit_semiparametric(x, lam=-1)
+
+
+@pytest.mark.parametrize("n_knots", [1, -3, 2.5])
+def test_error_n_knots(n_knots):
+    x = sawdist.vonmises_fisher(e1(5), 20.0).rvs(size=30, rng=0)
+    with pytest.raises(ValueError, match=rf"^'n_knots' must be an integer >= 2, got {n_knots}\.$"):
+        fit_semiparametric(x, n_knots=n_knots)
+
+
+def test_two_knots_fit_a_straight_line():
+    x = sawdist.vonmises_fisher(e1(5), 20.0).rvs(size=30, rng=0)
+    assert fit_semiparametric(x, n_knots=2).smoothing["knots"].size == 2
+
+
+def test_error_two_rows_without_bias_correction():
+    # the 2 in-sample cosines are equal (1 + u1'u2)/||R||: the message named 'log_shape', which the user never passed
+    x = sawdist.vonmises_fisher(e1(64), 20.0).rvs(size=2, rng=1)
+    with pytest.raises(ValueError, match=r"^'directions' must have at least 3 valid rows with bias_correction=False, "
+                                         r"got 2 \(the in-sample cosines of 2 rows are equal"):
+        fit_semiparametric(x, bias_correction=False)
+
+
+def test_error_cosines_equal_up_to_rounding():
+    # 3 rows placed symmetrically about their mean, rotated at random in d = 64: the in-sample cosines are 0.8 each,
+    # apart from rounding, and a spline through them would be fitted to that rounding
+    a = 2 * np.pi * np.arange(3) / 3
+    x = np.zeros((3, 64))
+    x[:, 0], x[:, 1], x[:, 2] = 0.8, 0.6 * np.cos(a), 0.6 * np.sin(a)
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((64, 64)))
+    with pytest.raises(ValueError, match=r"^'directions' must give at least 2 distinct cosines, got 3 that differ by "
+                                         r"\S+ only, within rounding\.$"):
+        fit_semiparametric(x @ q.T, bias_correction=False)
 

@@ -13,7 +13,7 @@ from sawdist.special import (
     bessel_ratio_complement,
     log_bessel_iv,
     vmf_entropy,
-    vmf_kappa_from_mrl,
+    vmf_kappa_from_mean_resultant_length,
     vmf_log_normalizer,
     vmf_mean_resultant_length,
 )
@@ -138,20 +138,19 @@ def test_broadcasting_and_scalars():
 
 
 @pytest.mark.parametrize("dim", [2, 3, 64, 3072, 12288, 100000])
-def test_kappa_from_mrl_inverts_the_mean_resultant_length(dim):
+def test_vmf_kappa_from_mean_resultant_length_is_the_inverse(dim):
     kappa = np.array([0.0, 1e-6, 0.5, 10.0, 500.0, 2000.0, 1e5, 1e7])
-    rbar = vmf_mean_resultant_length(dim, kappa)
-    back = vmf_kappa_from_mrl(dim, rbar)
-    # exact to the conditioning of the inverse: relative error ~ eps * rbar / (kappa * A'(kappa))
-    a = rbar
+    m = vmf_mean_resultant_length(dim, kappa)
+    back = vmf_kappa_from_mean_resultant_length(dim, m)
+    # exact to the conditioning of the inverse: relative error ~ eps * m / (kappa * A'(kappa))
     with np.errstate(divide="ignore", invalid="ignore"):
-        deriv = 1 - a * a - (dim - 1) * a / kappa
-        cond = np.where(kappa > 0, a / (kappa * np.abs(deriv)), 1.0)
+        deriv = 1 - m * m - (dim - 1) * m / kappa
+        cond = np.where(kappa > 0, m / (kappa * np.abs(deriv)), 1.0)
     tol = 64 * np.finfo(float).eps * np.maximum(cond, 1.0)
     assert np.all(np.abs(back - kappa) <= tol * np.maximum(kappa, 1e-300)), (back, kappa)
     # The residual is at the accuracy of bessel_ratio itself, which near A = 1 is ~30 ulps (log Q ~ -log x
     # carries eps * |log x| absolutely; 5.9e-15 is the worst case against mpmath on the reference grid).
-    assert np.all(np.abs(vmf_mean_resultant_length(dim, back) - rbar) <= 32 * np.finfo(float).eps)
+    assert np.all(np.abs(vmf_mean_resultant_length(dim, back) - m) <= 32 * np.finfo(float).eps)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +164,8 @@ def test_kappa_from_mrl_inverts_the_mean_resultant_length(dim):
         (lambda: vmf_log_normalizer(2.5, 1.0), r"'dim' must be an integer >= 2, got 2\.5\."),
         (lambda: vmf_log_normalizer(3, -1.0), r"'kappa' must be >= 0, got -1\.0\."),
         (lambda: vmf_log_normalizer(3, np.inf), r"'kappa' must be finite, got inf\."),
-        (lambda: vmf_kappa_from_mrl(3, 1.0), r"'rbar' must be in \[0, 1\), got 1\.0 \(1 means identical points"),
+        (lambda: vmf_kappa_from_mean_resultant_length(3, 1.0),
+         r"'mean_resultant_length' must be in \[0, 1\), got 1\.0 \(1 means identical points"),
     ],
 )
 def test_error_messages(call, message):

@@ -135,16 +135,16 @@ def test_lgamma1p(nu):
 @given(dim=dims, kappa=st.floats(0.0, 1e14))
 @example(dim=2, kappa=1e14)
 @example(dim=100000, kappa=0.0)
-def test_kappa_from_mrl_inverts_the_mean_resultant_length(dim, kappa):
-    rbar = special.vmf_mean_resultant_length(dim, kappa)
-    back = special.vmf_kappa_from_mrl(dim, rbar)
-    # exact to the conditioning of the inverse, rbar / (kappa A'(kappa)) (as in tests/test_special.py)
+def test_vmf_kappa_from_mean_resultant_length_is_the_inverse(dim, kappa):
+    m = special.vmf_mean_resultant_length(dim, kappa)
+    back = special.vmf_kappa_from_mean_resultant_length(dim, m)
+    # exact to the conditioning of the inverse, m / (kappa A'(kappa)) (as in tests/test_special.py)
     if kappa == 0:
         assert back == 0
         return
-    deriv = 1 - rbar * rbar - (dim - 1) * rbar / kappa
-    cond = max(rbar / (kappa * abs(deriv)), 1.0) if deriv != 0 else np.inf
-    assert abs(back - kappa) <= 64 * EPS * cond * kappa or abs(special.vmf_mean_resultant_length(dim, back) - rbar) \
+    deriv = 1 - m * m - (dim - 1) * m / kappa
+    cond = max(m / (kappa * abs(deriv)), 1.0) if deriv != 0 else np.inf
+    assert abs(back - kappa) <= 64 * EPS * cond * kappa or abs(special.vmf_mean_resultant_length(dim, back) - m) \
         <= 32 * EPS, (dim, kappa, back)
 
 

@@ -120,7 +120,7 @@ def test_inf_outside_nan_rows_is_an_error(function):
 
 
 @pytest.mark.slow
-def test_corrected_mrl_unbiased_at_d3072_n20_plugin_is_not():
+def test_corrected_mean_resultant_length_unbiased_at_d3072_n20_plugin_is_not():
     d, n, m, reps = 3072, 20, 0.30, 1000
     rng = np.random.default_rng(5)
     u = draw(rng, e1(d), m, (reps, n))

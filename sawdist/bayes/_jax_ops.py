@@ -5,7 +5,7 @@ Importing this module registers, with :func:`pytensor.link.jax.dispatch.jax_func
 
 * :class:`~.special_ops.FixedOrderBesselLogRatio` (``x -> (L, R)`` at a constant order: every model here),
 * :class:`~.special_ops.BesselLogRatio` (``(nu, x) -> (L, R)``, the order a tensor),
-* :class:`~.special_ops.KappaFromMrl` (``(dim, m) -> kappa``, Newton's method in a ``lax.while_loop``),
+* :class:`~.special_ops.KappaFromMeanResultantLength` (``(dim, m) -> kappa``, Newton's method in a ``lax.while_loop``),
 * :class:`~._collapsed_op.CollapsedSharedLoglik` (the shared-mean likelihood and its gradient).
 
 Two kinds of gradient meet here. A graph differentiated by PyTensor (``pytensor.grad``, then compiled with
@@ -42,9 +42,9 @@ from scipy.special import zeta
 from ..special import N_SERIES_TERMS, NU_DEBYE, debye_polynomials
 from ._collapsed_op import CollapsedSharedLoglik
 from ._kernels import _DEBYE_CUTOFF, _LOG_EVERY, fixed_order
-from .special_ops import BesselLogRatio, FixedOrderBesselLogRatio, KappaFromMrl
+from .special_ops import BesselLogRatio, FixedOrderBesselLogRatio, KappaFromMeanResultantLength
 
-__all__ = ["bessel_pair", "collapsed_shared_loglik", "fixed_order_pair", "kappa_from_mrl"]
+__all__ = ["bessel_pair", "collapsed_shared_loglik", "fixed_order_pair", "kappa_from_mean_resultant_length"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _LOG_2 = float(np.log(2.0))
@@ -255,14 +255,14 @@ def _newton(nu, m, kernel):
     return jax.lax.while_loop(cond, body, (0, x0, jnp.array(False)))[1]
 
 
-def kappa_from_mrl(dim, m, *, constant_dim: float | None = None):
+def kappa_from_mean_resultant_length(dim, m, *, constant_dim: float | None = None):
     """``kappa = A_d^{-1}(m)`` for broadcast arrays (NaN for m outside [0, 1) or d < 2), differentiable in ``m``.
     ``constant_dim``: the dimension when it is a constant (then the order's coefficients are constants too)."""
-    return _kappa_from_mrl_fn(constant_dim)(dim, m)
+    return _kappa_from_mean_resultant_length_fn(constant_dim)(dim, m)
 
 
 @lru_cache(maxsize=64)
-def _kappa_from_mrl_fn(constant_dim):
+def _kappa_from_mean_resultant_length_fn(constant_dim):
     def solve(dim, m):
         dim, m = jnp.broadcast_arrays(jnp.asarray(dim, jnp.float64), jnp.asarray(m, jnp.float64))
         ok = jnp.isfinite(dim) & (dim >= 2.0) & jnp.isfinite(m) & (m >= 0.0) & (m < 1.0)
@@ -362,17 +362,17 @@ def jax_funcify_BesselLogRatio(op, node=None, **kwargs):
     return bessel_log_ratio
 
 
-@jax_funcify.register(KappaFromMrl)
-def jax_funcify_KappaFromMrl(op, node=None, **kwargs):
+@jax_funcify.register(KappaFromMeanResultantLength)
+def jax_funcify_KappaFromMeanResultantLength(op, node=None, **kwargs):
     dim = _constant_value(node.inputs[0]) if node is not None else None
     if dim is not None and not (np.isfinite(dim) and dim >= 2.0):
         dim = None
-    fn = _kappa_from_mrl_fn(dim)
+    fn = _kappa_from_mean_resultant_length_fn(dim)
 
-    def kappa_from_mrl_op(dim_, m):
+    def kappa_from_mean_resultant_length_op(dim_, m):
         return fn(dim_, m)
 
-    return kappa_from_mrl_op
+    return kappa_from_mean_resultant_length_op
 
 
 @jax_funcify.register(CollapsedSharedLoglik)

@@ -151,7 +151,7 @@ def bessel_L_R(nu, x):
     return L, R
 
 
-def kappa_from_mrl(nu: float, m):
+def kappa_from_mean_resultant_length(nu: float, m):
     """The x with R(nu, x) = m, for m in [0, 1) (NaN elsewhere), by Newton's method on the increasing, concave
     ``R(nu, .)``: after the first step every iterate lies left of the root and increases to it (the tangent of a
     concave function lies above it), so the iteration needs no bracket; it stops when every relative step is below

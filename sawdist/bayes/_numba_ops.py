@@ -5,7 +5,8 @@ Importing this module registers, with :func:`pytensor.link.numba.dispatch.numba_
 
 * :class:`~.special_ops.FixedOrderBesselLogRatio` (``x -> (L, R)`` at a constant order: every model here),
 * :class:`~.special_ops.BesselLogRatio` (``(nu, x) -> (L, R)``, the order a tensor),
-* :class:`~.special_ops.KappaFromMrl` (``(dim, m) -> kappa``, the inverse of the ratio, by Newton's method),
+* :class:`~.special_ops.KappaFromMeanResultantLength` (``(dim, m) -> kappa``, the inverse of the ratio, by Newton's
+  method),
 * :class:`~._collapsed_op.CollapsedSharedLoglik` (the shared-mean likelihood and its gradient in one loop).
 
 Their gradients are graphs of PyTensor's own elementwise Ops (``L_op`` of each Op: ``dL/dx = R``,
@@ -37,9 +38,9 @@ from scipy.special import zeta
 from ..special import N_SERIES_TERMS, NU_DEBYE, debye_polynomials
 from ._collapsed_op import CollapsedSharedLoglik
 from ._kernels import _DEBYE_CUTOFF, _LOG_EVERY, fixed_order
-from .special_ops import BesselLogRatio, FixedOrderBesselLogRatio, KappaFromMrl
+from .special_ops import BesselLogRatio, FixedOrderBesselLogRatio, KappaFromMeanResultantLength
 
-__all__ = ["bessel_kernel", "fixed_order_kernel", "kappa_from_mrl_kernel", "order_parameters"]
+__all__ = ["bessel_kernel", "fixed_order_kernel", "kappa_from_mean_resultant_length_kernel", "order_parameters"]
 
 #: Bumped whenever the code below changes what it computes (it enters PyTensor's on-disk cache key).
 _VERSION = 3
@@ -268,10 +269,10 @@ def _general_pair(nu, x):
 
 
 @_jit
-def kappa_from_mrl_kernel(dim, m):
+def kappa_from_mean_resultant_length_kernel(dim, m):
     """``kappa`` with ``A_d(kappa) = m`` for broadcast arrays ``dim`` and ``m`` (NaN for m outside [0, 1) or
-    d < 2): Newton's method from Banerjee et al.'s start, as :func:`._kernels.kappa_from_mrl`, element by element
-    (each stops once its relative step is below 1e-12)."""
+    d < 2): Newton's method from Banerjee et al.'s start, as :func:`._kernels.kappa_from_mean_resultant_length`,
+    element by element (each stops once its relative step is below 1e-12)."""
     dim_b, m_b = np.broadcast_arrays(dim, m)
     out = np.empty(m_b.shape)
     of = out.reshape(out.size)
@@ -323,9 +324,9 @@ def numba_funcify_BesselLogRatio(op, node=None, **kwargs):
     return _general_pair, _salt()
 
 
-@register_funcify_default_op_cache_key(KappaFromMrl)
-def numba_funcify_KappaFromMrl(op, node=None, **kwargs):
-    return kappa_from_mrl_kernel, _salt()
+@register_funcify_default_op_cache_key(KappaFromMeanResultantLength)
+def numba_funcify_KappaFromMeanResultantLength(op, node=None, **kwargs):
+    return kappa_from_mean_resultant_length_kernel, _salt()
 
 
 @register_funcify_default_op_cache_key(CollapsedSharedLoglik)

@@ -29,53 +29,29 @@ independent and uniform on :math:`S^{d-1}`: their Gram matrix is the normalised 
 Moments (tests): :math:`E[G_{jj}] = n_j + n_j(n_j - 1) A_d(\kappa_j)^2`; with a shared mean
 :math:`E[G_{jk}] = n_j n_k A_d(\kappa_j) A_d(\kappa_k)` for j != k, with separate means 0.
 
-The cosines are drawn by Wood's (1994) rejection sampler in the form :mod:`sawdist.distributions` uses
-(``y = 1 - t`` throughout, accurate for every concentration up to 1e18 and beyond).
+The cosines are drawn by the sampler of :data:`sawdist.vonmises_fisher`,
+:func:`sawdist.distributions.vonmises_fisher.vmf_cosines` (Wood's (1994) rejection sampler in ``y = 1 - t``, accurate
+for every concentration up to 1e18 and beyond).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._validation import as_generator
+from ..distributions.vonmises_fisher import vmf_cosines
 
-__all__ = ["draw_gram", "gram_random", "vmf_cosines"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
+    from numpy.typing import ArrayLike
 
-def vmf_cosines(dim: int, kappa, rng) -> tuple[np.ndarray, np.ndarray]:
-    """``(t, 1 - t)`` of directions drawn from vMF laws of concentrations ``kappa`` (any shape) in dimension ``dim``.
-
-    Wood's algorithm in ``y = 1 - w``: with ``b = r / (1 + hypot(1, r))``, ``r = (d - 1)/(2 kappa)``,
-    ``y0 = 2b/(1 + b)``, ``x0 = (1 - b)/(1 + b)``, draw ``z ~ Beta((d-1)/2, (d-1)/2)``, ``y = 2bz/((1 - z) + bz)``,
-    ``u ~ U(0, 1)`` and accept when ``kappa (y0 - y) + (d - 1)[log(y0 + x0 y) - log(4b) + 2 log1p(b)] >= log u``
-    (kappa = 0: b = 1, the uniform law).
-    """
-    kappa = np.asarray(kappa, dtype=np.float64)
-    flat = kappa.ravel()
-    dm1 = dim - 1.0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        r = 0.5 * dm1 / flat
-        b = r / (1.0 + np.hypot(1.0, r))
-    b = np.where(np.isinf(r), 1.0, b)
-    y0 = 2.0 * b / (1.0 + b)
-    x0 = (1.0 - b) / (1.0 + b)
-    log1m_x02 = np.log(4.0 * b) - 2.0 * np.log1p(b)
-    out = np.empty(flat.shape)
-    todo = np.arange(flat.size)
-    while todo.size:
-        bb, yy0, xx0, kk, ll = b[todo], y0[todo], x0[todo], flat[todo], log1m_x02[todo]
-        z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=todo.size)
-        y = 2.0 * bb * z / ((1.0 - z) + bb * z)
-        u = rng.random(todo.size)
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            accept = kk * (yy0 - y) + dm1 * (np.log(yy0 + xx0 * y) - ll) >= np.log(u)
-        out[todo[accept]] = y[accept]
-        todo = todo[~accept]
-    y = out.reshape(kappa.shape)
-    return 1.0 - y, y
+__all__ = ["draw_gram", "gram_random"]
 
 
-def _gram_factor(n_rows: int, m: int, batch: int, rng) -> np.ndarray:
+def _gram_factor(n_rows: int, m: int, batch: int, rng: np.random.Generator) -> np.ndarray:
     """(batch, n_rows, k) rows whose Gram matrix is Wishart(m, I): the Bartlett factor (k = n_rows) when m >= n_rows,
     else the Gaussian vectors themselves (k = m)."""
     if m < n_rows:
@@ -88,7 +64,8 @@ def _gram_factor(n_rows: int, m: int, batch: int, rng) -> np.ndarray:
     return A
 
 
-def draw_gram(kappa, count, dim: int, *, shared: bool = True, rng=None, size=None) -> np.ndarray:
+def draw_gram(kappa: ArrayLike, count: ArrayLike, dim: int, *, shared: bool = True,
+              rng: np.random.Generator | int | None = None, size: tuple[int, ...] | None = None) -> np.ndarray:
     """Gram matrices ``G[j, k] = R_j^T R_k`` of the per-slot resultants drawn from the collapsed model (module
     docstring).
 
@@ -162,7 +139,7 @@ def draw_gram(kappa, count, dim: int, *, shared: bool = True, rng=None, size=Non
     return G.reshape(batch_shape + (J, J))
 
 
-def gram_random(dim: int, shared: bool):
+def gram_random(dim: int, shared: bool) -> Callable[..., np.ndarray]:
     """The ``random`` of the convergence model's :class:`pymc.CustomDist` ``directions``:
     ``random(kappa, count, rng=None, size=None)`` -> Gram matrices, as :func:`draw_gram`."""
 

@@ -9,9 +9,17 @@ first offending coordinate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    #: the ``architecture`` argument: a dict from family to label, or one label per family, or None (every family
+    #: its own architecture)
+    ArchitectureLike = dict[str, str] | Sequence[str] | None
 
 __all__ = ["Design", "check_summary"]
 
@@ -71,7 +79,7 @@ def _where(summary, da, mask) -> str:
     )
 
 
-def check_summary(summary: xr.Dataset, architecture=None) -> Design:
+def check_summary(summary: xr.Dataset, architecture: ArchitectureLike = None) -> Design:
     """Check a summary and return its :class:`Design`.
 
     Parameters

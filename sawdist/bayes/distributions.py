@@ -14,6 +14,8 @@ Values off the sphere (``|‖x‖ - 1| > 1e-6``) have log density ``-inf``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pytensor.tensor as pt
 from pymc.distributions.continuous import Continuous
@@ -26,6 +28,9 @@ from pytensor.tensor.random.op import RandomVariable
 from .. import distributions as _sd
 from .._validation import check_kappa, check_unit_vectors
 from .special_ops import _f64, log_sphere_area, vmf_log_normalizer
+
+if TYPE_CHECKING:
+    from .special_ops import TensorLike
 
 __all__ = ["PowerSpherical", "PowerSphericalCosine", "SphereTransform", "VonMisesFisher", "VonMisesFisherCosine",
            "sphere"]
@@ -91,13 +96,13 @@ class SphereTransform(Transform):
     name = "sphere"
     ndim_supp = 1
 
-    def forward(self, value, *inputs):
+    def forward(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
         return pt.as_tensor_variable(value)
 
-    def backward(self, value, *inputs):
+    def backward(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
         return value / pt.sqrt(pt.sum(value * value, axis=-1, keepdims=True))
 
-    def log_jac_det(self, value, *inputs):
+    def log_jac_det(self, value: pt.TensorVariable, *inputs: Variable) -> pt.TensorVariable:
         d = pt.cast(value.shape[-1], "float64")
         return -0.5 * pt.sum(value * value, axis=-1) - 0.5 * d * np.log(2.0 * np.pi) + log_sphere_area(d)
 
@@ -154,7 +159,7 @@ def _sphere_support_point(rv, size, mu, kappa):
     return point
 
 
-def power_spherical_log_normalizer(dim, kappa):
+def power_spherical_log_normalizer(dim: TensorLike, kappa: TensorLike) -> pt.TensorVariable:
     r"""log c of the power spherical law (De Cao & Aziz 2020):
     :math:`-\{(\alpha+\beta)\log 2 + \beta\log\pi + \log\Gamma(\alpha) - \log\Gamma(\alpha+\beta)\}`,
     :math:`\alpha = (d-1)/2 + \kappa`, :math:`\beta = (d-1)/2`."""
@@ -190,13 +195,14 @@ class VonMisesFisher(Continuous):
     rv_type = VonMisesFisherRV
 
     @classmethod
-    def dist(cls, mu, kappa, **kwargs):
+    def dist(cls, mu: TensorLike, kappa: TensorLike, **kwargs: Any) -> pt.TensorVariable:
         return super().dist([pt.as_tensor_variable(mu), pt.as_tensor_variable(kappa)], **kwargs)
 
-    def support_point(rv, size, mu, kappa):
+    def support_point(rv: pt.TensorVariable, size: pt.TensorVariable | None, mu: pt.TensorVariable,
+                      kappa: pt.TensorVariable) -> pt.TensorVariable:
         return _sphere_support_point(rv, size, mu, kappa)
 
-    def logp(value, mu, kappa):
+    def logp(value: pt.TensorVariable, mu: pt.TensorVariable, kappa: pt.TensorVariable) -> pt.TensorVariable:
         dim = pt.cast(value.shape[-1], "float64")
         t = pt.sum(value * mu, axis=-1)
         res = pt.switch(_on_sphere(value), kappa * t + vmf_log_normalizer(dim, kappa), -np.inf)
@@ -218,13 +224,14 @@ class PowerSpherical(Continuous):
     rv_type = PowerSphericalRV
 
     @classmethod
-    def dist(cls, mu, kappa, **kwargs):
+    def dist(cls, mu: TensorLike, kappa: TensorLike, **kwargs: Any) -> pt.TensorVariable:
         return super().dist([pt.as_tensor_variable(mu), pt.as_tensor_variable(kappa)], **kwargs)
 
-    def support_point(rv, size, mu, kappa):
+    def support_point(rv: pt.TensorVariable, size: pt.TensorVariable | None, mu: pt.TensorVariable,
+                      kappa: pt.TensorVariable) -> pt.TensorVariable:
         return _sphere_support_point(rv, size, mu, kappa)
 
-    def logp(value, mu, kappa):
+    def logp(value: pt.TensorVariable, mu: pt.TensorVariable, kappa: pt.TensorVariable) -> pt.TensorVariable:
         dim = pt.cast(value.shape[-1], "float64")
         t = pt.clip(pt.sum(value * mu, axis=-1), -1.0, 1.0)
         # kappa log(1 + t), with 0 log 0 = 0 at kappa = 0
@@ -285,10 +292,11 @@ class VonMisesFisherCosine(Continuous):
     rv_type = VonMisesFisherCosineRV
 
     @classmethod
-    def dist(cls, dim, kappa, **kwargs):
+    def dist(cls, dim: TensorLike, kappa: TensorLike, **kwargs: Any) -> pt.TensorVariable:
         return super().dist([pt.cast(pt.as_tensor_variable(dim), "int64"), pt.as_tensor_variable(kappa)], **kwargs)
 
-    def support_point(rv, size, dim, kappa):
+    def support_point(rv: pt.TensorVariable, size: pt.TensorVariable | None, dim: pt.TensorVariable,
+                      kappa: pt.TensorVariable) -> pt.TensorVariable:
         from .special_ops import vmf_mean_resultant_length
 
         point = vmf_mean_resultant_length(dim, kappa)
@@ -296,7 +304,7 @@ class VonMisesFisherCosine(Continuous):
             point = pt.full(size, point)
         return point
 
-    def logp(value, dim, kappa):
+    def logp(value: pt.TensorVariable, dim: pt.TensorVariable, kappa: pt.TensorVariable) -> pt.TensorVariable:
         d = pt.cast(dim, "float64")
         inside = pt.and_(pt.gt(value, -1.0), pt.lt(value, 1.0))
         t = pt.switch(inside, value, 0.0)
@@ -322,10 +330,11 @@ class PowerSphericalCosine(Continuous):
     rv_type = PowerSphericalCosineRV
 
     @classmethod
-    def dist(cls, dim, kappa, **kwargs):
+    def dist(cls, dim: TensorLike, kappa: TensorLike, **kwargs: Any) -> pt.TensorVariable:
         return super().dist([pt.cast(pt.as_tensor_variable(dim), "int64"), pt.as_tensor_variable(kappa)], **kwargs)
 
-    def support_point(rv, size, dim, kappa):
+    def support_point(rv: pt.TensorVariable, size: pt.TensorVariable | None, dim: pt.TensorVariable,
+                      kappa: pt.TensorVariable) -> pt.TensorVariable:
         d = pt.cast(dim, "float64")
         a = 0.5 * (d - 1.0) + kappa
         point = 2.0 * a / (a + 0.5 * (d - 1.0)) - 1.0  # mean of t
@@ -333,7 +342,7 @@ class PowerSphericalCosine(Continuous):
             point = pt.full(size, point)
         return point
 
-    def logp(value, dim, kappa):
+    def logp(value: pt.TensorVariable, dim: pt.TensorVariable, kappa: pt.TensorVariable) -> pt.TensorVariable:
         d = pt.cast(dim, "float64")
         b = 0.5 * (d - 1.0)
         a = b + kappa

@@ -6,18 +6,26 @@ The model is :func:`~sawdist.bayes.model.convergence_model` (derivation in docs/
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import xarray as xr
 
 from .design import check_summary
 from .model import model_from_design
 from .samplers import sample
 
+if TYPE_CHECKING:
+    import arviz as az
+    import pandas as pd
+
+    from .design import ArchitectureLike
+
 __all__ = ["compare_shared_mean", "fit_convergence"]
 
 
-def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True, architecture=None,
-                    priors: dict | None = None, centered: bool = True, init: str = "laplace",
-                    sampler: str | None = None, **sample_kwargs):
+def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True,
+                    architecture: ArchitectureLike = None, priors: dict | None = None, centered: bool = True,
+                    init: str = "laplace", sampler: str | None = None, **sample_kwargs: Any) -> az.InferenceData:
     r"""Sample the convergence model with NUTS and return an :class:`arviz.InferenceData`.
 
     Parameters
@@ -67,8 +75,9 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
     return idata
 
 
-def compare_shared_mean(summary: xr.Dataset, law: str = "power", *, architecture=None, priors=None,
-                        centered: bool = True, ic: str = "loo", sampler: str | None = None, **sample_kwargs):
+def compare_shared_mean(summary: xr.Dataset, law: str = "power", *, architecture: ArchitectureLike = None,
+                        priors: dict | None = None, centered: bool = True, ic: str = "loo", sampler: str | None = None,
+                        **sample_kwargs: Any) -> pd.DataFrame:
     """H2 as a model comparison: the shared-mean model against one mean direction per capacity.
 
     Both models are fitted with :func:`fit_convergence` (same law, priors and sampler settings) and compared by

@@ -21,6 +21,8 @@ d = 3072 with 500 inputs); the start points, the mass matrix and hence the draws
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pymc as pm
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
@@ -32,7 +34,8 @@ __all__ = ["INITIAL_WEIGHT", "laplace_start"]
 INITIAL_WEIGHT = 10
 
 
-def laplace_start(model: pm.Model, chains: int, seed=None, **nuts_kwargs):
+def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator | None = None,
+                  **nuts_kwargs: Any) -> tuple[list[dict[str, np.ndarray]], pm.NUTS]:
     """Start points and a NUTS step for ``model`` from a Laplace approximation in the sampler's space.
 
     Parameters

@@ -7,17 +7,25 @@ kappa and the resultants.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from .._validation import as_generator
 from .design import check_summary
 
+if TYPE_CHECKING:
+    import arviz as az
+
+    from .design import ArchitectureLike
+
 __all__ = ["mean_direction_posterior"]
 
 
-def mean_direction_posterior(idata, summary: xr.Dataset, *, architecture=None, n_draws: int = 0, rng=None,
-                             random_state=None):
+def mean_direction_posterior(idata: az.InferenceData, summary: xr.Dataset, *, architecture: ArchitectureLike = None,
+                             n_draws: int = 0, rng: np.random.Generator | int | None = None,
+                             random_state: np.random.Generator | int | None = None) -> xr.Dataset:
     r"""The posterior of the mean direction mu(x), from the conditional vMF(S/||S||, ||S||) given kappa.
 
     The posterior mean of mu is :math:`E[\mu] = E_\kappa[A_d(\lVert S\rVert)\, S / \lVert S\rVert]

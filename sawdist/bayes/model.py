@@ -39,6 +39,8 @@ intercept and slope nearly uncorrelated a posteriori.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -47,7 +49,12 @@ import xarray as xr
 from ._collapsed_op import CollapsedSharedLoglik
 from .collapsed_random import gram_random
 from .design import Design, check_summary
-from .special_ops import bessel_ratio, log_sphere_area, reduced_log_bessel_iv, vmf_kappa_from_mrl
+from .special_ops import bessel_ratio, log_sphere_area, reduced_log_bessel_iv, vmf_kappa_from_mean_resultant_length
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .design import ArchitectureLike
 
 __all__ = ["DEFAULT_PRIORS", "LAWS", "collapsed_loglik", "convergence_model", "model_from_design"]
 
@@ -66,7 +73,7 @@ DEFAULT_PRIORS = {
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
-def collapsed_loglik(dim: int, shared: bool):
+def collapsed_loglik(dim: int, shared: bool) -> Callable[..., pt.TensorVariable]:
     """The collapsed log-likelihood of all directions at one input, as a ``logp`` for :class:`pymc.CustomDist`.
 
     Parameters
@@ -127,8 +134,9 @@ def _prior(priors, law, name, log_d):
     return float(value)
 
 
-def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True, architecture=None,
-                      priors: dict | None = None, centered: bool = True) -> pm.Model:
+def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True,
+                      architecture: ArchitectureLike = None, priors: dict | None = None,
+                      centered: bool = True) -> pm.Model:
     r"""The collapsed vMF convergence model of a summary, as a :class:`pymc.Model`.
 
     Parameters
@@ -247,7 +255,8 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             eta = a[:, :, None] + beta[:, None, None] * (log_k - k_ref)
         if law == "logit_mean_resultant_length":
             m = pm.math.sigmoid(eta)
-            kappa = pm.Deterministic("kappa", vmf_kappa_from_mrl(float(d), m), dims=("family", "input", "capacity"))
+            kappa = pm.Deterministic("kappa", vmf_kappa_from_mean_resultant_length(float(d), m),
+                                     dims=("family", "input", "capacity"))
             pm.Deterministic("mean_resultant_length", m, dims=("family", "input", "capacity"))
         else:
             kappa = pm.Deterministic("kappa", pt.exp(eta if law == "power" else log_kappa),

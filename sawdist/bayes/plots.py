@@ -3,15 +3,26 @@ similarity matrix observed against predicted."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .._optional import require
 from .predictive import observed_mean_resultant_length, observed_similarity, posterior_predictive
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import arviz as az
+    import xarray as xr
+    from matplotlib.axes import Axes
+
 __all__ = ["plot_capacity_law", "plot_similarity", "plot_trace"]
 
 
-def plot_capacity_law(idata, summary=None, *, var="mean_resultant_length", family=None, hdi_prob=0.94, ax=None):
+def plot_capacity_law(idata: az.InferenceData, summary: xr.Dataset | None = None, *,
+                      var: str = "mean_resultant_length", family: str | None = None, hdi_prob: float = 0.94,
+                      ax: Axes | None = None) -> Axes:
     """Posterior of m(k) (``var="mean_resultant_length"``, RMS over inputs) or of the median-input kappa(k)
     (``var="kappa"``) against capacity, with an HDI band; the observed RMS m-hat as points when ``summary`` is given.
 
@@ -50,14 +61,16 @@ def plot_capacity_law(idata, summary=None, *, var="mean_resultant_length", famil
     return ax
 
 
-def plot_trace(idata, var_names=("alpha", "beta", "sigma"), **kwargs):
+def plot_trace(idata: az.InferenceData, var_names: Sequence[str] = ("alpha", "beta", "sigma"),
+               **kwargs: Any) -> np.ndarray:
     """:func:`arviz.plot_trace` of the population parameters."""
     import arviz as az
 
     return az.plot_trace(idata, var_names=list(var_names), **kwargs)
 
 
-def plot_similarity(idata, summary, *, family=None, axes=None):
+def plot_similarity(idata: az.InferenceData, summary: xr.Dataset, *, family: str | None = None,
+                    axes: Sequence[Axes] | None = None) -> np.ndarray:
     """Heatmaps of the similarity matrix rho(k1, k2): observed (left) and posterior mean prediction (right), on
     one colour scale.
 

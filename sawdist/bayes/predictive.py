@@ -17,11 +17,18 @@ products and c their count (:func:`sawdist.summaries.similarity`, the definition
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from ..summaries import similarity
 from .design import check_summary
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import arviz as az
 
 __all__ = ["observed_mean_resultant_length", "observed_similarity", "posterior_predictive"]
 
@@ -56,7 +63,7 @@ def observed_mean_resultant_length(summary: xr.Dataset) -> xr.DataArray:
                         attrs={"long_name": "mean resultant length (RMS over inputs)", "units": "1"})
 
 
-def posterior_predictive(idata, sizes=(1, 2, 4, 8, 16, 32)) -> xr.Dataset:
+def posterior_predictive(idata: az.InferenceData, sizes: Sequence[int] = (1, 2, 4, 8, 16, 32)) -> xr.Dataset:
     """Posterior draws of the similarity matrix, m(k) and the ensemble curve.
 
     Parameters

@@ -40,11 +40,18 @@ import dataclasses
 import importlib.util
 import os
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pymc as pm
 
 from .._optional import MissingDependencyError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import arviz as az
+    from numpy.typing import ArrayLike
 
 __all__ = ["SAMPLERS", "default_sampler", "installed_samplers", "sample"]
 
@@ -86,7 +93,7 @@ def _check_sampler(sampler):
     return sampler
 
 
-def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace", **kwargs):
+def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace", **kwargs: Any) -> az.InferenceData:
     """Sample ``model`` with NUTS from ``sampler`` and return an :class:`arviz.InferenceData` (module docstring).
 
     Parameters
@@ -172,7 +179,8 @@ _EXACT_HESSIAN_MAX = 2000
 _HESSIAN_PROBES = 16
 
 
-def laplace(logp_dlogp, x0):
+def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
+            x0: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """The mode of a log-density and the diagonal of the inverse Hessian there, in the sampler's flat space.
 
     ``logp_dlogp(x) -> (logp, grad)``; the same approximation as :func:`~.initialization.laplace_start` (L-BFGS-B

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import xarray as xr
 
 from .. import uniform_direction, vonmises_fisher
 from .._validation import as_generator
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+
 __all__ = ["simulate_summary"]
 
 
-def simulate_summary(*, dim: int, capacities, n_inputs: int, n_seeds: int, alpha=None, beta=0.5, sigma=0.3,
-                     kappa=None, families=("family0",), shared_mean: bool = True, rng=None, return_truth=False,
-                     random_state=None):
+def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds: int, alpha: ArrayLike | None = None,
+                     beta: ArrayLike = 0.5, sigma: ArrayLike = 0.3, kappa: ArrayLike | None = None,
+                     families: Sequence[str] = ("family0",), shared_mean: bool = True,
+                     rng: np.random.Generator | int | None = None, return_truth: bool = False,
+                     random_state: np.random.Generator | int | None = None,
+                     ) -> xr.Dataset | tuple[xr.Dataset, dict[str, np.ndarray]]:
     r"""Draw vMF directions with a power law of concentration and summarise them as :func:`sawdist.summarize` does.
 
     For each family and input x: mu(x) uniform on :math:`S^{d-1}` (one per capacity when ``shared_mean`` is

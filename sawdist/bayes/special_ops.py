@@ -15,10 +15,12 @@ fixed-order kernels of :mod:`._kernels`. Its gradient is exact, from the identit
 differentiated (it is a constant of the model, d/2 - 1); asking for its gradient raises.
 
 Public graph functions: :func:`log_bessel_iv`, :func:`bessel_ratio`, :func:`vmf_log_normalizer`,
-:func:`vmf_mean_resultant_length`, :func:`vmf_kappa_from_mrl` and :func:`log_sphere_area`.
+:func:`vmf_mean_resultant_length`, :func:`vmf_kappa_from_mean_resultant_length` and :func:`log_sphere_area`.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytensor.tensor as pt
@@ -28,7 +30,19 @@ from pytensor.graph.op import Op
 from pytensor.link.c.op import COp
 
 from ..special import N_SERIES_TERMS
-from ._kernels import _LOG_EVERY, bessel_L_R, fixed_order, kappa_from_mrl
+from ._kernels import _LOG_EVERY, bessel_L_R, fixed_order, kappa_from_mean_resultant_length
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from numpy.typing import ArrayLike
+    from pytensor.graph.basic import Variable
+    from pytensor.graph.fg import FunctionGraph
+
+    #: what the graph functions take: a number, an array or a PyTensor variable
+    TensorLike = ArrayLike | Variable
+    #: PyTensor's ``output_storage`` of :meth:`Op.perform`: one cell per output
+    OutputStorage = list[list[np.ndarray | None]]
 
 __all__ = [
     "BesselLogRatio",
@@ -37,7 +51,7 @@ __all__ = [
     "log_bessel_iv",
     "log_sphere_area",
     "reduced_log_bessel_iv",
-    "vmf_kappa_from_mrl",
+    "vmf_kappa_from_mean_resultant_length",
     "vmf_log_normalizer",
     "vmf_mean_resultant_length",
 ]
@@ -58,26 +72,28 @@ class BesselLogRatio(Op):
 
     __props__ = ()
 
-    def make_node(self, nu, x):
+    def make_node(self, nu: TensorLike, x: TensorLike) -> Apply:
         nu = _f64(nu)
         x = _f64(x)
         if nu.type.ndim != x.type.ndim:
             raise ValueError(f"BesselLogRatio needs 'nu' and 'x' of equal ndim, got {nu.type.ndim} and {x.type.ndim}.")
         return Apply(self, [nu, x], [x.type(), x.type()])
 
-    def perform(self, node, inputs, output_storage):
+    def perform(self, node: Apply, inputs: Sequence[np.ndarray], output_storage: OutputStorage) -> None:
         nu, x = inputs
         L, R = bessel_L_R(nu, x)
         output_storage[0][0] = L
         output_storage[1][0] = R
 
-    def infer_shape(self, fgraph, node, input_shapes):
+    def infer_shape(self, fgraph: FunctionGraph, node: Apply,
+                    input_shapes: Sequence[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[1], input_shapes[1]]
 
-    def connection_pattern(self, node):
+    def connection_pattern(self, node: Apply) -> list[list[bool]]:
         return [[True, True], [True, True]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def L_op(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
+             output_grads: Sequence[Variable]) -> list[Variable]:
         nu, x = inputs
         _, R = outputs
         g_L, g_R = output_grads
@@ -177,38 +193,41 @@ class FixedOrderBesselLogRatio(COp):
 
     __props__ = ("nu",)
 
-    def __init__(self, nu: float):
+    def __init__(self, nu: float) -> None:
         nu = float(nu)
         if not (np.isfinite(nu) and nu >= 0):
             raise ValueError(f"'nu' must be a finite order >= 0, got {nu!r}.")
         self.nu = nu
 
-    def make_node(self, x):
+    def make_node(self, x: TensorLike) -> Apply:
         x = _f64(x)
         return Apply(self, [x], [x.type(), x.type()])
 
-    def perform(self, node, inputs, output_storage):
+    def perform(self, node: Apply, inputs: Sequence[np.ndarray], output_storage: OutputStorage) -> None:
         L, R = fixed_order(self.nu)(inputs[0])
         output_storage[0][0] = L
         output_storage[1][0] = R
 
-    def infer_shape(self, fgraph, node, input_shapes):
+    def infer_shape(self, fgraph: FunctionGraph, node: Apply,
+                    input_shapes: Sequence[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[0], input_shapes[0]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def L_op(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
+             output_grads: Sequence[Variable]) -> list[Variable]:
         (x,) = inputs
         return [_ratio_grad(self.nu, x, outputs[1], *output_grads)]
 
-    def c_headers(self, **kwargs):
+    def c_headers(self, **kwargs: Any) -> list[str]:
         return ["<math.h>"]
 
-    def c_code_cache_version(self):
+    def c_code_cache_version(self) -> tuple[int, ...]:
         return (5,)
 
-    def c_support_code_apply(self, node, name):
+    def c_support_code_apply(self, node: Apply, name: str) -> str:
         return bessel_c_source(self.nu, f"sawdist_bessel_{name}")
 
-    def c_code(self, node, name, inputs, outputs, sub):
+    def c_code(self, node: Apply, name: str, inputs: Sequence[str], outputs: Sequence[str],
+               sub: dict[str, str]) -> str:
         (x,) = inputs
         L, R = outputs
         fail = sub["fail"]
@@ -259,12 +278,12 @@ def _pair(nu, x):
     return _bessel_log_ratio(nu_b, x_b)
 
 
-def reduced_log_bessel_iv(nu, x):
+def reduced_log_bessel_iv(nu: TensorLike, x: TensorLike) -> pt.TensorVariable:
     r""":math:`L(\nu, x) = \log I_\nu(x) - \nu \log x`, finite at x = 0, with gradient :math:`R(\nu, x)`."""
     return _pair(nu, x)[0]
 
 
-def log_bessel_iv(nu, x):
+def log_bessel_iv(nu: TensorLike, x: TensorLike) -> pt.TensorVariable:
     r""":math:`\log I_\nu(x)` as a PyTensor graph (``-inf`` at x = 0 for nu > 0, ``0`` for nu = 0).
 
     Parameters
@@ -291,18 +310,18 @@ def log_bessel_iv(nu, x):
     return reduced_log_bessel_iv(nu, x) + nu_log_x
 
 
-def bessel_ratio(nu, x):
+def bessel_ratio(nu: TensorLike, x: TensorLike) -> pt.TensorVariable:
     r""":math:`I_{\nu+1}(x) / I_\nu(x)` as a PyTensor graph, with :math:`\partial_x R = 1 - R^2 - (2\nu+1)R/x`."""
     return _pair(nu, x)[1]
 
 
-def log_sphere_area(dim):
+def log_sphere_area(dim: TensorLike) -> pt.TensorVariable:
     r""":math:`\log \omega_d = \log 2 + (d/2)\log\pi - \log\Gamma(d/2)`, the log surface area of :math:`S^{d-1}`."""
     dim = _f64(dim)
     return np.log(2.0) + 0.5 * dim * np.log(np.pi) - pt.gammaln(0.5 * dim)
 
 
-def vmf_log_normalizer(dim, kappa):
+def vmf_log_normalizer(dim: TensorLike, kappa: TensorLike) -> pt.TensorVariable:
     r""":math:`\log C_d(\kappa) = -(d/2)\log 2\pi - L(d/2 - 1, \kappa)`, the vMF log-normaliser, as a graph.
 
     Its gradient in kappa is ``-A_d(kappa)`` (minus the mean resultant length).
@@ -318,22 +337,22 @@ def vmf_log_normalizer(dim, kappa):
     return -0.5 * dim * _LOG_2PI - reduced_log_bessel_iv(0.5 * dim - 1.0, kappa)
 
 
-def vmf_mean_resultant_length(dim, kappa):
+def vmf_mean_resultant_length(dim: TensorLike, kappa: TensorLike) -> pt.TensorVariable:
     r""":math:`A_d(\kappa) = I_{d/2}(\kappa) / I_{d/2-1}(\kappa)` as a graph."""
     dim = _f64(dim)
     return bessel_ratio(0.5 * dim - 1.0, kappa)
 
 
-def _kappa_from_mrl_numpy(dim, m):
+def _kappa_from_mean_resultant_length_numpy(dim, m):
     dim, m = np.broadcast_arrays(np.asarray(dim, dtype=np.float64), np.asarray(m, dtype=np.float64))
     out = np.full(m.shape, np.nan)
     for value in np.unique(dim[np.isfinite(dim) & (dim >= 2)]):
         sel = dim == value
-        out[sel] = kappa_from_mrl(0.5 * value - 1.0, m[sel])
+        out[sel] = kappa_from_mean_resultant_length(0.5 * value - 1.0, m[sel])
     return out
 
 
-class KappaFromMrl(Op):
+class KappaFromMeanResultantLength(Op):
     r"""Op ``(dim, m) -> kappa`` with :math:`A_d(\kappa) = m` (Newton's method on the fixed-order kernel).
 
     Gradient by the implicit-function theorem: :math:`d\kappa/dm = 1 / A_d'(\kappa)` with
@@ -342,21 +361,24 @@ class KappaFromMrl(Op):
 
     __props__ = ()
 
-    def make_node(self, dim, m):
+    def make_node(self, dim: TensorLike, m: TensorLike) -> Apply:
         dim = _f64(dim)
         m = _f64(m)
         if dim.type.ndim != m.type.ndim:
-            raise ValueError(f"KappaFromMrl needs 'dim' and 'm' of equal ndim, got {dim.type.ndim} and {m.type.ndim}.")
+            raise ValueError(f"KappaFromMeanResultantLength needs 'dim' and 'm' of equal ndim, got {dim.type.ndim} "
+                             f"and {m.type.ndim}.")
         return Apply(self, [dim, m], [m.type()])
 
-    def perform(self, node, inputs, output_storage):
+    def perform(self, node: Apply, inputs: Sequence[np.ndarray], output_storage: OutputStorage) -> None:
         dim, m = inputs
-        output_storage[0][0] = _kappa_from_mrl_numpy(dim, m)
+        output_storage[0][0] = _kappa_from_mean_resultant_length_numpy(dim, m)
 
-    def infer_shape(self, fgraph, node, input_shapes):
+    def infer_shape(self, fgraph: FunctionGraph, node: Apply,
+                    input_shapes: Sequence[tuple[Variable, ...]]) -> list[tuple[Variable, ...]]:
         return [input_shapes[1]]
 
-    def L_op(self, inputs, outputs, output_grads):
+    def L_op(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
+             output_grads: Sequence[Variable]) -> list[Variable]:
         dim, m = inputs
         (kappa,) = outputs
         (g,) = output_grads
@@ -366,12 +388,13 @@ class KappaFromMrl(Op):
         return [grad_not_implemented(self, 0, dim, "the dimension is a constant of the model"), g / slope]
 
 
-_kappa_from_mrl = KappaFromMrl()
+_kappa_from_mean_resultant_length = KappaFromMeanResultantLength()
 
 
-def vmf_kappa_from_mrl(dim, m):
-    r"""The concentration :math:`\kappa = A_d^{-1}(m)` as a graph, with gradient :math:`1/A_d'(\kappa)`."""
+def vmf_kappa_from_mean_resultant_length(dim: TensorLike, mean_resultant_length: TensorLike) -> pt.TensorVariable:
+    r"""The concentration :math:`\kappa = A_d^{-1}(m)` of a mean resultant length m as a graph, with gradient
+    :math:`1/A_d'(\kappa)`."""
     dim = _f64(dim)
-    m = _f64(m)
+    m = _f64(mean_resultant_length)
     dim_b, m_b = pt.broadcast_arrays(dim, m)
-    return _kappa_from_mrl(dim_b, m_b)
+    return _kappa_from_mean_resultant_length(dim_b, m_b)

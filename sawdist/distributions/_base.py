@@ -8,10 +8,23 @@ at given cosines) where log psi and log c are both large; public methods validat
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.special import gammaln
 
 from .._validation import as_generator, as_size, check_kappa, check_unit_vectors, seeded_generator
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike
+
+    from ._cosine import BetaCosine, NumericCosine
+
+    #: a shape parameter after mu: a concentration (array_like) or, for the Saw distribution, t -> log psi(t)
+    ShapeParam = ArrayLike | Callable[[np.ndarray], ArrayLike]
+    RandomLike = np.random.Generator | int | None
 
 _LOG_PI = float(np.log(np.pi))
 
@@ -21,7 +34,7 @@ def log_sphere_area(dim: int) -> float:
     return float(np.log(2.0) + 0.5 * dim * _LOG_PI - gammaln(0.5 * dim))
 
 
-def householder_to(mu: np.ndarray):
+def householder_to(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(v, v1) such that H = I - v v'/v1 is the reflection with H e_1 = mu (v1 = 1 - mu_1, v = e_1 - mu).
 
     v1 = 1 - mu_1 is formed as sum_{i>1} mu_i^2 / (1 + mu_1) when mu_1 > 0, so mu close to e_1 loses no digits;
@@ -90,7 +103,7 @@ class SawGen:
         with np.errstate(divide="ignore"):
             return self._log_shape(t, *frozen._params) + frozen.log_normalizer
 
-    def __call__(self, mu, *params, **kwargs):
+    def __call__(self, mu: ArrayLike, *params: ShapeParam, **kwargs: ShapeParam | RandomLike) -> SawFrozen:
         """Freeze the distribution at the given parameters (see the class docstring)."""
         return self._frozen_class(self, mu, *params, **kwargs)
 
@@ -98,32 +111,33 @@ class SawGen:
     def _frozen(self, mu, params):
         return self._frozen_class(self, mu, *params)
 
-    def logpdf(self, x, mu, *params):
+    def logpdf(self, x: ArrayLike, mu: ArrayLike, *params: ShapeParam) -> np.ndarray | float:
         """Log density at `x` with respect to the surface measure on S^{d-1}."""
         return self._frozen(mu, params).logpdf(x)
 
-    def pdf(self, x, mu, *params):
+    def pdf(self, x: ArrayLike, mu: ArrayLike, *params: ShapeParam) -> np.ndarray | float:
         """Density at `x` with respect to the surface measure on S^{d-1}."""
         return self._frozen(mu, params).pdf(x)
 
-    def rvs(self, mu, *params, size=None, rng=None, random_state=None):
+    def rvs(self, mu: ArrayLike, *params: ShapeParam, size: int | tuple[int, ...] | None = None,
+            rng: RandomLike = None, random_state: RandomLike = None) -> np.ndarray:
         """Random draws of shape ``size + batch_shape + (d,)``; `rng` (or scipy's `random_state`): a Generator, an
         int seed or None."""
         return self._frozen(mu, params).rvs(size=size, rng=rng, random_state=random_state)
 
-    def mean(self, mu, *params):
+    def mean(self, mu: ArrayLike, *params: ShapeParam) -> np.ndarray:
         """E[u] = E[t] mu."""
         return self._frozen(mu, params).mean()
 
-    def mean_resultant_length(self, mu, *params):
+    def mean_resultant_length(self, mu: ArrayLike, *params: ShapeParam) -> np.ndarray | float:
         """E[mu'u], the mean resultant length."""
         return self._frozen(mu, params).mean_resultant_length()
 
-    def entropy(self, mu, *params):
+    def entropy(self, mu: ArrayLike, *params: ShapeParam) -> np.ndarray | float:
         """Differential entropy with respect to the surface measure."""
         return self._frozen(mu, params).entropy()
 
-    def cosine(self, mu, *params):
+    def cosine(self, mu: ArrayLike, *params: ShapeParam) -> BetaCosine | NumericCosine:
         """The law of t = mu'u (pdf, logpdf, cdf, sf, ppf, rvs, mean, var)."""
         return self._frozen(mu, params).cosine
 
@@ -131,7 +145,8 @@ class SawGen:
 class SawFrozen:
     """Frozen distribution: parameters validated once; methods call the generator's kernels."""
 
-    def __init__(self, gen: SawGen, mu, *params, seed=None, **named):
+    def __init__(self, gen: SawGen, mu: ArrayLike, *params: ShapeParam, seed: RandomLike = None,
+                 **named: ShapeParam) -> None:
         self._gen = gen
         # scipy's frozen `seed=`: the Generator that rvs() draws from when it is given no rng of its own
         self._seed_rng = seeded_generator(seed)
@@ -158,17 +173,17 @@ class SawFrozen:
         return self._cache[key]
 
     @property
-    def log_normalizer(self):
+    def log_normalizer(self) -> np.ndarray:
         """log c, where the density is c psi(mu'u); shape ``batch_shape``."""
         return self._cached("log_norm", lambda: np.broadcast_to(
             self._gen._log_norm(self.dim, *self._params), self.batch_shape))
 
     @property
-    def cosine(self):
+    def cosine(self) -> BetaCosine | NumericCosine:
         """The law of the cosine t = mu'u, a batched univariate distribution."""
         return self._cached("cosine", lambda: self._gen._cosine(self.dim, *self._params))
 
-    def logpdf(self, x):
+    def logpdf(self, x: ArrayLike) -> np.ndarray | float:
         """Log density at `x` (unit vectors, shape (..., d), broadcast against the batch shape)."""
         # float64 points are not renormalized: x / ||x|| moves t = mu'x by up to ~eps, i.e. the density by kappa eps
         # relative (2e-13 at kappa = 2000), more than its own rounding; lower-precision input still is (its norm may
@@ -177,11 +192,12 @@ class SawFrozen:
         t = np.clip(np.einsum("...i,...i->...", x, self.mu), -1.0, 1.0)
         return self._gen._log_density(self, t)
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray | float:
         """Density at `x`."""
         return np.exp(self.logpdf(x))
 
-    def rvs(self, size=None, rng=None, random_state=None):
+    def rvs(self, size: int | tuple[int, ...] | None = None, rng: RandomLike = None,
+            random_state: RandomLike = None) -> np.ndarray:
         """Draw unit vectors, shape ``size + batch_shape + (d,)``. `rng` (or scipy's `random_state`): a Generator,
         an int seed or None (the frozen ``seed=`` Generator, else fresh entropy)."""
         size = as_size(size)
@@ -192,15 +208,15 @@ class SawFrozen:
         mu = np.broadcast_to(self.mu, self.batch_shape + (self.dim,))
         return tangent_normal_sample(t, mu, rng, one_minus_t)
 
-    def mean_resultant_length(self):
+    def mean_resultant_length(self) -> np.ndarray | float:
         """E[t] = E[mu'u]; shape ``batch_shape``."""
         return np.broadcast_to(self._gen._mean_t(self.dim, *self._params), self.batch_shape)[()]
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         """E[u] = E[t] mu (identity 1 of docs/theory/identities.md); shape ``batch_shape + (d,)``."""
         return np.asarray(self.mean_resultant_length())[..., None] * self.mu
 
-    def entropy(self):
+    def entropy(self) -> np.ndarray | float:
         """Differential entropy -E[log f(u)] with respect to surface measure; shape ``batch_shape``."""
         return np.broadcast_to(self._gen._entropy(self.dim, *self._params), self.batch_shape)[()]
 
@@ -209,6 +225,6 @@ class ConcentrationFrozen(SawFrozen):
     """Frozen distribution of a family with one concentration parameter ``kappa``."""
 
     @property
-    def kappa(self):
+    def kappa(self) -> np.ndarray:
         """The concentration parameter(s), broadcastable to ``batch_shape``."""
         return self._params[0]

@@ -11,7 +11,7 @@ from .._validation import as_unit_rows
 from ..special import _digamma_difference, _log_gamma_ratio
 from ._base import ConcentrationFrozen, SawGen
 from ._cosine import BetaCosine
-from ._estimation import mean_direction_and_rbar
+from ._estimation import mean_direction_and_mean_resultant_length
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -137,7 +137,7 @@ def power_spherical_mle(x: np.ndarray, name: str = "x", max_iter: int = 200) -> 
     """(mu, kappa, loglik) on validated unit rows (n, d), as in :meth:`power_spherical_gen.fit`;
     loglik = n (log C_d(kappa) + kappa S(mu))."""
     n, dim = x.shape
-    mu, _ = mean_direction_and_rbar(x, name)
+    mu, _ = mean_direction_and_mean_resultant_length(x, name)
 
     def score(m):
         with np.errstate(divide="ignore"):

@@ -2,11 +2,20 @@ r"""The general Saw distribution f(u) = c psi(mu'u) with a user-supplied shape, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._validation import as_generator, as_size, check_dim, check_unit_vectors, seeded_generator
 from ._base import SawFrozen, SawGen, log_sphere_area
 from ._cosine import BetaCosine, NumericCosine
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from numpy.typing import ArrayLike
+
+    RandomLike = np.random.Generator | int | None
 
 
 class saw_gen(SawGen):
@@ -62,7 +71,8 @@ class saw_gen(SawGen):
 class saw_frozen(SawFrozen):
     """A frozen Saw distribution; the cosine law (built once) supplies normaliser, moments and draws."""
 
-    def __init__(self, gen, mu, log_shape, *, seed=None):
+    def __init__(self, gen: saw_gen, mu: ArrayLike, log_shape: Callable[[np.ndarray], ArrayLike], *,
+                 seed: RandomLike = None) -> None:
         super().__init__(gen, mu, log_shape, seed=seed)
         self.cosine  # noqa: B018  build the tables now, so that a bad log_shape fails at freezing
 
@@ -70,16 +80,17 @@ class saw_frozen(SawFrozen):
         return f"saw(dim={self.dim}, batch_shape={self.batch_shape}, log_shape={self.log_shape!r})"
 
     @property
-    def log_shape(self):
+    def log_shape(self) -> Callable[[np.ndarray], ArrayLike]:
         """The shape function t -> log psi(t)."""
         return self._params[0]
 
     @property
-    def log_normalizer(self):
+    def log_normalizer(self) -> np.ndarray:
         return self._cached("log_norm", lambda: np.broadcast_to(
             -log_sphere_area(self.dim - 1) - self.cosine.log_normalizer(), self.batch_shape))
 
-    def rvs(self, size=None, rng=None, random_state=None):
+    def rvs(self, size: int | tuple[int, ...] | None = None, rng: RandomLike = None,
+            random_state: RandomLike = None) -> np.ndarray:
         size = as_size(size)
         rng = as_generator(rng, random_state, default=self._seed_rng)
         from ._base import tangent_normal_sample
@@ -87,10 +98,10 @@ class saw_frozen(SawFrozen):
         t = self.cosine.rvs(size + self.batch_shape, rng=rng)
         return tangent_normal_sample(t, np.broadcast_to(self.mu, self.batch_shape + (self.dim,)), rng)
 
-    def mean_resultant_length(self):
+    def mean_resultant_length(self) -> np.ndarray | float:
         return np.broadcast_to(self.cosine.mean(), self.batch_shape)[()]
 
-    def entropy(self):
+    def entropy(self) -> np.ndarray | float:
         # -E[log f] = -log c - E[log psi(t)]
         value = -self.log_normalizer - self.cosine.expect_log_shape()
         return np.broadcast_to(value, self.batch_shape)[()]
@@ -116,14 +127,15 @@ class uniform_direction_gen:
     True
     """
 
-    def __call__(self, dim, *, seed=None):
+    def __call__(self, dim: int, *, seed: RandomLike = None) -> uniform_direction_frozen:
         return uniform_direction_frozen(dim, seed=seed)
 
-    def logpdf(self, x, dim):
+    def logpdf(self, x: ArrayLike, dim: int) -> np.ndarray | float:
         """Log density at `x`."""
         return uniform_direction_frozen(dim).logpdf(x)
 
-    def rvs(self, dim, size=None, rng=None, random_state=None):
+    def rvs(self, dim: int, size: int | tuple[int, ...] | None = None, rng: RandomLike = None,
+            random_state: RandomLike = None) -> np.ndarray:
         """Draws of shape ``size + (dim,)``."""
         return uniform_direction_frozen(dim).rvs(size=size, rng=rng, random_state=random_state)
 
@@ -131,7 +143,7 @@ class uniform_direction_gen:
 class uniform_direction_frozen:
     """A frozen uniform distribution on S^{d-1}."""
 
-    def __init__(self, dim, *, seed=None):
+    def __init__(self, dim: int, *, seed: RandomLike = None) -> None:
         self.dim = check_dim(dim)
         self._seed_rng = seeded_generator(seed)
         self.batch_shape = ()
@@ -142,20 +154,21 @@ class uniform_direction_frozen:
         return f"uniform_direction(dim={self.dim})"
 
     @property
-    def log_normalizer(self):
+    def log_normalizer(self) -> float:
         """log(1/omega_d)."""
         return -log_sphere_area(self.dim)
 
-    def logpdf(self, x):
+    def logpdf(self, x: ArrayLike) -> np.ndarray | float:
         from .._validation import check_unit_vectors
 
         x = check_unit_vectors(x, "x", self.dim)
         return np.full(x.shape[:-1], self.log_normalizer)[()]
 
-    def pdf(self, x):
+    def pdf(self, x: ArrayLike) -> np.ndarray | float:
         return np.exp(self.logpdf(x))
 
-    def rvs(self, size=None, rng=None, random_state=None):
+    def rvs(self, size: int | tuple[int, ...] | None = None, rng: RandomLike = None,
+            random_state: RandomLike = None) -> np.ndarray:
         """Normalised isotropic Gaussians, shape ``size + (dim,)``."""
         size = as_size(size)
         rng = as_generator(rng, random_state, default=self._seed_rng)
@@ -163,13 +176,13 @@ class uniform_direction_frozen:
         z /= np.linalg.norm(z, axis=-1, keepdims=True)
         return z
 
-    def mean(self):
+    def mean(self) -> np.ndarray:
         return np.zeros(self.dim)
 
-    def mean_resultant_length(self):
+    def mean_resultant_length(self) -> float:
         return 0.0
 
-    def entropy(self):
+    def entropy(self) -> float:
         return log_sphere_area(self.dim)
 
 

@@ -10,7 +10,7 @@ from .. import special
 from .._validation import as_unit_rows
 from ._base import ConcentrationFrozen, SawGen
 from ._cosine import NumericCosine, log1m_t2
-from ._estimation import mean_direction_and_rbar
+from ._estimation import mean_direction_and_mean_resultant_length
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -102,62 +102,22 @@ class vonmises_fisher_gen(SawGen):
                              log_shape_offset=lambda k: k)
 
     def _sample_t(self, dim, params, shape, rng):
-        r"""(t, 1 - t): Wood (1994), Algorithm VM*, written in y = 1 - w so that it holds up to the largest kappa.
-
-        Wood's algorithm, with b = (d-1)/(2 kappa + sqrt(4 kappa^2 + (d-1)^2)), x0 = (1-b)/(1+b) and
-        c = kappa x0 + (d-1) log(1 - x0^2): draw z ~ Beta((d-1)/2, (d-1)/2), w = (1 - (1+b) z)/(1 - (1-b) z),
-        u ~ U(0, 1), and accept w when kappa w + (d-1) log(1 - x0 w) - c >= log u. As kappa grows, x0 and w both
-        tend to 1 and 1 - x0 ~ (d-1)/(2 kappa) underflows against 1 (from kappa ~ 1e18 at d = 3072, ~ 1e20 at
-        d = 5): kappa (w - x0) is then kappa times rounding noise and no draw is ever accepted (rvs() hung).
-
-        In y = 1 - w and y0 = 1 - x0 = 2b/(1+b) every quantity is small and relative-accurate:
-        y = 2 b z / ((1 - z) + b z) (from 1 - w = 2 b z / (1 - (1-b) z)), w - x0 = y0 - y,
-        1 - x0 w = 1 - (1 - y0)(1 - y) = y0 + y x0, and 1 - x0^2 = y0 (2 - y0) = 4b/(1+b)^2, so the test reads
-
-            kappa (y0 - y) + (d-1) [log(y0 + x0 y) - log(4b) + 2 log1p(b)] >= log u,
-
-        with kappa y0 ~ (d-1)/2 = O(d) for every kappa: no cancellation, no overflow. b itself is
-        r / (1 + hypot(1, r)) with r = ((d-1)/2)/kappa (the same number; 4 kappa^2 overflowed from 1e154), and b = 1
-        at kappa = 0 (then y = 2z, the uniform law). The same z and u are drawn as before, so the stream and the
-        acceptance rate (high in every regime, Wood 1994) are unchanged; t = 1 - y and 1 - t = y are returned, the
-        latter for the tangent radius.
-        """
+        """(t, 1 - t) by Wood's (1994) sampler, :func:`vmf_cosines`."""
         (kappa,) = params
-        kappa = np.broadcast_to(kappa, shape).ravel()  # flat, so that a scalar batch works the same way
-        dm1 = dim - 1.0
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            r = 0.5 * dm1 / kappa
-            b = r / (1.0 + np.hypot(1.0, r))
-        b = np.where(np.isinf(r), 1.0, b)  # kappa = 0 (or subnormal): b -> 1, the uniform limit (inf/inf is NaN)
-        y0 = 2.0 * b / (1.0 + b)
-        x0 = (1.0 - b) / (1.0 + b)
-        log1m_x02 = np.log(4.0 * b) - 2.0 * np.log1p(b)
-        out = np.empty(kappa.shape)
-        todo = np.arange(kappa.size)
-        while todo.size:
-            bb, yy0, xx0, kk, ll = b[todo], y0[todo], x0[todo], kappa[todo], log1m_x02[todo]
-            z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=todo.size)
-            y = 2.0 * bb * z / ((1.0 - z) + bb * z)
-            u = rng.random(todo.size)
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                crit = kk * (yy0 - y) + dm1 * (np.log(yy0 + xx0 * y) - ll)
-                accept = crit >= np.log(u)
-            out[todo[accept]] = y[accept]
-            todo = todo[~accept]
-        s = out.reshape(shape)
-        return 1.0 - s, s
+        return vmf_cosines(dim, np.broadcast_to(kappa, shape), rng)
 
     def fit(self, x: ArrayLike) -> tuple[np.ndarray, float]:
         r"""Maximum-likelihood estimates ``(mu, kappa)`` from unit vectors `x` of shape (n, d).
 
         :math:`\hat\mu = R/\lVert R\rVert` and :math:`\hat\kappa = A_d^{-1}(\lVert R\rVert / n)` with
-        :math:`R = \sum_i x_i`, solved by :func:`sawdist.special.vmf_kappa_from_mrl` — correct in any
-        dimension. For NaN handling, xarray input and a result object use :func:`sawdist.fit`.
+        :math:`R = \sum_i x_i`, solved by :func:`sawdist.special.vmf_kappa_from_mean_resultant_length` — correct in
+        any dimension. For NaN handling, xarray input and a result object use :func:`sawdist.fit`.
 
         Raises
         ------
         ValueError
-            Fewer than 2 rows, non-unit rows, or all rows identical (the MLE of kappa is then infinite).
+            Fewer than 2 rows, non-unit rows, all rows identical (the MLE of kappa is then infinite), or rows so
+            close that 1 - ||R||/n < 1e-10 (float64 then no longer resolves kappa ~ (d - 1) / (2 (1 - ||R||/n))).
         """
         mu, kappa, _ = vmf_mle(as_unit_rows(x, "x"))
         return mu, kappa
@@ -173,6 +133,54 @@ vonmises_fisher = vonmises_fisher_gen()
 def vmf_mle(x: np.ndarray, name: str = "x") -> tuple[np.ndarray, float, float]:
     """(mu, kappa, loglik) on validated unit rows (n, d); loglik = n log C_d(kappa) + kappa ||R|| in closed form."""
     n, dim = x.shape
-    mu, rbar = mean_direction_and_rbar(x, name)
-    kappa = float(special.vmf_kappa_from_mrl(dim, rbar))
-    return mu, kappa, float(n * (special.vmf_log_normalizer(dim, kappa) + kappa * rbar))
+    mu, m = mean_direction_and_mean_resultant_length(x, name)
+    kappa = float(special.vmf_kappa_from_mean_resultant_length(dim, m))
+    return mu, kappa, float(n * (special.vmf_log_normalizer(dim, kappa) + kappa * m))
+
+
+def vmf_cosines(dim: int, kappa: ArrayLike, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(t, 1 - t)`` of cosines t = mu'u drawn from vMF laws on S^{d-1} of concentrations ``kappa`` (any shape):
+    Wood (1994), Algorithm VM*, written in y = 1 - w so that it holds up to the largest kappa.
+
+    Wood's algorithm, with b = (d-1)/(2 kappa + sqrt(4 kappa^2 + (d-1)^2)), x0 = (1-b)/(1+b) and
+    c = kappa x0 + (d-1) log(1 - x0^2): draw z ~ Beta((d-1)/2, (d-1)/2), w = (1 - (1+b) z)/(1 - (1-b) z),
+    u ~ U(0, 1), and accept w when kappa w + (d-1) log(1 - x0 w) - c >= log u. As kappa grows, x0 and w both
+    tend to 1 and 1 - x0 ~ (d-1)/(2 kappa) underflows against 1 (from kappa ~ 1e18 at d = 3072, ~ 1e20 at
+    d = 5): kappa (w - x0) is then kappa times rounding noise and no draw is ever accepted (rvs() hung).
+
+    In y = 1 - w and y0 = 1 - x0 = 2b/(1+b) every quantity is small and relative-accurate:
+    y = 2 b z / ((1 - z) + b z) (from 1 - w = 2 b z / (1 - (1-b) z)), w - x0 = y0 - y,
+    1 - x0 w = 1 - (1 - y0)(1 - y) = y0 + y x0, and 1 - x0^2 = y0 (2 - y0) = 4b/(1+b)^2, so the test reads
+
+        kappa (y0 - y) + (d-1) [log(y0 + x0 y) - log(4b) + 2 log1p(b)] >= log u,
+
+    with kappa y0 ~ (d-1)/2 = O(d) for every kappa: no cancellation, no overflow. b itself is
+    r / (1 + hypot(1, r)) with r = ((d-1)/2)/kappa (the same number; 4 kappa^2 overflowed from 1e154), and b = 1
+    at kappa = 0 (then y = 2z, the uniform law). The same z and u are drawn as before, so the stream and the
+    acceptance rate (high in every regime, Wood 1994) are unchanged; t = 1 - y and 1 - t = y are returned, the
+    latter for the tangent radius.
+    """
+    kappa = np.asarray(kappa, dtype=np.float64)
+    flat = kappa.ravel()  # flat, so that a scalar batch works the same way
+    dm1 = dim - 1.0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = 0.5 * dm1 / flat
+        b = r / (1.0 + np.hypot(1.0, r))
+    b = np.where(np.isinf(r), 1.0, b)  # kappa = 0 (or subnormal): b -> 1, the uniform limit (inf/inf is NaN)
+    y0 = 2.0 * b / (1.0 + b)
+    x0 = (1.0 - b) / (1.0 + b)
+    log1m_x02 = np.log(4.0 * b) - 2.0 * np.log1p(b)
+    out = np.empty(flat.shape)
+    todo = np.arange(flat.size)
+    while todo.size:
+        bb, yy0, xx0, kk, ll = b[todo], y0[todo], x0[todo], flat[todo], log1m_x02[todo]
+        z = rng.beta(dm1 / 2.0, dm1 / 2.0, size=todo.size)
+        y = 2.0 * bb * z / ((1.0 - z) + bb * z)
+        u = rng.random(todo.size)
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            crit = kk * (yy0 - y) + dm1 * (np.log(yy0 + xx0 * y) - ll)
+            accept = crit >= np.log(u)
+        out[todo[accept]] = y[accept]
+        todo = todo[~accept]
+    y = out.reshape(kappa.shape)
+    return 1.0 - y, y

@@ -1,5 +1,7 @@
 """The report states every verdict, and states a failing finding as failing (data where H2 is false)."""
 
+from pathlib import Path
+
 import pytest
 
 from sawdist.analyses import run_all
@@ -51,3 +53,27 @@ def test_run_all_rejects_an_unknown_analysis(shared, tmp_path):
 def test_options_reject_an_unknown_option():
     with pytest.raises(ValueError, match="'analyses' option 'drawz' is unknown; the options are .*draws"):
         Options.from_dict({"drawz": 10})
+
+
+def test_names_from_the_data_never_leave_the_output_folder(tmp_path):
+    import os
+
+    from .conftest import make
+
+    crafted = make(families=("x/../../../escaped", "..", "a\\..\\b"), n_inputs=12, n_seeds=6, dim=16)
+    out = tmp_path / "deep" / "er" / "out"
+    findings = run_all(crafted, out, options={"bayes": False}, only=["similarity", "cosine_laws", "convergence"],
+                       strict=True)
+    written = [Path(root, f) for root, _, files in os.walk(tmp_path) for f in files]
+    assert written and all(out in path.parents for path in written), written
+    figures = sorted(str(p) for f in findings for p in f.figures)
+    assert "figures/similarity_x_.._.._.._escaped.png" in figures and "figures/similarity_...png" in figures
+    assert all((out / p).is_file() for p in figures)
+
+
+@pytest.mark.parametrize("name", ["", ".", ".."])
+def test_file_stem_refuses_names_that_are_not_files(name):
+    from sawdist.analyses._common import file_stem
+
+    with pytest.raises(ValueError, match=rf"^'name' must make a file name inside the output folder, got '{name}'\.$"):
+        file_stem(name)

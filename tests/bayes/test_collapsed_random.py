@@ -8,7 +8,8 @@ import scipy.stats as st
 
 import sawdist
 from sawdist.bayes import convergence_model, fit_convergence, simulate_summary
-from sawdist.bayes.collapsed_random import draw_gram, vmf_cosines
+from sawdist.bayes.collapsed_random import draw_gram
+from sawdist.distributions.vonmises_fisher import vmf_cosines
 from sawdist.special import vmf_mean_resultant_length
 
 

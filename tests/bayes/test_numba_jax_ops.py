@@ -88,9 +88,9 @@ def test_general_order_op_and_gradients_match_numpy(nu, mode):
 
 
 @pytest.mark.parametrize("dim", [3, 5, 64, 3072])
-def test_kappa_from_mrl_and_gradient_match_numpy(dim, mode):
+def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(dim, mode):
     m = pt.dvector("m")
-    kappa = so.vmf_kappa_from_mrl(dim, m)
+    kappa = so.vmf_kappa_from_mean_resultant_length(dim, m)
     outputs = [kappa, pt.grad(kappa.sum(), m)]
     ref = pytensor.function([m], outputs, mode="FAST_RUN")
     fn = _compile([m], outputs, mode)
@@ -106,7 +106,7 @@ def test_kappa_from_mrl_and_gradient_match_numpy(dim, mode):
     _agree(fn(np.array([1.0, -0.1, np.nan]))[0], np.full(3, np.nan))
     # a tensor dimension (the general path)
     d = pt.dvector("d")
-    general = so._kappa_from_mrl(d, m)
+    general = so._kappa_from_mean_resultant_length(d, m)
     fn_d = _compile([d, m], [general], mode)
     np.testing.assert_array_less(np.abs(fn_d(np.full(ms.shape, float(dim)), ms)[0] - want[0]),
                                  RTOL * cond * np.abs(want[0]) + 1e-300)
@@ -181,10 +181,11 @@ def test_jax_custom_jvp_gives_the_exact_derivatives():
     # dkappa/dm of the inverse ratio, constant and tensor dimension
     m = np.array([0.01, 0.3, 0.9])
     mv = pt.dvector("m")
-    ref = pytensor.function([mv], pt.grad(so.vmf_kappa_from_mrl(64.0, mv).sum(), mv), mode="FAST_RUN")(m)
+    ref = pytensor.function([mv], pt.grad(so.vmf_kappa_from_mean_resultant_length(64.0, mv).sum(), mv),
+                            mode="FAST_RUN")(m)
     for dim in (64.0, None):
-        g = jax.grad(lambda v, dim=dim: jnp.sum(jax_ops.kappa_from_mrl(jnp.full(v.shape, 64.0), v,
-                                                                       constant_dim=dim)))(m)
+        g = jax.grad(lambda v, dim=dim: jnp.sum(jax_ops.kappa_from_mean_resultant_length(jnp.full(v.shape, 64.0), v,
+                                                                                         constant_dim=dim)))(m)
         np.testing.assert_allclose(g, ref, rtol=RTOL)
     # the collapsed likelihood: its gradient output is jax.grad of its value, and the jvp of the gradient output
     # is the Hessian-vector product (central differences of the gradient output)

@@ -6,7 +6,7 @@ from pytensor.gradient import NullTypeGradError, verify_grad
 
 from sawdist import special
 from sawdist.bayes import special_ops as so
-from sawdist.bayes._kernels import bessel_L_R, kappa_from_mrl
+from sawdist.bayes._kernels import bessel_L_R, kappa_from_mean_resultant_length
 
 # FAST_COMPILE: these small graphs need no C code, and compiling it would dominate the test time.
 MODE = "FAST_COMPILE"
@@ -66,17 +66,17 @@ def test_order_is_not_differentiable():
 
 
 @pytest.mark.parametrize("dim", [3, 5, 64, 3072])
-def test_kappa_from_mrl_inverts_the_ratio(dim):
+def test_kappa_from_mean_resultant_length_inverts_the_ratio(dim):
     m = np.concatenate([[0.0, 1e-8, 1e-3], np.linspace(0.01, 0.99, 40), [0.999999]])
-    kappa = so.vmf_kappa_from_mrl(dim, m).eval(mode=MODE)
+    kappa = so.vmf_kappa_from_mean_resultant_length(dim, m).eval(mode=MODE)
     np.testing.assert_allclose(special.bessel_ratio(dim / 2 - 1, kappa), m, rtol=0, atol=4e-15)
-    np.testing.assert_allclose(kappa_from_mrl(dim / 2 - 1, m), kappa, rtol=0)
-    assert np.isnan(so.vmf_kappa_from_mrl(dim, 1.0).eval(mode=MODE))
+    np.testing.assert_allclose(kappa_from_mean_resultant_length(dim / 2 - 1, m), kappa, rtol=0)
+    assert np.isnan(so.vmf_kappa_from_mean_resultant_length(dim, 1.0).eval(mode=MODE))
 
 
-def test_kappa_from_mrl_gradient():
-    verify_grad(lambda m: so.vmf_kappa_from_mrl(64.0, m), [np.array([0.01, 0.3, 0.9])], rng=np.random.default_rng(1),
-                mode=MODE)
+def test_kappa_from_mean_resultant_length_gradient():
+    verify_grad(lambda m: so.vmf_kappa_from_mean_resultant_length(64.0, m), [np.array([0.01, 0.3, 0.9])],
+                rng=np.random.default_rng(1), mode=MODE)
 
 
 def test_op_rejects_mismatched_ndim():

@@ -119,6 +119,65 @@ def test_cifar100_missing_files(tmp_path):
         load_dataset("cifar100", root=tmp_path)
 
 
+class _Exploit:
+    """Unpickles as a call of os.system: what a crafted batch under --data-root could run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch '{self.marker}'",)
+
+
+@pytest.mark.parametrize("protocol", [2, pickle.HIGHEST_PROTOCOL])
+def test_cifar_crafted_batch_is_refused_and_runs_nothing(tmp_path, protocol):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+        _cifar_batch(folder / name, 2, rng)
+    marker = tmp_path / "ran"
+    with open(folder / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _Exploit(marker), b"labels": [0]}, f, protocol=protocol)
+    with pytest.raises(ValueError, match=r"^'.*data_batch_1' is not a CIFAR batch: it asks to load "
+                                         r"(posix|nt|os)\.system, which the format never needs; refused without "
+                                         r"running it\.$"):
+        load_dataset("cifar10", root=tmp_path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("numpy_module", ["numpy.core.multiarray", "numpy._core.multiarray"])
+def test_cifar_batch_as_published_loads(tmp_path, numpy_module):
+    # protocol 2 as in the published batches (pickled by Python 2 with NumPy 1, hence numpy.core.multiarray)
+    rng = np.random.default_rng(2)
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    batches = {}
+    for name, n in (("train", 4), ("test", 2)):
+        batches[name] = {b"batch_label": b"training batch 1 of 1", b"filenames": [b"a.png"] * n,
+                         b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"fine_labels": rng.integers(0, 100, n).tolist(),
+                         b"coarse_labels": rng.integers(0, 20, n).tolist()}
+        raw = pickle.dumps(batches[name], protocol=2)
+        for spelling in (b"numpy._core.multiarray\n", b"numpy.core.multiarray\n"):
+            raw = raw.replace(spelling, numpy_module.encode() + b"\n")
+        assert numpy_module.encode() in raw
+        (folder / name).write_bytes(raw)
+    data = load_dataset("cifar100", root=tmp_path)
+    assert data.y_train.tolist() == batches["train"][b"fine_labels"] and data.x_test.shape == (2, 3, 32, 32)
+
+
+def test_cifar_batch_that_is_not_a_dict(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    (folder / "train").write_bytes(pickle.dumps([1, 2], protocol=2))
+    (folder / "test").write_bytes(pickle.dumps([1, 2], protocol=2))
+    with pytest.raises(ValueError, match=r"^'.*train' is not a CIFAR batch: it holds a list, not a dict\.$"):
+        load_dataset("cifar100", root=tmp_path)
+
+
 # --- MNIST ---------------------------------------------------------------------------------------------------
 
 

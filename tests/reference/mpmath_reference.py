@@ -13,7 +13,7 @@ of the quantity returned, whatever its size), by one of three methods that do no
   ``a_k = prod_{j <= k} (4 nu^2 - (2j - 1)^2) / (k! 8^k)``, summed until the terms fall below the working precision
   (they decrease by at least a factor 40 here, and the neglected e^{-2x} part is below 10^-(digits + 10));
 * otherwise: Poisson's integral (DLMF 10.32.2) by tanh-sinh quadrature split around the peak of the integrand,
-  as in ``bessel_reference.py``.
+  :func:`log_iv_quad`, the method of ``bessel_reference.py`` (which imports it).
 
 The Hankel form gives log Ive = log I - x and the ratio as a quotient of two sums, so no digit of them depends on
 the size of x (up to the largest float).
@@ -58,8 +58,15 @@ def _use_hankel(nu, x, dps):
     return x >= 1.2 * (dps + 10) and x >= 20 * nu * nu
 
 
-def _log_iv_quad(nu, x, dps):
-    """log I_nu(x) from Poisson's integral, the peak of exp(x cos th) sin(th)^(2 nu) factored out."""
+def log_iv_quad(nu, x, dps=DPS):
+    """log I_nu(x) from Poisson's integral at `dps` + 10 working digits, for mpf nu >= 0, x >= 0:
+
+        I_nu(x) = (x/2)^nu / (sqrt(pi) Gamma(nu + 1/2)) * int_0^pi exp(x cos th) sin(th)^(2 nu) dth,
+
+    by tanh-sinh quadrature on intervals split around the peak of the integrand (cos th* = (sqrt(nu^2 + x^2) - nu)
+    / x, width from the curvature there), with the peak factored out so that nothing overflows."""
+    if x == 0:
+        return mp.mpf(0) if nu == 0 else mp.ninf
     with mp.workdps(dps + 10):
         c = (mp.sqrt(nu * nu + x * x) - nu) / x
         th = mp.acos(c)
@@ -91,7 +98,7 @@ def log_iv(nu, x, dps=DPS):
         with mp.workdps(dps + _digits_lost(nu, x) + 10):
             return mp.log(mp.besseli(nu, x, maxterms=3000))
     except mp.libmp.NoConvergence:
-        return _log_iv_quad(nu, x, dps)
+        return log_iv_quad(nu, x, dps)
 
 
 def log_ive(nu, x, dps=DPS):
