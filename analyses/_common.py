@@ -143,8 +143,12 @@ def family_layout(ds, family, inputs=None, capacities=None):
 
     ``V`` (capacity, seed, input) is True for valid directions (``valid`` and finite). ``inputs`` and
     ``capacities`` are optional index arrays (positions along ``input`` and ``capacity``). Only the selection is
-    read, so a lazily opened dataset never needs to fit in memory.
+    read, so a lazily opened dataset never needs to fit in memory. What is read is checked as the statistics need it
+    (:func:`sawdist.io.check_direction_values`: unit vectors where valid, NaN elsewhere), so a damaged file is refused,
+    naming it, instead of giving a wrong number.
     """
+    from sawdist.io import check_direction_values, source_text
+
     sub = ds[["direction", "valid"]].sel(family=family)
     if inputs is not None:
         sub = sub.isel(input=inputs)
@@ -152,7 +156,7 @@ def family_layout(ds, family, inputs=None, capacities=None):
         sub = sub.isel(capacity=capacities)
     U = np.asarray(sub["direction"].transpose("capacity", "seed", "input", "feature").values, dtype=np.float64)
     V = np.asarray(sub["valid"].transpose("capacity", "seed", "input").values, dtype=bool)
-    V &= np.all(np.isfinite(U), axis=-1)
+    check_direction_values(U, V, source=source_text(ds))
     U[~V] = 0.0
     return U, V
 

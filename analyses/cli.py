@@ -233,6 +233,8 @@ def open_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
     except (OSError, ValueError) as err:
         reason = str(err.strerror if isinstance(err, OSError) and err.strerror else err)
         reason = reason.replace("'ds' ", "it ", 1) if reason.startswith("'ds' ") else reason
+        named = f"{str(path)!r}: "
+        reason = reason[len(named):] if reason.startswith(named) else reason  # the file is named once, here
         raise CommandError(f"dataset file {str(path)!r} is not a saliency dataset: {reason}") from err
 
 

@@ -18,7 +18,9 @@ sweep
     decisions made once, the units of work and the loop over them.
 parts
     The resumable part store: one part file per finished model, the manifest of decisions, and the assembly of the
-    parts into the dataset.
+    parts into the dataset (or into a shard file, ``--shard I/N``; :mod:`sawdist.shards` merges shards).
+distributed
+    The Dask cluster a sweep runs its units on (``--scheduler local:N`` or ``tcp://HOST:PORT``).
 pool
     :class:`~sawdist.extraction.pool.TorchModelPool`, trained models kept for the transfer attack.
 cli, config

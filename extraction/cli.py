@@ -28,10 +28,11 @@ from pathlib import Path
 
 from sawdist.cli import CommandError, UsageError, read_config
 
-from .config import DEFAULTS
+from .config import DEFAULTS, check_scheduler, check_shard
 from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
 
-__all__ = ["Origin", "add_parser", "check_data", "need_torch", "prepare", "run", "set_threads"]
+__all__ = ["Origin", "add_merge_parser", "add_parser", "check_data", "merge", "need_torch", "prepare", "run",
+           "set_threads"]
 
 log = logging.getLogger("sawdist.extract")
 
@@ -101,6 +102,28 @@ def _key_value(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def _shard(text: str) -> str:
+    try:
+        index, count = check_shard(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N (e.g. 0/4), got {text!r}") from None
+    return f"{index}/{count}"
+
+
+def _scheduler(text: str) -> str:
+    try:
+        return check_scheduler(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected local:N (N >= 1) or a Dask scheduler address such as "
+                                         f"tcp://host:8786, got {text!r}") from None
+
+
 def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group = parser.add_argument_group("run")
     group.add_argument("--dataset", help="digits (default), cifar10, cifar100, mnist, tinyimagenet or synthetic")
@@ -113,8 +136,10 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--target", choices=_TARGETS, help="saliency target (default label_logit)")
     group.add_argument("--inputs", type=_positive_int, metavar="N",
                        help="saliency on the first N test inputs (default 1000)")
-    group.add_argument("--device", choices=("auto", "cpu", "cuda"), help="default auto: CUDA when available")
-    group.add_argument("--mode", choices=MODES, help="training path (default auto: the faster one, timed)")
+    group.add_argument("--device", type=_device, metavar="auto|cpu|cuda|cuda:N",
+                       help="default auto: CUDA when available; cuda:N is GPU N")
+    group.add_argument("--mode", choices=MODES,
+                       help="training path (default auto: batched when a chunk holds several seeds)")
     group.add_argument("--chunk-size", type=_positive_int, metavar="N",
                        help="seeds trained together (default 16 CPU, 64 GPU)")
     group.add_argument("--threads", type=_threads, metavar="N|auto",
@@ -124,6 +149,12 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                             "fastest)")
     group.add_argument("--save-models", metavar="DIR",
                        help="also keep the trained models in DIR (for sawdist report --models DIR)")
+    group.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="train only shard I of N of the sweep (0 <= I < N) into --out; combine the N shard files "
+                            "with sawdist merge")
+    group.add_argument("--scheduler", type=_scheduler, metavar="local:N|tcp://HOST:PORT",
+                       help="train on a Dask cluster: N worker processes here, or a running scheduler (the parts "
+                            "folder next to --out must be on a file system every worker sees)")
     group.add_argument("--config", metavar="FILE.toml", help="TOML file with [extract], [dataset], [recipe] tables")
     group.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                      help="no progress bar")
@@ -167,6 +198,36 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "them to a netCDF file, one model at a time; rerun the same command to resume.",
     )
     return _configure(parser)
+
+
+def add_merge_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``merge`` subcommand: combine the shard files of a sweep into one dataset."""
+    parser = subparsers.add_parser(
+        "merge", help="merge the shard files of a sweep (sawdist extract --shard I/N) into one dataset",
+        description="Check that SHARD files are the N shards of one sweep, each once, with no model missing or "
+                    "duplicated, and write the sweep's dataset to --out (the same data an unsharded run writes).",
+    )
+    parser.add_argument("shards", nargs="+", metavar="SHARD.nc", help="the shard files, in any order")
+    parser.add_argument("--out", required=True, metavar="FILE.nc", help="the merged netCDF file")
+    parser.add_argument("--complevel", type=_complevel, metavar="0-9",
+                        help="zlib level of the output (default: the shards', whose chunks are then copied as stored)")
+    parser.set_defaults(func=merge)
+    return parser
+
+
+def merge(args: argparse.Namespace) -> int:
+    """Run ``sawdist merge``: one line on success; errors name the file and the shard."""
+    from sawdist.cli import input_file
+    from sawdist.shards import merge as merge_shards
+
+    paths = [input_file(p, "SHARD") for p in args.shards]
+    out = Path(args.out).expanduser()
+    try:
+        merge_shards(paths, out, complevel=args.complevel)
+    except ValueError as err:
+        raise CommandError(str(err).replace("'out' ", "--out ", 1).replace("'paths' ", "SHARD ", 1)) from None
+    print(f"wrote {out} ({len(paths)} shards)")
+    return 0
 
 
 
@@ -261,7 +322,16 @@ def _check_settings(config: dict, origin: Origin) -> None:
     if config["target"] not in _TARGETS:
         fail("target", f"one of {', '.join(_TARGETS)}")
     if not (isinstance(config["device"], str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?", config["device"])):
-        fail("device", "auto, cpu or cuda")
+        fail("device", "auto, cpu, cuda or cuda:N")
+    for key, check in (("shard", "check_shard"), ("scheduler", "check_scheduler")):
+        if config[key] is not None:
+            try:
+                {"check_shard": check_shard, "check_scheduler": check_scheduler}[check](config[key])
+            except (ValueError, TypeError):
+                fail(key, "I/N with 0 <= I < N" if key == "shard" else "local:N or a Dask scheduler address")
+    if config["shard"] is not None and config["save_models"] is not None:
+        raise UsageError(f"{origin.name('save_models')} cannot be combined with {origin.name('shard')}: a shard holds "
+                         "only some models of each capacity.")
     if config["mode"] not in MODES:
         fail("mode", f"one of {', '.join(MODES)}")
     if not isinstance(config["progress"], bool):
@@ -369,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
     file_config = read_config(args.config, load_toml) if args.config else {}
     overrides = {name: getattr(args, name) for name in
                  ("dataset", "families", "capacities", "seeds", "out", "target", "inputs", "device", "mode",
-                  "chunk_size", "progress", "threads", "complevel", "save_models")}
+                  "chunk_size", "progress", "threads", "complevel", "save_models", "shard", "scheduler")}
     recipe = {f.name: getattr(args, f"recipe_{f.name}") for f in dataclasses.fields(Recipe)}
     options = dict(args.data_option)
     flags = {("extract", k): _flag(k) for k, v in overrides.items() if v is not None}

@@ -21,13 +21,20 @@ Precedence, highest first: command-line flags, the ``--config`` TOML file, the d
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
+import re
+from typing import TYPE_CHECKING
 
 from sawdist._toml import read_config
 
 from .recipe import Recipe
 
-__all__ = ["DEFAULTS", "DATASET_DEFAULTS", "auto_threads", "load_toml", "resolve"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["DEFAULTS", "DATASET_DEFAULTS", "auto_threads", "check_scheduler", "check_shard", "load_toml",
+           "resolve"]
 
 #: Global defaults of the run (the keys of the ``[extract]`` table).
 DEFAULTS = {
@@ -45,6 +52,8 @@ DEFAULTS = {
     "threads": "auto",  # torch CPU threads: a number, or "auto" (see auto_threads)
     "complevel": 4,  # zlib level of the output file, 0 (none) to 9
     "save_models": None,  # a folder for the trained models (a model pool for sawdist report --models)
+    "shard": None,  # "I/N": train only shard I of N of the units (combine the shards with sawdist merge)
+    "scheduler": None,  # a Dask cluster: "local:N" (N worker processes here) or "tcp://HOST:PORT"
 }
 
 #: Per-dataset defaults. digits is tuned so that the default run (2 families x 5 capacities x 16 seeds) trains and
@@ -56,6 +65,31 @@ DATASET_DEFAULTS = {
 }
 
 _TABLES = ("extract", "dataset", "recipe")
+
+
+def check_shard(shard: str | Sequence[int]) -> tuple[int, int]:
+    """``shard`` as ``(index, count)``, from a pair or the text ``"I/N"``, with 0 <= I < N."""
+    text = shard if isinstance(shard, str) else None
+    if text is not None:
+        parts = text.split("/")
+        shard = tuple(int(p) if p.strip().isdigit() else p for p in parts)
+    ok = (isinstance(shard, tuple | list) and len(shard) == 2
+          and all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in shard)
+          and 0 <= shard[0] < shard[1])
+    if not ok:
+        got = text if text is not None else repr(shard)
+        raise ValueError(f"'shard' must be I/N with 0 <= I < N (e.g. 0/4), got {got}.")
+    return int(shard[0]), int(shard[1])
+
+
+def check_scheduler(scheduler: str) -> str:
+    """``scheduler`` checked: ``"local:N"`` (N >= 1 worker processes) or the address of a Dask scheduler."""
+    text = str(scheduler)
+    match = re.fullmatch(r"local:(\d+)", text)
+    if (match and int(match.group(1)) >= 1) or re.fullmatch(r"(tcp|tls)://\S+", text):
+        return text
+    raise ValueError(f"'scheduler' must be local:N (N >= 1 worker processes) or a Dask scheduler address such as "
+                     f"tcp://host:8786, got {text!r}.")
 
 
 def auto_threads() -> int:
@@ -72,7 +106,7 @@ def auto_threads() -> int:
     return max(1, min(cores, cores - round(load)))
 
 
-def load_toml(path) -> dict:
+def load_toml(path: str | os.PathLike[str]) -> dict:
     """Read a configuration file; unknown tables, ``[extract]`` or ``[recipe]`` keys are an error."""
     return read_config(path, _TABLES, {"extract": DEFAULTS, "recipe": [f.name for f in recipe_fields()]})
 

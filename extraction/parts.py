@@ -13,8 +13,8 @@ Needs NumPy, xarray and Dask, not PyTorch.
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,13 +30,31 @@ from sawdist.io import (
     chunk_rows,
     decode_chunk,
     encode_chunk,
+    temporary_path,
     to_netcdf_atomic,
     validate,
 )
 
 __all__ = ["PartStore", "PartWriter", "key_name", "load_direction"]
 
+log = logging.getLogger("sawdist.extract")
+
 _PER_INPUT = {"grad_norm": np.float32, "valid": bool, "correct": bool}
+#: Marks a parts folder's manifest as sawdist's (manifests before 2026-11-29 have "identity" and no format).
+_FORMAT = "sawdist-parts-1"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file (flushed to disk, then renamed over ``path``)."""
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def key_name(family: str, capacity: int, seed: int | None = None) -> str:
@@ -117,28 +135,39 @@ class PartStore:
 
     # manifest --------------------------------------------------------------------------------------------------
     def open(self) -> PartStore:
-        """Create the folder, or check that an existing one belongs to this run; clean temporary files."""
-        if self.folder.exists() and self.manifest_path.exists():
-            try:
-                manifest = json.loads(self.manifest_path.read_text())
-            except ValueError:
-                manifest = None
-            if manifest is not None and manifest.get("identity") != self.identity:
+        """Create the folder, or check that an existing one holds this run's parts; clean this run's temporary files.
+
+        A folder at ``<out>.parts`` that sawdist did not make (no ``manifest.json`` of a part store) or that holds
+        another run's parts is refused, and left as it is.
+        """
+        if self.folder.exists() or self.folder.is_symlink():
+            manifest = None
+            if self.folder.is_dir() and self.manifest_path.is_file():
+                try:
+                    manifest = json.loads(self.manifest_path.read_text())
+                except (OSError, ValueError):
+                    manifest = None
+            if not isinstance(manifest, dict) or (manifest.get("format") != _FORMAT and "identity" not in manifest):
+                raise ValueError(
+                    f"'out' has a folder {str(self.folder)!r} that sawdist did not make (no manifest.json of a part "
+                    "store); sawdist leaves it as it is: move it away or choose another output file.")
+            if manifest.get("identity") != self.identity:
                 raise ValueError(
                     f"'out' has unfinished parts of a different run in {self.folder}; "
                     "rerun that run's command, delete the folder, or choose another output file."
                 )
-            self.decisions = (manifest or {}).get("decisions", {})
+            self.decisions = manifest.get("decisions", {})
         self.folder.mkdir(parents=True, exist_ok=True)
-        for tmp in self.folder.glob("*.tmp"):
+        # Temporary files of this run's earlier, interrupted processes: the caller holds the output's lock
+        # (sawdist.lock), so no process of a live run writes here.
+        for tmp in [*self.folder.glob("*.tmp"), *self.folder.glob("weights/*.tmp")]:
             tmp.unlink()
         self._write_manifest()
         return self
 
     def _write_manifest(self) -> None:
-        tmp = self.manifest_path.with_name("manifest.json.tmp")
-        tmp.write_text(json.dumps({"identity": self.identity, "decisions": self.decisions}, indent=1, sort_keys=True))
-        os.replace(tmp, self.manifest_path)
+        content = {"format": _FORMAT, "identity": self.identity, "decisions": self.decisions}
+        write_atomic(self.manifest_path, json.dumps(content, indent=1, sort_keys=True).encode())
 
     def decision(self, family: str, capacity: int) -> dict | None:
         """The decisions recorded for (family, capacity), or None."""
@@ -211,12 +240,15 @@ class PartStore:
             "input": np.arange(n) if input_index is None else np.asarray(input_index, dtype=np.int64).reshape(n),
         }
         path = self.path(family, capacity, seed)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        tmp = temporary_path(path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     def write(self, part: xr.Dataset) -> Path:
@@ -234,26 +266,40 @@ class PartStore:
         )
 
     # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape) -> Path:
-        """Combine the parts into the output file (atomically), check its schema, and delete the parts folder.
+    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, models=None,
+                 n_params: dict | None = None) -> Path:
+        """Combine the parts into the output file (atomically), check its schema, and remove the parts folder.
 
         The output is compressed at :attr:`complevel`. ``direction`` is never held in memory whole: each part's
         chunks are copied into the file as they are (or decoded and encoded again, for parts written with another
         ``complevel`` by an earlier run).
+
+        ``models``, the keys ``(family, capacity, seed)`` to take from parts (default: every model of the grid),
+        leaves the others absent: a shard of a sweep (:mod:`sawdist.shards`). An absent model's
+        ``direction`` chunks are never written (they read as NaN, the fill value, and take no space), its
+        ``valid`` and ``correct`` are False, its ``grad_norm`` and accuracies NaN; ``n_params`` gives the
+        parameters of each (family, capacity) that has no part.
         """
         families, capacities, seeds = list(families), [int(c) for c in capacities], [int(s) for s in seeds]
         shape = (len(families), len(capacities), len(seeds))
-        paths = [self.path(f, c, s) for f in families for c in capacities for s in seeds]
-        with open(paths[0], "rb") as f, np.load(f) as z:
+        keys = [(f, c, s) for f in families for c in capacities for s in seeds]
+        present = set(keys) if models is None else {(f, int(c), int(s)) for f, c, s in models}
+        paths = [self.path(*key) if key in present else None for key in keys]
+        first_path = next(p for p in paths if p is not None)
+        with open(first_path, "rb") as f, np.load(f) as z:
             first = json.loads(str(z["meta"]))
             info = _direction_info(z, first)
             n, d = info["n_inputs"], info["n_feature"]
             label, input_index = z["label"], z["input"]
             extra_names = sorted(first["extra"])
-        per_input = {name: np.empty(shape + (n,), dtype=dtype) for name, dtype in _PER_INPUT.items()}
-        per_model = {name: np.empty(shape, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
-        n_params = np.empty(shape[:2], dtype=np.int64)
+        absent = {"grad_norm": np.nan, "valid": False, "correct": False}
+        per_input = {name: np.full(shape + (n,), absent[name], dtype=dtype) for name, dtype in _PER_INPUT.items()}
+        per_model = {name: np.full(shape, np.nan, dtype=np.float32) for name in ["test_accuracy", *extra_names]}
+        n_params_grid = np.array([[int((n_params or {}).get((f, c), -1)) for c in capacities] for f in families],
+                                 dtype=np.int64)
         for index, path in zip(np.ndindex(*shape), paths):
+            if path is None:
+                continue
             with open(path, "rb") as f, np.load(f) as z:
                 meta = json.loads(str(z["meta"]))
                 for name in per_input:
@@ -261,18 +307,24 @@ class PartStore:
                 per_model["test_accuracy"][index] = meta["test_accuracy"]
                 for name in extra_names:
                     per_model[name][index] = meta["extra"][name]
-                n_params[index[:2]] = meta["n_params"]
+                n_params_grid[index[:2]] = meta["n_params"]
+        if (n_params_grid < 0).any():
+            raise ValueError("'n_params' must give the parameters of every (family, capacity) without a part.")
         import dask
         import dask.array as da
 
         # The dataset's direction is lazy (each block decodes one part) and is never computed here: ``load`` gives
         # the writer the stored chunks.
-        blocks = [da.from_delayed(dask.delayed(load_direction)(p), (n, d), np.float32) for p in paths]
+        blocks = [da.full((n, d), np.nan, dtype=np.float32) if p is None
+                  else da.from_delayed(dask.delayed(load_direction)(p), (n, d), np.float32) for p in paths]
         direction = da.stack(blocks).reshape(shape + (n, d))
         rows, complevel = chunk_rows(n, d), self.complevel
 
         def load(index):
-            with open(paths[int(np.ravel_multi_index(index, shape))], "rb") as f, np.load(f) as z:
+            path = paths[int(np.ravel_multi_index(index, shape))]
+            if path is None:
+                return None  # an absent model: no chunk is written
+            with open(path, "rb") as f, np.load(f) as z:
                 info = _direction_info(z, json.loads(str(z["meta"])))
                 if info.get("rows") == rows and (info["complevel"] > 0) == (complevel > 0):
                     return _part_chunks(z)  # any zlib level inflates alike
@@ -282,8 +334,10 @@ class PartStore:
             "direction": (DIMS, direction),
             **{name: (DIMS[:4], values) for name, values in per_input.items()},
             **{name: (DIMS[:3], values) for name, values in per_model.items()},
-            "n_params": (DIMS[:2], n_params),
+            "n_params": (DIMS[:2], n_params_grid),
         }
+        if models is not None:
+            data_vars["in_shard"] = (DIMS[:3], np.array([key in present for key in keys]).reshape(shape))
         coords = {
             "family": np.array(families, dtype=object), "capacity": np.array(capacities, dtype=np.int64),
             "seed": np.array(seeds, dtype=np.int64), "input": input_index, "feature": np.arange(d),
@@ -298,8 +352,27 @@ class PartStore:
         to_netcdf_atomic(ds, self.out, complevel=complevel, threads=self.threads, load=load)
         with xr.open_dataset(self.out, engine="netcdf4") as check:
             validate(check, values=False)
-        shutil.rmtree(self.folder)
+        self.remove(keys)
         return self.out
+
+    def remove(self, keys) -> None:
+        """Remove the parts folder: the files this run wrote there (parts of ``keys``, their weights, the manifest,
+        temporary files). Anything else found there is left, with the folder, and named in a warning."""
+        ours = [self.path(*key) for key in keys]
+        ours += [self.folder / "weights" / (key_name(*key) + ".pt") for key in keys]
+        ours += [*self.folder.glob("*.tmp"), *self.folder.glob("weights/*.tmp")]
+        for path in ours:
+            path.unlink(missing_ok=True)
+        weights = self.folder / "weights"
+        if weights.is_dir() and not any(weights.iterdir()):
+            weights.rmdir()
+        left = sorted(p.name for p in self.folder.iterdir() if p != self.manifest_path)
+        if left:
+            log.warning(f"left the folder {self.folder} in place: it holds files this run did not write "
+                        f"({', '.join(left[:5])}{', ...' if len(left) > 5 else ''})")
+            return
+        self.manifest_path.unlink(missing_ok=True)
+        self.folder.rmdir()
 
 
 class PartWriter:

@@ -9,9 +9,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+
+from sawdist.io import temporary_path
+
+from .parts import write_atomic
 
 __all__ = ["TorchModelPool"]
 
@@ -48,25 +53,37 @@ class TorchModelPool:
         return cls(stacks, data.x_test[:n], data.y_test[:n], meta=meta)
 
     def save(self, folder) -> Path:
-        """Write every stack's weights to ``folder`` (created) and ``pool.json``; return the folder."""
+        """Write every stack's weights to ``folder`` (created) and ``pool.json``; return the folder. Each file is
+        written to a temporary name and renamed into place, ``pool.json`` last: a pool is complete once it has one."""
         import torch
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+
+        def save(blob, name: str) -> None:
+            tmp = temporary_path(folder / name)
+            try:
+                torch.save(blob, tmp)
+                os.replace(tmp, folder / name)
+            finally:
+                tmp.unlink(missing_ok=True)
+
         index = []
         for (fam, k), st in self.stacks.items():
             name = f"{fam}-k{k}.pt"
-            torch.save({"params": {n: v.cpu() for n, v in st.params.items()},
-                        "buffers": {n: v.cpu() for n, v in st.buffers.items()}, "seeds": list(st.seeds),
-                        "test_accuracy": np.asarray(st.test_accuracy).tolist()}, folder / name)
+            save({"params": {n: v.cpu() for n, v in st.params.items()},
+                  "buffers": {n: v.cpu() for n, v in st.buffers.items()}, "seeds": list(st.seeds),
+                  "test_accuracy": np.asarray(st.test_accuracy).tolist()}, name)
             index.append({"family": fam, "capacity": k, "file": name})
-        torch.save({"x": self._x.cpu(), "labels": self._y.cpu()}, folder / "inputs.pt")
-        (folder / "pool.json").write_text(json.dumps({"meta": self.meta, "stacks": index}, indent=1))
+        save({"x": self._x.cpu(), "labels": self._y.cpu()}, "inputs.pt")
+        write_atomic(folder / "pool.json", json.dumps({"meta": self.meta, "stacks": index}, indent=1).encode())
         return folder
 
     @classmethod
     def load(cls, folder, device="cpu"):
-        """Read a pool written by :meth:`save`."""
+        """Read a pool written by :meth:`save`. Every file it reads (the ``file`` of each stack in ``pool.json``,
+        ``inputs.pt``) must resolve inside `folder`, links followed: a ``pool.json`` that names a path elsewhere (an
+        absolute one, one with ``..``) is refused."""
         import torch
 
         from .models import build_model
@@ -77,15 +94,24 @@ class TorchModelPool:
             raise FileNotFoundError(f"'models' folder {str(folder)!r} has no pool.json (write it with sawdist run).")
         spec = json.loads((folder / "pool.json").read_text())
         meta = spec["meta"]
+        root = folder.resolve()
+
+        def inside(name) -> Path:
+            path = (root / name).resolve() if isinstance(name, str) and name else None
+            if path is None or root not in path.parents:
+                raise ValueError(f"'{folder / 'pool.json'}' must name files inside the 'models' folder "
+                                 f"{str(folder)!r}, got {name!r}; refused.")
+            return path
+
         stacks = {}
         for item in spec["stacks"]:
-            blob = torch.load(folder / item["file"], map_location=device, weights_only=True)
+            blob = torch.load(inside(item["file"]), map_location=device, weights_only=True)
             base = build_model(item["family"], int(item["capacity"]), tuple(meta["input_shape"]),
                                int(meta["n_classes"])).to("meta").eval()
             st = ModelStack(item["family"], int(item["capacity"]), blob["seeds"], base, blob["params"],
                             blob["buffers"], test_accuracy=np.asarray(blob["test_accuracy"]))
             stacks[(item["family"], int(item["capacity"]))] = st
-        inputs = torch.load(folder / "inputs.pt", map_location=device, weights_only=True)
+        inputs = torch.load(inside("inputs.pt"), map_location=device, weights_only=True)
         return cls(stacks, inputs["x"], inputs["labels"], meta=meta)
 
     def capacities(self, family) -> list:

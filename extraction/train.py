@@ -7,7 +7,9 @@ optimiser steps the stacked tensors — SGD, Adam and AdamW are elementwise, so 
 optimisers. The sequential path trains the same models one after another with plain modules. Both paths give each
 model its own initialisation and its own data order, derived from (seed, family, capacity) only, so a model does not
 depend on which other seeds share its chunk, and both produce the same models up to floating-point reassociation.
-:func:`choose_mode` times one step of each and picks the faster (narrow convolutions can be faster one by one).
+:func:`choose_mode` times one step of each and picks the faster (narrow convolutions can be faster one by one); a
+sweep does not use it (``--mode auto`` is a rule, :func:`sawdist.extraction.sweep.default_decision`, so that two runs
+of one command train alike), but benchmarks/extraction.py reports what it picks.
 
 Examples
 --------
@@ -26,6 +28,7 @@ import dataclasses
 import math
 import time
 import zlib
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,19 +38,32 @@ from torch.func import functional_call, stack_module_state, vmap
 from .models import build_model, check_capacity, check_family
 from .recipe import Recipe
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .data import Dataset
+
 __all__ = ["Recipe", "ModelStack", "choose_mode", "init_model", "model_seed", "resolve_device", "time_steps",
            "train_models"]
 
 
-def resolve_device(device="auto") -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU is an error."""
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cuda"`` without a GPU, or ``"cuda:N"`` past the last GPU, is
+    an error."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"'device' must be auto, cpu, cuda or cuda:N, got {device!r}.") from None
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"'device' must be auto, cpu or cuda, got {str(device)!r}.")
+        raise ValueError(f"'device' must be auto, cpu, cuda or cuda:N, got {str(device)!r}.")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("'device' is 'cuda' but torch.cuda.is_available() is False; use --device cpu or auto.")
+        raise ValueError(f"'device' is {str(device)!r} but torch.cuda.is_available() is False; use --device cpu or "
+                         "auto.")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"'device' is {str(device)!r} but this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}.")
     return device
 
 
@@ -57,7 +73,7 @@ def model_seed(seed: int, family: str, capacity: int, stream: int) -> int:
     return int(sequence.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def init_model(family: str, capacity: int, seed: int, input_shape, n_classes: int) -> torch.nn.Module:
+def init_model(family: str, capacity: int, seed: int, input_shape: Sequence[int], n_classes: int) -> torch.nn.Module:
     """Build model (family, capacity) with the initialisation of ``seed``; torch's global random state is untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(model_seed(seed, family, capacity, 0))
@@ -109,7 +125,7 @@ class ModelStack:
     def __len__(self) -> int:
         return len(self.seeds)
 
-    def functional(self):
+    def functional(self) -> Callable[[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor], torch.Tensor]:
         """``f(params, buffers, x) -> logits`` for one model (to be vmapped over the model axis)."""
         base = self.base
 
@@ -206,8 +222,8 @@ def _train_sequential(models, orders: _Orders, x, y, recipe: Recipe, device) -> 
     return base, {k: v.detach() for k, v in params.items()}, buffers
 
 
-def train_models(family: str, capacity: int, seeds, data, recipe: Recipe | None = None, *, mode: str = "batched",
-                 device=None) -> ModelStack:
+def train_models(family: str, capacity: int, seeds: Sequence[int], data: Dataset, recipe: Recipe | None = None, *,
+                 mode: str = "batched", device: str | torch.device | None = None) -> ModelStack:
     """Train one model of (``family``, ``capacity``) per seed in ``seeds`` and return them stacked.
 
     Parameters
@@ -259,8 +275,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(family: str, capacity: int, n_models: int, data, recipe: Recipe, *, device=None,
-               repeats: int = 3) -> dict:
+def time_steps(family: str, capacity: int, n_models: int, data: Dataset, recipe: Recipe, *,
+               device: str | torch.device | None = None, repeats: int = 3) -> dict[str, float]:
     """Seconds per training step of ``n_models`` models, batched and sequential (best of ``repeats``, alternated).
 
     Throwaway models are used (seeds far from the run's), so timing never touches the models being trained.
@@ -318,7 +334,8 @@ def time_steps(family: str, capacity: int, n_models: int, data, recipe: Recipe, 
     return result
 
 
-def choose_mode(family: str, capacity: int, n_models: int, data, recipe: Recipe, *, device=None) -> tuple[str, dict]:
+def choose_mode(family: str, capacity: int, n_models: int, data: Dataset, recipe: Recipe, *,
+                device: str | torch.device | None = None) -> tuple[str, dict[str, float]]:
     """Return the faster training path for ``n_models`` models (``"batched"`` unless sequential is faster).
 
     Returns the mode and the step timings of :func:`time_steps`. A single model is always trained sequentially.

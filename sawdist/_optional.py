@@ -23,6 +23,7 @@ _PROVIDERS: dict[str, tuple[str, str]] = {
     "sklearn": ("scikit-learn", "extraction"),
     "PIL": ("Pillow", "extraction"),
     "tqdm": ("tqdm", "extraction"),
+    "distributed": ("Dask distributed", "extraction"),
 }
 
 

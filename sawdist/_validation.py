@@ -14,7 +14,8 @@ any other row is an error), the number of valid rows, and the unit norm to the t
   :func:`sawdist.capacity.fit_family`, for NumPy arrays and :class:`xarray.DataArray` alike (:class:`Directions`
   turns results back into the caller's type);
 * :func:`dataset_direction_checks` / :func:`raise_on_dataset_directions` — the same checks, lazily, on the
-  ``direction`` variable of a saliency dataset (:func:`sawdist.summaries.summarize`).
+  ``direction`` variable of a saliency dataset (:func:`sawdist.summaries.summarize`), with the schema's NaN where
+  ``valid`` is False.
 """
 
 from __future__ import annotations
@@ -413,9 +414,11 @@ def check_vectors(values: ArrayLike | xr.DataArray, name: str, *, unit: bool = T
 # --- the direction variable of a saliency dataset (lazy) ---------------------------------------------------------
 
 
-def dataset_direction_checks(direction: xr.DataArray, valid: xr.DataArray, feature: str = FEATURE_DIM) -> dict:
+def dataset_direction_checks(direction: xr.DataArray, valid: xr.DataArray, dtype: DTypeLike,
+                             feature: str = FEATURE_DIM) -> dict:
     """Reductions that :func:`raise_on_dataset_directions` turns into errors, lazy for Dask-backed data: the valid
-    rows must be finite unit vectors (the invalid ones are ignored, NaN by the schema)."""
+    rows must be finite unit vectors (to the tolerance of the stored ``dtype``), the invalid ones NaN (the schema's
+    mark, on which the statistics that skip NaN rows rely). One norm per row gives them all (a NaN makes it NaN)."""
     import xarray as xr
 
     norm = np.sqrt(xr.dot(direction, direction, dim=feature))
@@ -424,22 +427,28 @@ def dataset_direction_checks(direction: xr.DataArray, valid: xr.DataArray, featu
     return {
         "n_nan": (valid & np.isnan(norm)).sum(),
         "n_inf": (valid & np.isinf(norm)).sum(),
+        "n_not_nan": (~valid & ~np.isnan(norm)).sum(),
+        "n_off": (abs(ok - 1.0) > unit_tolerance(direction.sizes[feature], dtype)).sum(),
         "norm_min": ok.min(),
         "norm_max": ok.max(),
     }
 
 
 def raise_on_dataset_directions(checks: dict, name: str, dim: int, dtype: DTypeLike) -> None:
-    """Raise the first failure among the computed :func:`dataset_direction_checks`."""
+    """Raise the first failure among the computed :func:`dataset_direction_checks`, with the number of bad rows."""
     n_nan, n_inf = int(checks["n_nan"]), int(checks["n_inf"])
     if n_nan or n_inf:
         value = "nan" if n_nan else "inf"
         raise ValueError(f"'{name}' must be finite where 'valid' is True, got {value} in {n_nan + n_inf} row(s).")
-    tol = unit_tolerance(dim, dtype)
-    lo, hi = float(checks["norm_min"]), float(checks["norm_max"])
-    worst = hi if abs(hi - 1.0) >= abs(lo - 1.0) else lo
-    if abs(worst - 1.0) > tol:  # False for NaN: no valid row
-        raise unit_norm_error(name, tol, worst, " where 'valid' is True", where=f"its {FEATURE_DIM!r} dim")
+    if int(checks["n_not_nan"]):
+        raise ValueError(f"'{name}' must be NaN where 'valid' is False (the schema's mark of an invalid direction), "
+                         f"got numbers in {int(checks['n_not_nan'])} row(s).")
+    n_off = int(checks["n_off"])
+    if n_off:
+        lo, hi = float(checks["norm_min"]), float(checks["norm_max"])
+        worst = hi if abs(hi - 1.0) >= abs(lo - 1.0) else lo
+        raise unit_norm_error(name, unit_tolerance(dim, dtype), worst, f" where 'valid' is True, in {n_off} row(s)",
+                              where=f"its {FEATURE_DIM!r} dim")
 
 
 # --- random generators and sizes ----------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ _OWN_PACKAGES = ("sawdist",)
 #: Subcommand name -> "module:function" that adds its parser.
 SUBCOMMANDS: dict[str, str] = {
     "extract": "sawdist.extraction.cli:add_parser",
+    "merge": "sawdist.extraction.cli:add_merge_parser",
     "run": "sawdist.analyses.cli:add_run_parser",
     "report": "sawdist.analyses.cli:add_report_parser",
 }
@@ -131,6 +132,17 @@ def execute(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
         except Exception as err:  # noqa: BLE001 - every error becomes one line
             if debug:
                 traceback.print_exc()
+            import errno
+
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+                # A full disk (or a spent quota) is the user's to fix: say so, with the file being written.
+                name = err.filename
+                name = os.fsdecode(name) if isinstance(name, str | bytes | os.PathLike) else name
+                where = "" if name is None else f" writing '{name}'"
+                quota = " (disk quota exceeded)" if err.errno != errno.ENOSPC else ""
+                log.error(f"{command.prog}: error: no space left on the device{where}{quota}; free some space or "
+                          "write elsewhere, and rerun")
+                return 1
             status, message = describe_error(err)
             log.error(f"{command.prog}: error: {message}")
             return status

@@ -18,8 +18,9 @@ Every dimension has a coordinate; ``feature`` indexes the flattened input and ``
 The attributes record the dataset, the saliency target, the training recipe (JSON), library versions, the device and
 the creation time. Other variables (e.g. ``train_accuracy``) may be present.
 
-Importing this module loads only NumPy, xarray and the standard library; writing uses netCDF4 and h5py as well
-(:func:`to_netcdf_atomic` compresses ``direction`` on every core, see there). The extraction side writes a dataset
+Importing this module loads only NumPy, xarray and the standard library; reading and writing use netCDF4 and h5py
+as well (:func:`open_saliency` checks a file's chunk index with h5py; :func:`to_netcdf_atomic` compresses
+``direction`` on every core, see there). The extraction side writes a dataset
 one model at a time through its part store (:mod:`sawdist.extraction.parts`), which stores the chunks of
 ``direction`` encoded as here (:func:`chunk_rows`, :func:`encode_chunk`, :func:`decode_chunk`) and hands them to
 :func:`to_netcdf_atomic` at the end.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import secrets
 import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +39,12 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from xarray.backends import BackendEntrypoint, NetCDF4DataStore
+from xarray.backends.netCDF4_ import NetCDF4ArrayWrapper
+from xarray.backends.store import StoreBackendEntrypoint
+from xarray.core import indexing  # LazilyIndexedArray: how xarray's own stores wrap a variable
+
+from ._validation import unit_tolerance
 
 __all__ = [
     "DIMS",
@@ -47,6 +55,8 @@ __all__ = [
     "encoding",
     "model_part",
     "open_saliency",
+    "open_shards",
+    "shard_of",
     "to_netcdf_atomic",
     "validate",
 ]
@@ -82,6 +92,7 @@ METADATA = {
     "test_accuracy": {"long_name": "test-split accuracy of the model", "units": "1"},
     "train_accuracy": {"long_name": "training-split accuracy of the model", "units": "1"},
     "n_params": {"long_name": "number of trainable parameters", "units": "1"},
+    "in_shard": {"long_name": "the model was trained in this shard (absent models read as NaN and not valid)"},
     "label": {"long_name": "class label"},
     "family": {"long_name": "architecture family"},
     "capacity": {"long_name": "capacity k", "units": "1"},
@@ -102,21 +113,31 @@ class SchemaError(ValueError):
 
 
 def _tolerance(d: int) -> float:
-    """Allowed deviation of a stored unit vector's norm from 1 (float32 storage, d features)."""
-    return 10 * float(np.finfo(np.float32).eps) * np.sqrt(d)
+    """Allowed deviation of a stored unit vector's norm from 1 (float32 storage, d features): the tolerance of every
+    direction check (:func:`sawdist._validation.unit_tolerance`), so :func:`sawdist.summaries.summarize` agrees."""
+    return unit_tolerance(d, np.float32)
 
 
-def validate(ds: xr.Dataset, *, values: bool = True) -> xr.Dataset:
+#: The sampled check of :func:`validate` (``values="sample"``, the default of :func:`open_saliency`) reads at most
+#: this many vectors of ``direction``, from the first chunk of one model per family and capacity.
+_SAMPLE_VECTORS = 4096
+
+
+def validate(ds: xr.Dataset, *, values: bool | str = True) -> xr.Dataset:
     """Check that ``ds`` follows the saliency-dataset schema; return it unchanged.
 
     Parameters
     ----------
     ds : xarray.Dataset
         A saliency dataset (in memory or opened lazily).
-    values : bool
-        Also check the values: valid directions have unit norm (within 10 eps sqrt(d) in float32) and a positive
-        ``grad_norm``, invalid ones are NaN, accuracies lie in [0, 1]. This reads all of ``direction``
-        (chunk by chunk when ``ds`` is backed by Dask).
+    values : bool or "sample"
+        True: also check the values: valid directions have unit norm (within 10 eps sqrt(d) in float32) and a
+        positive ``grad_norm``, invalid ones are NaN, accuracies lie in [0, 1]. This reads all of ``direction``
+        (chunk by chunk when ``ds`` is backed by Dask). ``"sample"``: check what the statistics rely on (unit norm
+        where valid, NaN exactly where not valid) on a small fixed sample: the first inputs of the first seed of
+        every family and capacity, at most 4096 vectors, which lie in the first stored chunk of those models; a file
+        that is wrong throughout is refused at small cost (:func:`sawdist.summaries.summarize` checks every vector as
+        it reads them). False: check the structure only, reading no data.
 
     Raises
     ------
@@ -154,36 +175,79 @@ def validate(ds: xr.Dataset, *, values: bool = True) -> xr.Dataset:
             json.loads(ds.attrs[attr])
         except (TypeError, ValueError):
             raise SchemaError(f"attribute {attr!r} must be a JSON string, got {ds.attrs[attr]!r}.") from None
-    if values:
+    if values == "sample":
+        _validate_values(ds, sample=True)
+    elif values is True or (isinstance(values, np.bool_) and values):
         _validate_values(ds)
+    elif not (values is False or isinstance(values, np.bool_)):
+        raise ValueError(f"'values' must be True, False or 'sample', got {values!r}.")
     return ds
 
 
-def _validate_values(ds: xr.Dataset) -> None:
+def _validate_values(ds: xr.Dataset, *, sample: bool = False) -> None:
     d = ds.sizes["feature"]
+    source = _source_text(ds)
+    at = f"{source}: " if source else ""  # a file's name, when ds was read from one
+    where = ""
+    if sample:
+        slots = ds.sizes["family"] * ds.sizes["capacity"]
+        rows = max(1, min(ds.sizes["input"], chunk_rows(ds.sizes["input"], d), _SAMPLE_VECTORS // max(1, slots)))
+        # Inputs 0..rows-1 of one model lie in its first chunk of direction: one chunk read per family and capacity.
+        ds = ds[["direction", "valid"]].isel(seed=slice(0, 1), input=slice(0, rows)).load()
+        where = f" (in the sample checked at open: inputs 0-{rows - 1} of the first seed of each family and capacity)"
     direction = ds["direction"].astype("float64")
     norm = np.sqrt((direction**2).sum("feature", skipna=False))
     finite = np.isfinite(ds["direction"]).all("feature")
     any_finite = np.isfinite(ds["direction"]).any("feature")
-    checks = xr.Dataset({
+    checks = {
         "finite_mismatch": (finite != ds["valid"]).sum(),
         "partly_nan": (any_finite & ~finite).sum(),
         "bad_norm": (ds["valid"] & (abs(norm - 1) > _tolerance(d))).sum(),
-        "bad_grad_norm": (ds["valid"] & ~(ds["grad_norm"] > 0)).sum(),
-        "bad_accuracy": (~((ds["test_accuracy"] >= 0) & (ds["test_accuracy"] <= 1))).sum(),
-    }).compute()
+    }
+    if not sample:
+        checks["bad_grad_norm"] = (ds["valid"] & ~(ds["grad_norm"] > 0)).sum()
+        checks["bad_accuracy"] = (~((ds["test_accuracy"] >= 0) & (ds["test_accuracy"] <= 1))).sum()
+    checks = {key: int(value) for key, value in xr.Dataset(checks).compute().items()}
     if checks["partly_nan"]:
-        raise SchemaError(f"'direction' has {int(checks['partly_nan'])} vectors that are partly NaN.")
+        raise SchemaError(f"{at}'direction' has {checks['partly_nan']} vectors that are partly NaN{where}.")
     if checks["finite_mismatch"]:
-        raise SchemaError(f"'valid' disagrees with the finiteness of 'direction' at {int(checks['finite_mismatch'])} "
-                          "places (invalid directions must be NaN, valid ones finite).")
+        raise SchemaError(f"{at}'valid' disagrees with the finiteness of 'direction' at {checks['finite_mismatch']} "
+                          f"places (invalid directions must be NaN, valid ones finite){where}.")
     if checks["bad_norm"]:
-        raise SchemaError(f"'direction' has {int(checks['bad_norm'])} valid vectors whose norm differs from 1 by more "
-                          f"than {_tolerance(d):.2g}.")
+        raise SchemaError(f"{at}'direction' has {checks['bad_norm']} valid vectors whose norm differs from 1 by more "
+                          f"than {_tolerance(d):.2g}{where}.")
+    if sample:
+        return
     if checks["bad_grad_norm"]:
-        raise SchemaError(f"'grad_norm' is not positive at {int(checks['bad_grad_norm'])} valid places.")
+        raise SchemaError(f"{at}'grad_norm' is not positive at {checks['bad_grad_norm']} valid places.")
     if checks["bad_accuracy"]:
-        raise SchemaError(f"'test_accuracy' lies outside [0, 1] at {int(checks['bad_accuracy'])} places.")
+        raise SchemaError(f"{at}'test_accuracy' lies outside [0, 1] at {checks['bad_accuracy']} places.")
+
+
+def check_direction_values(direction: np.ndarray, valid: np.ndarray, *, source: str | None = None) -> None:
+    """Check directions read from a saliency dataset for what the statistics rely on: finite unit vectors (within the
+    float32 storage tolerance of :func:`validate`) exactly where ``valid``, NaN elsewhere.
+
+    ``direction`` is an array (..., feature), ``valid`` the matching booleans (...). Costs one norm per vector: the
+    analyses call it on every block they read (:mod:`sawdist.analyses`). Raises :class:`SchemaError` naming
+    ``source`` (a file), when given, and counting the bad vectors.
+    """
+    direction = np.asarray(direction)
+    valid = np.asarray(valid, dtype=bool)
+    at = f"{source}: " if source else ""
+    norm = np.sqrt(np.einsum("...i,...i->...", direction, direction, dtype=np.float64))
+    not_nan = int((~valid & ~np.isnan(norm)).sum())
+    if not_nan:
+        raise SchemaError(f"{at}'direction' must be NaN where 'valid' is False, got numbers in {not_nan} vector(s).")
+    off = int((valid & ~(np.abs(norm - 1) <= _tolerance(direction.shape[-1]))).sum())
+    if off:
+        raise SchemaError(f"{at}'direction' has {off} valid vector(s) that are not finite unit vectors (norm off 1 by "
+                          f"more than {_tolerance(direction.shape[-1]):.2g}).")
+
+
+def source_text(ds: xr.Dataset) -> str | None:
+    """The file or files ``ds`` was read from, quoted for a message (``"'runs/a.nc'"``), or None when unknown."""
+    return _source_text(ds)
 
 
 def input_shape(ds: xr.Dataset) -> tuple[int, ...]:
@@ -199,25 +263,39 @@ def input_shape(ds: xr.Dataset) -> tuple[int, ...]:
 # --- reading -------------------------------------------------------------------------------------------------------
 
 
-def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bool = False) -> xr.Dataset:
+def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bool | str = "sample",
+                  allow_shard: bool = False) -> xr.Dataset:
     """Open a saliency dataset (one netCDF file, a glob pattern or a list of files).
 
     Parameters
     ----------
     path : str, path-like or list
         A file, a glob pattern (``"runs/*.nc"``) or a list of files; several files are combined by their coordinates
-        with :func:`xarray.open_mfdataset` (lazily, with Dask).
+        with :func:`xarray.open_mfdataset` (lazily, with Dask). The shard files of a sweep (``sawdist extract --shard
+        I/N``) are combined into the sweep's dataset by :func:`open_shards` (lazily; ``chunks`` is
+        then one model per chunk).
     chunks : dict, "auto" or None
         Dask chunks; ``None`` opens a single file without Dask (values load on access).
     validate_schema : bool
-        Check the schema with :func:`validate` (``values`` is passed on; by default only the structure is checked,
-        which reads no data).
+        Check the schema with :func:`validate`, with ``values``.
+    values : "sample", True or False
+        Which values :func:`validate` checks besides the structure: ``"sample"`` (the default) what the statistics
+        rely on (unit norm where valid, NaN where not) in at most 4096 vectors of ``direction``, the first inputs of
+        the first seed of every family and capacity (one stored chunk each): a file that is wrong throughout is
+        refused at open at small cost, and :func:`sawdist.summaries.summarize` checks every vector as it reads it;
+        True: every value (reads all of ``direction``); False: none (reads no data).
+    allow_shard : bool
+        Open a single shard file as it is (its absent models read as not valid). By default a single shard is
+        refused: alone it is not the sweep's dataset.
 
     Raises
     ------
     SchemaError
         When a file records a ``schema_version`` other than :data:`SCHEMA_VERSION` (it must be extracted again), or,
         with ``validate_schema``, when the dataset does not follow the schema.
+    OSError
+        When a file is damaged or not netCDF4: the message starts with the file's name. A damaged part that is read
+        only later (values load on access) raises the same error then.
     """
     if isinstance(path, list | tuple):
         paths = [str(p) for p in path]
@@ -228,20 +306,189 @@ def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bo
     else:
         paths = [str(path)]
     if len(paths) == 1:
-        ds = xr.open_dataset(paths[0], engine="netcdf4", chunks=chunks)
+        ds = xr.open_dataset(paths[0], engine=_Engine, chunks=chunks)
         try:
             _check_version(ds, paths[0])
+            if "shard" in ds.attrs and not allow_shard:
+                raise SchemaError(f"{paths[0]!r} is shard {ds.attrs['shard']} of a sweep: open it together with the "
+                                  "other shards (a list of files or a glob), or merge them with sawdist merge.")
         except SchemaError:
             ds.close()
             raise
+    elif _any_shard(paths):
+        return open_shards(paths, validate_schema=validate_schema, values=values)
     else:
-        ds = xr.open_mfdataset(paths, engine="netcdf4", combine="by_coords", chunks=chunks or {},
+        ds = xr.open_mfdataset(paths, engine=_Engine, combine="by_coords", chunks=chunks or {},
                                data_vars="minimal", coords="minimal", compat="override", join="exact",
                                combine_attrs="drop_conflicts",
                                preprocess=lambda part: _check_version(part, part.encoding.get("source", "?")))
+        ds.encoding["sources"] = paths
     if validate_schema:
-        validate(ds, values=values)
+        try:
+            validate(ds, values=values)
+        except BaseException:
+            ds.close()
+            raise
     return ds
+
+
+def _source_text(ds: xr.Dataset) -> str | None:
+    """The file or files ``ds`` was read from, quoted for a message (``"'runs/a.nc'"``), or None when unknown."""
+    paths = ds.encoding.get("sources") or ds.encoding.get("source_shards")
+    if not paths:
+        source = ds.encoding.get("source")
+        return None if source is None else repr(str(source))
+    names = ", ".join(repr(str(p)) for p in paths[:3])
+    return names if len(paths) <= 3 else f"{names} and {len(paths) - 3} more files"
+
+
+class _DamagedFileError(OSError):
+    """A file netCDF-C/HDF5 cannot read: its message starts with the file's name (the library's does not)."""
+
+    def __init__(self, path, problem: str):
+        super().__init__(f"{str(path)!r} is {problem}.")
+        # what is wrong, without the name: for a caller that names the file itself (sawdist report)
+        self.strerror = problem.removeprefix("damaged or not a netCDF4 file: ")
+
+
+def _damaged(path, err: BaseException, reading: str | None = None) -> OSError:
+    reason = (err.strerror if isinstance(err, OSError) and err.strerror else str(err)).rstrip(".")
+    if reading is None:
+        return _DamagedFileError(path, f"damaged or not a netCDF4 file: {reason}")
+    return _DamagedFileError(path, f"damaged: reading {reading!r} failed with {reason}")
+
+
+def _library_error(err: BaseException) -> bool:
+    """Whether ``err`` comes from netCDF-C or HDF5 (a RuntimeError, or an OSError with a negative netCDF code) rather
+    than from the system (file not found, permission denied: left as they are)."""
+    if isinstance(err, _DamagedFileError):
+        return False
+    return isinstance(err, RuntimeError) or (isinstance(err, OSError) and (err.errno is None or err.errno < 0))
+
+
+def _check_chunk_index(path) -> None:
+    """Refuse a file whose chunk index is damaged.
+
+    Fletcher-32 and zlib check the bytes of a chunk, not the B-tree (HDF5's version 1, which netCDF-C writes and no
+    checksum covers) that says where each chunk lies: a flipped byte there hides a chunk or marks its filters as
+    skipped, and the chunk then silently reads as the fill value or as raw bytes. So every chunk must be aligned,
+    inside the variable, once, with no filter skipped; the variables other than ``direction`` (small) must have all
+    their chunks, each found by the lookup that reading does. ``direction``'s chunks are not read here, and may be
+    absent (a shard's absent models): one that reads as NaN where ``valid`` is true is refused by the value checks
+    (:func:`validate`, :func:`sawdist.summaries.summarize`).
+    """
+    import h5py
+
+    def visit(dset, name):
+        seen: set = set()
+        bad: list = []
+
+        def record(info):
+            offset = tuple(info.chunk_offset)
+            if (info.filter_mask or offset in seen or len(offset) != dset.ndim
+                    or any(o % c or not 0 <= o < n for o, c, n in zip(offset, dset.chunks, dset.shape))):
+                bad.append(offset)
+            seen.add(offset)
+
+        if hasattr(dset.id, "chunk_iter"):
+            dset.id.chunk_iter(record)
+        else:  # h5py built on HDF5 < 1.14
+            for i in range(dset.id.get_num_chunks()):
+                record(dset.id.get_chunk_info(i))
+        expected = int(np.prod([-(-n // c) for n, c in zip(dset.shape, dset.chunks)]))
+        if bad or (len(seen) != expected and name != "direction"):
+            return f"a chunk at {bad[0]}" if bad else f"{len(seen)} chunks of {expected}"
+        if name != "direction":
+            for offset in seen:
+                dset.id.read_direct_chunk(offset)  # the lookup of a read: fails for a chunk the index hides
+        return None
+
+    try:
+        with h5py.File(path, "r") as f:
+            for name, dset in f.items():
+                if not isinstance(dset, h5py.Dataset) or dset.chunks is None:
+                    continue
+                try:
+                    problem = visit(dset, name)
+                except (KeyError, ValueError, RuntimeError, OSError) as err:
+                    problem = str(err.args[0] if err.args else err)
+                if problem:
+                    raise _DamagedFileError(path, f"damaged: the chunk index of {name!r} is inconsistent ({problem})")
+    except (KeyError, ValueError) as err:  # h5py's word for unreadable metadata (an object, a link)
+        raise _damaged(path, RuntimeError(err.args[0] if err.args else err)) from err
+
+
+class _Array(NetCDF4ArrayWrapper):
+    """A variable of a netCDF4 file, read lazily; a netCDF-C/HDF5 error names the file."""
+
+    __slots__ = ("path",)
+
+    def _getitem(self, key):
+        try:
+            return super()._getitem(key)
+        except (OSError, RuntimeError) as err:
+            if not _library_error(err):
+                raise
+            raise _damaged(self.path, err, self.variable_name) from err
+
+
+class _Store(NetCDF4DataStore):
+    """xarray's netCDF4 store, whose variables are :class:`_Array`."""
+
+    def open_store_variable(self, name, var):
+        variable = super().open_store_variable(name, var)
+        array = _Array(name, self)
+        array.path = variable.encoding.get("source")
+        variable.data = indexing.LazilyIndexedArray(array)
+        return variable
+
+
+class _Engine(BackendEntrypoint):
+    """xarray's netCDF4 backend with errors that name the file (``xr.open_dataset(path, engine=_Engine)``).
+
+    netCDF-C reports a damaged file as "NetCDF: HDF error", without the file's name, when it is opened (an OSError)
+    or, later, when a lazily loaded value is read (a RuntimeError, possibly in a Dask worker). This backend turns
+    both into an OSError whose message starts with the file's name, checks the file's chunk index at open
+    (:func:`_check_chunk_index`), and otherwise reads as ``engine="netcdf4"`` does.
+    """
+
+    description = "netCDF4 files, with errors that name the file (sawdist.io)"
+
+    def open_dataset(self, filename_or_obj, *, mask_and_scale=True, decode_times=True, concat_characters=True,
+                     decode_coords=True, drop_variables=None, use_cftime=None, decode_timedelta=None):
+        path = os.fspath(filename_or_obj)
+        try:
+            store = _Store.open(path, mode="r")
+        except (OSError, RuntimeError) as err:
+            if not _library_error(err):
+                raise
+            raise _damaged(path, err) from err
+        try:
+            _check_chunk_index(path)
+            with store._manager.acquire_context():
+                return StoreBackendEntrypoint().open_dataset(
+                    store, mask_and_scale=mask_and_scale, decode_times=decode_times,
+                    concat_characters=concat_characters, decode_coords=decode_coords,
+                    drop_variables=drop_variables, use_cftime=use_cftime, decode_timedelta=decode_timedelta)
+        except BaseException as err:
+            store.close()
+            if isinstance(err, OSError | RuntimeError) and _library_error(err):
+                raise _damaged(path, err) from err
+            raise
+
+
+def _any_shard(paths) -> bool:
+    """Whether one of ``paths`` is a shard file (its ``shard`` attribute, read without loading any data)."""
+    import netCDF4
+
+    for path in paths:
+        try:
+            with netCDF4.Dataset(path) as nc:
+                if "shard" in nc.ncattrs():
+                    return True
+        except OSError:
+            return False  # open_mfdataset names the unreadable file
+    return False
 
 
 def _check_version(ds: xr.Dataset, path) -> xr.Dataset:
@@ -254,20 +501,174 @@ def _check_version(ds: xr.Dataset, path) -> xr.Dataset:
     return ds
 
 
+# --- shards of a sweep (sawdist.shards merges them) ------------------------------------------------------------
+
+
+#: The attributes of a shard file that a merged file does not carry.
+_SHARD_ATTRS = ("shard",)
+
+
+def shard_of(ds: xr.Dataset) -> tuple[int, int] | None:
+    """``(I, N)`` when ``ds`` is shard I of N of a sweep, else None."""
+    text = ds.attrs.get("shard")
+    if text is None:
+        return None
+    index, _, count = str(text).partition("/")
+    return int(index), int(count)
+
+
+def _models_text(keys) -> str:
+    """``"mlp k=4 seeds 0-2, 5; cnn_small k=8 seed 1"``: models named compactly, by family and capacity."""
+    groups: dict = {}
+    for family, capacity, seed in keys:
+        groups.setdefault((family, int(capacity)), []).append(int(seed))
+    parts = []
+    for (family, capacity), seeds in groups.items():
+        seeds, runs, start = sorted(seeds), [], None
+        for i, seed in enumerate(seeds):
+            start = seed if start is None else start
+            if i + 1 == len(seeds) or seeds[i + 1] != seed + 1:
+                runs.append(str(seed) if seed == start else f"{start}-{seed}")
+                start = None
+        parts.append(f"{family} k={capacity} seed{'s' if len(seeds) > 1 else ''} {', '.join(runs)}")
+    return "; ".join(parts)
+
+
+def _check(datasets: list, paths: list) -> np.ndarray:
+    """Check that ``datasets`` are the shards of one sweep, each once, covering every model once; return the owner
+    of each model: the position in ``datasets`` of the shard that holds it, an int array (family, capacity, seed)."""
+    first, first_path = datasets[0], paths[0]
+    count = None
+    by_index: dict = {}
+    for ds, path in zip(datasets, paths):
+        shard = shard_of(ds)
+        if shard is None:
+            raise SchemaError(f"{str(path)!r} is not a shard (it has no attribute 'shard'); pass only the shard files "
+                              "of one sweep.")
+        if ds.attrs.get("sweep") != first.attrs.get("sweep"):
+            raise SchemaError(f"{str(path)!r} is a shard of another sweep than {str(first_path)!r} (sweep "
+                              f"{ds.attrs.get('sweep')} against {first.attrs.get('sweep')}).")
+        if count is not None and shard[1] != count:
+            raise SchemaError(f"{str(path)!r} is shard {shard[0]}/{shard[1]}, and {str(first_path)!r} one of "
+                              f"{count} shards: pass the shards of one split.")
+        count = shard[1]
+        by_index.setdefault(shard[0], []).append(path)
+        for name in ("family", "capacity", "seed", "input", "feature"):
+            if not np.array_equal(ds[name].values, first[name].values):
+                raise SchemaError(f"{str(path)!r} has other {name} coordinates than {str(first_path)!r}.")
+    twice = {i: p for i, p in by_index.items() if len(p) > 1}
+    if twice:
+        i, p = min(twice.items())
+        raise SchemaError(f"shard {i}/{count} is given {len(p)} times: {', '.join(repr(str(x)) for x in p)}.")
+    present = np.stack([ds["in_shard"].values.astype(bool) for ds in datasets])
+    grid = [(f, int(k), int(s)) for f in first["family"].values for k in first["capacity"].values
+            for s in first["seed"].values]
+    holders = present.sum(axis=0).ravel()
+    missing = [key for key, n in zip(grid, holders) if n == 0]
+    if missing:
+        absent = sorted(set(range(count)) - set(by_index))
+        which = f"shard{'s' if len(absent) > 1 else ''} {', '.join(f'{i}/{count}' for i in absent)} " if absent else ""
+        raise SchemaError(f"{which or 'a shard '}is missing: no file holds the models {_models_text(missing)}.")
+    doubled = [key for key, n in zip(grid, holders) if n > 1]
+    if doubled:
+        raise SchemaError(f"the models {_models_text(doubled)} are in more than one shard.")
+    return present.argmax(axis=0)
+
+
+def _merged_attrs(datasets: list) -> dict:
+    """The attributes of the whole sweep: the first shard's, without the shard's own, with the devices and the
+    training decisions of all shards."""
+    attrs = {k: v for k, v in datasets[0].attrs.items() if k not in _SHARD_ATTRS}
+    devices = []
+    modes: dict = {}
+    for ds in datasets:
+        if ds.attrs.get("device") not in devices:
+            devices.append(ds.attrs.get("device"))
+        modes.update(json.loads(ds.attrs.get("training_modes", "{}")))
+    attrs["device"] = "; ".join(str(d) for d in devices)
+    if "training_modes" in attrs:
+        attrs["training_modes"] = json.dumps(modes, sort_keys=True)
+    if "identity" in attrs:  # the identity of the unsharded run: a merged file is that run's finished file
+        identity = json.loads(attrs["identity"])
+        identity.pop("shard", None)
+        attrs["identity"] = json.dumps(identity, sort_keys=True)
+    return attrs
+
+
+def open_shards(paths, *, validate_schema: bool = True, values: bool | str = "sample") -> xr.Dataset:
+    """Open the shard files of one sweep as the dataset of the whole sweep (lazily, with Dask).
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Every shard file of the sweep (``sawdist extract --shard I/N``), in any order.
+    validate_schema, values
+        As for :func:`sawdist.io.open_saliency`.
+
+    Raises
+    ------
+    SchemaError
+        Naming what is wrong: a file that is not a shard, a shard of another sweep or split, a shard given twice, a
+        shard missing (with its models).
+    """
+    import dask.array as da
+
+    paths = [str(p) for p in paths]
+    datasets = [open_saliency(p, chunks={}, validate_schema=False,
+                              allow_shard=True) for p in paths]
+    try:
+        owner = _check(datasets, paths)
+        first = datasets[0]
+        shape = owner.shape
+        data_vars = {}
+        for name, var in first.data_vars.items():
+            if name == "in_shard":
+                continue
+            if var.dims[:3] == DIMS[:3]:
+                # each model from the shard that trained it: one block per model, read lazily from that file
+                blocks = [datasets[owner[index]][name].data[index] for index in np.ndindex(*shape)]
+                data = da.stack(blocks).reshape(shape + var.shape[3:])
+                data_vars[name] = xr.Variable(var.dims, data, var.attrs)
+            else:
+                data_vars[name] = var.variable
+        ds = xr.Dataset(data_vars, first.coords, attrs=_merged_attrs(datasets))
+        ds.encoding["source_shards"] = paths
+        ds.encoding["shard_owner"] = owner
+        if validate_schema:
+            validate(ds, values=values)
+    except BaseException:
+        for d in datasets:
+            d.close()
+        raise
+    # The shards stay open while the dataset is used (their files hold the data); closing it closes them.
+    ds.set_close(lambda: [d.close() for d in datasets])
+    return ds
+
+
 # --- writing -------------------------------------------------------------------------------------------------------
 
 
 def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
     """netCDF4 encoding: zlib with shuffle for every data variable; ``direction`` in chunks of about 2**20 values
-    within one model."""
+    within one model; HDF5's Fletcher-32 checksum on every variable but ``direction`` (coordinates included, strings
+    stored as characters so that the checksum covers them)."""
     result = {}
-    for name, var in ds.data_vars.items():
-        enc = {"zlib": True, "complevel": complevel, "shuffle": True}
-        if var.dtype.kind == "f":
-            enc["dtype"] = "float32"
+    for name, var in ds.variables.items():
+        if name not in ds.data_vars:
+            enc = {"fletcher32": True}
+        else:
+            enc = {"zlib": True, "complevel": complevel, "shuffle": True}
+            if var.dtype.kind == "f":
+                enc["dtype"] = "float32"
         if name == "direction":
             d = var.sizes["feature"]
             enc["chunksizes"] = (1, 1, 1, chunk_rows(var.sizes["input"], d), d)
+        else:
+            # direction's chunks are written directly, deflated (zlib's Adler-32 checks them): no Fletcher-32 there
+            enc["fletcher32"] = True
+        if var.dtype.kind in "OUS":
+            # a variable-length string lives in HDF5's global heap, which no checksum covers: store characters
+            enc["dtype"] = "S1"
         result[name] = enc
     return result
 
@@ -291,12 +692,13 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
     load : callable, optional
         ``load(index)`` gives the directions of the model at ``index`` (its positions along family, capacity and
         seed): an array (input, feature), or the list of its chunks already encoded at ``complevel`` by
-        :func:`encode_chunk` (the part files of :mod:`sawdist.extraction.parts` hold them so). Default: the model's
-        slice of ``ds["direction"]``.
+        :func:`encode_chunk` (the part files of :mod:`sawdist.extraction.parts` hold them so), or None for a model
+        whose chunks are not written (they read as NaN, the fill value: an absent model of a shard). Default: the
+        model's slice of ``ds["direction"]``.
     """
     complevel, threads = check_complevel(complevel), check_threads(threads)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = temporary_path(path)
     # An unlimited dimension has no extent until data is written along it, so direct chunk writes cannot fill it:
     # such a dataset goes through netCDF-C's filters, on one core.
     unlimited = ds.encoding.get("unlimited_dims") or ()
@@ -310,9 +712,16 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
             _write_direction(tmp, ds, complevel, threads, load or (lambda index: _load_model(data, index)))
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def temporary_path(path) -> Path:
+    """A temporary name next to ``path`` (``<name>.<pid>-<random>.tmp``), unique to this process and call: writers
+    of one path (two Dask workers that both ran a unit, a resumed run) never write into, or delete, each other's
+    temporary file."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
 def check_complevel(complevel) -> int:
@@ -406,6 +815,8 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
             block = loads.popleft().result()
             if i + 2 < len(models):
                 loads.append(pool.submit(load, models[i + 2]))
+            if block is None:
+                continue
             for j, start in enumerate(range(0, n, rows)):
                 if isinstance(block, list):  # chunks encoded already (a part file's)
                     future = Future()

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 
 from ._validation import check_sphere_dim, dataset_direction_checks, raise_on_dataset_directions
-from .io import DIMS, VARIABLES
+from .io import DIMS, VARIABLES, SchemaError, _source_text
 from .stats import similarity_from_sums
 
 __all__ = ["similarity", "summarize"]
@@ -73,14 +73,18 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     Raises
     ------
     ValueError
-        When a variable, dim or coordinate is missing, a capacity is not > 0, or a direction marked valid is not a
-        finite unit vector (within 10 eps sqrt(d) of the stored dtype). The values are checked while they are
-        reduced; a lazy result (``compute=False`` on a Dask-backed ``ds``) is returned unchecked.
+        When a variable, dim or coordinate is missing or a capacity is not > 0.
+    sawdist.io.SchemaError
+        (a ValueError) When the values break what the statistics rely on: a direction marked valid is not a finite
+        unit vector (within 10 eps sqrt(d) of the stored dtype: float32 in a file, the tolerance of
+        :func:`sawdist.io.validate`), or one marked invalid is not NaN. The message names the file ``ds`` was read
+        from, when known, and counts the bad vectors. The values are checked while they are reduced, in the same
+        pass; a lazy result (``compute=False`` on a Dask-backed ``ds``) is returned unchecked.
 
     Notes
     -----
-    Directions are accumulated in float64 (datasets store float32). Invalid directions (NaN by the schema, or any
-    value where ``valid`` is False) contribute nothing. The similarity, the mean cosine between the directions of two
+    Directions are accumulated in float64 (datasets store float32). Invalid directions (NaN by the schema)
+    contribute nothing. The similarity, the mean cosine between the directions of two
     capacities over pairs of different seeds, is ``(gram - same_seed_gram) / (n_k n_k' - same_seed_count)``
     (:func:`similarity`); on the diagonal it is the unbiased squared mean resultant length
     ``(||R_k||^2 - n) / (n (n - 1))`` of identity 3 (docs/theory/identities.md).
@@ -102,8 +106,7 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     _check_dataset(ds)
     valid = ds["valid"].astype(bool)
     direction = ds["direction"].astype(np.float64)
-    # where(valid) then fillna(0): invalid entries are NaN by the schema; a stray finite value with valid = False
-    # is ignored all the same.
+    # where(valid) then fillna(0): invalid entries are NaN by the schema (a finite one is refused below).
     kept = direction.where(valid).fillna(0.0)
     resultant = kept.sum("seed").transpose("family", "capacity", "input", "feature")
     count = valid.sum("seed").astype(np.int64).transpose("family", "capacity", "input")
@@ -115,7 +118,7 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     valid_int = valid.astype(np.int64)
     same_seed_count = xr.dot(valid_int, valid_int.rename(capacity="capacity_b"), dim="seed").transpose(*pair_dims)
     lazy = not compute and ds["direction"].chunks is not None
-    checks = {} if lazy else dataset_direction_checks(direction, valid)
+    checks = {} if lazy else dataset_direction_checks(direction, valid, ds["direction"].dtype)
     out = xr.Dataset(
         {
             "resultant": resultant.assign_attrs(long_name="resultant of the valid unit directions over seeds",
@@ -135,9 +138,18 @@ def summarize(ds: xr.Dataset, *, compute: bool = True) -> xr.Dataset:
     # The checks are reduced in the same pass as the summaries (one read of a Dask-backed dataset).
     names = {f"_check_{key}": key for key in checks}
     out = out.assign({name: checks[key] for name, key in names.items()}).compute()
-    raise_on_dataset_directions({key: out[name].values for name, key in names.items()}, "ds",
-                                ds.sizes["feature"], ds["direction"].dtype)
+    _raise_on_values({key: out[name].values for name, key in names.items()}, ds)
     return out.drop_vars(list(names))
+
+
+def _raise_on_values(checks: dict, ds: xr.Dataset) -> None:
+    """Raise the first failure among the computed checks as a SchemaError, naming the file when it is known."""
+    source = _source_text(ds)
+    try:
+        raise_on_dataset_directions(checks, "direction" if source else "ds", ds.sizes["feature"],
+                                    ds["direction"].dtype)
+    except ValueError as err:
+        raise SchemaError(f"{source}: {err}" if source else str(err)) from None
 
 
 def similarity(summary: xr.Dataset) -> xr.DataArray:

@@ -4,6 +4,7 @@ The errors of ``sawdist extract`` are tested in tests/extraction/test_cli.py; th
 those of ``sawdist run`` and ``sawdist report``. No test here trains a model.
 """
 
+import errno
 import logging
 import os
 import subprocess
@@ -41,7 +42,7 @@ def test_no_command_prints_the_usage_and_exits_2(capsys):
     code, out, err = run_main([], capsys)
     assert code == 2 and out == ""
     assert err.startswith("usage: sawdist ")
-    assert err.splitlines()[-1] == ("sawdist: error: no command given; choose one of extract, run, report "
+    assert err.splitlines()[-1] == ("sawdist: error: no command given; choose one of extract, merge, run, report "
                                     "(see sawdist --help)")
 
 
@@ -111,6 +112,23 @@ def test_exceptions_become_one_line(error, code, line, capsys, monkeypatch):
     _patch_report(monkeypatch, error)
     status, _, err = run_main(["report", "x.nc"], capsys)
     assert status == code and only_line(err) == line
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(errno.ENOSPC, "No space left on device", "x.nc"),
+     "sawdist report: error: no space left on the device writing 'x.nc'; free some space or write elsewhere, and "
+     "rerun"),
+    (OSError(errno.ENOSPC, "No space left on device"),
+     "sawdist report: error: no space left on the device; free some space or write elsewhere, and rerun"),
+    (OSError(errno.EDQUOT, "Disk quota exceeded", "/data/out/saliency.nc"),
+     "sawdist report: error: no space left on the device writing '/data/out/saliency.nc' (disk quota exceeded); "
+     "free some space or write elsewhere, and rerun"),
+])
+def test_a_full_disk_is_one_line(error, line, capsys, monkeypatch):
+    monkeypatch.delenv("SAWDIST_DEBUG", raising=False)
+    _patch_report(monkeypatch, error)
+    status, _, err = run_main(["report", "x.nc"], capsys)
+    assert status == 1 and only_line(err) == line
 
 
 def test_describe_error_of_an_import_error_with_a_message():
@@ -201,7 +219,7 @@ def test_report_only_names_known_analyses(only, files, capsys):
     ("[extract\n", 2, "{f}: invalid TOML: Expected ']' at the end of a table declaration (at line 1, column 9)."),
     ("[extract]\ncapacity = [4]\n", 2, "{f}: unknown key 'capacity' in [extract]; the keys are dataset, families, "
                                        "capacities, seeds, out, target, inputs, device, mode, chunk_size, progress, "
-                                       "threads, complevel, save_models."),
+                                       "threads, complevel, save_models, shard, scheduler."),
     ("[recipe]\nepochs = 0\n", 2, "{f}: [recipe] epochs must be a positive integer, got 0."),
     ("[extract]\nseeds = -1\n", 2, "{f}: [extract] seeds must be a positive integer (or a list of non-negative seeds), "
                                    "got -1."),

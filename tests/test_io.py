@@ -214,3 +214,218 @@ def test_unlimited_dimension_is_written_by_netcdf_c(tmp_path):
     with sio.open_saliency(sio.to_netcdf_atomic(ds, tmp_path / "s.nc"), values=True) as back:
         np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))
         assert back.encoding["unlimited_dims"] == {"input"}
+
+
+# --- values checked at small cost: the sample at open, every vector in summarize -------------------------------------
+
+
+def _write(ds, path, **kw):
+    """``ds`` written as sawdist writes it, with no value checked (to_netcdf_atomic checks none)."""
+    return sio.to_netcdf_atomic(ds, path, **kw)
+
+
+def _scaled(ds, factor, index=(slice(None),)):
+    ds = ds.copy(deep=True)
+    ds["direction"].values[index] *= factor
+    return ds
+
+
+def test_open_saliency_checks_a_sample_of_the_values_by_default(tmp_path):
+    path = _write(_scaled(make_dataset(invalid=(2,)), 2.0), tmp_path / "norm2.nc")
+    with pytest.raises(sio.SchemaError, match=rf"^'{path}': 'direction' has 16 valid vectors whose norm differs from 1 "
+                                              r"by more than 2\.9e-06 \(in the sample checked at open: inputs 0-4 of "
+                                              r"the first seed of each family and capacity\)\.$"):
+        sio.open_saliency(path)
+    with sio.open_saliency(path, values=False) as ds:  # no value read
+        assert ds.sizes["seed"] == 2
+
+
+@pytest.mark.parametrize(("how", "message"), [
+    (_set("direction", (1, 0, 0, 1, 3), np.nan), r"'direction' has 1 vectors that are partly NaN \(in the sample "),
+    (_set("valid", (0, 1, 0, 2), True), r"'valid' disagrees with the finiteness of 'direction' at 1 places \(invalid "
+                                        r"directions must be NaN, valid ones finite\) \(in the sample checked at open"),
+])
+def test_the_sample_check_finds_nan_where_valid_disagrees(tmp_path, how, message):
+    path = _write(_break(make_dataset(invalid=(2,)), how), tmp_path / "s.nc")
+    with pytest.raises(sio.SchemaError, match=rf"^'{path}': {message}"):
+        sio.open_saliency(path)
+
+
+def test_the_sample_is_the_first_inputs_of_the_first_seed_and_at_most_4096_vectors():
+    ds = make_dataset(n=1100)  # 4 families x capacities: 1024 inputs each
+    sio.validate(_scaled(ds, 2.0, (0, 0, 1)), values="sample")  # seed 1: not in the sample
+    sio.validate(_scaled(ds, 2.0, (0, 0, 0, 1024)), values="sample")  # input 1024: not in the sample
+    with pytest.raises(sio.SchemaError, match=r"^'direction' has 1 valid vectors .* inputs 0-1023 of the first seed"):
+        sio.validate(_scaled(ds, 2.0, (1, 1, 0, 1023)), values="sample")
+
+
+def test_validate_values_must_be_true_false_or_sample():
+    with pytest.raises(ValueError, match=r"^'values' must be True, False or 'sample', got 'all'\.$"):
+        sio.validate(make_dataset(), values="all")
+
+
+def test_summarize_checks_every_vector_and_names_the_file(tmp_path):
+    from sawdist.summaries import summarize
+
+    ds = make_dataset(invalid=(2,))
+    norm2 = _write(_scaled(ds, 2.0), tmp_path / "norm2.nc")
+    with sio.open_saliency(norm2, values=False) as back, pytest.raises(
+            sio.SchemaError, match=rf"^'{norm2}': 'direction' must contain unit vectors along its 'feature' dim "
+                                   r"\(\|norm - 1\| <= 2\.9e-06\), got norm 2\.0\d* where 'valid' is True, in 32 "
+                                   r"row\(s\)\.$"):
+        summarize(back)
+    one = _write(_scaled(ds, 1.001, (1, 1, 1, 4)), tmp_path / "one.nc")  # seed 1: past the sample
+    with sio.open_saliency(one) as back, pytest.raises(
+            sio.SchemaError, match=rf"^'{one}': 'direction' must contain .* got norm 1\.00(099|100)\d* where 'valid' "
+                                   r"is True, in 1 row\(s\)\.$"):
+        summarize(back)
+    with sio.open_saliency(one, chunks={}) as back, pytest.raises(sio.SchemaError, match=r"in 1 row\(s\)\.$"):
+        summarize(back)  # chunk by chunk, the same check
+
+
+@pytest.mark.parametrize(("index", "value", "message"), [
+    ((0, 1, 1, 0), False, r"must be NaN where 'valid' is False \(the schema's mark of an invalid direction\), got "
+                          r"numbers in 1 row\(s\)\.$"),
+    ((0, 1, 1, 2), True, r"must be finite where 'valid' is True, got nan in 1 row\(s\)\.$"),
+])
+def test_summarize_finds_valid_disagreeing_with_nan(tmp_path, index, value, message):
+    from sawdist.summaries import summarize
+
+    ds = make_dataset(invalid=(2,))
+    ds["valid"].values[index] = value  # seed 1: past the sample
+    path = _write(ds, tmp_path / "s.nc")
+    with sio.open_saliency(path) as back, pytest.raises(sio.SchemaError, match=rf"^'{path}': 'direction' {message}"):
+        summarize(back)
+
+
+def test_summarize_names_every_file_of_a_multi_file_dataset(tmp_path):
+    from sawdist.summaries import summarize
+
+    ds = _scaled(make_dataset(), 1.001, (1, 1, 1, 4))
+    for i, family in enumerate(["mlp", "cnn_small"]):
+        _write(ds.sel(family=[family]), tmp_path / f"run{i}.nc")
+    with sio.open_saliency(str(tmp_path / "run*.nc")) as back, pytest.raises(
+            sio.SchemaError, match=rf"^'{tmp_path}/run0\.nc', '{tmp_path}/run1\.nc': 'direction' must contain "):
+        summarize(back)
+
+
+# --- checksums, and errors that name the file -----------------------------------------------------------------------
+
+
+def test_every_variable_but_direction_has_a_fletcher32_checksum(tmp_path):
+    import netCDF4
+
+    path = _write(make_dataset(), tmp_path / "s.nc")
+    with netCDF4.Dataset(path) as nc:
+        checked = {name for name, v in nc.variables.items() if v.filters()["fletcher32"]}
+        assert nc["family"].dtype == np.dtype("S1")  # characters: a variable-length string has no checksum
+    assert checked == set(make_dataset().variables) - {"direction"}
+    with sio.open_saliency(path) as back:
+        assert back["family"].values.tolist() == ["mlp", "cnn_small"]
+
+
+def _flip(path, out, position):
+    data = bytearray(path.read_bytes())
+    data[position] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+def _chunk_offset(path, name, index=0):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f[name].id.get_chunk_info(index).byte_offset
+
+
+def test_a_file_that_is_not_netcdf_is_named(tmp_path):
+    path = tmp_path / "some.csv"
+    path.write_text("a,b\n1,2\n")
+    with pytest.raises(OSError, match=rf"^'{path}' is damaged or not a netCDF4 file: NetCDF: Unknown file "
+                                      r"format\.$") as info:
+        sio.open_saliency(path)
+    assert info.value.strerror == "NetCDF: Unknown file format"  # for sawdist report, which names the file itself
+
+
+def test_a_damaged_chunk_is_named_when_it_is_read(tmp_path):
+    path = _write(make_dataset(), tmp_path / "s.nc")
+    bad = _flip(path, tmp_path / "bad.nc", _chunk_offset(path, "direction", 5) + 10)  # family 1, capacity 0, seed 1
+    message = r"^'{}' is damaged: reading 'direction' failed with NetCDF: HDF error\.$"
+    for chunks in (None, {}):
+        with sio.open_saliency(bad, chunks=chunks) as ds:  # not in the sample (the first seed)
+            with pytest.raises(OSError, match=message.format(bad)):
+                ds["direction"].load()
+    first = _flip(path, tmp_path / "first.nc", _chunk_offset(path, "direction", 0) + 10)  # in the sample
+    with pytest.raises(OSError, match=message.format(first)):
+        sio.open_saliency(first)
+    sio.open_saliency(first, values=False).close()  # reads no value
+
+
+def test_a_damaged_chunk_index_is_found_at_open(tmp_path):
+    path = _write(make_dataset(), tmp_path / "s.nc")
+    # The first node of a chunk index (an HDF5 version-1 B-tree of chunks, which no checksum covers): "TREE", type 1,
+    # level, entries, two sibling addresses, then the first key: the chunk's size (4 bytes), its filter mask (4) and
+    # its offsets (8 bytes each). Byte 3 of the first offset moves the chunk outside its variable.
+    node = path.read_bytes().index(b"TREE\x01")
+    bad = _flip(path, tmp_path / "bad.nc", node + 24 + 8 + 3)
+    with pytest.raises(OSError, match=rf"^'{bad}' is damaged: the chunk index of '\w+' is inconsistent \(a chunk at "
+                                      r"\(4278190080, "):
+        sio.open_saliency(bad, values=False)
+    _flip(path, bad, node + 24 + 4)  # the filter mask: the chunk's filters would be skipped, its bytes read raw
+    with pytest.raises(OSError, match=rf"^'{bad}' is damaged: the chunk index of '\w+' is inconsistent \(a chunk at "
+                                      r"\(0, "):
+        sio.open_saliency(bad, values=False)
+
+
+def _stored_data(path) -> list:
+    """A byte in the middle of each variable's stored data (its first chunk, or its contiguous block)."""
+    import h5py
+
+    positions = []
+    with h5py.File(path, "r") as f:
+        for dset in f.values():
+            if dset.chunks is not None:
+                info = dset.id.get_chunk_info(0)
+                positions.append(info.byte_offset + info.size // 2)
+            elif dset.id.get_offset() is not None:
+                positions.append(dset.id.get_offset() + dset.id.get_storage_size() // 2)
+    return positions
+
+
+def test_single_byte_corruptions_are_refused_with_the_file_name_or_harmless(tmp_path):
+    """Each of 150 single-byte flips over a small file (one in the data of every variable, the others spread at random)
+    either makes reading it (open_saliency, summarize, every variable) fail with an error that starts with the file's
+    name, or changes nothing that is read."""
+    from sawdist.summaries import summarize
+
+    ds = make_dataset(invalid=(2,), d=16)
+    ds.attrs["input_shape"] = [4, 4]
+    path = _write(ds, tmp_path / "s.nc")
+
+    def read(p):
+        with sio.open_saliency(p) as back:
+            summarize(back)
+            return {name: back[name].values for name in back.variables}, dict(back.attrs)
+
+    expected, attrs = read(path)
+    size = path.stat().st_size
+    # a byte in the data of every variable, and in the text of a family's name
+    in_data = [*_stored_data(path), path.read_bytes().index(b"cnn_small") + 3]
+    assert len(in_data) == len(expected) + 1  # every variable stores data (string9, the length of the names, none)
+    positions = np.concatenate([in_data, np.random.default_rng(0).choice(size, 150 - len(in_data), replace=False)])
+    refused = 0
+    for i, position in enumerate(positions):
+        bad = _flip(path, tmp_path / f"flip{i}.nc", int(position))
+        try:
+            values, got_attrs = read(bad)
+        except (OSError, ValueError) as err:
+            assert str(err).startswith(repr(str(bad))), (int(position), str(err))
+            refused += 1
+            continue
+        assert values.keys() == expected.keys() and got_attrs.keys() == attrs.keys(), int(position)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(values[name], value, err_msg=f"{name} at byte {position}")
+        for name, value in attrs.items():
+            np.testing.assert_array_equal(got_attrs[name], value, err_msg=f"attribute {name} at byte {position}")
+        bad.unlink()
+    assert refused >= 15  # the flips do reach data and metadata

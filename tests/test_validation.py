@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 import sawdist
+import sawdist.io as sio
 from sawdist import power_spherical, stats, vonmises_fisher
 from sawdist._validation import (
     as_directions,
@@ -155,15 +156,21 @@ def test_summarize_checks_the_valid_directions():
     summarize(dataset(u))
     bad = u.copy()
     bad[2] *= 2
-    with pytest.raises(ValueError, match=r"^'ds' must contain unit vectors along its 'feature' dim \(\|norm - 1\| <= "
-                                         r".*\), got norm (2\.0|1\.99)\d* where 'valid' is True\.$"):
+    with pytest.raises(sio.SchemaError, match=r"^'ds' must contain unit vectors along its 'feature' dim \(\|norm - 1\| "
+                                              r"<= .*\), got norm (2\.0|1\.99)\d* where 'valid' is True, in 1 "
+                                              r"row\(s\)\.$"):
         summarize(dataset(bad))
     ds = dataset(u)
     ds["direction"][0, 0, 3, 0, 1] = np.nan  # marked valid
-    with pytest.raises(ValueError, match=r"^'ds' must be finite where 'valid' is True, got nan in 1 row\(s\)\.$"):
+    with pytest.raises(sio.SchemaError, match=r"^'ds' must be finite where 'valid' is True, got nan in 1 "
+                                              r"row\(s\)\.$"):
         summarize(ds)
     ds = dataset(bad)
-    ds["valid"][0, 0, 2, 0] = False  # an invalid entry is ignored, whatever it holds
+    ds["valid"][0, 0, 2, 0] = False  # invalid but not NaN: the statistics of sawdist.stats would count it
+    with pytest.raises(sio.SchemaError, match=r"^'ds' must be NaN where 'valid' is False \(the schema's mark of an "
+                                              r"invalid direction\), got numbers in 1 row\(s\)\.$"):
+        summarize(ds)
+    ds["direction"][0, 0, 2, 0] = np.nan  # invalid and NaN: ignored
     summarize(ds)
 
 

@@ -73,7 +73,7 @@ def test_help_does_not_import_torch():
     (["--inputs", "0"], "argument --inputs: expected a positive integer, got '0'"),
     (["--chunk-size", "0"], "argument --chunk-size: expected a positive integer, got '0'"),
     (["--complevel", "10"], "argument --complevel: expected an integer from 0 to 9, got '10'"),
-    (["--device", "tpu"], "argument --device: invalid choice: 'tpu' (choose from 'auto', 'cpu', 'cuda')"),
+    (["--device", "tpu"], "argument --device: expected auto, cpu, cuda or cuda:N, got 'tpu'"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_flag_errors(argv, message, capsys):
@@ -178,7 +178,10 @@ def test_extract_errors_name_the_flags(argv, code, message, folders, capsys):
     ("[extract]\ncomplevel = 12\n", 2, "{f}: [extract] complevel must be an integer from 0 to 9, got 12."),
     ("[extract]\ntarget = \"logit\"\n", 2,
      "{f}: [extract] target must be one of label_logit, pred_logit, loss, log_softmax, got 'logit'."),
-    ("[extract]\ndevice = \"tpu\"\n", 2, "{f}: [extract] device must be auto, cpu or cuda, got 'tpu'."),
+    ("[extract]\ndevice = \"tpu\"\n", 2, "{f}: [extract] device must be auto, cpu, cuda or cuda:N, got 'tpu'."),
+    ("[extract]\nshard = \"3/3\"\n", 2, "{f}: [extract] shard must be I/N with 0 <= I < N, got '3/3'."),
+    ("[extract]\nscheduler = \"slurm\"\n", 2,
+     "{f}: [extract] scheduler must be local:N or a Dask scheduler address, got 'slurm'."),
     ("[extract]\nmode = \"fast\"\n", 2, "{f}: [extract] mode must be one of auto, batched, sequential, got 'fast'."),
     ("[extract]\nprogress = 1\n", 2, "{f}: [extract] progress must be true or false, got 1."),
     ("[extract]\ndataset = \"cifar10\"\n", 2,
@@ -193,7 +196,7 @@ def test_extract_errors_name_the_flags(argv, code, message, folders, capsys):
                                  "lr, momentum, nesterov, weight_decay, schedule, warmup, label_smoothing, amp."),
     ("[extract]\ncapacity = [4]\n", 2, "{f}: unknown key 'capacity' in [extract]; the keys are dataset, families, "
                                        "capacities, seeds, out, target, inputs, device, mode, chunk_size, progress, "
-                                       "threads, complevel, save_models."),
+                                       "threads, complevel, save_models, shard, scheduler."),
     ("[train]\nepochs = 1\n", 2, "{f}: unknown table [train]; the tables are [extract], [dataset], [recipe]."),
     ("[extract]\nseeds = \n", 2, "{f}: invalid TOML: Invalid value (at line 2, column 9)."),
 ])

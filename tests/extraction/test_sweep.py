@@ -118,12 +118,15 @@ def test_parts_of_another_run_are_not_mixed_in(tmp_path, quick_recipe, tiny):
         extract(out, recipe=quick_recipe, **{**tiny, "inputs": 30})
 
 
-def test_corrupt_output_file_is_redone(tmp_path, quick_recipe, tiny):
+def test_a_corrupt_file_at_out_is_refused_and_kept(tmp_path, quick_recipe, tiny):
+    """Outputs are written whole (a temporary file renamed): a file at ``out`` that cannot be read was not written by
+    a run, and sawdist never deletes it."""
     out = tmp_path / "run.nc"
     out.write_bytes(b"CDF garbage")
     tiny = {**tiny, "families": ["mlp"], "capacities": [4], "seeds": 2}
-    assert extract(out, recipe=quick_recipe, **tiny).complete
-    sio.open_saliency(out, values=True).close()
+    with pytest.raises(ValueError, match=r"^'out' '.*run\.nc' exists and is not a saliency dataset written by sawdist"):
+        extract(out, recipe=quick_recipe, **tiny)
+    assert out.read_bytes() == b"CDF garbage" and sorted(p.name for p in tmp_path.iterdir()) == ["run.nc"]
 
 
 def test_other_targets_and_sequential_mode(tmp_path, quick_recipe, tiny):
@@ -178,11 +181,29 @@ def test_saved_models_survive_an_interruption_and_reproduce_the_directions(tmp_p
         extract(out, recipe=quick_recipe, save_models=tmp_path / "elsewhere", **tiny)
 
 
-def test_auto_mode_is_recorded(tmp_path, quick_recipe, tiny):
-    out = tmp_path / "auto.nc"
-    tiny = {**tiny, "families": ["mlp"], "capacities": [4], "seeds": 2, "mode": "auto"}
-    result = extract(out, recipe=quick_recipe, **tiny)
-    assert result.modes["mlp-k4"]["mode"] in ("batched", "sequential")
+def test_auto_mode_is_decided_by_rule_and_two_runs_give_one_file(tmp_path, quick_recipe, tiny):
+    """--mode auto is not timed: two runs of one command write the same numbers (docs/extraction.md)."""
+    import dataclasses
+
+    from sawdist.extraction.sweep import Sweep, default_decision
+
+    settings = {**tiny, "families": ["mlp"], "capacities": [4], "seeds": 3, "mode": "auto", "chunk_size": None}
+    first = extract(tmp_path / "a.nc", recipe=quick_recipe, **settings)
+    second = extract(tmp_path / "b.nc", recipe=quick_recipe, **settings)
+    assert first.modes == second.modes == {"mlp-k4": {"mode": "batched", "chunk_size": 16}}
+    with xr.open_dataset(tmp_path / "a.nc") as a, xr.open_dataset(tmp_path / "b.nc") as b:
+        assert a.attrs["identity"] == b.attrs["identity"] and '"mode": "auto"' in a.attrs["identity"]
+        xr.testing.assert_equal(a, b)  # values and coordinates, bit for bit (attributes differ in "created")
+    sweep = Sweep(dataset="digits", dataset_options=None, families=["mlp"], capacities=[4], seeds=1, inputs=None,
+                  target="label_logit", recipe=None, mode="auto", chunk_size=None, out=tmp_path / "c.nc", complevel=4,
+                  save_models=None, device="cpu", progress=False)
+    assert default_decision(sweep, "cpu") == {"mode": "sequential", "chunk_size": 1}  # one seed: nothing to batch
+    more = dataclasses.replace(sweep, seeds=40)
+    assert default_decision(more, "cpu") == {"mode": "batched", "chunk_size": 16}
+    assert default_decision(more, "cuda") == {"mode": "batched", "chunk_size": 64}
+    assert default_decision(dataclasses.replace(more, chunk_size=1), "cpu") == {"mode": "sequential", "chunk_size": 1}
+    assert default_decision(dataclasses.replace(more, mode="sequential"), "cuda") == {"mode": "sequential",
+                                                                                      "chunk_size": 1}
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -128,14 +128,27 @@ def test_train_errors(digits, quick_recipe):
 def test_resolve_device():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_device("cpu") == torch.device("cpu")
-    with pytest.raises(ValueError, match=r"^'device' must be auto, cpu or cuda, got 'meta'\.$"):
+    with pytest.raises(ValueError, match=r"^'device' must be auto, cpu, cuda or cuda:N, got 'meta'\.$"):
         resolve_device("meta")
+    with pytest.raises(ValueError, match=r"^'device' must be auto, cpu, cuda or cuda:N, got 'gpu:x'\.$"):
+        resolve_device("gpu:x")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_cuda_without_gpu():
     with pytest.raises(ValueError, match=r"^'device' is 'cuda' but torch\.cuda\.is_available\(\) is False"):
         resolve_device("cuda")
+    with pytest.raises(ValueError, match=r"^'device' is 'cuda:1' but torch\.cuda\.is_available\(\) is False"):
+        resolve_device("cuda:1")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_index_past_the_last_gpu():
+    n = torch.cuda.device_count()
+    assert resolve_device(f"cuda:{n - 1}") == torch.device(f"cuda:{n - 1}")
+    with pytest.raises(ValueError, match=rf"^'device' is 'cuda:{n}' but this machine has {n} GPU\(s\)"):
+        resolve_device(f"cuda:{n}")
 
 
 @pytest.mark.gpu
