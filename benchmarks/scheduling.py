@@ -11,8 +11,10 @@ The compute of a run is the sum of its units' times (``ExtractResult.unit_second
 worker, writing the parts); everything else — imports, loading the data, starting the cluster, scheduling the
 tasks, moving results, assembling the file — is *outside* the units. The scheduling overhead is the outside time of
 ``local:1`` less that of one process, in total and per unit; it is immune to the load on the cores that makes the
-compute itself vary by 1.5x between repeats here. Each output is compared with the one-process file (the same values,
-bit for bit, are required). The 1-minute load average is printed before each run.
+compute itself vary by 1.5x between repeats here. Part of it is fixed, the start of the cluster (timed on its own:
+a worker process that imports torch and sawdist); the rest, divided by the units, is the cost per task. Each output
+is compared with the one-process file (the same values, bit for bit, are required). The 1-minute load average is
+printed before each run.
 
     python benchmarks/scheduling.py [--repeats 2] [--workers 2] [--epochs 10]
 """
@@ -49,6 +51,24 @@ print(json.dumps({{"wall": time.perf_counter() - start, "units": result.unit_sec
     record = json.loads(done.stdout.strip().splitlines()[-1])
     record["process"] = time.perf_counter() - start
     return record
+
+
+def cluster_start(threads: int) -> float:
+    """Seconds to start a one-worker LocalCluster as sawdist does and have the worker import torch and sawdist's
+    sweep (what the first unit of a local:1 run waits for), in a fresh process."""
+    code = """
+import time
+start = time.perf_counter()
+import distributed
+cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+client = distributed.Client(cluster)
+client.submit(lambda: __import__("sawdist.extraction.sweep"), pure=False).result()
+print(time.perf_counter() - start)
+client.close()
+cluster.close()
+"""
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def same(a: Path, b: Path) -> bool:
@@ -96,6 +116,11 @@ def main() -> None:
         print(f"| {name} | {walls} | {computes} | {outs_text} | {all(r['same'] for r in rows)} |")
     n_units = len(records["one process"][0]["units"])
     overhead = outside["local:1"] - outside["one process"]
+    starts = [cluster_start(cores) for _ in range(args.repeats)]
+    start = min(starts)
+    print(f"\nstarting the cluster (one worker, torch and sawdist imported there): "
+          f"{' / '.join(f'{t:.1f} s' for t in starts)}; per unit, the rest of the overhead: "
+          f"{(overhead - start) / n_units:.2f} s")
     sweep = min(r["process"] for r in records["local:1"])
     print(f"\nscheduling overhead of local:1 (best outside time of each): {overhead:.1f} s in total, "
           f"{overhead / n_units:.2f} s per unit ({n_units} units), {100 * overhead / sweep:.1f} % of its best sweep "

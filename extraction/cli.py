@@ -25,11 +25,17 @@ import shlex
 import sys
 import tomllib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sawdist.cli import CommandError, UsageError, read_config
 
 from .config import DEFAULTS, check_scheduler, check_shard
 from .recipe import MODES, OPTIMIZERS, SCHEDULES, Recipe
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterator
+    from typing import Literal
 
 __all__ = ["Origin", "add_merge_parser", "add_parser", "check_data", "merge", "need_torch", "prepare", "run",
            "set_threads"]
@@ -190,7 +196,7 @@ def _command_line(argv: list[str] | None) -> str:
     return " ".join([program, *(shlex.quote(a) for a in argv[1:])])
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``extract`` subcommand to the ``sawdist`` command line."""
     parser = subparsers.add_parser(
         "extract", help="train model families and write their saliency dataset",
@@ -200,7 +206,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return _configure(parser)
 
 
-def add_merge_parser(subparsers) -> argparse.ArgumentParser:
+def add_merge_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``merge`` subcommand: combine the shard files of a sweep into one dataset."""
     parser = subparsers.add_parser(
         "merge", help="merge the shard files of a sweep (sawdist extract --shard I/N) into one dataset",
@@ -241,7 +247,8 @@ class Origin:
     the flag as typed (``"--seeds"``, ``"--epochs"``, ``"--data-root"``) for the settings given on the command line.
     """
 
-    def __init__(self, config_path=None, file_config: dict | None = None, flags: dict | None = None):
+    def __init__(self, config_path: str | os.PathLike[str] | None = None, file_config: dict | None = None,
+                 flags: dict | None = None) -> None:
         self.config_path = config_path
         self.file_config = file_config or {}
         self.flags = dict(flags or {})
@@ -275,7 +282,7 @@ class Origin:
         return message.replace("download=True", "--download")
 
     @contextlib.contextmanager
-    def translating(self, error: type[CommandError]):
+    def translating(self, error: type[CommandError]) -> Iterator[None]:
         """Re-raise the API's user errors as ``error``, their messages put through :meth:`translate`.
 
         With :class:`~sawdist.cli.UsageError` every ValueError becomes one; with :class:`~sawdist.cli.CommandError`
@@ -349,8 +356,9 @@ def _check_settings(config: dict, origin: Origin) -> None:
         raise CommandError(f"{origin.name('save_models')} {keep!r} is a file; pass a folder.")
 
 
-def prepare(file_config: dict, config_path=None, overrides: dict | None = None, recipe: dict | None = None,
-            options: dict | None = None, flags: dict | None = None) -> tuple[dict, Origin]:
+def prepare(file_config: dict, config_path: str | os.PathLike[str] | None = None, overrides: dict | None = None,
+            recipe: dict | None = None, options: dict | None = None,
+            flags: dict | None = None) -> tuple[dict, Origin]:
     """Merge the settings of an extraction (:func:`sawdist.extraction.config.resolve`) and check them before any work.
 
     Returns the keyword arguments of :func:`sawdist.extraction.sweep.extract` (with ``threads``) and the :class:`Origin`
@@ -415,7 +423,7 @@ def check_data(config: dict, origin: Origin) -> None:
             raise CommandError(f"{origin.name('root', 'dataset')} {root!r} does not exist.")
 
 
-def set_threads(threads) -> None:
+def set_threads(threads: int | Literal["auto"]) -> None:
     """Set torch's CPU threads: a number, or ``"auto"`` (:func:`sawdist.extraction.config.auto_threads`)."""
     import torch
 

@@ -94,7 +94,7 @@ class Cluster:
         cluster, whose tasks take :func:`worker_threads`.
     """
 
-    def __init__(self, scheduler: str, device: str):
+    def __init__(self, scheduler: str, device: str) -> None:
         self.scheduler = scheduler
         self.device = device
         self.client = None

@@ -18,6 +18,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -34,6 +35,11 @@ from sawdist.io import (
     to_netcdf_atomic,
     validate,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Iterator
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["PartStore", "PartWriter", "key_name", "load_direction"]
 
@@ -92,7 +98,7 @@ def _encode_model(direction: np.ndarray, rows: int, complevel: int, pool) -> lis
     return list(pool.map(lambda block: encode_chunk(block, rows, complevel), blocks))
 
 
-def load_direction(path) -> np.ndarray:
+def load_direction(path: str | os.PathLike[str]) -> np.ndarray:
     """The directions of one part file, decoded: ``(n_inputs, n_feature)`` float32."""
     with open(path, "rb") as f, np.load(f) as z:
         return _decode_part(z, _direction_info(z, json.loads(str(z["meta"]))))
@@ -123,7 +129,8 @@ class PartStore:
     train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
     """
 
-    def __init__(self, out, identity: dict, *, complevel: int = 4, threads: int | None = None):
+    def __init__(self, out: str | os.PathLike[str], identity: dict, *, complevel: int = 4,
+                 threads: int | None = None) -> None:
         self.complevel = check_complevel(complevel)
         self.threads = check_threads(threads)
         self.out = Path(out)
@@ -182,7 +189,7 @@ class PartStore:
     def path(self, family: str, capacity: int, seed: int) -> Path:
         return self.folder / (key_name(family, capacity, seed) + ".npz")
 
-    def done(self, keys) -> set:
+    def done(self, keys: Iterable[tuple[str, int, int]]) -> set:
         """The keys ``(family, capacity, seed)`` among ``keys`` whose part is present and readable.
 
         A part that cannot be read or is not the model it is named for is deleted (and listed in
@@ -218,8 +225,9 @@ class PartStore:
         except Exception:  # any failure to read (truncated zip, garbage bytes) means: redo this model
             return False
 
-    def write_model(self, *, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct,
-                    test_accuracy: float, n_params: int, label, input_index=None, extra: dict | None = None) -> Path:
+    def write_model(self, *, family: str, capacity: int, seed: int, direction: ArrayLike, grad_norm: ArrayLike,
+                    valid: ArrayLike, correct: ArrayLike, test_accuracy: float, n_params: int, label: ArrayLike,
+                    input_index: ArrayLike | None = None, extra: dict | None = None) -> Path:
         """Write one model's part atomically (arguments as for :func:`sawdist.io.model_part`)."""
         direction = np.asarray(direction, dtype=np.float32)
         n, d = direction.shape
@@ -266,7 +274,8 @@ class PartStore:
         )
 
     # assembly --------------------------------------------------------------------------------------------------
-    def assemble(self, families, capacities, seeds, attrs: dict, *, input_shape, models=None,
+    def assemble(self, families: Iterable[str], capacities: Iterable[int], seeds: Iterable[int], attrs: dict, *,
+                 input_shape: Iterable[int], models: Iterable[tuple[str, int, int]] | None = None,
                  n_params: dict | None = None) -> Path:
         """Combine the parts into the output file (atomically), check its schema, and remove the parts folder.
 
@@ -355,7 +364,7 @@ class PartStore:
         self.remove(keys)
         return self.out
 
-    def remove(self, keys) -> None:
+    def remove(self, keys: Collection[tuple[str, int, int]]) -> None:
         """Remove the parts folder: the files this run wrote there (parts of ``keys``, their weights, the manifest,
         temporary files). Anything else found there is left, with the folder, and named in a warning."""
         ours = [self.path(*key) for key in keys]
@@ -386,13 +395,13 @@ class PartWriter:
         Called on the writer thread as ``on_written(key, accuracy)`` after each part (a progress bar).
     """
 
-    def __init__(self, store, on_written):
+    def __init__(self, store: PartStore, on_written: Callable[[tuple[str, int, int], float], None]) -> None:
         self.store = store
         self.on_written = on_written
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="sawdist-parts")
         self.pending: deque = deque()
 
-    def submit(self, key, accuracy: float, **part) -> None:
+    def submit(self, key: tuple[str, int, int], accuracy: float, **part: Any) -> None:
         """Queue the part of model ``key`` (the keywords of :meth:`PartStore.write_model`)."""
         def write():
             self.store.write_model(**part)
@@ -400,7 +409,7 @@ class PartWriter:
 
         self.pending.append((key, self.pool.submit(write)))
 
-    def finished(self, wait: bool):
+    def finished(self, wait: bool) -> Iterator[tuple[str, int, int]]:
         """The keys written so far, in order (all of them when ``wait``); a failed write raises here."""
         while self.pending and (wait or self.pending[0][1].done()):
             key, future = self.pending.popleft()

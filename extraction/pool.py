@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,13 +19,30 @@ from sawdist.io import temporary_path
 
 from .parts import write_atomic
 
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Protocol
+
+    import torch
+    from numpy.typing import ArrayLike
+
+    from .data import Dataset
+    from .recipe import Recipe
+    from .train import ModelStack
+
+    class _Progress(Protocol):
+        """What :meth:`TorchModelPool.train` reports to (``sawdist run``'s progress messages)."""
+
+        def say(self, message: str) -> None: ...
+
 __all__ = ["TorchModelPool"]
 
 
 class TorchModelPool:
     """Models from :func:`sawdist.extraction.train.train_models`, evaluated on the first ``n_inputs`` test inputs."""
 
-    def __init__(self, stacks: dict, x, labels, *, meta: dict | None = None):
+    def __init__(self, stacks: dict[tuple[str, int], ModelStack], x: torch.Tensor, labels: torch.Tensor, *,
+                 meta: dict | None = None) -> None:
         self.stacks = stacks  # (family, capacity) -> ModelStack
         self.families = list(dict.fromkeys(f for f, _ in stacks))
         self._x = x  # torch tensor on the models' device
@@ -35,7 +53,9 @@ class TorchModelPool:
         self._directions = {}
 
     @classmethod
-    def train(cls, data, families, capacities, seeds, recipe=None, *, n_inputs=200, device=None, progress=None):
+    def train(cls, data: Dataset, families: Iterable[str], capacities: Sequence[int], seeds: Sequence[int],
+              recipe: Recipe | None = None, *, n_inputs: int = 200, device: str | torch.device | None = None,
+              progress: _Progress | None = None) -> TorchModelPool:
         """Train ``seeds`` models of every (family, capacity) on ``data`` (an
         :class:`sawdist.extraction.data.Dataset`)."""
         from .train import train_models
@@ -52,7 +72,7 @@ class TorchModelPool:
                 "n_classes": data.n_classes, "n_inputs": n, "recipe": recipe.to_dict() if recipe else None}
         return cls(stacks, data.x_test[:n], data.y_test[:n], meta=meta)
 
-    def save(self, folder) -> Path:
+    def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write every stack's weights to ``folder`` (created) and ``pool.json``; return the folder. Each file is
         written to a temporary name and renamed into place, ``pool.json`` last: a pool is complete once it has one."""
         import torch
@@ -80,7 +100,7 @@ class TorchModelPool:
         return folder
 
     @classmethod
-    def load(cls, folder, device="cpu"):
+    def load(cls, folder: str | os.PathLike[str], device: str | torch.device = "cpu") -> TorchModelPool:
         """Read a pool written by :meth:`save`. Every file it reads (the ``file`` of each stack in ``pool.json``,
         ``inputs.pt``) must resolve inside `folder`, links followed: a ``pool.json`` that names a path elsewhere (an
         absolute one, one with ``..``) is refused."""
@@ -114,13 +134,13 @@ class TorchModelPool:
         inputs = torch.load(inside("inputs.pt"), map_location=device, weights_only=True)
         return cls(stacks, inputs["x"], inputs["labels"], meta=meta)
 
-    def capacities(self, family) -> list:
+    def capacities(self, family: str) -> list:
         return sorted(k for f, k in self.stacks if f == family)
 
-    def n_models(self, family, capacity) -> int:
+    def n_models(self, family: str, capacity: int) -> int:
         return len(self.stacks[(family, int(capacity))])
 
-    def directions(self, family, capacity) -> np.ndarray:
+    def directions(self, family: str, capacity: int) -> np.ndarray:
         key = (family, int(capacity))
         if key not in self._directions:
             from .saliency import input_gradients, normalize
@@ -130,7 +150,7 @@ class TorchModelPool:
             self._directions[key] = direction.detach().cpu().numpy().astype(np.float64)
         return self._directions[key]
 
-    def predict(self, family, capacity, model, x) -> np.ndarray:
+    def predict(self, family: str, capacity: int, model: int, x: ArrayLike) -> np.ndarray:
         import torch
         from torch.func import functional_call
 
@@ -142,7 +162,7 @@ class TorchModelPool:
             out = [functional_call(st.base, (params, buffers), (xt[i: i + 4096],)) for i in range(0, len(xt), 4096)]
         return torch.cat(out).argmax(-1).cpu().numpy()
 
-    def probabilities_of(self, family, capacity) -> np.ndarray:
+    def probabilities_of(self, family: str, capacity: int) -> np.ndarray:
         import torch
 
         st = self.stacks[(family, int(capacity))]

@@ -45,6 +45,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -61,6 +62,9 @@ from .parts import PartStore, PartWriter, key_name
 from .recipe import MODES, Recipe
 from .saliency import check_target, saliency
 from .train import resolve_device, train_models
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Iterable, Sequence
 
 __all__ = ["ExtractResult", "extract"]
 
@@ -451,7 +455,7 @@ class Unit:
         return dataclasses.replace(self, seeds=self.seeds[:half]), dataclasses.replace(self, seeds=self.seeds[half:])
 
 
-def units(family: str, capacity: int, seeds, decision: dict) -> list[Unit]:
+def units(family: str, capacity: int, seeds: Iterable[int], decision: dict) -> list[Unit]:
     """The units of one family and capacity under ``decision``: seed s goes to chunk ``s // chunk_size``, so a chunk
     holds the same seeds whichever of them are finished."""
     groups: dict[int, list[int]] = {}
@@ -496,7 +500,8 @@ def plan(prepared: Prepared, store: PartStore, done: set) -> list[Unit]:
 # --- 4. training and assembly --------------------------------------------------------------------------------------
 
 
-def run_sweep(sweep: Sweep, *, on_model=None, resume_hint: str | None = None) -> ExtractResult:
+def run_sweep(sweep: Sweep, *, on_model: Callable[[tuple[str, int, int], int, int], None] | None = None,
+              resume_hint: str | None = None) -> ExtractResult:
     """Run a sweep (:func:`extract` after checking its arguments): prepare, plan, train the units, assemble.
 
     The run holds the lock of its output (:class:`sawdist.lock.OutputLock`) throughout: a second run on
@@ -533,8 +538,8 @@ def run_sweep(sweep: Sweep, *, on_model=None, resume_hint: str | None = None) ->
     return result
 
 
-def run_unit(prepared: Prepared, store: PartStore, unit: Unit, missing, writer: PartWriter | None = None,
-             on_trained=None) -> int:
+def run_unit(prepared: Prepared, store: PartStore, unit: Unit, missing: Collection[int],
+             writer: PartWriter | None = None, on_trained: Callable[[], None] | None = None) -> int:
     """Train ``unit``, keep its weights when asked, compute its saliency and write the parts of its ``missing`` seeds
     (through ``writer``, a :class:`PartWriter`, in the background; else here, before returning). ``on_trained()`` is
     called between the training and the saliency. Returns the number of models trained.
@@ -751,11 +756,14 @@ def _assemble(prepared: Prepared, store: PartStore, device: str | None = None) -
                    n_params=prepared.n_params)
 
 
-def extract(out, *, dataset: str = "digits", dataset_options: dict | None = None, families=("mlp", "cnn_small"),
-            capacities=(2, 4, 8, 16, 32), seeds=16, recipe: Recipe | None = None, target: str = "label_logit",
-            inputs: int | None = 1000, device="auto", mode: str = "auto", chunk_size: int | None = None,
-            complevel: int = 4, save_models=None, progress: bool = True, on_model=None,
-            resume_hint: str | None = None, shard=None, scheduler: str | None = None) -> ExtractResult:
+def extract(out: str | os.PathLike[str], *, dataset: str = "digits", dataset_options: dict | None = None,
+            families: Sequence[str] = ("mlp", "cnn_small"), capacities: Sequence[int] = (2, 4, 8, 16, 32),
+            seeds: int | Sequence[int] = 16, recipe: Recipe | None = None, target: str = "label_logit",
+            inputs: int | None = 1000, device: str | torch.device = "auto", mode: str = "auto",
+            chunk_size: int | None = None, complevel: int = 4, save_models: str | os.PathLike[str] | None = None,
+            progress: bool = True, on_model: Callable[[tuple[str, int, int], int, int], None] | None = None,
+            resume_hint: str | None = None, shard: tuple[int, int] | str | None = None,
+            scheduler: str | None = None) -> ExtractResult:
     """Train ``seeds`` models of every (family, capacity), compute their saliency, and write the dataset ``out``.
 
     Parameters

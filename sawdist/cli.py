@@ -25,6 +25,10 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["USER_ERRORS", "CommandError", "UsageError", "add_global_flags", "build_parser", "describe_error", "execute",
            "input_file", "main", "output_folder", "read_config"]
@@ -218,7 +222,7 @@ def _messages(level: int):
 # --- checks at the command-line boundary ---------------------------------------------------------------------------
 
 
-def input_file(path, what: str) -> Path:
+def input_file(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` as a Path after checking that it is an existing file; ``what`` names it (``"--config"``)."""
     path = Path(path).expanduser()
     if path.is_dir():
@@ -228,7 +232,7 @@ def input_file(path, what: str) -> Path:
     return path
 
 
-def output_folder(path, what: str) -> Path:
+def output_folder(path: str | os.PathLike[str], what: str) -> Path:
     """``path`` as a Path after checking that it is not an existing file (the folder is not created)."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
@@ -236,7 +240,7 @@ def output_folder(path, what: str) -> Path:
     return path
 
 
-def read_config(path, reader) -> dict:
+def read_config(path: str | os.PathLike[str], reader: Callable[[Path], dict]) -> dict:
     """Read the ``--config`` file ``path`` with ``reader``; a bad file (syntax, table, key) is a :class:`UsageError`."""
     path = input_file(path, "--config")
     try:

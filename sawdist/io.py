@@ -36,6 +36,7 @@ import zlib
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
@@ -45,6 +46,12 @@ from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing  # LazilyIndexedArray: how xarray's own stores wrap a variable
 
 from ._validation import unit_tolerance
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Literal
+
+    from numpy.typing import ArrayLike
 
 __all__ = [
     "DIMS",
@@ -263,8 +270,9 @@ def input_shape(ds: xr.Dataset) -> tuple[int, ...]:
 # --- reading -------------------------------------------------------------------------------------------------------
 
 
-def open_saliency(path, *, chunks=None, validate_schema: bool = True, values: bool | str = "sample",
-                  allow_shard: bool = False) -> xr.Dataset:
+def open_saliency(path: str | os.PathLike[str] | list[str | os.PathLike[str]] | tuple[str | os.PathLike[str], ...], *,
+                  chunks: dict[str, int | str] | Literal["auto"] | None = None, validate_schema: bool = True,
+                  values: bool | str = "sample", allow_shard: bool = False) -> xr.Dataset:
     """Open a saliency dataset (one netCDF file, a glob pattern or a list of files).
 
     Parameters
@@ -595,7 +603,8 @@ def _merged_attrs(datasets: list) -> dict:
     return attrs
 
 
-def open_shards(paths, *, validate_schema: bool = True, values: bool | str = "sample") -> xr.Dataset:
+def open_shards(paths: Iterable[str | os.PathLike[str]], *, validate_schema: bool = True,
+                values: bool | str = "sample") -> xr.Dataset:
     """Open the shard files of one sweep as the dataset of the whole sweep (lazily, with Dask).
 
     Parameters
@@ -673,7 +682,8 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
     return result
 
 
-def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int | None = None, load=None) -> Path:
+def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel: int = 4, threads: int | None = None,
+                     load: Callable[[tuple[int, ...]], np.ndarray | list[bytes] | None] | None = None) -> Path:
     """Write ``ds`` to ``path`` (netCDF4, compressed) through a temporary file, so ``path`` is never half written.
 
     ``direction`` (dims :data:`DIMS`) is compressed on ``threads`` threads (default: every core this process may
@@ -716,7 +726,7 @@ def to_netcdf_atomic(ds: xr.Dataset, path, *, complevel: int = 4, threads: int |
     return path
 
 
-def temporary_path(path) -> Path:
+def temporary_path(path: str | os.PathLike[str]) -> Path:
     """A temporary name next to ``path`` (``<name>.<pid>-<random>.tmp``), unique to this process and call: writers
     of one path (two Dask workers that both ran a unit, a resumed run) never write into, or delete, each other's
     temporary file."""
@@ -724,14 +734,14 @@ def temporary_path(path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
-def check_complevel(complevel) -> int:
+def check_complevel(complevel: int) -> int:
     """``complevel`` checked: a zlib level from 0 (no compression) to 9."""
     if isinstance(complevel, bool) or not isinstance(complevel, int | np.integer) or not 0 <= complevel <= 9:
         raise ValueError(f"'complevel' must be an integer from 0 to 9, got {complevel!r}.")
     return int(complevel)
 
 
-def check_threads(threads) -> int:
+def check_threads(threads: int | None) -> int:
     """``threads`` checked; None: every core this process may use."""
     if threads is None:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -832,8 +842,9 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
             dset.id.write_direct_chunk(offset, future.result())
 
 
-def model_part(*, family: str, capacity: int, seed: int, direction, grad_norm, valid, correct, test_accuracy: float,
-               n_params: int, label, input_index=None, extra: dict | None = None) -> xr.Dataset:
+def model_part(*, family: str, capacity: int, seed: int, direction: ArrayLike, grad_norm: ArrayLike, valid: ArrayLike,
+               correct: ArrayLike, test_accuracy: float, n_params: int, label: ArrayLike,
+               input_index: ArrayLike | None = None, extra: dict | None = None) -> xr.Dataset:
     """The part of a saliency dataset that one trained model contributes (family, capacity, seed of length 1).
 
     Parameters

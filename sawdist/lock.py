@@ -60,7 +60,7 @@ class OutputLock:
         How messages name the output (default ``'out' '<path>'``).
     """
 
-    def __init__(self, out, *, what: str | None = None):
+    def __init__(self, out: str | os.PathLike[str], *, what: str | None = None) -> None:
         self.out = Path(out)
         self.path = self.out.with_name(self.out.name + ".lock")
         self.what = what or f"'out' {str(self.out)!r}"

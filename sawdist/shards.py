@@ -22,12 +22,16 @@ import datetime
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from .io import check_complevel, open_shards, shard_of, to_netcdf_atomic, validate
 from .lock import OutputLock
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["merge", "open_shards", "shard_of"]
 
@@ -83,7 +87,8 @@ def _stored_complevel(path) -> int:
         return int(dset.compression_opts) if dset.compression == "gzip" else 0
 
 
-def merge(paths, out, *, complevel: int | None = None) -> Path:
+def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], *,
+          complevel: int | None = None) -> Path:
     """Merge the shard files of one sweep into one saliency dataset ``out`` (``sawdist merge``).
 
     Parameters

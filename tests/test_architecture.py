@@ -50,22 +50,6 @@ def test_the_checker_finds_a_cycle_an_arrow_up_and_a_private_import(tmp_path):
 #: (installed as sawdist.analyses and sawdist.extraction).
 ANNOTATED_FOLDERS = ("sawdist", "analyses", "extraction")
 
-#: Modules another change is rewriting now: their owner annotates them. Remove a path from this set once its module
-#: is annotated (a path that no longer exists is ignored).
-ANNOTATED_BY_THEIR_OWNER = frozenset({
-    "sawdist/io.py",
-    "sawdist/cli.py",
-    "sawdist/lock.py",
-    "sawdist/shards.py",
-    "extraction/sweep.py",
-    "extraction/parts.py",
-    "extraction/cli.py",
-    "extraction/pool.py",
-    "extraction/lock.py",
-    "extraction/merge.py",
-    "extraction/distributed.py",
-})
-
 #: "path:qualified name" -> why it cannot be annotated sensibly. Keep it small: a hint that says Any says nothing.
 NOT_ANNOTATABLE: dict[str, str] = {}
 
@@ -85,8 +69,7 @@ def annotated_modules(root: Path = ROOT) -> list[Path]:
             rel = path.relative_to(root)
             if any(part.startswith("_") and part != "__init__.py" for part in rel.parts):
                 continue
-            if rel.as_posix() not in ANNOTATED_BY_THEIR_OWNER:
-                found.append(path)
+            found.append(path)
     return found
 
 
@@ -172,7 +155,6 @@ def test_the_annotation_check_finds_what_is_missing(tmp_path):
         ),
         "sawdist/_private.py": "def anything(x): ...\n",
         "sawdist/bayes/_kernel.py": "def kernel(x): ...\n",
-        "sawdist/io.py": "def write(ds, path): ...\n",  # annotated by its owner
         "analyses/report.py": "def markdown(findings) -> str: ...\n",
         "extraction/train.py": "async def train(model) -> None: ...\n",
         "docs/conf.py": "def setup(app): ...\n",  # not a checked folder
