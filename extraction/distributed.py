@@ -159,10 +159,10 @@ class Cluster:
             self.cluster.close()
 
     def describe(self, describe_device: Callable[[str], str]) -> str:
-        """``"<n> Dask workers: <device>; ..."``, with ``describe_device(device)`` run on every worker."""
+        """``"Dask cluster <scheduler>: <device>; ..."``, with ``describe_device(device)`` run on every worker that is
+        up now (workers come and go: no count is given)."""
         names = sorted(set(self.client.run(describe_device, self.device).values()))
-        n = len(self.client.scheduler_info()["workers"])
-        return f"{n} Dask worker{'s' if n != 1 else ''}: " + "; ".join(names)
+        return f"Dask cluster {self.scheduler}: " + "; ".join(names)
 
     def run(self, function: Callable, tasks: list[tuple[str, tuple]]) -> Iterator[tuple[str, object, Callable]]:
         """Run ``function(*args)`` for each ``(name, args)`` of ``tasks`` on the workers (one GPU each, when the

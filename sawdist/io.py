@@ -374,6 +374,16 @@ def _library_error(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) or (isinstance(err, OSError) and (err.errno is None or err.errno < 0))
 
 
+def _is_hdf5(path) -> bool:
+    """Whether ``path`` is an HDF5 file (netCDF4 is; a missing file, a CSV or netCDF3 are not)."""
+    import h5py
+
+    try:
+        return bool(h5py.is_hdf5(path))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def _check_chunk_index(path) -> None:
     """Refuse a file whose chunk index is damaged.
 
@@ -422,7 +432,9 @@ def _check_chunk_index(path) -> None:
                     problem = str(err.args[0] if err.args else err)
                 if problem:
                     raise _DamagedFileError(path, f"damaged: the chunk index of {name!r} is inconsistent ({problem})")
-    except (KeyError, ValueError) as err:  # h5py's word for unreadable metadata (an object, a link)
+    except (KeyError, ValueError, OSError, RuntimeError) as err:  # h5py: unreadable metadata (an object, a link)
+        if isinstance(err, _DamagedFileError):
+            raise
         raise _damaged(path, RuntimeError(err.args[0] if err.args else err)) from err
 
 
@@ -465,6 +477,10 @@ class _Engine(BackendEntrypoint):
     def open_dataset(self, filename_or_obj, *, mask_and_scale=True, decode_times=True, concat_characters=True,
                      decode_coords=True, drop_variables=None, use_cftime=None, decode_timedelta=None):
         path = os.fspath(filename_or_obj)
+        # The chunk index is checked before netCDF-C opens the file: netCDF-C and h5py may use one HDF5 library
+        # (older wheels do), and a file open in both at once then fails ("ring type mismatch").
+        if _is_hdf5(path):
+            _check_chunk_index(path)
         try:
             store = _Store.open(path, mode="r")
         except (OSError, RuntimeError) as err:
@@ -472,7 +488,6 @@ class _Engine(BackendEntrypoint):
                 raise
             raise _damaged(path, err) from err
         try:
-            _check_chunk_index(path)
             with store._manager.acquire_context():
                 return StoreBackendEntrypoint().open_dataset(
                     store, mask_and_scale=mask_and_scale, decode_times=decode_times,

@@ -123,18 +123,23 @@ def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], 
                 _check_existing(out, ds)
                 return out
             owner = ds.encoding["shard_owner"]
-            if complevel is None:
-                complevel = _stored_complevel(paths[0])
-            complevel = check_complevel(complevel)
-            n, d = ds.sizes["input"], ds.sizes["feature"]
-            load = _raw_chunk_loader(paths, owner, complevel, chunk_rows(n, d))
-            ds.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-            try:
-                to_netcdf_atomic(ds, out, complevel=complevel, load=load)
-            finally:
-                load.close()
+            # netCDF-C and h5py may use one HDF5 library (older wheels do), and a file open in both at once then
+            # fails ("ring type mismatch"). So everything but direction is read now and the shards are closed
+            # before h5py reads direction's chunks; direction stays a lazy placeholder here, never computed.
+            merged = ds.drop_vars("direction").load()
+            merged["direction"] = ds["direction"]
         finally:
             ds.close()
+        if complevel is None:
+            complevel = _stored_complevel(paths[0])
+        complevel = check_complevel(complevel)
+        n, d = merged.sizes["input"], merged.sizes["feature"]
+        load = _raw_chunk_loader(paths, owner, complevel, chunk_rows(n, d))
+        merged.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        try:
+            to_netcdf_atomic(merged, out, complevel=complevel, load=load)
+        finally:
+            load.close()
     with xr.open_dataset(out, engine="netcdf4") as check:
         validate(check, values=False)
     return out

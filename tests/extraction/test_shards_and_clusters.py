@@ -187,7 +187,7 @@ def test_local_cluster_with_a_worker_killed_gives_the_same_file(tmp_path, refere
                                                  for s in ("0..1", "2"))
     assert_same_data(out, reference_sweep)
     with xr.open_dataset(out) as ds:
-        assert ds.attrs["device"].startswith("2 Dask workers: cpu")
+        assert ds.attrs["device"].startswith("Dask cluster local:2: cpu")
 
 
 def test_local_workers_start_with_their_cores_and_glibcs_malloc():
@@ -204,7 +204,7 @@ def test_local_workers_start_with_their_cores_and_glibcs_malloc():
         assert cluster.threads == cores and cluster.device_type == "cpu" and cluster.resources is None
         assert list(cluster.client.run(environment).values()) == [{"OMP_NUM_THREADS": str(cores),
                                                                   "MALLOC_TRIM_THRESHOLD_": None}]
-        assert cluster.describe(lambda device: f"{device} here").startswith("1 Dask worker: cpu here")
+        assert cluster.describe(lambda device: f"{device} here") == "Dask cluster local:1: cpu here"
 
 
 # --- nothing touched that is not the run's -------------------------------------------------------------------------
