@@ -216,7 +216,7 @@ def add_merge_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument("shards", nargs="+", metavar="SHARD.nc", help="the shard files, in any order")
     parser.add_argument("--out", required=True, metavar="FILE.nc", help="the merged netCDF file")
     parser.add_argument("--complevel", type=_complevel, metavar="0-9",
-                        help="zlib level of the output (default: the shards', whose chunks are then copied as stored)")
+                        help="zlib level of the output (default: the shards')")
     parser.set_defaults(func=merge)
     return parser
 

@@ -698,7 +698,8 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
 
 
 def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel: int = 4, threads: int | None = None,
-                     load: Callable[[tuple[int, ...]], np.ndarray | list[bytes] | None] | None = None) -> Path:
+                     load: Callable[[tuple[int, ...]], np.ndarray | list[bytes] | None] | None = None,
+                     direct: bool = True) -> Path:
     """Write ``ds`` to ``path`` (netCDF4, compressed) through a temporary file, so ``path`` is never half written.
 
     ``direction`` (dims :data:`DIMS`) is compressed on ``threads`` threads (default: every core this process may
@@ -720,6 +721,10 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
         :func:`encode_chunk` (the part files of :mod:`sawdist.extraction.parts` hold them so), or None for a model
         whose chunks are not written (they read as NaN, the fill value: an absent model of a shard). Default: the
         model's slice of ``ds["direction"]``.
+    direct : bool
+        False: netCDF-C writes ``direction`` as well, on one core, and h5py is not used. For data read lazily from
+        netCDF files (:func:`sawdist.shards.merge`): older h5py and netCDF4 wheels share one HDF5 library, which
+        crashes when both use it at once.
     """
     complevel, threads = check_complevel(complevel), check_threads(threads)
     path = Path(path)
@@ -728,7 +733,7 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
     # such a dataset goes through netCDF-C's filters, on one core.
     unlimited = ds.encoding.get("unlimited_dims") or ()
     unlimited = {unlimited} if isinstance(unlimited, str) else set(unlimited)
-    direct = "direction" in ds.data_vars and ds["direction"].dims == DIMS and not unlimited & set(DIMS)
+    direct = direct and "direction" in ds.data_vars and ds["direction"].dims == DIMS and not unlimited & set(DIMS)
     try:
         rest = ds.drop_vars("direction") if direct else ds
         rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))

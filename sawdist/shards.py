@@ -11,9 +11,9 @@ the grid included) and ``shard`` (``"I/N"``) say where it belongs.
   of shard files) checks that the files are the N shards of one sweep, each once, covering every model exactly
   once, and returns the dataset of the whole sweep, lazily: each model's values are read from the shard that
   trained it.
-* :func:`merge` (``sawdist merge``) writes that dataset to one file. ``direction``'s compressed chunks are copied as
-  they are stored, so the merged file holds the same bits as the file of the same sweep run in one process (on a
-  CPU, where training is deterministic), and merging costs little more than copying.
+* :func:`merge` (``sawdist merge``) writes that dataset to one file, through netCDF-C alone, with the encoding of
+  :func:`sawdist.io.encoding`: it holds the same values, bit for bit, as the file of the same sweep run in one
+  process (on a CPU, where training is deterministic).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import xarray as xr
 
 from .io import check_complevel, open_shards, shard_of, to_netcdf_atomic, validate
@@ -36,34 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["merge", "open_shards", "shard_of"]
 
 log = logging.getLogger("sawdist.merge")
-
-def _raw_chunk_loader(paths: list, owner: np.ndarray, complevel: int, rows: int):
-    """``load(index)`` for :func:`sawdist.io.to_netcdf_atomic`: a model's ``direction`` chunks as its shard stores
-    them (when stored with this chunking and compression), else None (the writer then encodes the values)."""
-    import h5py
-
-    files: dict = {}
-
-    def load(index):
-        path = paths[owner[index]]
-        if path not in files:
-            files[path] = h5py.File(path, "r")
-        dset = files[path]["direction"]
-        stored_compressed = dset.compression == "gzip" and bool(dset.shuffle)
-        stored_plain = dset.compression is None and not dset.shuffle
-        if dset.chunks[3] != rows or not ((complevel > 0 and stored_compressed) or (complevel == 0 and stored_plain)):
-            return np.asarray(dset[index], dtype=np.float32)
-        chunks = []
-        for start in range(0, dset.shape[3], rows):
-            mask, data = dset.id.read_direct_chunk(index + (start, 0))
-            if mask:  # a filter was skipped for this chunk: decode it instead
-                return np.asarray(dset[index], dtype=np.float32)
-            chunks.append(data)
-        return chunks
-
-    load.close = lambda: [f.close() for f in files.values()]
-    return load
-
 
 def _check_existing(out: Path, ds: xr.Dataset) -> None:
     """An existing ``out`` is kept when it is the merge of these shards, else refused (and left as it is)."""
@@ -78,15 +49,6 @@ def _check_existing(out: Path, ds: xr.Dataset) -> None:
     log.info(f"{out} is the merge of these shards already")
 
 
-def _stored_complevel(path) -> int:
-    """The zlib level of ``direction`` in a file (0 when stored uncompressed)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        dset = f["direction"]
-        return int(dset.compression_opts) if dset.compression == "gzip" else 0
-
-
 def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], *,
           complevel: int | None = None) -> Path:
     """Merge the shard files of one sweep into one saliency dataset ``out`` (``sawdist merge``).
@@ -99,16 +61,15 @@ def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], 
         The merged file. It is written through a temporary file, under the lock ``<out>.lock``; an existing file is
         never replaced: when it is the merge of these shards already, it is kept and returned, else refused.
     complevel : int, optional
-        zlib level of ``out``; by default that of the shards, whose compressed chunks are then copied unchanged.
+        zlib level of ``out``; by default that of the shards. netCDF-C compresses ``direction`` again, on one core
+        (about 35 MB/s): merging a sweep costs about what writing it once did.
 
     Returns
     -------
     pathlib.Path
         ``out``.
     """
-    from .io import chunk_rows
 
-    paths = [str(p) for p in paths]
     if len(paths) == 0:
         raise ValueError("'paths' must name the shard files of a sweep, got none.")
     out = Path(out)
@@ -122,24 +83,16 @@ def merge(paths: Iterable[str | os.PathLike[str]], out: str | os.PathLike[str], 
             if out.exists():
                 _check_existing(out, ds)
                 return out
-            owner = ds.encoding["shard_owner"]
-            # netCDF-C and h5py may use one HDF5 library (older wheels do), and a file open in both at once then
-            # fails ("ring type mismatch"). So everything but direction is read now and the shards are closed
-            # before h5py reads direction's chunks; direction stays a lazy placeholder here, never computed.
-            merged = ds.drop_vars("direction").load()
-            merged["direction"] = ds["direction"]
+            if complevel is None:
+                complevel = int(ds["direction"].encoding.get("complevel", 4) if ds["direction"].encoding.get("zlib")
+                                else 0)
+            complevel = check_complevel(complevel)
+            ds.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+            # netCDF-C alone reads the shards and writes the merge (direct=False): older h5py and netCDF4 wheels
+            # share one HDF5 library, and h5py writing while netCDF-C reads crashed it (the dependency floors).
+            to_netcdf_atomic(ds, out, complevel=complevel, direct=False)
         finally:
             ds.close()
-        if complevel is None:
-            complevel = _stored_complevel(paths[0])
-        complevel = check_complevel(complevel)
-        n, d = merged.sizes["input"], merged.sizes["feature"]
-        load = _raw_chunk_loader(paths, owner, complevel, chunk_rows(n, d))
-        merged.attrs["created"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        try:
-            to_netcdf_atomic(merged, out, complevel=complevel, load=load)
-        finally:
-            load.close()
     with xr.open_dataset(out, engine="netcdf4") as check:
         validate(check, values=False)
     return out
