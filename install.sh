@@ -26,4 +26,4 @@ else
     "$PYTHON" -m pip install "${TORCH_CPU_SPEC:-torch==2.13.0}"
 fi
 
-"$PYTHON" -m pip install -e ".[all,dev,docs]"
+"$PYTHON" -m pip install -e ".[all,fast,dev,docs]"  # fast: nutpie, the default sampler of large Bayesian fits

@@ -34,6 +34,8 @@ from pathlib import Path
 DESIGNS = {
     "small": dict(capacities=[4, 8, 16, 32, 64], n_inputs=500, n_seeds=8, chunk=500),
     "large": dict(capacities=[4, 8, 16, 32, 64, 128, 256, 512], n_inputs=10_000, n_seeds=16, chunk=250),
+    # the size of one fit of `sawdist run` (bayes_inputs = 100; capacities 2..32; 16 seeds), for --draws 300
+    "analyses": dict(capacities=[2, 4, 8, 16, 32], n_inputs=100, n_seeds=16, chunk=100),
 }
 DIM = 3072
 
@@ -57,7 +59,8 @@ def simulate(design: str, path: Path) -> None:
     xr.concat(parts, dim="input", data_vars="minimal").to_netcdf(path)
 
 
-def worker(sampler: str, design: str, path: Path, tune: int, target_accept: float | None) -> dict:
+def worker(sampler: str, design: str, path: Path, tune: int, target_accept: float | None,
+           draws: int = 1000) -> dict:
     warnings.filterwarnings("ignore")
     import arviz as az
     import xarray as xr
@@ -66,7 +69,7 @@ def worker(sampler: str, design: str, path: Path, tune: int, target_accept: floa
 
     summary = xr.load_dataset(path)
     phases = _time_phases()
-    kwargs = dict(draws=1000, tune=tune, chains=4, cores=2, random_seed=1)
+    kwargs = dict(draws=draws, tune=tune, chains=4, cores=2, random_seed=1)
     if target_accept is not None:
         kwargs["target_accept"] = target_accept
     if design == "large":
@@ -81,7 +84,8 @@ def worker(sampler: str, design: str, path: Path, tune: int, target_accept: floa
     ess_all = az.ess(idata, var_names=["alpha_ref", "beta", "sigma", "a"])
     stats = idata.sample_stats
     return {
-        "sampler": sampler, "design": design, "tune": tune, "target_accept": target_accept, "wall_s": wall,
+        "sampler": sampler, "design": design, "draws": draws, "tune": tune, "target_accept": target_accept,
+        "wall_s": wall,
         "load_before": load_before, "load_after": load_after,
         "rhat_max": float(rhat.to_array().max()),
         "rhat_law": float(az.rhat(idata, var_names=["alpha", "beta", "sigma"]).to_array().max()),
@@ -134,12 +138,13 @@ def main():
     parser.add_argument("--design", nargs="+", default=["small"], choices=sorted(DESIGNS))
     parser.add_argument("--samplers", nargs="+", default=None)
     parser.add_argument("--tune", type=int, default=300)
+    parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--target-accept", type=float, default=None, help="NUTS target acceptance (default 0.8)")
     parser.add_argument("--worker", nargs=3, metavar=("SAMPLER", "DESIGN", "PATH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         sampler, design, path = args.worker
-        print(json.dumps(worker(sampler, design, Path(path), args.tune, args.target_accept)))
+        print(json.dumps(worker(sampler, design, Path(path), args.tune, args.target_accept, args.draws)))
         return
 
     from sawdist.bayes.samplers import installed_samplers
@@ -154,7 +159,8 @@ def main():
             print(f"# {design}: simulated in {time.perf_counter() - t0:.0f} s", flush=True)
             for sampler in samplers:
                 extra = [] if args.target_accept is None else ["--target-accept", str(args.target_accept)]
-                out = subprocess.run([sys.executable, __file__, "--tune", str(args.tune), *extra, "--worker", sampler,
+                out = subprocess.run([sys.executable, __file__, "--tune", str(args.tune), "--draws", str(args.draws),
+                                      *extra, "--worker", sampler,
                                       design, str(path)], capture_output=True, text=True)
                 if out.returncode:
                     print(f"{sampler} failed:\n{out.stderr[-3000:]}", flush=True)
@@ -163,12 +169,13 @@ def main():
                 rows.append(row)
                 print(json.dumps(row), flush=True)
     print()
-    print("| design | sampler | end to end | phases | load (before / after) | R-hat max alpha/beta/sigma (all free) "
+    print("| design | sampler | draws / tune | end to end | phases | load (before / after) "
+          "| R-hat max alpha/beta/sigma (all free) "
           "| bulk ESS min alpha/beta/sigma (all free) | steps/draw | divergences | peak RSS |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         phases = ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items())
-        print(f"| {r['design']} | {r['sampler']} | {r['wall_s']:.1f} s | {phases} "
+        print(f"| {r['design']} | {r['sampler']} | {r['draws']} / {r['tune']} | {r['wall_s']:.1f} s | {phases} "
               f"| {r['load_before']:.1f} / {r['load_after']:.1f} | {r['rhat_law']:.3f} ({r['rhat_max']:.3f}) "
               f"| {r['ess_bulk_min_law']:.0f} ({r['ess_bulk_min_all']:.0f}) "
               f"| {r['steps_per_draw']:.1f} | {r['divergences']} | {r['peak_rss_gib']:.2f} GiB |")

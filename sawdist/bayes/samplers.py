@@ -14,9 +14,10 @@ identical in layout) and ``observed_data``.
   (:mod:`._jax_ops`), chains on as many XLA CPU devices (PyMC asks for them when it loads its JAX module). XLA's
   Bessel kernel costs 3 times Numba's at 500 inputs (1.35 times at 10,000), so both trail PyMC on CPU.
 
-The default, ``sampler=None``, is the first installed of :data:`SAMPLERS`, the order measured by
-``benchmarks/samplers.py`` (numbers in ``benchmarks/RESULTS.md`` and docs/bayes.md): PyMC, always installed, comes
-before the JAX samplers, which are used only when asked for.
+The default, ``sampler=None``, is the fastest installed one for the fit at hand (:func:`default_sampler`), by the
+order measured with ``benchmarks/samplers.py`` (numbers in ``benchmarks/RESULTS.md`` and docs/bayes.md): nutpie when
+the fit is large enough to repay its compile (:data:`NUTPIE_MIN_WORK`), else PyMC, always installed; the JAX samplers
+are used only when asked for.
 
 **Start.** ``init="laplace"`` starts every sampler at the Laplace approximation of the posterior in the sampler's
 (transformed) space: the mode found by L-BFGS and the diagonal of the inverse Hessian there (as
@@ -53,10 +54,16 @@ if TYPE_CHECKING:
     import arviz as az
     from numpy.typing import ArrayLike
 
-__all__ = ["SAMPLERS", "default_sampler", "installed_samplers", "sample"]
+__all__ = ["NUTPIE_MIN_WORK", "SAMPLERS", "default_sampler", "fit_work", "installed_samplers", "sample"]
 
 #: The samplers, fastest first (``benchmarks/samplers.py``): ``sampler=None`` takes the first installed one.
 SAMPLERS = ("nutpie", "pymc", "numpyro", "blackjax")
+
+#: The work of a fit (:func:`fit_work`: likelihood cells x iterations x chains) from which nutpie is the faster
+#: default. nutpie compiles every model anew for its calling convention (7-9 s on the benchmark's 2 cores, whatever
+#: the size) and then takes about 0.4 of PyMC's time per leapfrog step; on the benchmark's 5 capacities x 500 inputs,
+#: 4 chains x (300 + 1000) iterations (2500 x 1300 x 4 = 1.3e7) the two took the same time, 14-15 s.
+NUTPIE_MIN_WORK = 13_000_000
 
 #: What each sampler needs besides PyMC (import names), and the extra that installs it.
 _NEEDS = {"nutpie": ("nutpie", "numba"), "numpyro": ("numpyro", "jax"), "blackjax": ("blackjax", "jax"), "pymc": ()}
@@ -76,14 +83,38 @@ def installed_samplers() -> tuple[str, ...]:
     return tuple(name for name in SAMPLERS if all(importlib.util.find_spec(m) is not None for m in _NEEDS[name]))
 
 
-def default_sampler() -> str:
-    """The sampler ``sampler=None`` means: the first installed one of :data:`SAMPLERS`."""
-    return installed_samplers()[0]
+def default_sampler(work: float | None = None) -> str:
+    """The sampler ``sampler=None`` means: the fastest installed one for a fit of ``work`` (:func:`fit_work`).
+
+    nutpie when it is installed and ``work`` is None or at least :data:`NUTPIE_MIN_WORK` (below it, nutpie's compile
+    costs more than its faster steps save), else PyMC. The JAX samplers are never the default: they trail both on CPU.
+    """
+    if "nutpie" in installed_samplers() and (work is None or work >= NUTPIE_MIN_WORK):
+        return "nutpie"
+    return "pymc"
 
 
-def _check_sampler(sampler):
+def fit_work(model: pm.Model, *, draws: int = 1000, tune: int = 1000, chains: int = 4) -> float:
+    """The work of sampling ``model``, as :data:`NUTPIE_MIN_WORK` counts it: likelihood cells x (draws + tune) x chains.
+
+    A cell is one concentration of the collapsed likelihood (family x input x capacity: the size of ``kappa`` in the
+    convergence models), the unit of a leapfrog step's cost; for another model, its number of free parameters.
+    """
+    dims = model.named_vars_to_dims.get("kappa") if "kappa" in model.named_vars else None
+    if dims and all(dim in model.coords for dim in dims):
+        cells = float(np.prod([len(model.coords[dim]) for dim in dims]))
+    else:
+        cells = float(sum(np.size(value) for value in model.initial_point().values()))
+    return cells * (int(draws) + int(tune)) * int(chains)
+
+
+def _check_sampler(sampler, model=None, kwargs=None):
     if sampler is None:
-        return default_sampler()
+        if model is None:
+            return default_sampler()
+        kwargs = kwargs or {}
+        return default_sampler(fit_work(model, draws=kwargs.get("draws") or 1000, tune=kwargs.get("tune") or 1000,
+                                        chains=kwargs.get("chains") or 4))
     if sampler not in SAMPLERS:
         raise ValueError(f"'sampler' must be one of {', '.join(map(repr, SAMPLERS))} or None, got {sampler!r}.")
     missing = [m for m in _NEEDS[sampler] if importlib.util.find_spec(m) is None]
@@ -101,7 +132,8 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     model : pymc.Model
         A model with continuous free variables (every model of :mod:`sawdist.bayes`).
     sampler : {"pymc", "nutpie", "numpyro", "blackjax"} or None
-        None: :func:`default_sampler`.
+        None: :func:`default_sampler` for the fit's work (:func:`fit_work` of ``model``, ``draws``, ``tune`` and
+        ``chains``).
     init : {"laplace", "pymc"}
         Start at the Laplace approximation (module docstring), or each sampler's own start. With PyMC, ignored
         when ``step`` or ``initvals`` is given.
@@ -120,7 +152,7 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
         ``posterior``, ``sample_stats``, ``log_likelihood`` (unless ``idata_kwargs={"log_likelihood": False}``) and
         ``observed_data``; ``posterior.attrs["sawdist_sampler"]`` names the sampler.
     """
-    sampler = _check_sampler(sampler)
+    sampler = _check_sampler(sampler, model, kwargs)
     if init not in ("laplace", "pymc"):
         raise ValueError(f"'init' must be 'laplace' or 'pymc', got {init!r}.")
     if kwargs.get("var_names") is not None:

@@ -31,11 +31,22 @@ def fits(summary):
     return {name: fit_convergence(summary, "power", sampler=name, **SAMPLE) for name in INSTALLED}
 
 
-def test_the_default_is_the_first_installed_sampler():
+def test_the_default_is_the_fastest_installed_sampler_for_the_fit(summary, monkeypatch):
     # the order measured by benchmarks/samplers.py: nutpie, then PyMC (always installed) before the JAX samplers
     assert smp.SAMPLERS == ("nutpie", "pymc", "numpyro", "blackjax")
     assert "pymc" in INSTALLED and INSTALLED == tuple(s for s in smp.SAMPLERS if s in INSTALLED)
-    assert smp.default_sampler() == INSTALLED[0] == ("nutpie" if "nutpie" in INSTALLED else "pymc")
+    assert smp.default_sampler() == ("nutpie" if "nutpie" in INSTALLED else "pymc")
+    # work = kappa's cells (1 family x 8 inputs x 3 capacities) x (draws + tune) x chains
+    model = convergence_model(summary)
+    assert smp.fit_work(model, draws=400, tune=300, chains=2) == 24 * 700 * 2
+    for installed in [("nutpie", "pymc"), ("pymc", "numpyro", "blackjax")]:
+        monkeypatch.setattr(smp, "installed_samplers", lambda installed=installed: installed)
+        nutpie = "nutpie" if "nutpie" in installed else "pymc"
+        assert smp.default_sampler() == nutpie
+        assert smp.default_sampler(smp.NUTPIE_MIN_WORK - 1) == "pymc"
+        assert smp.default_sampler(smp.NUTPIE_MIN_WORK) == nutpie
+        assert smp._check_sampler(None, model, SAMPLE) == "pymc"  # a small fit: nutpie's compile would not pay
+        assert smp._check_sampler(None, model, dict(draws=10**6)) == nutpie  # 24 x (10**6 + 1000) x 4 >= 1.3e7
 
 
 def test_argument_messages(summary):
