@@ -11,9 +11,11 @@ module                    finding
 :mod:`.transfer`          6. black-box transfer along the surrogates' mean direction (needs trained models)
 ========================  ===========================================================================================
 
-Each module has ``analyze(ds, out_dir, *, context=None) -> Finding`` and runs alone with
-``python -m analyses.<module> DATASET.nc --out DIR``. :func:`run_all` runs them all and writes the report;
-``sawdist run`` and ``sawdist report`` (:mod:`sawdist.analyses.cli`) call it.
+Each module has ``analyze(ds, out_dir, *, context=None) -> Finding``; ``sawdist report DATASET.nc --only <module>``
+runs one alone. :func:`run_all` runs them all; ``sawdist run`` and ``sawdist report`` (:mod:`sawdist.analyses.cli`)
+call it and write the report. :func:`run_all` is where a dataset enters the analyses: it first applies the exclusion
+rule of :mod:`.quality` (failed models — at chance accuracy or without a valid direction — are marked invalid), so
+no analysis sees a failed model.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from ._common import Finding, Progress
     from .context import Options
     from .models import ModelPool
+    from .quality import Screening
 
 __all__ = ["ANALYSES", "run_all"]
 
@@ -39,8 +42,11 @@ ANALYSES = ("similarity", "cosine_laws", "shared_mean", "convergence", "ensemble
 
 def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options | dict | None = None,
             models: ModelPool | None = None, progress: Progress | None = None, only: Sequence[str] | None = None,
-            strict: bool = False) -> list[Finding]:
-    """Run every analysis (or those named in ``only``) on ``ds``; return the list of findings.
+            strict: bool = False, screening: Screening | None = None) -> list[Finding]:
+    """Run every analysis (or those named in ``only``) on ``ds`` without its failed models; return the findings.
+
+    Failed models (:mod:`sawdist.analyses.quality`: test accuracy not above chance, or no valid direction) are
+    excluded from every analysis first, and the model-quality table is written to ``out_dir/tables``.
 
     Parameters
     ----------
@@ -55,9 +61,13 @@ def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options
     only : sequence of str, optional
     strict : bool
         Re-raise an analysis' exception (by default it is reported as "not tested" and the others run).
+    screening : sawdist.analyses.quality.Screening, optional
+        The result of :func:`sawdist.analyses.quality.screen` on ``ds`` and ``models``, when the caller has it
+        already (to pass it on to :func:`~sawdist.analyses.report.write_report`); computed here otherwise.
     """
-    from ._common import Finding, Progress
+    from ._common import Finding, Progress, save_table
     from .context import Context, Options
+    from .quality import screen
 
     if isinstance(options, dict) or options is None:
         options = Options.from_dict(options)
@@ -66,6 +76,14 @@ def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options
     unknown = [n for n in names if n not in ANALYSES]
     if unknown:
         raise ValueError(f"'only' must name analyses among {', '.join(ANALYSES)}, got {unknown[0]!r}.")
+    # The one place where a dataset enters the analyses: failed models leave here, for every analysis.
+    screening = screening or screen(ds, models)
+    ds, models = screening.ds, screening.models
+    save_table(screening.table, out_dir, "model_quality")
+    if screening.pool_table is not None:
+        save_table(screening.pool_table, out_dir, "model_pool_quality")
+    for line in screening.excluded():
+        progress.say(f"  excluded (failed model): {line}")
     ctx = Context(ds, out_dir, options, progress, models=models)
     findings = []
     for i, name in enumerate(names):

@@ -5,8 +5,16 @@ A *finding* is one claim of the paper, measured on a saliency dataset (docs/data
 
 Verdicts follow one rule (:func:`verdict`): a claim of the form "statistic > threshold" **holds** when the whole 95 %
 interval lies above the threshold, **fails** when the whole interval lies below it, and is **inconclusive** otherwise.
-Intervals are estimate +- 1.96 SE; the SE is a delete-one-seed jackknife unless a finding says otherwise (seeds —
-independently trained models — are the random units of the question "do models of this family agree?").
+A finding whose verdict rests on a Bayesian fit that fails the sampler rule
+(:func:`sawdist.bayes.fitting.sampler_diagnostics`) is **unreliable (sampler)** instead, never "holds".
+
+Intervals come from a delete-one-seed jackknife SE unless a finding says otherwise (seeds — independently trained
+models — are the random units of the question "do models of this family agree?"):
+
+* statistics on an unbounded scale (differences, gains, accuracies): estimate +- 1.96 SE (:func:`interval`);
+* statistics on a cosine scale (similarity rho, the alignment cos(mu_k1, mu_k2), ensemble cosines): the interval is
+  computed on the Fisher-z scale and mapped back, so it always lies in [-1, 1] (:func:`cosine_interval`, which states
+  the rule and how estimates at or past +-1 are handled; :func:`fmt_ci` with ``cosine=True`` prints it).
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Finding", "Progress", "family_layout", "file_stem", "jackknife_se", "save_figure", "save_table",
-           "verdict"]
+__all__ = ["Finding", "Progress", "cosine_interval", "family_layout", "file_stem", "jackknife_se", "save_figure",
+           "save_table", "verdict"]
 
 HOLDS, FAILS, INCONCLUSIVE, NOT_TESTED = "holds", "fails", "inconclusive", "not tested"
+#: The verdict of a finding whose decisive Bayesian fit failed the sampler rule (shown "UNRELIABLE (sampler)").
+UNRELIABLE = "unreliable (sampler)"
 Z95 = 1.959963984540054
 
 
@@ -40,7 +50,7 @@ class Finding:
         The paper's claim, as tested here (one sentence).
     measured : list of str
         What was measured, one line each, with 95 % intervals.
-    status : {"holds", "fails", "inconclusive", "not tested"}
+    status : {"holds", "fails", "inconclusive", "not tested", "unreliable (sampler)"}
     reason : str
         Why the verdict is what it is (the decisive numbers).
     figures, tables : list of pathlib.Path
@@ -61,7 +71,7 @@ class Finding:
 
     @property
     def holds(self) -> bool | None:
-        """True (holds), False (fails) or None (inconclusive or not tested)."""
+        """True (holds), False (fails) or None (inconclusive, not tested or unreliable)."""
         return {HOLDS: True, FAILS: False}.get(self.status)
 
 
@@ -81,6 +91,24 @@ def verdict(lower, upper, threshold=0.0) -> str:
     if np.all(lower > threshold):
         return HOLDS
     return INCONCLUSIVE
+
+
+def apply_sampler_rule(finding: Finding, diagnostics, fit: str) -> None:
+    """Make ``finding`` "unreliable (sampler)" when the Bayesian fit its verdict rests on breaks the sampler rule.
+
+    ``diagnostics`` is the fit's :class:`sawdist.bayes.fitting.SamplerDiagnostics` and ``fit`` names the fit in the
+    reason. Whatever the intervals said (holds, fails, inconclusive), a posterior that the sampler did not explore
+    reliably decides nothing; the interval is still reported under "measured". Call it after the verdict is set.
+    """
+    finding.numbers["sampler_reliable"] = bool(diagnostics.reliable)
+    if diagnostics.reliable or finding.status == NOT_TESTED:
+        return
+    from sawdist.bayes.fitting import ESS_BULK_MIN, RHAT_MAX  # only here: a fit exists, so PyMC is loaded
+
+    finding.status = UNRELIABLE
+    finding.reason = (f"the {fit} breaks the sampler rule ({', '.join(diagnostics.problems)}; the rule asks for "
+                      f"R-hat <= {RHAT_MAX:g}, bulk ESS >= {ESS_BULK_MIN} and no divergences), so its posterior "
+                      f"decides nothing; fit again with more tuning and draws")
 
 
 def jackknife_se(replicates, axis=0):
@@ -124,9 +152,50 @@ def interval(estimate, se):
     return estimate - Z95 * se, estimate + Z95 * se
 
 
-def fmt_ci(estimate, se, digits=3) -> str:
-    """'0.412 [0.398, 0.426]'."""
-    lo, hi = interval(estimate, se)
+def cosine_interval(estimate, se) -> tuple[np.ndarray, np.ndarray]:
+    r"""95 % interval of a statistic on a cosine scale, inside [-1, 1]: Fisher z with the delta-method SE.
+
+    For an estimate r in (-1, 1) with standard error s (a jackknife SE of r), z = atanh(r) has the delta-method
+    SE s_z = s / (1 - r^2), and the interval is
+
+        L(r) = tanh(z - 1.96 s_z),    U(r) = tanh(z + 1.96 s_z).
+
+    Far from +-1 (s << 1 - |r|) this is r -+ 1.96 s to first order; near +-1 it is asymmetric and never leaves
+    [-1, 1]. As r approaches 1 with s fixed, s_z grows faster than z and L(r) *falls* (to -1 as r -> 1): the
+    linearisation breaks down once the interval r +- 1.96 s would reach the bound. A larger estimate must never
+    earn a weaker bound, so the bounds are made monotone in the estimate: L is evaluated at min(r, r*) and U at
+    max(r, -r*), where r* = sqrt(1 + (1.96 s)^2) - 1.96 s is the maximum point of L (there 1 - r*^2 = 2 (1.96 s) r*,
+    about where r + 1.96 s = 1).
+
+    **Estimates at or past +-1.** The bias-corrected alignment cos(mu_k1, mu_k2), a ratio of unbiased sums, can
+    exceed 1 by noise when the true cosine is near 1 (averages of actual cosines — rho, ensemble cosines — cannot).
+    Such an estimate is reported as measured; for the transform it is clipped: its lower bound is L(r*) and its
+    upper bound the bound itself, 1 (for estimates <= -1: lower bound -1, upper bound U(-r*)). With s = 0 the
+    interval is the estimate clipped to [-1, 1]; NaN in, NaN out.
+
+    ``estimate`` and ``se`` broadcast; returns ``(lower, upper)`` arrays (0-d for scalars).
+    """
+    r, s = np.broadcast_arrays(np.asarray(estimate, float), np.asarray(se, float))
+    k = Z95 * s
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r_star = np.sqrt(1.0 + k * k) - k  # in (0, 1] for s >= 0
+
+        def bound(at, sign):
+            return np.tanh(np.arctanh(at) + sign * k / (1.0 - at * at))
+
+        lower = np.where(r <= -1.0, -1.0, bound(np.minimum(r, r_star), -1.0))
+        upper = np.where(r >= 1.0, 1.0, bound(np.maximum(r, -r_star), 1.0))
+        # s = 0: r* = 1 and the transform is 0/0 at the bound; the interval is the (clipped) estimate
+        point = np.clip(r, -1.0, 1.0)
+        lower = np.where(s == 0, point, lower)
+        upper = np.where(s == 0, point, upper)
+    bad = ~(np.isfinite(r) & np.isfinite(s)) | (s < 0)
+    return np.where(bad, np.nan, lower)[()], np.where(bad, np.nan, upper)[()]
+
+
+def fmt_ci(estimate, se, digits=3, *, cosine: bool = False) -> str:
+    """'0.412 [0.398, 0.426]': the estimate and its 95 % interval (:func:`cosine_interval` when ``cosine``)."""
+    lo, hi = cosine_interval(estimate, se) if cosine else interval(estimate, se)
     return f"{float(estimate):.{digits}f} [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
 
 

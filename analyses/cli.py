@@ -98,12 +98,15 @@ def _write_timings(out: Path, timings: dict) -> None:
 
 def _analyse(ds, out, options, models, progress, meta, only=None):
     from . import run_all
+    from .quality import screen
     from .report import write_report
 
-    findings = run_all(ds, out, options=options, models=models, progress=progress, only=only)
+    with progress.stage("model quality (the exclusion rule)"):
+        screening = screen(ds, models)  # once: run_all applies it, the report lists it
+    findings = run_all(ds, out, options=options, models=models, progress=progress, only=only, screening=screening)
     _write_timings(out, progress.timings)
     md, page = write_report(findings, out, title="sawdist: do these models think alike?", meta=meta,
-                            timings=progress.timings)
+                            timings=progress.timings, screening=screening)
     _write_timings(out, progress.timings)
     progress.say(f"report: {md} and {page}")
     pad = max(len(f.title) for f in findings)

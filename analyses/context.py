@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
+    from sawdist.bayes.fitting import SamplerDiagnostics
+
     from ._pairs import PairStats
     from .models import ModelPool
 
@@ -44,7 +46,8 @@ class Options:
     bayes_inputs : int
         At most this many inputs (evenly spaced) enter the Bayesian fits.
     draws, tune, chains : int
-        NUTS settings of every Bayesian fit.
+        NUTS settings of every Bayesian fit (default 1000 draws after 300 tuning steps, 4 chains: the sampler rule's
+        R-hat and bulk ESS, :func:`sawdist.bayes.fitting.sampler_diagnostics`, need several chains to be reliable).
     laws : list of str
         Laws of concentration compared by LOO (:data:`sawdist.bayes.LAWS`).
     ensemble_sizes : list of int, optional
@@ -62,9 +65,9 @@ class Options:
     architecture: dict | None = None
     bayes: bool = True
     bayes_inputs: int = 100
-    draws: int = 300
+    draws: int = 1000
     tune: int = 300
-    chains: int = 2
+    chains: int = 4
     laws: list = dataclasses.field(default_factory=lambda: ["power", "logit_mean_resultant_length"])
     ensemble_sizes: list | None = None
     ensemble_subsets: int = 64
@@ -96,6 +99,7 @@ class Context:
         self.models = models
         self._pairs = None
         self._fits = {}
+        self._diagnostics = {}
         self._summary = None
         self.sampler_warnings = {}
 
@@ -137,8 +141,8 @@ class Context:
                               f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['input']} inputs)")
             import warnings
 
-            # Sampler warnings (divergences that overflow, ...) are diagnostics, not errors: they are recorded
-            # and the findings report R-hat and ESS.
+            # Sampler warnings (divergences that overflow, the sampler rule's one sentence, ...) are diagnostics,
+            # not errors: they are recorded, and the findings apply the sampler rule to the fits they rest on.
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 self._fits[key] = fit_convergence(
@@ -148,7 +152,19 @@ class Context:
             # PyTensor's note that it found no BLAS concerns speed only.
             self.sampler_warnings[key] = sorted({f"{w.category.__name__}: {w.message}" for w in caught
                                                  if "BLAS" not in str(w.message)})
+            checked = self.diagnostics(law, shared)
+            if not checked.reliable:
+                self.progress.say(f"  the fit breaks the sampler rule: {', '.join(checked.problems)}")
         return self._fits[key]
+
+    def diagnostics(self, law: str, shared: bool) -> SamplerDiagnostics:
+        """The sampler rule's diagnostics (:func:`sawdist.bayes.fitting.sampler_diagnostics`) of a fit (cached)."""
+        key = (law, shared)
+        if key not in self._diagnostics:
+            from sawdist.bayes.fitting import sampler_diagnostics
+
+            self._diagnostics[key] = sampler_diagnostics(self.fit(law, shared))
+        return self._diagnostics[key]
 
     def compare(self, fits: dict[str, az.InferenceData]) -> tuple[pd.DataFrame, list[str]]:
         """:func:`arviz.compare` by PSIS-LOO, with its warnings turned into notes for the report.

@@ -8,8 +8,11 @@ mu(x) integrated out, inputs partially pooled):
 * the laws of concentration (``Options.laws``) compared by PSIS-LOO over inputs;
 * the posterior predictive similarity matrix mean_x m_x(k1) m_x(k2) against the observed rho(k1, k2) (same inputs).
 
-Verdict: the concentration rises with capacity, beta > 0, for every family (95 % posterior interval). Sampler
-diagnostics (max R-hat, min bulk ESS) are reported with it.
+Verdict: the concentration rises with capacity, beta > 0, for every family (95 % posterior interval), provided the
+power-law fit meets the sampler rule (:func:`sawdist.bayes.fitting.sampler_diagnostics`: max R-hat <= 1.01 and bulk
+ESS >= 400 over alpha, beta and sigma, no divergences); otherwise the verdict is "unreliable (sampler)", whatever
+the interval says. The diagnostics are reported with it, and those of the other laws' fits beside the LOO
+comparison.
 
 Run alone: ``sawdist report DATASET.nc --only convergence``.
 """
@@ -20,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._common import Finding, nanmean, new_figure, save_figure, save_table, verdict
+from ._common import Finding, apply_sampler_rule, nanmean, new_figure, save_figure, save_table, verdict
 
 if TYPE_CHECKING:
     import os
@@ -59,8 +62,6 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     except ValueError as err:
         finding.reason = f"the Bayesian model could not be fitted: {err}"
         return finding
-    import arviz as az
-
     from sawdist.bayes import posterior_predictive
 
     d = ctx.dim
@@ -73,10 +74,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     # The predicted similarity mean_x m_x(k1) m_x(k2), per posterior draw.
     predicted = posterior_predictive(idata)["similarity"].stack(s=("chain", "draw")).transpose(
         "s", "family", "capacity", "capacity_b").values
-    rhat = float(max(float(az.rhat(idata, var_names=["alpha", "beta", "sigma"])[v].max())
-                     for v in ("alpha", "beta", "sigma")))
-    ess = float(min(float(az.ess(idata, var_names=["alpha", "beta", "sigma"])[v].min())
-                    for v in ("alpha", "beta", "sigma")))
+    checked = ctx.diagnostics("power", True)
     b_lo, b_hi = _q(beta)
     finding.status = verdict(b_lo, b_hi, 0.0)
     # Observed rho on the inputs of the fit.
@@ -130,14 +128,15 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         finding.numbers[f"{fam}/rho_relative_error"] = rel
         finding.numbers[f"{fam}/rho_fraction_agreeing"] = inside
         figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, p_mean, p_lo, p_hi))
-    finding.measured.append(f"Sampler: max R-hat {rhat:.3f}, min bulk ESS {ess:.0f} (alpha, beta, sigma); "
-                            f"{ctx.summary.sizes['input']} inputs.")
-    n_warn = len(ctx.sampler_warnings.get(("power", True), []))
-    if n_warn:
-        finding.measured.append(f"The sampler emitted {n_warn} kind(s) of warning (e.g. "
-                                f"{ctx.sampler_warnings[('power', True)][0][:120]}).")
-    finding.numbers["rhat_max"] = rhat
-    finding.numbers["ess_min"] = ess
+    finding.measured.append(f"Sampler (power law): {checked.summary()}; {ctx.summary.sizes['input']} inputs.")
+    # other warnings than the sampler rule's own sentence, which the line above already states
+    others = [w for w in ctx.sampler_warnings.get(("power", True), [])
+              if not w.startswith("SamplerDiagnosticsWarning")]
+    if others:
+        finding.measured.append(f"The sampler emitted {len(others)} kind(s) of warning (e.g. {others[0][:120]}).")
+    finding.numbers["rhat_max"] = checked.rhat_max
+    finding.numbers["ess_min"] = checked.ess_bulk_min
+    finding.numbers["divergences"] = checked.divergences
     # Law comparison.
     if len(opts.laws) > 1:
         fits = {}
@@ -155,14 +154,19 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                 f"{', '.join(f'{x:.1f}' for x in table['dse'])})."
             )
             finding.measured.extend(f"({note}.)" for note in notes)
+            unreliable = [law for law in fits if not ctx.diagnostics(law, True).reliable]
+            if unreliable:
+                finding.measured.append(
+                    "(The fit of " + ", ".join(f"law {law!r} ({', '.join(ctx.diagnostics(law, True).problems)})"
+                                               for law in unreliable)
+                    + " breaks the sampler rule: this comparison is not to be relied on.)")
             finding.numbers["best_law"] = str(table.index[0])
     finding.reason = {
         "holds": "beta > 0 in every family (95 % posterior interval above 0)",
         "fails": "beta < 0 in some family (95 % posterior interval below 0)",
         "inconclusive": "some family's 95 % posterior interval for beta includes 0",
     }.get(finding.status, "no posterior")
-    if rhat > 1.05:
-        finding.reason += f" (caution: R-hat {rhat:.2f} > 1.05, run more draws)"
+    apply_sampler_rule(finding, checked, "power-law fit")
     finding.tables.append(save_table(pd.DataFrame(rows), out_dir, "convergence_law"))
     finding.tables.append(save_table(pd.DataFrame(pred_rows), out_dir, "convergence_predictive_rho"))
     for data in figs_data:

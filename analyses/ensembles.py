@@ -10,7 +10,8 @@ seeds, over the large models and over inputs, against N. Beside it:
   small models agrees with a large model *more* than another large model does (m_L > m_L^2);
 * with trained models at hand (``sawdist run``), the test accuracy of the averaged probabilities of N small models.
 
-Uncertainty: over inputs (per-input differences, SE of their mean). Verdict: the ensemble gain
+Uncertainty: over inputs (per-input differences, SE of their mean); the intervals of the cosines themselves are on the
+Fisher-z scale (:func:`~sawdist.analyses._common.cosine_interval`, inside [-1, 1]). Verdict: the ensemble gain
 cos(u_bar_N_max, u_L) - cos(u_1, u_L) > 0 in every family (95 % interval).
 
 Run alone: ``sawdist report DATASET.nc --only ensembles``.
@@ -25,6 +26,7 @@ import numpy as np
 from ._common import (
     Z95,
     Finding,
+    cosine_interval,
     family_layout,
     fmt_ci,
     input_chunks,
@@ -131,15 +133,17 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         uppers.append(gain + Z95 * gain_se)
         beat_x = obs[:, -1] - large
         beat, beat_se = mean_se(beat_x)
+        cos_lo, cos_hi = cosine_interval(mean_obs, se_obs)
         for j, size in enumerate(sizes):
             rows.append({"family": fam, "capacity_small": caps[0], "capacity_large": caps[-1], "ensemble_size": size,
-                         "cosine": mean_obs[j], "se": se_obs[j], "predicted": pred[j], "limit": limit,
-                         "large_large_rho": float(nanmean(large))})
+                         "cosine": mean_obs[j], "se": se_obs[j], "lower": cos_lo[j], "upper": cos_hi[j],
+                         "predicted": pred[j], "limit": limit, "large_large_rho": float(nanmean(large))})
         with np.errstate(invalid="ignore", divide="ignore"):
             rel = float(np.max(np.abs(mean_obs - pred) / np.abs(pred)))
         finding.measured.append(
             f"{fam}: cos(mean of N models of k = {caps[0]:g}, a k = {caps[-1]:g} model) from "
-            f"{fmt_ci(mean_obs[0], se_obs[0])} at N = 1 to {fmt_ci(mean_obs[-1], se_obs[-1])} at N = {sizes[-1]} "
+            f"{fmt_ci(mean_obs[0], se_obs[0], cosine=True)} at N = 1 to "
+            f"{fmt_ci(mean_obs[-1], se_obs[-1], cosine=True)} at N = {sizes[-1]} "
             f"(gain {fmt_ci(gain, gain_se)}); identity 4 predicts {pred[0]:.3f} to {pred[-1]:.3f} (largest relative "
             f"miss {100 * rel:.1f} %), limit {limit:.3f} as N grows."
         )
@@ -153,7 +157,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         finding.numbers[f"{fam}/curve"] = mean_obs.tolist()
         finding.numbers[f"{fam}/predicted"] = pred.tolist()
         finding.numbers[f"{fam}/beats_large"] = beat
-        curves.append((fam, sizes, mean_obs, se_obs, pred, limit, float(nanmean(large))))
+        curves.append((fam, sizes, mean_obs, (cos_lo, cos_hi), pred, limit, float(nanmean(large))))
     finding.status = verdict(lowers, uppers, 0.0)
     finding.reason = {
         "holds": "in every family the ensemble of small models moves towards the large models as N grows "
@@ -200,9 +204,11 @@ def _figure(curves, caps, accuracy, out_dir):
     n_panels = 2 if accuracy is not None else 1
     fig, axes = new_figure(1, n_panels, figsize=(6.4 * n_panels, 4.2), squeeze=False)
     ax = axes[0, 0]
-    for i, (fam, sizes, obs, se, pred, limit, large) in enumerate(curves):
+    for i, (fam, sizes, obs, (lo, hi), pred, limit, large) in enumerate(curves):
         color = f"C{i}"
-        ax.errorbar(sizes, obs, yerr=Z95 * se, fmt="o", color=color, label=f"{fam}: observed")
+        # asymmetric bars: the 95 % intervals of a cosine (Fisher z), inside [-1, 1]
+        ax.errorbar(sizes, obs, yerr=np.stack([obs - lo, hi - obs]), fmt="o", color=color,
+                    label=f"{fam}: observed (95 %)")
         ax.plot(sizes, pred, "-", color=color, label=f"{fam}: identity 4")
         ax.axhline(limit, color=color, ls=":", lw=1)
         ax.axhline(large, color=color, ls="--", lw=1, label=f"{fam}: two large models agree")

@@ -1,7 +1,10 @@
 """The report of a run: ``report.md`` and ``report.html`` (self-contained but for the PNG figures beside it).
 
-For every finding: the claim, the verdict (holds / fails / inconclusive / not tested) with its reason, what was
-measured with 95 % intervals, and links to its figures and tables. Then a table of where the time went.
+After the summary of verdicts, the model quality: every model's test accuracy and valid fraction (per family and
+capacity, the full table per seed in ``tables/model_quality.csv``), the exclusion rule of
+:mod:`sawdist.analyses.quality` and the models it excluded, with the reason. For every finding: the claim, the
+verdict (holds / fails / inconclusive / not tested / unreliable (sampler)) with its reason, what was measured with
+95 % intervals, and links to its figures and tables. Then a table of where the time went.
 """
 
 from __future__ import annotations
@@ -16,11 +19,35 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from ._common import Finding
+    from .quality import Screening
 
 __all__ = ["write_report"]
 
-_BADGE = {"holds": "HOLDS", "fails": "FAILS", "inconclusive": "INCONCLUSIVE", "not tested": "NOT TESTED"}
-_COLOR = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700", "not tested": "#6e7781"}
+_BADGE = {"holds": "HOLDS", "fails": "FAILS", "inconclusive": "INCONCLUSIVE", "not tested": "NOT TESTED",
+          "unreliable (sampler)": "UNRELIABLE (sampler)"}
+_COLOR = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700", "not tested": "#6e7781",
+          "unreliable (sampler)": "#8250df"}
+_RULES = ("a claim *holds* when its whole 95 % interval lies on the claimed side, *fails* when the whole interval "
+          "lies on the other side, and is *inconclusive* otherwise; it is *unreliable (sampler)* when the Bayesian "
+          "fit its verdict rests on breaks the sampler rule (R-hat, bulk ESS or divergences: see the finding), "
+          "whatever its interval says. Intervals of cosines (similarity, alignment, ensemble cosines) are computed "
+          "on the Fisher-z scale and lie in [-1, 1].")
+
+
+def _quality_section(screening):
+    """(rule, excluded lines, header, rows, table paths) of the model-quality section, or None without screening."""
+    if screening is None:
+        return None
+    from .quality import RULE, summary_rows
+
+    header = ("family", "capacity", "models", "excluded", "test accuracy (min / median / max)",
+              "valid fraction (min / median / max)")
+    rows = [(r["family"], f"{r['capacity']:g}", str(r["models"]), str(r["excluded"]), r["accuracy"],
+             r["valid_fraction"]) for r in summary_rows(screening.table)]
+    tables = [Path("tables") / "model_quality.csv"]
+    if screening.pool_table is not None:
+        tables.append(Path("tables") / "model_pool_quality.csv")
+    return RULE, screening.excluded(), header, rows, tables
 
 
 def _summary_rows(findings):
@@ -28,7 +55,7 @@ def _summary_rows(findings):
 
 
 def markdown(findings: Sequence[Finding], *, title: str = "sawdist report", meta: Mapping[str, object] | None = None,
-             timings: Mapping[str, float] | None = None) -> str:
+             timings: Mapping[str, float] | None = None, screening: Screening | None = None) -> str:
     lines = [f"# {title}", ""]
     for key, value in (meta or {}).items():
         lines.append(f"- **{key}**: {value}")
@@ -37,8 +64,18 @@ def markdown(findings: Sequence[Finding], *, title: str = "sawdist report", meta
     lines += ["## Summary", "", "| # | finding | verdict | because |", "|---|---|---|---|"]
     for i, t, badge, reason in _summary_rows(findings):
         lines.append(f"| {i} | {t} | **{badge}** | {reason} |")
-    lines += ["", ("Verdicts: a claim *holds* when its whole 95 % interval lies on the claimed side, *fails* when the "
-              "whole interval lies on the other side, and is *inconclusive* otherwise."), ""]
+    lines += ["", f"Verdicts: {_RULES}", ""]
+    quality = _quality_section(screening)
+    if quality is not None:
+        rule, excluded, header, rows, tables = quality
+        lines += ["## Model quality", "", f"**Exclusion rule.** {rule}", ""]
+        if excluded:
+            lines += [f"**Excluded ({len(excluded)}).**", ""] + [f"- {line}" for line in excluded] + [""]
+        else:
+            lines += ["**Excluded.** None: every model passed.", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines += ["", "Per model (seed): " + ", ".join(f"[{t.name}]({t.as_posix()})" for t in tables), ""]
     for i, f in enumerate(findings):
         lines += [f"## {i + 1}. {f.title} — {_BADGE.get(f.status, f.status.upper())}", "", f"**Claim.** {f.claim}",
                   "", f"**Verdict.** {_BADGE.get(f.status, f.status)}: {f.reason}.", ""]
@@ -57,7 +94,7 @@ def markdown(findings: Sequence[Finding], *, title: str = "sawdist report", meta
     return "\n".join(lines)
 
 
-def _html(findings, *, title, meta, timings) -> str:
+def _html(findings, *, title, meta, timings, screening=None) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", "<html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
            ("<style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
@@ -70,9 +107,24 @@ def _html(findings, *, title, meta, timings) -> str:
     for (i, t, badge, reason), f in zip(_summary_rows(findings), findings):
         out.append(f"<tr><td>{i}</td><td><a href='#f{i}'>{e(t)}</a></td><td><span class='badge' "
                    f"style='background:{_COLOR.get(f.status, '#333')}'>{badge}</span></td><td>{e(reason)}</td></tr>")
-    out.append("</table><p>Verdicts: a claim <i>holds</i> when its whole 95 % interval lies on the claimed side, "
-               "<i>fails</i> when the whole interval lies on the other side, and is <i>inconclusive</i> "
-               "otherwise.</p>")
+    rules = e(_RULES)
+    for word in ("holds", "fails", "inconclusive", "unreliable (sampler)"):
+        rules = rules.replace(f"*{word}*", f"<i>{word}</i>")
+    out.append(f"</table><p>Verdicts: {rules}</p>")
+    quality = _quality_section(screening)
+    if quality is not None:
+        rule, excluded, header, rows, tables = quality
+        out.append(f"<h2 id='quality'>Model quality</h2><p><b>Exclusion rule.</b> {e(rule)}</p>")
+        if excluded:
+            out.append(f"<p><b>Excluded ({len(excluded)}).</b></p><ul>"
+                       + "".join(f"<li>{e(line)}</li>" for line in excluded) + "</ul>")
+        else:
+            out.append("<p><b>Excluded.</b> None: every model passed.</p>")
+        out.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>"
+                   + "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                   + "</table>")
+        out.append("<p>Per model (seed): " + ", ".join(f"<a href='{e(t.as_posix())}'>{e(t.name)}</a>"
+                                                       for t in tables) + "</p>")
     for i, f in enumerate(findings):
         badge = _BADGE.get(f.status, f.status.upper())
         out.append(f"<h2 id='f{i + 1}'>{i + 1}. {e(f.title)} <span class='badge' "
@@ -96,15 +148,20 @@ def _html(findings, *, title, meta, timings) -> str:
 
 
 def write_report(findings: Sequence[Finding], out_dir: str | os.PathLike[str], *, title: str = "sawdist report",
-                 meta: Mapping[str, object] | None = None,
-                 timings: Mapping[str, float] | None = None) -> tuple[Path, Path]:
-    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths."""
+                 meta: Mapping[str, object] | None = None, timings: Mapping[str, float] | None = None,
+                 screening: Screening | None = None) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.html`` into ``out_dir``; return their paths.
+
+    ``screening`` (:func:`sawdist.analyses.quality.screen` of the dataset the findings were measured on) adds the
+    model-quality section: accuracy and valid fraction per family and capacity, the exclusion rule and the excluded
+    models with the reason.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = dict(meta or {})
     meta.setdefault("written", datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"))
     md = out_dir / "report.md"
-    md.write_text(markdown(findings, title=title, meta=meta, timings=timings), encoding="utf-8")
+    md.write_text(markdown(findings, title=title, meta=meta, timings=timings, screening=screening), encoding="utf-8")
     page = out_dir / "report.html"
-    page.write_text(_html(findings, title=title, meta=meta, timings=timings), encoding="utf-8")
+    page.write_text(_html(findings, title=title, meta=meta, timings=timings, screening=screening), encoding="utf-8")
     return md, page

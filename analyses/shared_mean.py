@@ -4,14 +4,18 @@ Measured:
 
 * **Alignment** of the mean directions of every pair of capacities (and of families given one architecture label),
   bias-aware: cos(mu_j, mu_l) = sum_x rho_x(j, l) / sqrt(sum_x rho_x(j, j) sum_x rho_x(l, l)) (identity 2 with the
-  unbiased pair sums of :mod:`sawdist.analyses._pairs`), with delete-one-seed jackknife intervals. Plug-in mean
-  directions would not do: in high dimension their cosines are biased towards 0 by noise.
+  unbiased pair sums of :mod:`sawdist.analyses._pairs`), with delete-one-seed jackknife intervals on the Fisher-z
+  scale (:func:`~sawdist.analyses._common.cosine_interval`: inside [-1, 1]). Plug-in mean directions would not do: in
+  high dimension their cosines are biased towards 0 by noise. Being a ratio of unbiased sums, the estimate itself
+  can exceed 1 when the true cosine is near 1: it is reported as measured (table, figure), its interval ends at 1.
 * **Bayesian comparison** of the collapsed vMF model with one mean direction per input shared by the capacities
   against one per capacity (:func:`sawdist.bayes.fit_convergence`, PSIS-LOO over inputs, power law).
 
 Verdict: H2 holds when every pair's alignment lies above ``alignment_threshold`` (default 0.9: "almost the same"),
 95 % intervals, and fails when one lies below. The LOO comparison is reported beside it (it prefers the shared
-mean as soon as the means are partly aligned, so it cannot decide "almost" alone).
+mean as soon as the means are partly aligned, so it cannot decide "almost" alone), with a caveat when either fit
+breaks the sampler rule (:func:`sawdist.bayes.fitting.sampler_diagnostics`); the verdict does not rest on the fits,
+so it is never "unreliable (sampler)".
 
 Run alone: ``sawdist report DATASET.nc --only shared_mean``.
 """
@@ -25,8 +29,8 @@ import numpy as np
 from . import _pairs
 from ._common import (
     Finding,
+    cosine_interval,
     fmt_ci,
-    interval,
     new_figure,
     save_figure,
     save_table,
@@ -81,7 +85,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     name = [f"{fam} k={k:g}" for fam in ps.families for k in caps]
     rows = []
     for a, b in pairs:
-        lo, hi = interval(A[a, b], A_se[a, b])
+        lo, hi = cosine_interval(A[a, b], A_se[a, b])
         rows.append({"slot_1": name[a], "slot_2": name[b], "alignment": A[a, b], "se": A_se[a, b], "lower": lo,
                      "upper": hi})
     table = pd.DataFrame(rows)
@@ -91,7 +95,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         worst = table.iloc[int(np.argmin(table["alignment"].to_numpy()))]
         finding.measured.append(
             f"bias-aware cos(mu_k1, mu_k2) over {len(rows)} pairs of capacities: median "
-            f"{np.median(table['alignment']):.3f}, smallest {fmt_ci(worst['alignment'], worst['se'])} "
+            f"{np.median(table['alignment']):.3f}, smallest {fmt_ci(worst['alignment'], worst['se'], cosine=True)} "
             f"({worst['slot_1']} vs {worst['slot_2']}); threshold {thr:g}."
         )
         finding.numbers["alignment_min"] = float(table["alignment"].min())
@@ -118,6 +122,15 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                 f"to {other!r} {diff:.1f} (se {dse:.1f})."
             )
             finding.measured.extend(f"({note}.)" for note in notes)
+            # The verdict rests on the moment alignment, not on these fits: a fit that breaks the sampler rule
+            # discredits the LOO line only.
+            for model, shared in (("shared", True), ("separate", False)):
+                checked = ctx.diagnostics("power", shared)
+                finding.numbers[f"sampler_reliable_{model}"] = bool(checked.reliable)
+                if not checked.reliable:
+                    finding.measured.append(f"(The {model}-mean fit breaks the sampler rule "
+                                            f"({', '.join(checked.problems)}): this comparison is not to be relied "
+                                            f"on.)")
             finding.numbers["loo_best"] = str(best)
             finding.numbers["loo_elpd_diff"] = diff
             finding.numbers["loo_dse"] = dse

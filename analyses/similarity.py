@@ -6,7 +6,8 @@ mean_x m_x(k1) m_x(k2) of identity 2 with a shared mean direction, and the resid
 (family, capacity) matrix.
 
 Verdict: for every family and every k2, the end-to-end increase rho(k_max, k2) - rho(k_min, k2) > 0 (95 % jackknife
-intervals over seeds). The fraction of adjacent steps that increase is reported as well.
+intervals over seeds). The intervals of rho itself (table, text) are on the Fisher-z scale and lie in [-1, 1]
+(:func:`~sawdist.analyses._common.cosine_interval`). The fraction of adjacent steps that increase is reported as well.
 
 Run alone: ``sawdist report DATASET.nc --only similarity``.
 """
@@ -20,6 +21,7 @@ import numpy as np
 from . import _pairs
 from ._common import (
     Finding,
+    cosine_interval,
     fmt_ci,
     interval,
     new_figure,
@@ -62,7 +64,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         R, S = rho[b, b], rho_se[b, b]
         for i in range(K):
             for j in range(K):
-                lo, hi = interval(R[i, j], S[i, j])
+                lo, hi = cosine_interval(R[i, j], S[i, j])
                 rows.append({"family": fam, "capacity_1": caps[i], "capacity_2": caps[j], "rho": R[i, j],
                              "se": S[i, j], "lower": lo, "upper": hi, "rank_one": pred[b, b][i, j],
                              "residual": R[i, j] - pred[b, b][i, j]})
@@ -77,9 +79,9 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         frac_up = float(np.mean(steps > 0)) if K > 1 else float("nan")
         diag = np.diag(R)
         finding.measured.append(
-            f"{fam}: rho(k, k) from {fmt_ci(diag[0], S[0, 0])} at k = {caps[0]:g} to "
-            f"{fmt_ci(diag[-1], S[-1, -1])} at k = {caps[-1]:g}; rho(k_max, k2) - rho(k_min, k2) ranges over "
-            f"[{inc.min():.3f}, {inc.max():.3f}] (smallest lower bound {lo.min():.3f}); "
+            f"{fam}: rho(k, k) from {fmt_ci(diag[0], S[0, 0], cosine=True)} at k = {caps[0]:g} to "
+            f"{fmt_ci(diag[-1], S[-1, -1], cosine=True)} at k = {caps[-1]:g}; rho(k_max, k2) - rho(k_min, k2) "
+            f"ranges over [{inc.min():.3f}, {inc.max():.3f}] (smallest lower bound {lo.min():.3f}); "
             f"{100 * frac_up:.0f} % of adjacent capacity steps increase."
         )
         finding.numbers[f"{fam}/increase_min"] = float(inc.min())

@@ -5,7 +5,8 @@
 * :mod:`.design` — the checked arrays of a summary (:class:`~.design.Design`, :func:`~.design.check_summary`);
 * :mod:`.model` — the collapsed convergence model (mu(x) integrated out): likelihood, priors, laws;
 * :mod:`.initialization` — the Laplace start of NUTS (posterior mode, mass matrix from the Hessian there);
-* :mod:`.fitting` — :func:`fit_convergence` and the H2 comparison :func:`compare_shared_mean`;
+* :mod:`.fitting` — :func:`fit_convergence`, the sampler rule (:func:`sampler_diagnostics`) and the H2
+  comparison :func:`compare_shared_mean`;
 * :mod:`.samplers` — NUTS from PyMC, nutpie, NumPyro or BlackJAX with one InferenceData layout (Numba and JAX
   implementations of the custom Ops in ``_numba_ops`` and ``_jax_ops``, registered by ``_backends`` when PyTensor
   loads those backends);
@@ -22,7 +23,13 @@ ensure_installed("pymc", "arviz", feature="sawdist.bayes")
 
 from . import _backends
 from .distributions import PowerSpherical, PowerSphericalCosine, VonMisesFisher, VonMisesFisherCosine
-from .fitting import compare_shared_mean, fit_convergence
+from .fitting import (
+    SamplerDiagnostics,
+    SamplerDiagnosticsWarning,
+    compare_shared_mean,
+    fit_convergence,
+    sampler_diagnostics,
+)
 from .mean_direction import mean_direction_posterior
 from .model import LAWS, convergence_model
 from .plots import plot_capacity_law, plot_similarity, plot_trace
@@ -36,6 +43,8 @@ __all__ = [
     "LAWS",
     "PowerSpherical",
     "PowerSphericalCosine",
+    "SamplerDiagnostics",
+    "SamplerDiagnosticsWarning",
     "VonMisesFisher",
     "VonMisesFisherCosine",
     "compare_shared_mean",
@@ -48,5 +57,6 @@ __all__ = [
     "plot_similarity",
     "plot_trace",
     "posterior_predictive",
+    "sampler_diagnostics",
     "simulate_summary",
 ]

@@ -77,3 +77,31 @@ def test_file_stem_refuses_names_that_are_not_files(name):
 
     with pytest.raises(ValueError, match=rf"^'name' must make a file name inside the output folder, got '{name}'\.$"):
         file_stem(name)
+
+
+def test_a_verdict_resting_on_an_unreliable_fit_is_unreliable_never_holds(tmp_path):
+    from sawdist.analyses._common import Finding, apply_sampler_rule
+    from sawdist.bayes import SamplerDiagnostics
+
+    bad = SamplerDiagnostics(rhat_max=1.08, ess_bulk_min=47.0, divergences=3, chains=4, draws=300)
+    good = SamplerDiagnostics(rhat_max=1.002, ess_bulk_min=900.0, divergences=0, chains=4, draws=300)
+    for status in ("holds", "fails", "inconclusive"):
+        f = Finding("convergence", "Convergence law", "beta > 0", status=status, reason="beta > 0")
+        apply_sampler_rule(f, bad, "power-law fit")
+        assert f.status == "unreliable (sampler)" and f.holds is None
+        assert f.reason == ("the power-law fit breaks the sampler rule (max R-hat 1.080 > 1.01, min bulk ESS 47 < "
+                            "400, 3 divergent transitions; the rule asks for R-hat <= 1.01, bulk ESS >= 400 and no "
+                            "divergences), so its posterior decides nothing; fit again with more tuning and draws")
+        assert f.numbers["sampler_reliable"] is False
+    kept = Finding("convergence", "Convergence law", "beta > 0", status="holds", reason="beta > 0")
+    apply_sampler_rule(kept, good, "power-law fit")
+    assert kept.status == "holds" and kept.numbers["sampler_reliable"] is True
+    md, page = write_report([f, kept], tmp_path)
+    text = md.read_text()
+    assert "| 1 | Convergence law | **UNRELIABLE (sampler)** |" in text and "## 1. Convergence law — UNRELIABLE" in text
+    assert "| 2 | Convergence law | **HOLDS** |" in text
+    assert "UNRELIABLE (sampler)</span></h2>" in page.read_text()
+
+
+def test_four_chains_by_default():
+    assert Options().chains == 4

@@ -1,3 +1,5 @@
+import re
+
 import arviz as az
 import matplotlib.pyplot as plt
 import numpy as np
@@ -105,3 +107,72 @@ def test_compare_shared_mean_prefers_the_truth():
     assert set(table.index) == {"shared", "separate"}
     assert table.index[0] == "separate"
     assert table.loc["shared", "elpd_diff"] > 4 * table.loc["shared", "dse"]
+
+
+# --- the sampler rule ---------------------------------------------------------------------------------------------
+
+
+def _posterior(shift=0.0, rho=0.0, diverging=0, chains=4, draws=1000, seed=0):
+    """alpha, beta, sigma draws (chain, draw): iid N(0, 1), chain 0 shifted by ``shift``, AR(1) with ``rho``."""
+    gen = np.random.default_rng(seed)
+    out = {}
+    for name in ("alpha", "beta", "sigma"):
+        e = gen.standard_normal((chains, draws))
+        x = np.empty_like(e)
+        x[:, 0] = e[:, 0]
+        for t in range(1, draws):
+            x[:, t] = rho * x[:, t - 1] + np.sqrt(1 - rho**2) * e[:, t]
+        x[0] += shift
+        out[name] = x
+    div = np.zeros((chains, draws), bool)
+    div.flat[:diverging] = True
+    return az.from_dict(posterior=out, sample_stats={"diverging": div})
+
+
+def test_sampler_rule_known_answers():
+    from sawdist.bayes import sampler_diagnostics
+
+    good = sampler_diagnostics(_posterior())
+    assert good.reliable and good.problems == [] and good.divergences == 0
+    assert good.rhat_max < 1.01 and good.ess_bulk_min > 2000 and (good.chains, good.draws) == (4, 1000)
+    assert good.summary().endswith("(alpha, beta, sigma; 4 chains x 1000 draws): meets the sampler rule")
+    stuck = sampler_diagnostics(_posterior(shift=1.0))  # one chain elsewhere
+    assert stuck.rhat_max > 1.01 and not stuck.reliable and stuck.problems[0].startswith("max R-hat 1.")
+    slow = sampler_diagnostics(_posterior(rho=0.99))  # ESS about 4000 (1 - 0.99) / (1 + 0.99) = 20
+    assert slow.ess_bulk_min < 400 and any(p.startswith("min bulk ESS") for p in slow.problems)
+    diverged = sampler_diagnostics(_posterior(diverging=2))
+    assert diverged.problems == ["2 divergent transitions"]
+    assert sampler_diagnostics(_posterior(diverging=1)).problems == ["1 divergent transition"]
+    message = diverged.message()
+    assert message == ("The Bayesian fit did not converge reliably (2 divergent transitions; the rule asks for R-hat "
+                       "<= 1.01, bulk ESS >= 400 and no divergences), so its intervals are not to be trusted: fit "
+                       "again with more tuning and draws (e.g. tune=1000, draws=1000) and 4 chains.")
+
+
+def test_sampler_rule_needs_the_law_parameters():
+    from sawdist.bayes import sampler_diagnostics
+
+    idata = az.from_dict(posterior={"alpha": np.zeros((2, 10)), "beta": np.zeros((2, 10))})
+    with pytest.raises(ValueError) as err:
+        sampler_diagnostics(idata)
+    assert str(err.value) == "'idata' must have a posterior with alpha, beta, sigma, got none for 'sigma'."
+
+
+def test_fit_convergence_warns_once_in_plain_words_instead_of_pymc(caplog):
+    import logging
+    import warnings
+
+    from sawdist.bayes import SamplerDiagnosticsWarning
+
+    summary = simulate_summary(dim=16, capacities=[2, 8], n_inputs=3, n_seeds=4, rng=1)
+    with caplog.at_level(logging.INFO, logger="pymc"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # 2 short chains: bulk ESS < 400 for sure (and PyMC alone would log its 'at least 4 chains' note)
+        fit_convergence(summary, "power", sampler="pymc", draws=100, tune=100, chains=2, cores=1, random_seed=2)
+    ours = [w for w in caught if issubclass(w.category, SamplerDiagnosticsWarning)]
+    assert len(ours) == 1
+    text = str(ours[0].message)
+    assert text.startswith("The Bayesian fit did not converge reliably (") and "min bulk ESS" in text
+    assert text.endswith(" and 4 chains.") and re.search(r"[.;:]\s+[A-Z]", text) is None  # one sentence
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "4 chains" not in logged and "rhat" not in logged.lower() and "effective sample size" not in logged
