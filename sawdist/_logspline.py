@@ -344,7 +344,8 @@ LAM_GRID = 10.0 ** np.arange(-4.0, 6.01, 0.5)
 
 
 def fit_log_spline(t: np.ndarray, dim: int, *, n_knots: int | None = None, lam: float | None = None,
-                   weights: np.ndarray | None = None, max_iter: int = 100) -> LogSplineFit:
+                   weights: np.ndarray | None = None, max_iter: int = 100,
+                   lam_grid: np.ndarray | None = None) -> LogSplineFit:
     """Penalised maximum-likelihood log-spline fit of the cosine law (see the module docstring).
 
     Parameters
@@ -359,6 +360,8 @@ def fit_log_spline(t: np.ndarray, dim: int, *, n_knots: int | None = None, lam: 
         Smoothing parameter; by default chosen on :data:`LAM_GRID` by AIC.
     weights : ndarray, optional
         Non-negative weights of the t_i (frequency weights).
+    lam_grid : ndarray, optional
+        The grid searched by AIC when ``lam`` is None (default :data:`LAM_GRID`).
     """
     t = np.asarray(t, dtype=np.float64)
     K = default_n_knots(t.size) if n_knots is None else int(n_knots)
@@ -375,7 +378,8 @@ def fit_log_spline(t: np.ndarray, dim: int, *, n_knots: int | None = None, lam: 
     elif knots.size <= 2:
         grid = [0.0]  # a straight line: nothing to smooth
     else:
-        grid = list(LAM_GRID[::-1])  # from smooth to rough, warm-started
+        grid = list(np.sort(LAM_GRID if lam_grid is None else np.asarray(lam_grid, dtype=np.float64))[::-1])
+        # from smooth to rough, warm-started
     best = None
     total_iter = 0
     for lam_j in grid:

@@ -1,6 +1,7 @@
 """Result types of the fits and tests: :class:`FitResult` (:func:`sawdist.fit`), :class:`SemiparametricFit`
-(:func:`sawdist.fit_semiparametric`), :class:`FamilyFit` (:func:`sawdist.fit_family`) and :class:`RayleighResult`
-(:func:`sawdist.stats.rayleigh_test`).
+(:func:`sawdist.fit_semiparametric`), :class:`FamilyFit` (:func:`sawdist.fit_family`), :class:`RayleighResult`
+(:func:`sawdist.stats.rayleigh_test`), :class:`SymmetryTestResult` (:func:`sawdist.stats.rotational_symmetry_test`)
+and :class:`ShapeTestResult` (:func:`sawdist.stats.saw_shape_test`).
 
 They live apart from the estimators so that every fitting module can build them without importing another; each
 is also importable from the module that returns it and from :mod:`sawdist`.
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
     RandomLike = np.random.Generator | int | None
 
-__all__ = ["FamilyFit", "FitResult", "RayleighResult", "SemiparametricFit"]
+__all__ = ["FamilyFit", "FitResult", "RayleighResult", "SemiparametricFit", "ShapeTestResult", "SymmetryTestResult"]
 
 
 @dataclass(repr=False)
@@ -261,3 +262,107 @@ class RayleighResult:
     n_skipped: object
     dim: int
     method: str
+
+
+@dataclass(frozen=True)
+class SymmetryTestResult:
+    """Result of :func:`sawdist.stats.rotational_symmetry_test`.
+
+    Attributes
+    ----------
+    statistic : float
+        T, the sum over all kernels (pairs of tangent directions, or of tangent contrasts) of their squared cosine.
+    expected : float
+        E[T] under rotational symmetry, sum of 1/D over the kernels.
+    variance : float
+        Var[T] under rotational symmetry, sum of 2 (D - 1) / (D^2 (D + 2)) over the kernels (tests on disjoint sets of
+        groups combine by adding statistic, expected and variance).
+    zscore : float
+        (T - E[T]) / sqrt(Var[T]).
+    pvalue : float
+        Upper-tail p-value (anisotropic tangent scatter makes T large).
+    group_zscore : ndarray or xarray.DataArray
+        The same standardisation per group (per input), NaN where a group has no kernel.
+    effective_dimension : float
+        1 / (mean squared cosine of the kernels): the participation ratio of the tangent scatter, D under the null,
+        about the number of tangent directions that carry the variance under an anisotropic alternative.
+    effective_dimension_interval : tuple of float
+        Its 95 % interval, with the groups as the random units (NaN with fewer than 2 groups).
+    reference_dimension : float
+        D, the dimension of the space the kernels live in (d - 1, the tangent space; d for contrasts without an axis),
+        the harmonic mean over the kernels.
+    n_kernels, n_groups : int
+        Kernels and groups that entered T.
+    n, n_skipped : ndarray or xarray.DataArray
+        Valid and skipped rows per group.
+    dim : int
+        Dimension d of the ambient space.
+    mu_estimated : bool
+        True when the axes were estimated from the directions (tangent contrasts), False when they were given.
+    method : str
+        The null approximation of the p-value (``'moments'`` or ``'normal'``).
+    """
+
+    statistic: float
+    expected: float
+    variance: float
+    zscore: float
+    pvalue: float
+    group_zscore: object
+    effective_dimension: float
+    effective_dimension_interval: tuple
+    reference_dimension: float
+    n_kernels: int
+    n_groups: int
+    n: object
+    n_skipped: object
+    dim: int
+    mu_estimated: bool
+    method: str
+
+
+@dataclass(frozen=True)
+class ShapeTestResult:
+    """Result of :func:`sawdist.stats.saw_shape_test`.
+
+    Attributes
+    ----------
+    mean_difference : float
+        Mean over the held-out directions of log p_semiparametric(t~) - log p_vMF(t~), the difference of the two
+        laws' predictive log densities of the held-out cosine with the training mean direction, in nats per direction.
+    se : float
+        Its standard error, with ``units`` as the random units.
+    interval : tuple of float
+        The 95 % interval mean_difference -+ 1.96 se.
+    verdict : str
+        ``"semi-parametric better"`` (interval above ``margin``), ``"vMF adequate"`` (interval at or below
+        ``margin``), or ``"inconclusive"``.
+    margin : float
+        The margin of the verdict rule (nats per direction).
+    units : str
+        ``"groups"`` (the intervals treat groups, e.g. inputs, as independent units) or ``"directions"`` (one group:
+        the held-out directions are treated as independent, which ignores their weak dependence through the group's
+        mean direction).
+    group_difference : ndarray or xarray.DataArray
+        Sum of the held-out differences per group, NaN where a group was skipped.
+    n_heldout : ndarray or xarray.DataArray
+        Held-out directions per group (0 where skipped).
+    n_groups : int
+        Groups that entered the test.
+    n_folds : int
+        Folds of the cross-validation over directions (seeds).
+    dim : int
+        Dimension d.
+    """
+
+    mean_difference: float
+    se: float
+    interval: tuple
+    verdict: str
+    margin: float
+    units: str
+    group_difference: object
+    n_heldout: object
+    n_groups: int
+    n_folds: int
+    dim: int

@@ -400,6 +400,18 @@ ERRORS = [
     (lambda: stats.ensemble_curve(DA, U[0]), r"'mu' must be a DataArray when 'directions' is one\."),
     (lambda: stats.ensemble_curve(U, U[0, :2]), r"'mu' must have 3 features like 'directions', got 2\."),
     (lambda: stats.rayleigh_test(U, method="exact"), r"'method' must be 'moments', 'normal' or 'chisq', got 'exact'"),
+    (lambda: stats.rotational_symmetry_test(U, method="exact"), r"^'method' must be 'moments' or 'normal', got "),
+    (lambda: stats.rotational_symmetry_test(U), r"^'directions' must have a group with at least 4 valid rows, got"),
+    (lambda: stats.rotational_symmetry_test(np.eye(2)), r"^'directions' must have at least 3 features .*, got 2\.$"),
+    (lambda: stats.rotational_symmetry_test(U, U[0, :2]), r"^'mu' must have 3 features like 'directions', got 2\.$"),
+    (lambda: stats.rotational_symmetry_test(U, np.ones(3)), r"^'mu' must contain unit vectors .*"),
+    (lambda: stats.rotational_symmetry_test(np.stack([U, U]), np.eye(3)),
+     r"^'mu' must broadcast to the groups' shape \(2,\), got shape \(3,\)\.$"),
+    (lambda: stats.rotational_symmetry_test(DA, U[0]), r"^'mu' must be a DataArray when 'directions' is one\.$"),
+    (lambda: stats.saw_shape_test(U, n_folds=1), r"^'n_folds' must be an integer >= 2, got 1\.$"),
+    (lambda: stats.saw_shape_test(U, margin=-0.1), r"^'margin' must be a finite number >= 0, got -0\.1\.$"),
+    (lambda: stats.saw_shape_test(U, n_knots=2), r"^'n_knots' must be an integer >= 3, got 2\.$"),
+    (lambda: stats.saw_shape_test(U), r"^'directions' must have a group with at least 4 valid rows for 4 folds, "),
 ]
 
 
@@ -408,3 +420,168 @@ def test_error_messages(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
+
+
+# --- rotational symmetry about mu(x) and the Saw shape: known answers -------------------------------------------
+#
+# Groups (inputs) with their own random axes, few seeds each. The Saw draws use the sampler of this file (a
+# power-spherical cosine law per row, with its own m, and a uniform tangent direction), or sawdist's vMF sampler.
+
+
+def saw_groups(rng, d, n, n_groups, m):
+    """(n, n_groups, d) draws of Saw laws about random axes; ``m`` broadcasts to (n, n_groups): one mean resultant
+    length per row, so a varying ``m`` is a mixture over the seeds of concentrations (still rotationally
+    symmetric)."""
+    mus = uniform(rng, n_groups, d)
+    m = np.broadcast_to(np.asarray(m, dtype=float), (n, n_groups))
+    kappa = m * (d - 1) / (1 - m)
+    t = 2 * rng.beta((d - 1) / 2 + kappa, (d - 1) / 2) - 1
+    g = rng.standard_normal((n, n_groups, d))
+    g -= np.einsum("sgi,gi->sg", g, mus)[..., None] * mus
+    v = g / np.linalg.norm(g, axis=-1, keepdims=True)
+    return t[..., None] * mus + np.sqrt(1 - t**2)[..., None] * v, mus
+
+
+def anisotropic_groups(rng, d, n, n_groups, m, k, share):
+    """Like :func:`saw_groups` (one m), but k tangent coordinates carry the fraction ``share`` of the tangent
+    variance: the law is not rotationally symmetric about its axis."""
+    mus = uniform(rng, n_groups, d)
+    kappa = m * (d - 1) / (1 - m)
+    t = 2 * rng.beta((d - 1) / 2 + kappa, (d - 1) / 2, size=(n, n_groups)) - 1
+    g = rng.standard_normal((n, n_groups, d))
+    g[..., :k] *= np.sqrt(share / (1 - share) * (d - k) / k)
+    g -= np.einsum("sgi,gi->sg", g, mus)[..., None] * mus
+    v = g / np.linalg.norm(g, axis=-1, keepdims=True)
+    return t[..., None] * mus + np.sqrt(1 - t**2)[..., None] * v, mus
+
+
+def binomial_ok(rejections, reps, alpha=0.05, z=3.0):
+    """The rejection count is within z binomial standard deviations of alpha * reps."""
+    return abs(rejections - alpha * reps) <= z * np.sqrt(reps * alpha * (1 - alpha))
+
+
+def test_symmetry_known_axis_is_exact_under_the_null():
+    # tangent directions about the true axis are i.i.d. uniform: the kernels have exact null moments
+    rng = np.random.default_rng(20)
+    reps, rejections, z = 200, 0, []
+    for _ in range(reps):
+        u, mus = saw_groups(rng, 16, 5, 10, 0.5)
+        res = stats.rotational_symmetry_test(u, mus, axis=0)
+        assert (res.n_kernels, res.n_groups, res.reference_dimension) == (100, 10, 15.0)
+        rejections += res.pvalue < 0.05
+        z.append(res.zscore)
+    assert binomial_ok(rejections, reps)  # measured: 8 of 200 (z: mean 0.05, sd 0.92)
+    assert abs(np.mean(z)) < 3 / np.sqrt(reps) and abs(np.std(z) - 1) < 0.15
+
+
+@pytest.mark.parametrize("law", ["power spherical", "vMF", "concentration varying over seeds"])
+def test_symmetry_estimated_axis_size(law):
+    # n = 8 seeds per input in d = 64, axes estimated from the seeds themselves; the test keeps its level for any
+    # Saw law, including one whose concentration differs between the seeds of an input (a mixture in t)
+    rng = np.random.default_rng(21)
+    reps, rejections = 200, 0
+    for _ in range(reps):
+        if law == "vMF":
+            import sawdist
+
+            mus = uniform(rng, 20, 64)
+            u = sawdist.vonmises_fisher(mus, 40.0).rvs(size=8, rng=rng)
+        elif law == "power spherical":
+            u, _ = saw_groups(rng, 64, 8, 20, 0.4)
+        else:
+            u, _ = saw_groups(rng, 64, 8, 20, rng.choice([0.2, 0.7], size=(8, 20)))
+        rejections += stats.rotational_symmetry_test(u, axis=0).pvalue < 0.05
+    # measured: 11, 12, 16 of 200 (power spherical, vMF, mixture); z means 0.09, -0.07, 0.13, sds 0.96, 1.05, 1.05
+    assert binomial_ok(rejections, reps)
+
+
+@pytest.mark.parametrize("n", [4, 8])
+def test_symmetry_rejects_anisotropic_tangent_noise(n):
+    # 5 tangent directions carry 80 % of the tangent variance; 5 inputs are enough in d = 256
+    rng = np.random.default_rng(22)
+    u, _ = anisotropic_groups(rng, 256, n, 5, 0.4, k=5, share=0.8)
+    res = stats.rotational_symmetry_test(u, axis=0)
+    assert res.pvalue < 1e-20  # measured: 1e-31 (n = 4, 5 kernels), 1e-94 (n = 8, 30 kernels)
+    # participation ratio of the tangent scatter ~ 1 / (0.8^2/5 + 0.2^2/250) = 7.8 (a little more for the contrasts
+    # about an estimated axis), far below D = 255; measured 8.4 [4.5, 61] and 14.3 [11.1, 20.4]
+    assert res.effective_dimension_interval[1] < 100 < res.reference_dimension
+
+
+@pytest.mark.parametrize("d, k, share, at_least", [(64, 5, 0.5, 45), (3072, 10, 0.3, 45)])
+def test_symmetry_power_at_small_size(d, k, share, at_least):
+    # 10 inputs x 8 seeds; k tangent directions carry the fraction `share` of the tangent variance (participation
+    # ratio 18 of D = 63, and 109 of D = 3071). Measured: 50 of 50 in both (and 45 of 50 for 10 directions with
+    # 50 % in d = 64, ratio 34; 8 of 50 for 10 directions with 30 %, ratio 55 of 63: the power needs an anisotropy
+    # that is large against 1/sqrt(the number of kernels))
+    rng = np.random.default_rng(23)
+    rejections = sum(stats.rotational_symmetry_test(anisotropic_groups(rng, d, 8, 10, 0.4, k, share)[0],
+                                                    axis=0).pvalue < 0.05 for _ in range(50))
+    assert rejections >= at_least
+
+
+def test_symmetry_nan_rows_xarray_and_wrong_axis():
+    rng = np.random.default_rng(24)
+    u, mus = saw_groups(rng, 32, 9, 6, 0.5)
+    bad = u.copy()
+    bad[8, 0] = np.nan  # group 0 loses its odd seed: the same pairs, one seed fewer for the axis
+    bad[:6, 1] = np.nan  # group 1 keeps 3 valid seeds: too few for two contrasts
+    res = stats.rotational_symmetry_test(bad, axis=0)
+    assert res.n_groups == 5 and np.isnan(res.group_zscore[1]) and list(res.n) == [8, 3, 9, 9, 9, 9]
+    da = xr.DataArray(bad, dims=("seed", "input", "feature"), coords={"input": list("abcdef")})
+    res_da = stats.rotational_symmetry_test(da)
+    assert res_da.group_zscore.dims == ("input",) and list(res_da.group_zscore["input"].values) == list("abcdef")
+    np.testing.assert_allclose(res_da.statistic, res.statistic, rtol=1e-12)
+    # an axis 60 degrees away from the axis of symmetry: the tangent parts share the axis error, the test rejects
+    other = uniform(rng, 6, 32)
+    other -= np.einsum("gi,gi->g", other, mus)[:, None] * mus
+    wrong = 0.5 * mus + np.sqrt(0.75) * other / np.linalg.norm(other, axis=1, keepdims=True)
+    assert stats.rotational_symmetry_test(u, wrong, axis=0).pvalue < 1e-6
+    assert stats.rotational_symmetry_test(u, mus, axis=0).pvalue > 1e-3
+
+
+def test_shape_vmf_is_adequate():
+    # vMF directions: the semi-parametric law fitted per input predicts held-out seeds no better than the vMF
+    import sawdist
+
+    rng = np.random.default_rng(25)
+    mus = uniform(rng, 60, 64)
+    u = sawdist.vonmises_fisher(mus, 60.0).rvs(size=12, rng=rng)
+    res = stats.saw_shape_test(u, axis=0, rng=0)
+    assert res.verdict == "vMF adequate" and res.units == "groups" and res.n_groups == 60
+    assert res.interval[1] <= 0 and int(res.n_heldout.sum()) == 720  # measured: -0.067 [-0.111, -0.022]
+
+
+def test_shape_mixture_in_t_needs_the_semiparametric_law():
+    # the concentration differs between seeds (half m = 0.2, half m = 0.7): rotationally symmetric, not vMF
+    rng = np.random.default_rng(26)
+    u, _ = saw_groups(rng, 64, 12, 20, np.repeat([[0.2], [0.7]], 6, axis=0))
+    res = stats.saw_shape_test(u, axis=0, rng=0)
+    assert res.verdict == "semi-parametric better" and res.interval[0] > 0.2  # measured: 2.01 [1.67, 2.34]
+
+
+def test_shape_one_group_xarray_and_skipped_groups():
+    rng = np.random.default_rng(27)
+    u, _ = saw_groups(rng, 64, 12, 3, np.repeat([[0.2], [0.7]], 6, axis=0))
+    one = stats.saw_shape_test(u[:, 0], rng=1)
+    assert one.units == "directions" and one.n_groups == 1 and int(one.n_heldout) == 12
+    bad = u.copy()
+    bad[3:, 2] = np.nan  # 3 valid seeds: too few for 4 folds with 3 training seeds each
+    da = xr.DataArray(bad, dims=("seed", "input", "feature"))
+    res = stats.saw_shape_test(da, rng=1, n_folds=3)
+    assert res.group_difference.dims == ("input",) and np.isnan(res.group_difference[2])
+    assert list(res.n_heldout.values) == [12, 12, 0] and res.n_folds == 3
+
+
+@pytest.mark.slow
+def test_shape_verdict_rates_over_replications():
+    # vMF truth: "semi-parametric better" must be rare (the interval's level); measured: 0 of 40 ("vMF adequate" 28,
+    # "inconclusive" 12)
+    import sawdist
+
+    rng = np.random.default_rng(28)
+    verdicts = []
+    for _ in range(40):
+        mus = uniform(rng, 30, 64)
+        verdicts.append(stats.saw_shape_test(sawdist.vonmises_fisher(mus, 40.0).rvs(size=12, rng=rng), axis=0,
+                                             rng=rng).verdict)
+    assert verdicts.count("semi-parametric better") <= 4
