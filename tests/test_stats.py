@@ -574,14 +574,15 @@ def test_shape_one_group_xarray_and_skipped_groups():
 
 @pytest.mark.slow
 def test_shape_verdict_rates_over_replications():
-    # vMF truth: "semi-parametric better" must be rare (the interval's level); measured: 0 of 40 ("vMF adequate" 28,
-    # "inconclusive" 12)
+    # vMF truth: "semi-parametric better" must be rare (the interval's level, one-sided 2.5 %); measured: 0 of 40
+    # ("vMF adequate" 28, "inconclusive" 12), of which these are the first 20 (40 took 42 s of CI's budget). At most 2
+    # of 20 (P = 1.3 % of failing at the nominal rate; 4 of 40 had 0.3 %).
     import sawdist
 
     rng = np.random.default_rng(28)
     verdicts = []
-    for _ in range(40):
+    for _ in range(20):
         mus = uniform(rng, 30, 64)
         verdicts.append(stats.saw_shape_test(sawdist.vonmises_fisher(mus, 40.0).rvs(size=12, rng=rng), axis=0,
                                              rng=rng).verdict)
-    assert verdicts.count("semi-parametric better") <= 4
+    assert verdicts.count("semi-parametric better") <= 2
