@@ -844,6 +844,16 @@ def _contrast_kernels(X: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
     return w2, D[ok]
 
 
+def _groups(directions: DirectionsLike, axis: Axis, why: str) -> tuple:
+    """The groups of the two assumption tests: (directions checked, batch shape, values (group, row, feature), validity
+    (group, row)); at least 3 features (``why`` says what for)."""
+    D_ = as_directions(directions, axis, min_rows=0)
+    if D_.dim < 3:
+        raise ValueError(f"'directions' must have at least 3 features{why}, got {D_.dim}.")
+    flat = D_.values.reshape((-1,) + D_.values.shape[-2:])
+    return D_, D_.values.shape[:-2], flat, D_.valid.reshape(-1, D_.valid.shape[-1])
+
+
 def rotational_symmetry_test(directions: DirectionsLike, mu: DirectionsLike | None = None, axis: Axis = None, *,
                              method: str = "moments") -> SymmetryTestResult:
     r"""Test that directions are rotationally symmetric about their mean direction mu(x), for any d and few seeds.
@@ -957,14 +967,8 @@ def rotational_symmetry_test(directions: DirectionsLike, mu: DirectionsLike | No
     """
     if method not in ("moments", "normal"):
         raise ValueError(f"'method' must be 'moments' or 'normal', got {method!r}.")
-    D_ = as_directions(directions, axis, min_rows=0)
-    batch = D_.values.shape[:-2]
-    d = D_.dim
-    if d < 3:
-        raise ValueError(f"'directions' must have at least 3 features (a tangent space of dimension >= 2), got {d}.")
-    flat = D_.values.reshape((-1,) + D_.values.shape[-2:])
-    valid = D_.valid.reshape(-1, D_.valid.shape[-1])
-    G = flat.shape[0]
+    D_, batch, flat, valid = _groups(directions, axis, " (a tangent space of dimension >= 2)")
+    d, G = D_.dim, flat.shape[0]
     if mu is not None:
         if D_.template is not None:
             if not is_dataarray(mu):
@@ -1236,14 +1240,8 @@ def saw_shape_test(directions: DirectionsLike, axis: Axis = None, *, n_folds: in
         raise ValueError(f"'margin' must be a finite number >= 0, got {margin!r}.")
     margin = float(margin)
     gen = as_generator(rng, random_state)
-    D_ = as_directions(directions, axis, min_rows=0)
-    batch = D_.values.shape[:-2]
-    d = D_.dim
-    if d < 3:
-        raise ValueError(f"'directions' must have at least 3 features, got {d}.")
-    flat = D_.values.reshape((-1,) + D_.values.shape[-2:])
-    valid = D_.valid.reshape(-1, D_.valid.shape[-1])
-    G = flat.shape[0]
+    D_, batch, flat, valid = _groups(directions, axis, "")
+    d, G = D_.dim, flat.shape[0]
     # the smallest group with every fold non-empty and at least 3 training rows in every fold
     need = next(n for n in itertools.count(max(n_folds, 4)) if n - -(-n // n_folds) >= 3)
     folds = []  # (group, training correction, semi-parametric fit) per group and fold
