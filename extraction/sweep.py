@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from sawdist.io import SCHEMA_VERSION, check_complevel, validate
+from sawdist.io import SCHEMA_VERSION, check_complevel, temporary_path, validate
 from sawdist.lock import OutputLock
 
 from .config import check_scheduler, check_shard
@@ -143,12 +143,17 @@ def _save_weights(store, stack, i: int) -> None:
     blob = {"params": {k: v[i].detach().cpu().clone() for k, v in stack.params.items()},
             "buffers": {k: v[i].detach().cpu().clone() for k, v in stack.buffers.items()},
             "test_accuracy": float(stack.test_accuracy[i])}
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(blob, f)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    # A name of this process and call: when Dask runs a unit twice (a worker lost, then back), two writers of one
+    # model's weights must not write into, or rename, each other's half-written file.
+    tmp = temporary_path(path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only there when the write failed: a full disk, an interrupted save
 
 
 def _write_model_pool(prepared: Prepared, store) -> None:

@@ -139,7 +139,8 @@ def execute(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
             import errno
 
             if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-                # A full disk (or a spent quota) is the user's to fix: say so, with the file being written.
+                # A full disk (or a spent quota) is the user's to fix: say so, with the file being written. (netCDF-C
+                # does not say so: sawdist.io.to_netcdf_atomic turns its errors on a full disk into ENOSPC.)
                 name = err.filename
                 name = os.fsdecode(name) if isinstance(name, str | bytes | os.PathLike) else name
                 where = "" if name is None else f" writing '{name}'"

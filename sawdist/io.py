@@ -28,6 +28,9 @@ one model at a time through its part store (:mod:`sawdist.extraction.parts`), wh
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import functools
 import glob
 import json
 import os
@@ -262,6 +265,11 @@ def input_shape(ds: xr.Dataset) -> tuple[int, ...]:
     raw = ds.attrs.get("input_shape", ds["feature"].attrs.get("input_shape") if "feature" in ds else None)
     if raw is None:
         raise SchemaError("'ds' has no attribute 'input_shape'.")
+    return _shape(raw)
+
+
+def _shape(raw) -> tuple[int, ...]:
+    """A stored ``input_shape`` (a list, an array, or a string such as ``"1 8 8"``) as a tuple."""
     if isinstance(raw, str):
         raw = raw.replace(",", " ").replace("x", " ").split()
     return tuple(int(s) for s in np.atleast_1d(raw))
@@ -279,9 +287,9 @@ def open_saliency(path: str | os.PathLike[str] | list[str | os.PathLike[str]] | 
     ----------
     path : str, path-like or list
         A file, a glob pattern (``"runs/*.nc"``) or a list of files; several files are combined by their coordinates
-        with :func:`xarray.open_mfdataset` (lazily, with Dask). The shard files of a sweep (``sawdist extract --shard
-        I/N``) are combined into the sweep's dataset by :func:`open_shards` (lazily; ``chunks`` is
-        then one model per chunk).
+        with :func:`xarray.open_mfdataset` (lazily, with Dask), and their attributes as :func:`_combined_attrs`
+        says. The shard files of a sweep (``sawdist extract --shard I/N``) are combined into the sweep's dataset by
+        :func:`open_shards` (lazily; ``chunks`` is then one model per chunk).
     chunks : dict, "auto" or None
         Dask chunks; ``None`` opens a single file without Dask (values load on access).
     validate_schema : bool
@@ -299,8 +307,9 @@ def open_saliency(path: str | os.PathLike[str] | list[str | os.PathLike[str]] | 
     Raises
     ------
     SchemaError
-        When a file records a ``schema_version`` other than :data:`SCHEMA_VERSION` (it must be extracted again), or,
-        with ``validate_schema``, when the dataset does not follow the schema.
+        When a file records a ``schema_version`` other than :data:`SCHEMA_VERSION` (it must be extracted again), when
+        several files disagree on ``dataset``, ``target`` or ``input_shape``, or, with ``validate_schema``, when the
+        dataset does not follow the schema.
     OSError
         When a file is damaged or not netCDF4: the message starts with the file's name. A damaged part that is read
         only later (values load on access) raises the same error then.
@@ -326,10 +335,22 @@ def open_saliency(path: str | os.PathLike[str] | list[str | os.PathLike[str]] | 
     elif _any_shard(paths):
         return open_shards(paths, validate_schema=validate_schema, values=values)
     else:
+        read: list = []  # (file, attributes) of each file, in the order of paths
+
+        def preprocess(part):
+            read.append((part.encoding.get("source", "?"), dict(part.attrs)))
+            return _check_version(part, part.encoding.get("source", "?"))
+
+        # "drop_conflicts" drops a dataset attribute whose files disagree (two runs' "created" always do): the
+        # attributes are combined again below, from every file's, so that the required ones stay.
         ds = xr.open_mfdataset(paths, engine=_Engine, combine="by_coords", chunks=chunks or {},
                                data_vars="minimal", coords="minimal", compat="override", join="exact",
-                               combine_attrs="drop_conflicts",
-                               preprocess=lambda part: _check_version(part, part.encoding.get("source", "?")))
+                               combine_attrs="drop_conflicts", preprocess=preprocess)
+        try:
+            ds.attrs = _combined_attrs(read)
+        except BaseException:
+            ds.close()
+            raise
         ds.encoding["sources"] = paths
     if validate_schema:
         try:
@@ -338,6 +359,70 @@ def open_saliency(path: str | os.PathLike[str] | list[str | os.PathLike[str]] | 
             ds.close()
             raise
     return ds
+
+
+#: Required attributes that say what the directions are: files that disagree on one are not one dataset.
+_SAME_ATTRS = ("dataset", "target", "input_shape")
+#: Required attributes that are JSON: files that disagree store a JSON list of their distinct values.
+_JSON_ATTRS = ("recipe", "versions")
+
+
+def _combined_attrs(files: list[tuple[str, dict]]) -> dict:
+    """The attributes of a dataset combined from several files, given each ``(file, attributes)`` in order.
+
+    An attribute on which the files that have it agree is kept; among those on which they disagree, the required
+    ones (:data:`REQUIRED_ATTRS`) are combined and the others dropped (xarray's ``"drop_conflicts"``): ``device`` and
+    ``created`` become the files' distinct values joined by ``"; "`` (as a merged shard's ``device``), ``recipe``
+    and ``versions`` a JSON list of the files' distinct values (still JSON, as :func:`validate` checks), in the
+    order of the files.
+
+    Raises
+    ------
+    SchemaError
+        When two files disagree on ``dataset``, ``target`` or ``input_shape`` (directions of other data, of another
+        saliency target, or of other inputs do not make one dataset), naming both files and values.
+    """
+    combined: dict = {}
+    for key in dict.fromkeys(k for _, attrs in files for k in attrs):
+        found = [(source, attrs[key]) for source, attrs in files if key in attrs]
+        distinct: list = []  # (file, value), the first file of each distinct value
+        for source, value in found:
+            if not any(_same_attr(key, value, seen) for _, seen in distinct):
+                distinct.append((source, value))
+        if len(distinct) == 1:
+            combined[key] = distinct[0][1]
+        elif key in _SAME_ATTRS:
+            (a, va), (b, vb) = distinct[:2]
+            raise SchemaError(f"{str(a)!r} and {str(b)!r} disagree on the attribute {key!r} ({_attr_text(va)} "
+                              f"against {_attr_text(vb)}): files of other data, targets or inputs do not make one "
+                              "dataset; open them separately.")
+        elif key in _JSON_ATTRS:
+            try:
+                combined[key] = json.dumps([json.loads(value) for _, value in distinct], sort_keys=True)
+            except (TypeError, ValueError):  # not JSON: kept as found, for validate to name
+                combined[key] = "; ".join(str(value) for _, value in distinct)
+        elif key in REQUIRED_ATTRS:
+            # a file's value may already be joined (a merged file's device): split, so no value is listed twice
+            parts = [part for _, value in distinct for part in str(value).split("; ")]
+            combined[key] = "; ".join(dict.fromkeys(parts))
+    return combined
+
+
+def _same_attr(key: str, a, b) -> bool:
+    """Whether two files' values of attribute ``key`` agree (arrays element-wise; input shapes as shapes)."""
+    if key == "input_shape":
+        try:
+            return _shape(a) == _shape(b)
+        except (TypeError, ValueError):
+            pass
+    if isinstance(a, np.ndarray | list | tuple) or isinstance(b, np.ndarray | list | tuple):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype.kind == b.dtype.kind and bool(np.all(a == b))
+    return bool(a == b)
+
+
+def _attr_text(value) -> str:
+    return repr(np.asarray(value).tolist() if isinstance(value, np.ndarray) else value)
 
 
 def _source_text(ds: xr.Dataset) -> str | None:
@@ -682,9 +767,10 @@ def open_shards(paths: Iterable[str | os.PathLike[str]], *, validate_schema: boo
 
 
 def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
-    """netCDF4 encoding: zlib with shuffle for every data variable; ``direction`` in chunks of about 2**20 values
-    within one model; HDF5's Fletcher-32 checksum on every variable but ``direction`` (coordinates included, strings
-    stored as characters so that the checksum covers them)."""
+    """netCDF4 encoding: zlib with shuffle for every data variable (``direction`` at ``complevel`` 0: stored raw);
+    ``direction`` in chunks of about 2**20 values within one model; a checksum on every variable: HDF5's
+    Fletcher-32 (coordinates included, strings stored as characters so that the checksum covers them), or, for ``direction``
+    compressed, zlib's Adler-32."""
     result = {}
     for name, var in ds.variables.items():
         if name not in ds.data_vars:
@@ -696,8 +782,11 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
         if name == "direction":
             d = var.sizes["feature"]
             enc["chunksizes"] = (1, 1, 1, chunk_rows(var.sizes["input"], d), d)
+            if complevel == 0:
+                # Raw chunks (what _write_direction stores): no zlib stream, whose Adler-32 would check them, so
+                # Fletcher-32 does. Compressed, zlib's Adler-32 checks them and a second checksum would cost a pass.
+                enc.update(zlib=False, shuffle=False, fletcher32=True)
         else:
-            # direction's chunks are written directly, deflated (zlib's Adler-32 checks them): no Fletcher-32 there
             enc["fletcher32"] = True
         if var.dtype.kind in "OUS":
             # a variable-length string lives in HDF5's global heap, which no checksum covers: store characters
@@ -734,6 +823,12 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
         False: netCDF-C writes ``direction`` as well, on one core, and h5py is not used. For data read lazily from
         netCDF files (:func:`sawdist.shards.merge`): older h5py and netCDF4 wheels share one HDF5 library, which
         crashes when both use it at once.
+
+    Raises
+    ------
+    OSError
+        With errno ``ENOSPC`` and ``path`` as its file name when the disk fills up while writing (netCDF-C and h5py
+        report that as an HDF5 error, without the cause: see :func:`_disk_full`); the temporary file is removed.
     """
     complevel, threads = check_complevel(complevel), check_threads(threads)
     path = Path(path)
@@ -750,9 +845,46 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
             data = ds["direction"].data
             _write_direction(tmp, ds, complevel, threads, load or (lambda index: _load_model(data, index)))
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        # Checked before the temporary file is removed, while the disk is as full as the failed write found it.
+        if _disk_full(err, tmp.parent):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from err
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp.exists():
+            # Emptied before it is removed: netCDF-C keeps a file open when closing it fails (it cannot flush to a
+            # full disk), and a removed file that is still open keeps its space until this process ends.
+            with contextlib.suppress(OSError):
+                os.truncate(tmp, 0)
+            tmp.unlink(missing_ok=True)
     return path
+
+
+#: A write that fails with less than this much space left on its file system failed for want of space (see
+#: :func:`_disk_full`). HDF5 writes the last bytes that fit before it fails, so a full disk has about a block left;
+#: the margin covers other writers on the same disk.
+_FULL_DISK_BYTES = 16 * 2**20
+
+
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    """Whether ``err``, raised while writing a file in ``folder``, means that the disk (or the quota) is full.
+
+    An ``OSError`` says so by its errno. netCDF-C turns every failed write into "NetCDF: HDF error" (a RuntimeError,
+    or an OSError with a negative code), and a file it cannot create into "Permission denied" (EACCES), dropping the
+    system's errno: such an error (EACCES only where ``folder`` is writable) counts as a full disk when less than
+    :data:`_FULL_DISK_BYTES` are left to this user in ``folder``'s file system.
+    """
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return True
+    library = isinstance(err, RuntimeError) or isinstance(err, OSError) and (err.errno is None or err.errno < 0)
+    cannot_create = isinstance(err, OSError) and err.errno == errno.EACCES and os.access(folder, os.W_OK)
+    if not (library or cannot_create):
+        return False  # a system error with its own errno (a folder that is not writable, ...): not a full disk
+    try:
+        stat = os.statvfs(folder)
+    except (OSError, AttributeError):  # no statvfs (Windows), or the folder is gone
+        return False
+    return stat.f_bavail * stat.f_frsize < _FULL_DISK_BYTES
 
 
 def temporary_path(path: str | os.PathLike[str]) -> Path:
@@ -786,6 +918,8 @@ def check_threads(threads: int | None) -> int:
 #   shuffle (H5Z_FILTER_SHUFFLE, element size 4): the chunk's bytes reordered as byte plane 0 of every element, then
 #     plane 1, 2, 3 - ``a.view(uint8).reshape(-1, 4).T``;
 #   deflate (H5Z_FILTER_DEFLATE): zlib's compress2 stream (with zlib header), which is ``zlib.compress``.
+# At complevel 0 neither filter runs, and Fletcher-32 (H5Z_FILTER_FLETCHER32) checks the raw chunk instead: its
+# checksum (_fletcher32) is appended to the chunk's bytes.
 # Chunks are always stored whole; the rows past the end of an edge chunk are never read, and hold the fill value.
 # chunk_rows, encode_chunk and decode_chunk (and check_complevel, check_threads above) have no leading underscore:
 # the part store of the extraction side (sawdist.extraction.parts) stores chunks in this encoding. They are not in
@@ -799,7 +933,8 @@ def chunk_rows(n_inputs: int, n_feature: int) -> int:
 
 def encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:
     """The bytes HDF5 stores for one chunk of ``direction``: ``block`` (at most ``rows`` inputs, padded with NaN to
-    ``rows``) as little-endian float32, shuffled and deflated at ``complevel`` (as is when 0)."""
+    ``rows``) as little-endian float32, shuffled and deflated at ``complevel`` (as is when 0: the writer then appends
+    the chunk's Fletcher-32 checksum, :func:`_stored_chunk`; the part files hold the chunk without it)."""
     block = np.ascontiguousarray(block, dtype="<f4")
     if block.shape[0] < rows:
         block = np.concatenate([block, np.full((rows - block.shape[0], block.shape[1]), np.nan, "<f4")])
@@ -814,6 +949,52 @@ def decode_chunk(data: bytes, rows: int, n_feature: int, compressed: bool) -> np
     if compressed:
         raw = raw.reshape(4, -1).T
     return np.ascontiguousarray(raw).view("<f4").reshape(rows, n_feature)
+
+
+#: Words per row in :func:`_fletcher32`: a row's weighted sum (at most 1024 * 1023 * 65535) is exact in int64.
+_FLETCHER_ROW = 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _fletcher_columns() -> np.ndarray:
+    return np.arange(_FLETCHER_ROW, dtype=np.int64)
+
+
+def _fletcher32(data: bytes) -> bytes:
+    """HDF5's Fletcher-32 checksum of ``data`` as its filter appends it to a chunk (4 bytes, little-endian).
+
+    HDF5 (``H5_checksum_fletcher32``) reads ``data`` as big-endian 16-bit words w_1..w_n (an odd last byte as the
+    high byte of a word) and sums sum1 = w_1 + ... + w_n and sum2 = n w_1 + (n-1) w_2 + ... + w_n, folding both
+    into 16 bits modulo 65535 as it goes; a folded sum is 0 only when all words are 0, and 65535 otherwise for a
+    multiple of 65535. The checksum is sum2 << 16 | sum1. The same sums are computed here with NumPy, in rows of
+    1024 words: about 2 ms for a chunk of 4 MiB, on a thread of the writer's pool.
+    """
+    if len(data) % 2:
+        data = bytes(data) + b"\0"
+    words = np.frombuffer(data, dtype=">u2")
+    n = words.size
+    full = n - n % _FLETCHER_ROW
+    rows = words[:full].reshape(-1, _FLETCHER_ROW)
+    row_sums = rows.sum(axis=1, dtype=np.int64)
+    tail = words[full:].astype(np.int64)
+    total = int(row_sums.sum()) + int(tail.sum())
+    if total == 0:
+        return bytes(4)
+    # sum of i w_i over the 0-based word index i; sum2 = n * total - that
+    starts = np.arange(0, full, _FLETCHER_ROW, dtype=np.int64) % 65535
+    within = np.einsum("ij,j->i", rows, _fletcher_columns()) % 65535
+    indexed = (int((starts * (row_sums % 65535)).sum()) + int(within.sum())
+               + full * int(tail.sum()) + int((tail * np.arange(tail.size)).sum()))
+    sum1 = total % 65535 or 65535
+    sum2 = (n * total - indexed) % 65535 or 65535
+    return (sum2 << 16 | sum1).to_bytes(4, "little")
+
+
+def _stored_chunk(block: np.ndarray | bytes, rows: int, complevel: int) -> bytes:
+    """The bytes stored for a chunk of ``direction``: ``block`` encoded (:func:`encode_chunk`), unless it is encoded
+    already (bytes), and at ``complevel`` 0 followed by its Fletcher-32 checksum."""
+    chunk = block if isinstance(block, bytes) else encode_chunk(block, rows, complevel)
+    return chunk if complevel else chunk + _fletcher32(chunk)
 
 
 def _load_model(data, index) -> np.ndarray:
@@ -837,7 +1018,8 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
             if dim not in nc.dimensions:
                 nc.createDimension(dim, var.sizes[dim])
         v = nc.createVariable("direction", "f4", DIMS, zlib=complevel > 0, complevel=max(complevel, 1),
-                              shuffle=complevel > 0, chunksizes=chunks, endian="little", fill_value=np.float32(np.nan))
+                              shuffle=complevel > 0, fletcher32=complevel == 0, chunksizes=chunks, endian="little",
+                              fill_value=np.float32(np.nan))
         attrs = {k: val for k, val in var.attrs.items() if k != "_FillValue"}
         if coordinates:
             attrs["coordinates"] = coordinates
@@ -857,11 +1039,12 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
             if block is None:
                 continue
             for j, start in enumerate(range(0, n, rows)):
-                if isinstance(block, list):  # chunks encoded already (a part file's)
+                if isinstance(block, list) and complevel:  # chunks encoded already (a part file's), stored as they are
                     future = Future()
                     future.set_result(block[j])
                 else:
-                    future = pool.submit(encode_chunk, block[start: start + rows], rows, complevel)
+                    chunk = block[j] if isinstance(block, list) else block[start: start + rows]
+                    future = pool.submit(_stored_chunk, chunk, rows, complevel)
                 pending.append((model + (start, 0), future))
                 while len(pending) > 4 * threads:
                     offset, future = pending.popleft()

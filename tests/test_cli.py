@@ -16,6 +16,8 @@ import xarray as xr
 
 from sawdist.cli import CommandError, UsageError, describe_error, main
 
+from .test_io import _large, small_disk  # noqa: F401  (a fixture: a test argument of the same name)
+
 
 def run_main(argv, capsys, entry=main):
     """(exit status, stdout, stderr) of ``entry(argv)``; argparse's errors exit through SystemExit."""
@@ -129,6 +131,24 @@ def test_a_full_disk_is_one_line(error, line, capsys, monkeypatch):
     _patch_report(monkeypatch, error)
     status, _, err = run_main(["report", "x.nc"], capsys)
     assert status == 1 and only_line(err) == line
+
+
+def test_a_full_disk_while_merging_is_one_line(tmp_path, small_disk, capsys, monkeypatch):  # noqa: F811
+    """A real full disk while netCDF-C writes (sawdist merge): the one line of a full disk, and no file left."""
+    import sawdist.io as sio
+
+    monkeypatch.delenv("SAWDIST_DEBUG", raising=False)
+    ds = _large()
+    shards = []
+    for i in range(2):
+        shard = ds.assign(in_shard=(sio.DIMS[:3], (np.arange(2) % 2 == i).reshape(1, 1, 2)))
+        shard.attrs = dict(ds.attrs, shard=f"{i}/2", sweep="0123abcd")
+        shards.append(str(sio.to_netcdf_atomic(shard, tmp_path / f"shard{i}.nc")))
+    out = small_disk / "merged.nc"
+    status, _, err = run_main(["merge", *shards, "--out", str(out)], capsys)
+    assert status == 1 and only_line(err) == (f"sawdist merge: error: no space left on the device writing '{out}'; "
+                                              "free some space or write elsewhere, and rerun")
+    assert not list(small_disk.iterdir())  # the lock is released and removed with the temporary file
 
 
 def test_describe_error_of_an_import_error_with_a_message():

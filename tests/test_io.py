@@ -1,8 +1,11 @@
 """sawdist.io: schema validation, reading, atomic writing (no torch needed)."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,6 +66,46 @@ def test_open_several_files_by_glob_and_list(tmp_path):
     combined.close(), listed.close()
     with pytest.raises(FileNotFoundError, match=r"^'path' '.*nothing\*\.nc' matches no file\.$"):
         sio.open_saliency(str(tmp_path / "nothing*.nc"))
+
+
+def test_several_files_of_other_runs_keep_the_required_attributes(tmp_path):
+    """Files of two runs (other seeds) differ in ``created`` and ``device`` at least: their combined dataset keeps
+    every required attribute, the differing ones listed, and drops the other attributes on which they disagree."""
+    ds = make_dataset()
+    ds["direction"].attrs["units"] = "1"
+    runs = [("2026-11-26T00:00:00+00:00", "cpu (4 threads)", {"numpy": "2.1"}),
+            ("2026-11-27T12:00:00+00:00", "cuda (NVIDIA H200)", {"numpy": "2.2"})]
+    paths = []
+    for seed, (created, device, versions) in enumerate(runs):
+        part = ds.sel(seed=[seed])
+        part.attrs = dict(part.attrs, created=created, device=device, versions=json.dumps(versions),
+                          title=f"run {seed}", Conventions="CF-1.10")
+        paths.append(sio.to_netcdf_atomic(part, tmp_path / f"run{seed}.nc"))
+    with sio.open_saliency(paths, values=True) as back:
+        assert back.sizes["seed"] == 2
+        assert back.attrs["created"] == "2026-11-26T00:00:00+00:00; 2026-11-27T12:00:00+00:00"
+        assert back.attrs["device"] == "cpu (4 threads); cuda (NVIDIA H200)"
+        assert json.loads(back.attrs["versions"]) == [{"numpy": "2.1"}, {"numpy": "2.2"}]
+        assert back.attrs["recipe"] == ATTRS["recipe"] and back.attrs["Conventions"] == "CF-1.10"
+        assert list(back.attrs["input_shape"]) == [2, 3] and "title" not in back.attrs
+        assert back["direction"].attrs == {"units": "1"}  # the variables' attributes are as they were
+    # a merged file's joined device is not listed twice
+    third = ds.sel(seed=[1]).assign_coords(seed=[2])
+    third.attrs = dict(third.attrs, device="cpu (4 threads); cuda (NVIDIA H200)")
+    paths.append(sio.to_netcdf_atomic(third, tmp_path / "run2.nc"))
+    with sio.open_saliency(paths) as back:
+        assert back.attrs["device"] == "cpu (4 threads); cuda (NVIDIA H200)"
+
+
+def test_several_files_of_other_targets_are_refused(tmp_path):
+    ds = make_dataset()
+    other = ds.sel(seed=[1])
+    other.attrs = dict(other.attrs, target="max_logit")
+    paths = [sio.to_netcdf_atomic(ds.sel(seed=[0]), tmp_path / "a.nc"), sio.to_netcdf_atomic(other, tmp_path / "b.nc")]
+    with pytest.raises(sio.SchemaError, match=r"^'.*a\.nc' and '.*b\.nc' disagree on the attribute 'target' "
+                                              r"\('label_logit' against 'max_logit'\): files of other data, targets or "
+                                              r"inputs do not make one dataset; open them separately\.$"):
+        sio.open_saliency(paths)
 
 
 def test_open_saliency_refuses_another_schema_version(tmp_path):
@@ -181,12 +224,42 @@ def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
     assert chunking == ref_chunking == [1, 1, 1, 8, d]
     np.testing.assert_array_equal(values, ref_values)  # NaN rows included
     assert np.isnan(values[0, 0, 1, 3]).all() and not np.isnan(values[0, 0, 1, :3]).any()
-    if complevel:  # the reference also compresses with level 0 (zlib on, no reduction): ours stores raw bytes
-        assert filters == ref_filters
+    assert filters == ref_filters
+    if complevel == 0:  # raw chunks, checked by Fletcher-32: the stored bytes, checksums included, are netCDF-C's
+        assert filters["fletcher32"] and not filters["zlib"] and not filters["shuffle"]
+        assert _stored_chunks(ours) == _stored_chunks(reference)
     assert str(attrs.pop("_FillValue")) == str(ref_attrs.pop("_FillValue")) == "nan"
     assert attrs == ref_attrs and endian == ref_endian == "little"
     with sio.open_saliency(ours, values=True) as back, sio.open_saliency(reference) as expected:
         xr.testing.assert_identical(back, expected)
+
+
+def _stored_chunks(path, name="direction") -> dict:
+    """The bytes HDF5 stores for each chunk of a variable (filters applied, a Fletcher-32 checksum appended)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        dset = f[name]
+        offsets = [dset.id.get_chunk_info(i).chunk_offset for i in range(dset.id.get_num_chunks())]
+        return {offset: dset.id.read_direct_chunk(offset) for offset in offsets}
+
+
+@pytest.mark.parametrize("data", [
+    bytes(7), b"\xff" * 9, b"\xff\xfe" * 500, bytes(range(256)) * 9 + b"\x01",
+    np.random.default_rng(0).integers(0, 256, 3 * 2**12 + 1, dtype=np.uint8).tobytes(),
+    np.random.default_rng(1).integers(0, 256, 2**20 + 2, dtype=np.uint8).tobytes(),
+])
+def test_fletcher32_is_the_checksum_hdf5_stores(tmp_path, data):
+    """Chunks of bytes (odd and even lengths, zeros, all ones, rows of 1024 words and a tail) written by netCDF-C
+    with Fletcher-32: HDF5 appends to each chunk the checksum sawdist computes."""
+    import netCDF4
+
+    with netCDF4.Dataset(tmp_path / "f.nc", "w") as nc:
+        nc.createDimension("n", len(data))
+        v = nc.createVariable("x", "u1", ("n",), fletcher32=True, chunksizes=(len(data),))
+        v[:] = np.frombuffer(data, np.uint8)
+    (stored,) = [chunk for _, chunk in _stored_chunks(tmp_path / "f.nc", "x").values()]
+    assert stored[:-4] == data and stored[-4:] == sio._fletcher32(data)
 
 
 def test_parallel_direction_write_streams_dask_and_is_thread_count_independent(tmp_path):
@@ -312,16 +385,41 @@ def test_summarize_names_every_file_of_a_multi_file_dataset(tmp_path):
 # --- checksums, and errors that name the file -----------------------------------------------------------------------
 
 
-def test_every_variable_but_direction_has_a_fletcher32_checksum(tmp_path):
+@pytest.mark.parametrize("complevel", [0, 4])
+def test_every_variable_has_a_checksum(tmp_path, complevel):
+    """Fletcher-32 on every variable; ``direction`` compressed is checked by zlib's Adler-32 instead."""
     import netCDF4
 
-    path = _write(make_dataset(), tmp_path / "s.nc")
+    path = _write(make_dataset(), tmp_path / "s.nc", complevel=complevel)
     with netCDF4.Dataset(path) as nc:
         checked = {name for name, v in nc.variables.items() if v.filters()["fletcher32"]}
         assert nc["family"].dtype == np.dtype("S1")  # characters: a variable-length string has no checksum
-    assert checked == set(make_dataset().variables) - {"direction"}
+        assert nc["direction"].filters()["zlib"] == (complevel > 0)
+    assert checked == set(make_dataset().variables) - ({"direction"} if complevel else set())
     with sio.open_saliency(path) as back:
         assert back["family"].values.tolist() == ["mlp", "cnn_small"]
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_a_damaged_direction_chunk_of_an_uncompressed_file_is_named(tmp_path, direct):
+    """At complevel 0 (no zlib stream to check) a flipped byte in a chunk of direction, or in its checksum, is found
+    by Fletcher-32: reading the chunk fails with an error that names the file, it never changes a value."""
+    ds = make_dataset()
+    path = _write(ds, tmp_path / "s.nc", complevel=0, direct=direct)
+    import h5py
+
+    with h5py.File(path, "r") as f:  # family 1, capacity 0, seed 1: not in the sample checked at open
+        info = f["direction"].id.get_chunk_info_by_coord((1, 0, 1, 0, 0))
+        start, size = info.byte_offset, info.size
+    message = r"^'{}' is damaged: reading 'direction' failed with NetCDF: HDF error\.$"
+    for position in (start + 10, start + size - 4 - 1, start + size - 2):  # a value's byte, its last, the checksum
+        bad = _flip(path, tmp_path / "bad.nc", position)
+        for chunks in (None, {}):
+            with sio.open_saliency(bad, chunks=chunks) as back:
+                with pytest.raises(OSError, match=message.format(bad)):
+                    back["direction"].load()
+    with sio.open_saliency(path, values=True) as back:
+        np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))
 
 
 def _flip(path, out, position):
@@ -429,3 +527,87 @@ def test_single_byte_corruptions_are_refused_with_the_file_name_or_harmless(tmp_
             np.testing.assert_array_equal(got_attrs[name], value, err_msg=f"attribute {name} at byte {position}")
         bad.unlink()
     assert refused >= 15  # the flips do reach data and metadata
+
+
+# --- a full disk: one error, ENOSPC, naming the file -----------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a file system of 1 MiB (a tmpfs; skipped where it cannot be mounted: not root, a container
+    without the right to mount)."""
+    import shutil
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    if not shutil.which("mount") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small file system: {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        # lazily: a file that HDF5 failed to close stays open in this process, and keeps the mount busy
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _large(seeds=2):
+    """A dataset whose direction (about 1.6 MB of noise) does not fit on :func:`small_disk`."""
+    parts = [make_part(seed=s, n=200, d=1024, rng=s) for s in range(seeds)]
+    ds = xr.concat(parts, "seed", data_vars="minimal", coords="minimal", compat="override")
+    ds.attrs.update(ATTRS, input_shape=[1024])
+    return ds
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"complevel": 0}, {"direct": False}])
+def test_a_full_disk_is_enospc_naming_the_file(small_disk, kwargs):
+    """h5py reports a full disk with errno 28, netCDF-C as "NetCDF: HDF error" (a write) or "Permission denied" (a
+    file it cannot create): each becomes ENOSPC naming the output, and the temporary file is removed."""
+    out = small_disk / "s.nc"
+    with pytest.raises(OSError, match=rf"^\[Errno 28\] No space left on device: '{out}'$") as info:
+        sio.to_netcdf_atomic(_large(), out, threads=2, **kwargs)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(out)
+    assert not list(small_disk.iterdir())
+    # a disk full before the file is created
+    (small_disk / "filler").write_bytes(bytes(2**20))
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device: ") as info:
+        sio.to_netcdf_atomic(make_dataset(), out, **kwargs)
+    assert info.value.filename == str(out)
+    assert [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+class _Statvfs:
+    def __init__(self, free):
+        self.f_bavail, self.f_frsize = free // 4096, 4096
+
+
+@pytest.mark.parametrize("error", [RuntimeError("NetCDF: HDF error"), OSError(-101, "NetCDF: HDF error"),
+                                   PermissionError(errno.EACCES, "Permission denied")])
+def test_a_library_error_on_a_full_disk_is_enospc(tmp_path, monkeypatch, error):
+    """netCDF-C's errors do not say that the disk is full: an error it raises while writing is ENOSPC when the file
+    system has (almost) no space left, and stays as it is otherwise."""
+    def failing_write(self, path, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise error
+
+    monkeypatch.setattr(xr.Dataset, "to_netcdf", failing_write)
+    for direct in (True, False):
+        monkeypatch.setattr(sio.os, "statvfs", lambda folder: _Statvfs(4096))
+        with pytest.raises(OSError, match=rf"^\[Errno 28\] No space left on device: '{tmp_path / 's.nc'}'$") as info:
+            sio.to_netcdf_atomic(make_dataset(), tmp_path / "s.nc", direct=direct)
+        assert info.value.errno == errno.ENOSPC and info.value.__cause__ is error
+        assert not list(tmp_path.iterdir())
+        monkeypatch.setattr(sio.os, "statvfs", lambda folder: _Statvfs(2**30))
+        with pytest.raises(type(error)) as info:
+            sio.to_netcdf_atomic(make_dataset(), tmp_path / "s.nc", direct=direct)
+        assert info.value is error
+        assert not list(tmp_path.iterdir())
+
+
+def test_an_unwritable_folder_is_not_a_full_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr(sio.os, "statvfs", lambda folder: _Statvfs(0))
+    monkeypatch.setattr(sio.os, "access", lambda path, mode: False)
+    assert not sio._disk_full(PermissionError(errno.EACCES, "Permission denied"), tmp_path)
+    assert not sio._disk_full(FileNotFoundError(errno.ENOENT, "No such file or directory"), tmp_path)
+    assert sio._disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"), tmp_path)

@@ -63,6 +63,8 @@ def test_assembly_copies_or_transcodes_the_stored_chunks(tmp_path, part_level, o
             np.testing.assert_array_equal(ds[name].values, expected[name].values.astype(ds[name].dtype))
         assert ds["label"].values.tolist() == expected["label"].values.tolist()
         assert bool(ds["direction"].encoding.get("zlib")) == (out_level > 0)
+        # raw chunks (a part's, copied) carry the Fletcher-32 checksum the writer appends
+        assert bool(ds["direction"].encoding.get("fletcher32")) == (out_level == 0)
 
 
 def test_part_direction_decodes_and_a_short_chunk_table_is_unreadable(tmp_path):

@@ -232,3 +232,63 @@ def test_units_are_chunks_of_seeds_with_stable_ids():
     assert cut[0] == Unit("mlp", 8, (0, 1), "batched")
     assert [u.id for u in cut] == ["mlp-k8-s0..1", "mlp-k8-s2..3", "mlp-k8-s5"]
     assert [u.seeds for u in Unit("mlp", 8, (0, 1, 2), "batched").halves()] == [(0, 1), (2,)]
+
+
+def _weights_stack(seed=3):
+    """A stand-in for a trained ModelStack: what _save_weights reads."""
+    from types import SimpleNamespace
+
+    import torch
+
+    return SimpleNamespace(family="mlp", capacity=4, seeds=[seed], params={"w": torch.arange(6.0).reshape(1, 6)},
+                           buffers={}, test_accuracy=np.array([0.5]))
+
+
+def test_two_writers_of_one_models_weights_use_their_own_temporary_files(tmp_path, monkeypatch):
+    """When Dask runs a unit twice, two writers save the same model's weights at once: each writes its own temporary
+    file (a name of its process and call) and renames it into place, so neither writes into the other's."""
+    import threading
+    from types import SimpleNamespace
+
+    import torch
+
+    from sawdist.extraction import sweep
+
+    store = SimpleNamespace(folder=tmp_path)
+    both_writing = threading.Barrier(2, timeout=10)
+    written = []
+    save = torch.save
+
+    def save_together(blob, f):
+        written.append(f.name)
+        both_writing.wait()  # both files open before either is written and renamed
+        save(blob, f)
+
+    monkeypatch.setattr(torch, "save", save_together)
+    threads = [threading.Thread(target=sweep._save_weights, args=(store, _weights_stack(), 0)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(written) == 2 and len(set(written)) == 2
+    path = tmp_path / "weights" / "mlp-k4-s3.pt"
+    assert torch.load(path, weights_only=True)["params"]["w"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [p.name for p in (tmp_path / "weights").iterdir()] == ["mlp-k4-s3.pt"]
+
+
+def test_a_failed_save_of_weights_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+    from types import SimpleNamespace
+
+    import torch
+
+    from sawdist.extraction import sweep
+
+    def full(blob, f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match="No space left on device"):
+        sweep._save_weights(SimpleNamespace(folder=tmp_path), _weights_stack(), 0)
+    assert not any((tmp_path / "weights").iterdir())
