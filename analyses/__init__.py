@@ -42,7 +42,8 @@ ANALYSES = ("similarity", "cosine_laws", "shared_mean", "convergence", "ensemble
 
 def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options | dict | None = None,
             models: ModelPool | None = None, progress: Progress | None = None, only: Sequence[str] | None = None,
-            strict: bool = False, screening: Screening | None = None) -> list[Finding]:
+            strict: bool = False, screening: Screening | None = None, memory: int | None = None,
+            client=None) -> list[Finding]:
     """Run every analysis (or those named in ``only``) on ``ds`` without its failed models; return the findings.
 
     Failed models (:mod:`sawdist.analyses.quality`: test accuracy not above chance, or no valid direction) are
@@ -51,7 +52,8 @@ def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options
     Parameters
     ----------
     ds : xarray.Dataset
-        A saliency dataset (docs/dataset.md), loaded in memory.
+        A saliency dataset (docs/dataset.md), in memory or opened from disk (:func:`sawdist.io.open_saliency`): the
+        directions are read in one pass, block by block (:mod:`sawdist.analyses.blocks`).
     out_dir : path-like
         Figures go to ``out_dir/figures``, tables to ``out_dir/tables``.
     options : sawdist.analyses.context.Options or dict, optional
@@ -64,6 +66,11 @@ def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options
     screening : sawdist.analyses.quality.Screening, optional
         The result of :func:`sawdist.analyses.quality.screen` on ``ds`` and ``models``, when the caller has it
         already (to pass it on to :func:`~sawdist.analyses.report.write_report`); computed here otherwise.
+    memory : int, optional
+        Working memory of one block of the pass over the directions, in bytes (default
+        :data:`sawdist.analyses.blocks.DEFAULT_MEMORY`).
+    client : distributed.Client, optional
+        Compute the blocks on this Dask cluster (``ds`` must then be opened from files the workers can read).
     """
     from ._common import Finding, Progress, save_table
     from .context import Context, Options
@@ -84,7 +91,8 @@ def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options
         save_table(screening.pool_table, out_dir, "model_pool_quality")
     for line in screening.excluded():
         progress.say(f"  excluded (failed model): {line}")
-    ctx = Context(ds, out_dir, options, progress, models=models)
+    ctx = Context(ds, out_dir, options, progress, models=models, excluded=screening.failed_models,
+                  analyses=names, memory=memory, client=client)
     findings = []
     for i, name in enumerate(names):
         module = importlib.import_module(f"{__name__}.{name}")

@@ -320,6 +320,33 @@ class Progress:
     def stage(self, name: str):
         return _Stage(self, name)
 
+    def bar(self, unit: str, total: int):
+        """A progress callback ``update(done, total)`` for work in ``total`` steps: a tqdm bar on stderr when tqdm is
+        installed and messages go to the log, else a message at every tenth of the work (none when disabled)."""
+        if not self.enabled or total <= 1:
+            return None
+        if self.stream is None:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                bar = tqdm(total=total, unit=unit.rstrip("s") or unit, dynamic_ncols=True, leave=False)
+
+                def update(done: int, _total: int) -> None:
+                    bar.update(done - bar.n)
+                    if done >= total:
+                        bar.close()
+
+                return update
+        marks = {max(1, round(total * i / 10)) for i in range(1, 11)}
+
+        def say(done: int, _total: int) -> None:
+            if done in marks:
+                self.say(f"  {done}/{total} {unit}")
+
+        return say
+
 
 class _Stage:
     def __init__(self, progress: Progress, name: str):

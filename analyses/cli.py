@@ -96,14 +96,15 @@ def _write_timings(out: Path, timings: dict) -> None:
     (out / "timings.csv").write_text("\n".join(lines) + "\n")
 
 
-def _analyse(ds, out, options, models, progress, meta, only=None):
+def _analyse(ds, out, options, models, progress, meta, only=None, memory=None, client=None):
     from . import run_all
     from .quality import screen
     from .report import write_report
 
     with progress.stage("model quality (the exclusion rule)"):
         screening = screen(ds, models)  # once: run_all applies it, the report lists it
-    findings = run_all(ds, out, options=options, models=models, progress=progress, only=only, screening=screening)
+    findings = run_all(ds, out, options=options, models=models, progress=progress, only=only, screening=screening,
+                       memory=memory, client=client)
     _write_timings(out, progress.timings)
     md, page = write_report(findings, out, title="sawdist: do these models think alike?", meta=meta,
                             timings=progress.timings, screening=screening)
@@ -208,10 +209,21 @@ def report(args: argparse.Namespace) -> int:
         if not (pool / "pool.json").is_file():
             raise CommandError(f"--models {args.models!r} has no pool.json; pass the folder of a model pool: "
                                "DIR/models of sawdist run, or the --save-models folder of sawdist extract.")
+    memory = parse_memory(args.memory) if args.memory is not None else None
+    scheduler = None
+    if args.scheduler is not None:
+        from sawdist.cluster import check_scheduler
+
+        try:
+            scheduler = check_scheduler(args.scheduler, "--scheduler")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     ds = open_dataset(path)  # lazily: checks the file and its schema before any output is written
-    with progress.stage("load the dataset"):
-        if ds["direction"].nbytes <= 2**30:
-            ds = ds.load()  # larger datasets stay on disk: the analyses read them in chunks of inputs
+    from .blocks import BYTES_PER_VALUE, DEFAULT_MEMORY
+
+    if scheduler is None and ds["direction"].size * BYTES_PER_VALUE <= (memory or DEFAULT_MEMORY):
+        with progress.stage("load the dataset"):
+            ds = ds.load()  # it fits one block; a larger one stays on disk and is read block by block, once
     out.mkdir(parents=True, exist_ok=True)
     models = None
     if args.models:
@@ -223,8 +235,40 @@ def report(args: argparse.Namespace) -> int:
             "families": ", ".join(map(str, ds["family"].values)),
             "capacities": ", ".join(map(str, ds["capacity"].values)), "seeds": ds.sizes["seed"],
             "inputs": ds.sizes["input"], "dimension d": ds.sizes["feature"]}
-    _analyse(ds, out, options, models, progress, meta, only=only)
+    if scheduler is None:
+        _analyse(ds, out, options, models, progress, meta, only=only, memory=memory)
+        return 0
+    import contextlib
+
+    from sawdist.cluster import connect
+
+    meta["Dask cluster"] = scheduler
+    with contextlib.ExitStack() as stack:
+        with progress.stage(f"connect to the Dask cluster {scheduler}"):
+            try:
+                client = stack.enter_context(connect(scheduler))
+            except (OSError, TimeoutError) as err:
+                raise CommandError(f"--scheduler {scheduler!r}: no Dask scheduler answered ({err}).") from err
+        _analyse(ds, out, options, models, progress, meta, only=only, memory=memory, client=client)
     return 0
+
+
+_UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20,
+          "g": 2**30, "gb": 2**30, "gib": 2**30, "t": 2**40, "tb": 2**40, "tib": 2**40}
+
+
+def parse_memory(text: str) -> int:
+    """``--memory``: bytes, or a number with a unit (``512MB``, ``2GiB``, ``1.5g``; powers of 1024), >= 1 MiB."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
+    unit = match and _UNITS.get(match.group(2).lower())
+    if not unit:
+        raise UsageError(f"--memory must be a size such as 512MB or 2GB, got {text!r}.")
+    value = int(float(match.group(1)) * unit)
+    if value < 2**20:
+        raise UsageError(f"--memory must be at least 1MB, got {text!r}.")
+    return value
 
 
 def open_dataset(path: str | os.PathLike[str]) -> xr.Dataset:
@@ -275,6 +319,12 @@ def add_report_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
     parser.add_argument("--models", metavar="DIR", help="model pool written by sawdist run (DIR/models)")
     parser.add_argument("--only", metavar="A1,A2",
                         help=f"run only these analyses: {', '.join(ANALYSES)} (default all)")
+    parser.add_argument("--memory", metavar="SIZE",
+                        help="working memory of one block of inputs read from the dataset, e.g. 512MB or 4GB "
+                             "(default 1GB); a dataset larger than this is read from disk block by block, once")
+    parser.add_argument("--scheduler", metavar="local:N|tcp://HOST:PORT",
+                        help="compute the blocks on a Dask cluster: N local worker processes, or a running "
+                             "scheduler whose workers can read DATASET.nc (docs/cluster-report.md)")
     _common_flags(parser)
     parser.set_defaults(func=report)
     return parser

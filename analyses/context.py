@@ -1,8 +1,9 @@
 """The shared state of one analysis run: the dataset, options, and results computed once for several findings.
 
-:class:`Context` computes lazily, and keeps, the pair statistics (:mod:`sawdist.analyses._pairs`, used by the
-similarity, shared-mean and ensemble findings) and the Bayesian convergence fits (used by the shared-mean and
-convergence findings), so a full run computes each once.
+:class:`Context` computes lazily, and keeps, the one pass over the directions (:mod:`sawdist.analyses.blocks`: the
+pair statistics of :mod:`sawdist.analyses._pairs`, the cosine laws' cosines, the ensemble curves and the summary of
+the Bayesian fits' inputs, each stored chunk read once) and the Bayesian convergence fits (used by the shared-mean
+and convergence findings), so a full run computes each once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from sawdist.bayes.fitting import SamplerDiagnostics
 
     from ._pairs import PairStats
+    from .blocks import ScanResult
     from .models import ModelPool
 
 __all__ = ["Context", "Options"]
@@ -87,17 +89,45 @@ class Options:
 
 
 class Context:
-    """Dataset, output directory, options and caches of one analysis run."""
+    """Dataset, output directory, options and caches of one analysis run.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The saliency dataset, in memory or opened lazily (read block by block, :mod:`sawdist.analyses.blocks`).
+    out_dir : path-like
+    options : Options, optional
+    progress : Progress, optional
+    models : ModelPool, optional
+    excluded : array_like (family, capacity, seed) of bool, optional
+        Failed models (:mod:`sawdist.analyses.quality`): every read takes them as not valid.
+    analyses : sequence of str, optional
+        The analyses that will run (default all): the pass over the directions computes only what they need.
+    memory : int, optional
+        Working memory of one block of the pass, in bytes (default :data:`sawdist.analyses.blocks.DEFAULT_MEMORY`).
+    client : distributed.Client, optional
+        Run the blocks of the pass on this Dask cluster.
+    """
 
     def __init__(self, ds: xr.Dataset, out_dir: str | os.PathLike[str], options: Options | None = None,
-                 progress: Progress | None = None, models: ModelPool | None = None) -> None:
+                 progress: Progress | None = None, models: ModelPool | None = None, *, excluded=None,
+                 analyses=None, memory: int | None = None, client=None) -> None:
+        from .blocks import DEFAULT_MEMORY, check_memory
+
         self.ds = ds
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.options = options or Options()
         self.progress = progress or Progress(enabled=False)
         self.models = models
+        shape = tuple(ds.sizes[d] for d in ("family", "capacity", "seed"))
+        self.excluded = np.zeros(shape, bool) if excluded is None else np.asarray(excluded, bool).reshape(shape)
+        self.analyses = None if analyses is None else tuple(analyses)
+        self.memory = DEFAULT_MEMORY if memory is None else check_memory(memory)
+        self.client = client
+        self._scan = None
         self._pairs = None
+        self._valid = None
         self._fits = {}
         self._diagnostics = {}
         self._summary = None
@@ -107,28 +137,112 @@ class Context:
     def dim(self) -> int:
         return int(self.ds.sizes["feature"])
 
+    def runs(self, name: str) -> bool:
+        return self.analyses is None or name in self.analyses
+
+    @property
+    def valid(self) -> np.ndarray:
+        """``valid`` (family, capacity, seed, input) in memory, failed models not valid."""
+        if self._valid is None:
+            v = np.asarray(self.ds["valid"].transpose("family", "capacity", "seed", "input").values, dtype=bool)
+            self._valid = v & ~self.excluded[..., None]
+        return self._valid
+
+    @property
+    def bayes_inputs(self) -> np.ndarray:
+        """Positions of the inputs of the Bayesian fits: at most ``bayes_inputs`` of those where every family and
+        capacity has 2 valid seeds, evenly spaced."""
+        idx = np.flatnonzero((self.valid.sum(axis=2) >= 2).all(axis=(0, 1)))
+        n_max = int(self.options.bayes_inputs)
+        if idx.size > n_max:
+            idx = idx[np.linspace(0, idx.size - 1, n_max).round().astype(int)]
+        return idx
+
+    def ensemble_sizes(self) -> tuple:
+        """Ensemble sizes N per family: those of the options (default 1, 2, 4, ...) up to the number of valid small
+        models at 90 % of the inputs (a dead network, whose gradients vanish everywhere, leaves fewer than n_seeds
+        valid directions at every input)."""
+        from .blocks import default_sizes
+
+        out = []
+        for f in range(self.valid.shape[0]):
+            n_valid = self.valid[f, 0].sum(axis=0)
+            n_max = max(1, int(np.floor(np.quantile(n_valid, 0.1))))
+            out.append(tuple(int(s) for s in (self.options.ensemble_sizes or default_sizes(n_max)) if int(s) <= n_max))
+        return tuple(out)
+
+    @property
+    def scan(self) -> ScanResult:
+        """The one pass over the directions (:func:`sawdist.analyses.blocks.scan`), for the analyses that run."""
+        if self._scan is None:
+            from sawdist.io import source_text
+
+            from . import blocks
+
+            bayes = self.options.bayes and (self.runs("shared_mean") or self.runs("convergence"))
+            K = self.ds.sizes["capacity"]
+            spec = blocks.ScanSpec(
+                *self.excluded.shape, self.dim, excluded=self.excluded,
+                summary_inputs=self.bayes_inputs if bayes else None,
+                cosines=self.runs("cosine_laws"),
+                ensemble_sizes=self.ensemble_sizes() if self.runs("ensembles") and K >= 2 else None,
+                ensemble_subsets=int(self.options.ensemble_subsets), seed=int(self.options.seed),
+                source=source_text(self.ds))
+            plan = blocks.plan_blocks(self.ds, self.memory)
+            where = "on the Dask cluster" if self.client is not None else "in this process"
+            self.progress.say(f"  one pass over the directions {where}: {len(plan.blocks)} block(s) of up to "
+                              f"{plan.block_bytes / 2**20:.0f} MiB, each stored chunk read {plan.reads_per_chunk} "
+                              f"time(s)")
+            with self.progress.stage("one pass over the directions"):
+                bar = self.progress.bar("blocks", len(plan.blocks))
+                self._scan = blocks.scan(self.ds, spec, memory=self.memory, client=self.client, progress=bar)
+        return self._scan
+
     @property
     def pairs(self) -> PairStats:
         if self._pairs is None:
-            from ._pairs import pair_stats
+            from ._pairs import PairStats
 
-            self._pairs = pair_stats(self.ds)
+            res = self.scan
+            families = [str(f) for f in np.asarray(self.ds["family"].values).tolist()]
+            self._pairs = PairStats(families, np.asarray(self.ds["capacity"].values), res.rho, res.sums)
         return self._pairs
 
     @property
     def summary(self) -> xr.Dataset:
-        """:func:`sawdist.summaries.summarize` of the inputs used by the Bayesian fits (every count >= 2)."""
+        """:func:`sawdist.summaries.summarize` of the inputs used by the Bayesian fits (:attr:`bayes_inputs`)."""
         if self._summary is None:
-            from sawdist.summaries import summarize
+            summary = self.scan.summary
+            if summary is None:  # the pass ran without the Bayesian fits' inputs (or none has 2 valid seeds)
+                from sawdist.summaries import summarize
 
-            valid = self.ds["valid"].sum("seed")
-            ok = np.asarray((valid >= 2).all(("family", "capacity")).values)
-            idx = np.flatnonzero(ok)
-            n_max = int(self.options.bayes_inputs)
-            if idx.size > n_max:
-                idx = idx[np.linspace(0, idx.size - 1, n_max).round().astype(int)]
-            self._summary = summarize(self.ds.isel(input=idx))
+                from .blocks import read_block
+
+                idx = self.bayes_inputs
+                summary = summarize(read_block(self.ds.isel(input=idx), 0, idx.size, self._spec_for_reads())[0])
+            self._summary = summary
         return self._summary
+
+    def _spec_for_reads(self):
+        from sawdist.io import source_text
+
+        from .blocks import ScanSpec
+
+        return ScanSpec(*self.excluded.shape, self.dim, excluded=self.excluded, source=source_text(self.ds))
+
+    def read(self, family: int, inputs=None, capacities=None) -> tuple[np.ndarray, np.ndarray]:
+        """Directions of one family (index) at some input and capacity positions, as
+        :func:`sawdist.analyses._common.family_layout` gives them, with failed models not valid."""
+        from ._common import family_layout
+
+        U, V = family_layout(self.ds, self.ds["family"].values[family], inputs, capacities)
+        ex = self.excluded[family]
+        if capacities is not None:
+            ex = ex[np.asarray(capacities)]
+        if ex.any():
+            V = V & ~ex[:, :, None]
+            U[~V] = 0.0
+        return U, V
 
     def fit(self, law: str, shared: bool) -> az.InferenceData:
         """The Bayesian convergence fit (cached) of one law, with a shared or separate mean directions."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import _pairs
 from ._common import Finding, apply_sampler_rule, nanmean, new_figure, save_figure, save_table, verdict
 
 if TYPE_CHECKING:
@@ -81,7 +82,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     ps = ctx.pairs
     pos = ctx.ds.get_index("input").get_indexer(ctx.summary["input"].values)
     rho_x = ps.per_input()[pos]
-    obs_all, obs_se_all, _ = ps.statistic(lambda r: nanmean(r[pos], axis=0))
+    obs_all, obs_se_all, _ = ps.statistic(_pairs.mean_rho, inputs=1)  # over the inputs of the fit
     rows, pred_rows = [], []
     figs_data = []
     for f, fam in enumerate(families):

@@ -18,11 +18,12 @@ The two assumptions behind "Saw-shaped" are tested, per family, with the seeds a
   scatter of the seeds around their input's mean direction must be isotropic in the tangent space. The statistic
   pools the squared cosines of tangent contrasts over inputs (valid for few seeds in any dimension); the capacities
   are combined by adding the statistic and its null mean and variance, and the p-value is that of the same scaled
-  chi-square. At most :data:`SYMMETRY_INPUTS` inputs (evenly spaced) enter. The tangent effective dimension
-  (participation ratio of the scatter; d - 1 when isotropic) is reported per capacity.
+  chi-square. At most :data:`SYMMETRY_INPUTS` inputs enter, from evenly spaced stored chunks
+  (:func:`chunk_aligned`). The tangent effective dimension (participation ratio of the scatter; d - 1 when
+  isotropic) is reported per capacity.
 * **The shape of the cosine law** (:func:`sawdist.stats.saw_shape_test`): von Mises–Fisher against the
   semi-parametric law, fitted per (input, capacity) on the other seeds and scored on held-out seeds
-  (:data:`SHAPE_FOLDS`-fold cross-validation over seeds, at most :data:`SHAPE_INPUTS` inputs, evenly spaced); the
+  (:data:`SHAPE_FOLDS`-fold cross-validation over seeds, at most :data:`SHAPE_INPUTS` inputs, chosen alike); the
   mean gain of the semi-parametric law in nats per held-out seed has a 95 % interval over the (input, capacity)
   groups, and the verdict is "the semi-parametric law fits better" (interval above 0), "vMF is adequate" (interval
   at or below 0) or "inconclusive". It scores held-out cosines through the blur that rotational symmetry implies,
@@ -49,15 +50,14 @@ from . import _pairs
 from ._common import (
     Finding,
     cosine_interval,
-    family_layout,
     fmt_ci,
-    input_chunks,
     interval,
     new_figure,
     save_figure,
     save_table,
     verdict,
 )
+from .blocks import BYTES_PER_VALUE
 
 if TYPE_CHECKING:
     import os
@@ -72,10 +72,11 @@ TITLE = "Cosine laws concentrate with capacity; Saw shapes"
 CLAIM = ("At every capacity the directions follow a rotationally symmetric (Saw) law about the input's mean "
          "direction, whose cosine law moves away from the uniform law as capacity grows.")
 
-#: At most this many inputs (evenly spaced) enter the test of rotational symmetry; fewer when one capacity's
-#: directions at that many inputs would exceed the memory budget of :func:`input_chunks`.
+#: At most this many inputs enter the test of rotational symmetry (:func:`chunk_aligned`); fewer when one capacity's
+#: directions at that many inputs would exceed the memory budget of a block (:mod:`sawdist.analyses.blocks`).
 SYMMETRY_INPUTS = 1000
-#: At most this many inputs (evenly spaced) enter the Saw-shape test, which fits a spline per input, capacity and fold.
+#: At most this many inputs (:func:`chunk_aligned`) enter the Saw-shape test, which fits a spline per input,
+#: capacity and fold.
 SHAPE_INPUTS = 12
 #: Folds of seeds in the Saw-shape test.
 SHAPE_FOLDS = 4
@@ -94,20 +95,31 @@ def evenly_spaced(n: int, k: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n - 1, min(n, k))).astype(int))
 
 
+def chunk_aligned(n: int, k: int, extent: int) -> np.ndarray:
+    """At most ``k`` input positions among ``n`` that lie in as few stored chunks (of ``extent`` inputs) as they can:
+    the inputs of ceil(k / extent) evenly spaced chunks, thinned evenly to ``k``. Reading them reads those chunks and
+    no other; ``k`` evenly spaced inputs would read up to ``k`` chunks, up to ``k`` x ``extent`` inputs' worth."""
+    n_chunks = -(-n // extent)
+    chunks = evenly_spaced(n_chunks, -(-min(n, k) // extent))
+    idx = np.concatenate([np.arange(c * extent, min((c + 1) * extent, n)) for c in chunks])
+    return idx[evenly_spaced(idx.size, k)]
+
+
 def with_nan(ds: xr.Dataset, U: np.ndarray, V: np.ndarray) -> np.ndarray:
     """The directions ``U`` with NaN rows where ``V`` is False, in the dataset's dtype (whose rounding the unit-norm
     check of :mod:`sawdist.stats` allows for: float32 files hold float32 unit vectors)."""
     return np.where(V[..., None], U, np.nan).astype(ds["direction"].dtype, copy=False)
 
 
-def symmetry_tests(ds: xr.Dataset, family: str, inputs: np.ndarray, n_capacities: int) -> list:
+def symmetry_tests(ctx: Context, family: int, inputs: np.ndarray, n_capacities: int) -> list:
     """:func:`sawdist.stats.rotational_symmetry_test` at each capacity, the inputs as groups (None where no input
     has 4 valid seeds)."""
     from sawdist.stats import rotational_symmetry_test
 
+    ds = ctx.ds
     out = []
     for k in range(n_capacities):
-        U, V = family_layout(ds, family, inputs, capacities=[k])
+        U, V = ctx.read(family, inputs, capacities=[k])
         if not np.any(V[0].sum(axis=0) >= 4):
             out.append(None)
             continue
@@ -140,34 +152,6 @@ def shape_gains(difference: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, 
             r = difference[k][ok] - mean[k] * count[k][ok]
             se[k] = np.sqrt(n / (n - 1.0) * float(r @ r)) / total
     return mean, se
-
-
-def pooled_cosines(U: np.ndarray, V: np.ndarray, dim: int) -> list[np.ndarray]:
-    """Bias-corrected cosines of one family: a list over capacities of 1-D arrays pooled over inputs.
-
-    ``U`` (capacity, seed, input, feature) zero where invalid, ``V`` the validity. Inputs where a capacity has
-    fewer than 2 valid directions are skipped.
-    """
-    from sawdist.semiparametric import corrected_cosines
-
-    K, S, N, _ = U.shape
-    out = [[] for _ in range(K)]
-    groups_all = np.repeat(np.arange(K), S)
-    for x in range(N):
-        v = V[:, :, x].reshape(-1)
-        g = groups_all[v]
-        if np.any(np.bincount(g, minlength=K) < 2):
-            continue
-        X = U[:, :, x].reshape(K * S, -1)[v]
-        c0 = corrected_cosines(X, dim, groups=g)
-        m_hat = np.sqrt(np.maximum(c0["m2"], 0.0))
-        w = m_hat / (1.0 - np.minimum(m_hat, 1.0 - 1e-12) ** 2)
-        if not np.any(w > 0):
-            continue  # no direction at all: this input has no mean
-        c = corrected_cosines(X, dim, groups=g, weights=w, m2=c0["m2"])
-        for k in range(K):
-            out[k].append(c["t_c"][g == k])
-    return [np.concatenate(t) if t else np.empty(0) for t in out]
 
 
 def shape_relation(shapes: Sequence[Callable[[np.ndarray], np.ndarray]],
@@ -216,24 +200,25 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     e1 = np.zeros(d)
     e1[0] = 1.0
     n_inputs, n_seeds = ds.sizes["input"], ds.sizes["seed"]
-    inputs_sym = evenly_spaced(n_inputs, min(SYMMETRY_INPUTS, max(1, 2**25 // (n_seeds * d))))
-    inputs_shape = evenly_spaced(n_inputs, SHAPE_INPUTS)
+    extent = ctx.scan.plan.chunk_extent
+    n_sym = min(SYMMETRY_INPUTS, max(1, ctx.memory // (BYTES_PER_VALUE * n_seeds * d)))
+    inputs_sym = chunk_aligned(n_inputs, n_sym, extent)
+    inputs_shape = chunk_aligned(n_inputs, SHAPE_INPUTS, extent)
     symmetry_p = {}
     shape_verdicts = {}
     alpha = 0.05 / max(len(ps.families), 1)  # symmetry rejected in a family: Bonferroni over the families
     for f, fam in enumerate(ps.families):
         b = ps.block(f)
-        parts = [pooled_cosines(*family_layout(ds, fam, idx), d) for idx in input_chunks(ds, K)]
-        cos = [np.concatenate([p[k] for p in parts]) for k in range(K)]
+        cos = ctx.scan.cosines[f]  # pooled_cosines of every input, from the one pass over the directions
         fits = [fit_log_spline(t, d) if np.unique(t).size >= 2 else None for t in cos]
         if any(fit is None for fit in fits):
             finding.measured.append(f"{fam}: too few inputs with 2 valid directions per capacity; no shapes.")
             continue
         shapes = [fit.log_shape for fit in fits]
         rel = shape_relation(shapes, cos)
-        sym = symmetry_tests(ds, fam, inputs_sym, K)
+        sym = symmetry_tests(ctx, f, inputs_sym, K)
         shape = None
-        U, V = family_layout(ds, fam, inputs_shape)
+        U, V = ctx.read(f, inputs_shape)
         if np.any(V.sum(axis=1) >= 4):
             from sawdist.stats import saw_shape_test
 

@@ -2,7 +2,8 @@ r"""Finding 5 — ensembles: the mean saliency of N small models approaches that
 
 Measured, per family, for the smallest capacity k_s against the largest k_L: cos(u_bar_N, u_L), the cosine between
 the normalized mean of N small models' directions and one large model's direction, averaged over random N-subsets of
-seeds, over the large models and over inputs, against N. Beside it:
+seeds (drawn per input from a generator seeded by the options' seed, the family and the input:
+:func:`sawdist.analyses.blocks.ensemble_block`), over the large models and over inputs, against N. Beside it:
 
 * identity 4's prediction, per input rho_x(k_s, k_L) / sqrt(m_x^2 + (1 - m_x^2)/N) with m_x^2 the unbiased m_hat^2 of
   the small models, averaged over inputs; its limit N -> infinity is m(k_L) cos(mu_s, mu_L);
@@ -27,9 +28,7 @@ from ._common import (
     Z95,
     Finding,
     cosine_interval,
-    family_layout,
     fmt_ci,
-    input_chunks,
     mean_se,
     nanmean,
     new_figure,
@@ -37,10 +36,10 @@ from ._common import (
     save_table,
     verdict,
 )
+from .blocks import default_sizes
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Sequence
 
     import xarray as xr
 
@@ -52,40 +51,6 @@ CLAIM = ("Averaging the saliency directions of N small models approaches the dir
          "(identity 4), so the large-capacity limit can be estimated with small models.")
 
 
-def default_sizes(n_seeds: int) -> list[int]:
-    sizes = [1]
-    while sizes[-1] * 2 < n_seeds:
-        sizes.append(sizes[-1] * 2)
-    if n_seeds > 1:
-        sizes.append(n_seeds)
-    return sizes
-
-
-def ensemble_cosines(Us: np.ndarray, Vs: np.ndarray, UL: np.ndarray, VL: np.ndarray, sizes: Sequence[int],
-                     n_subsets: int, rng: np.random.Generator) -> np.ndarray:
-    """Per-input mean of cos(u_bar_N, u_L) over random N-subsets of valid small seeds and valid large models.
-
-    ``Us`` (seed, input, d) small directions zero where invalid, ``Vs`` validity; ``UL``, ``VL`` the large ones.
-    Returns (input, len(sizes)), NaN where an input has fewer than N valid small seeds or no valid large model.
-    """
-    S, N, _ = Us.shape
-    n_valid = Vs.sum(axis=0)  # (N,)
-    nL = VL.sum(axis=0)
-    out = np.full((N, len(sizes)), np.nan)
-    Xs = np.moveaxis(Us, 0, 1)  # (N, S, d)
-    XL = np.moveaxis(UL, 0, 1)  # (N, SL, d)
-    for j, size in enumerate(sizes):
-        keys = np.where(Vs.T[:, None, :], rng.random((N, n_subsets, S)), np.inf)
-        idx = np.argsort(keys, axis=-1)[..., :size]  # (N, subsets, size)
-        sums = np.take_along_axis(Xs[:, None], idx[..., None], axis=2).sum(axis=2)  # (N, subsets, d)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ubar = sums / np.linalg.norm(sums, axis=-1, keepdims=True)
-            c = np.einsum("nsd,nld->nsl", ubar, XL)  # invalid large rows are zero
-            val = c.sum(axis=(1, 2)) / (n_subsets * nL)
-        out[:, j] = np.where((n_valid >= size) & (nL > 0), val, np.nan)
-    return out
-
-
 def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
             **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
@@ -94,7 +59,6 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     from .context import Context
 
     ctx = context or Context(ds, out_dir)
-    opts = ctx.options
     finding = Finding(KEY, TITLE, CLAIM)
     ps = ctx.pairs
     caps = ps.capacities
@@ -102,21 +66,13 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     if K < 2:
         finding.reason = "needs at least two capacities"
         return finding
-    rng = np.random.default_rng(opts.seed)
     rho_x = ps.per_input()
     rows, lowers, uppers, curves = [], [], [], []
+    sizes_of = ctx.ensemble_sizes()
     for f, fam in enumerate(ps.families):
         js, jl = ps.slot(f, 0), ps.slot(f, K - 1)
-        # The largest ensemble: the number of valid small models at 90 % of the inputs (a dead network, whose
-        # gradients vanish everywhere, leaves fewer than n_seeds valid directions at every input).
-        n_valid = np.asarray(ds["valid"].sel(family=fam).isel(capacity=0).sum("seed").values)
-        n_max = max(1, int(np.floor(np.quantile(n_valid, 0.1))))
-        sizes = [int(s) for s in (opts.ensemble_sizes or default_sizes(n_max)) if int(s) <= n_max]
-        obs = []
-        for idx in input_chunks(ds, 2):
-            U, V = family_layout(ds, fam, idx, capacities=[0, K - 1])
-            obs.append(ensemble_cosines(U[0], V[0], U[1], V[1], sizes, int(opts.ensemble_subsets), rng))
-        obs = np.concatenate(obs)
+        sizes = list(sizes_of[f])
+        obs = ctx.scan.ensembles[f]  # (input, size), from the one pass over the directions (blocks.ensemble_block)
         m2 = np.clip(rho_x[:, js, js], 0.0, 1.0)
         cross = rho_x[:, js, jl]
         Nn = np.asarray(sizes, float)

@@ -211,7 +211,9 @@ class Screening:
     Attributes
     ----------
     ds : xarray.Dataset
-        The dataset with every failed model's directions NaN and ``valid`` false (the input itself when none failed).
+        The dataset with every failed model's directions NaN and ``valid`` false when it is in memory; a dataset read
+        from disk is the input itself (masking it would read it whole), and :attr:`failed_models` tells the readers
+        of the analyses (:class:`sawdist.analyses.context.Context`) which models to take as not valid.
     models : ModelPool or None
         The pool without its failed models (the input itself when none failed).
     table : pandas.DataFrame
@@ -224,6 +226,12 @@ class Screening:
     models: ModelPool | None
     table: pd.DataFrame
     pool_table: pd.DataFrame | None = None
+
+    @property
+    def failed_models(self) -> np.ndarray:
+        """(family, capacity, seed) bool: the failed models of the dataset."""
+        shape = tuple(self.ds.sizes[d] for d in ("family", "capacity", "seed"))
+        return self.table["failed"].to_numpy(bool).reshape(shape)
 
     def excluded(self) -> list[str]:
         """One line per excluded model: 'dataset: mlp k=2 seed 4: no valid direction; ...'."""
@@ -238,9 +246,10 @@ class Screening:
 def screen(ds: xr.Dataset, models: ModelPool | None = None) -> Screening:
     """Apply the exclusion rule (module docstring) to a dataset, and to a model pool when given.
 
-    A failed model's directions become NaN and its ``valid`` flags false, exactly as the schema marks a missing
-    direction, so every analysis leaves it out by its existing handling of invalid directions. A dataset larger than
-    1 GiB that is not in memory is chunked by Dask first, so that masking it does not read it whole.
+    In a dataset in memory a failed model's directions become NaN and its ``valid`` flags false, exactly as the
+    schema marks a missing direction, so every analysis leaves it out by its existing handling of invalid directions.
+    A dataset read from disk is left as it is (masking it would read it whole): the analyses' readers take the
+    models of :attr:`Screening.failed_models` as not valid.
     """
     import xarray as xr
 
@@ -250,11 +259,10 @@ def screen(ds: xr.Dataset, models: ModelPool | None = None) -> Screening:
         shape = tuple(ds.sizes[d] for d in ("family", "capacity", "seed"))
         mask = xr.DataArray(failed.reshape(shape), dims=("family", "capacity", "seed"),
                             coords={d: ds[d] for d in ("family", "capacity", "seed")})
-        if ds["direction"].chunks is None and ds["direction"].nbytes > 2**30:
-            ds = ds.chunk({"family": 1, "capacity": 1, "seed": 1, "input": 1024})
-        ds = ds.copy()
-        ds["direction"] = ds["direction"].where(~mask)
-        ds["valid"] = ds["valid"] & ~mask
+        if isinstance(ds["direction"].variable._data, np.ndarray):
+            ds = ds.copy()
+            ds["direction"] = ds["direction"].where(~mask)
+            ds["valid"] = ds["valid"] & ~mask
     pool_table = None
     if models is not None:
         pool_table = pool_quality(models)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import os
-import re
 from typing import TYPE_CHECKING
 
 from sawdist._toml import read_config
@@ -83,13 +82,11 @@ def check_shard(shard: str | Sequence[int]) -> tuple[int, int]:
 
 
 def check_scheduler(scheduler: str) -> str:
-    """``scheduler`` checked: ``"local:N"`` (N >= 1 worker processes) or the address of a Dask scheduler."""
-    text = str(scheduler)
-    match = re.fullmatch(r"local:(\d+)", text)
-    if (match and int(match.group(1)) >= 1) or re.fullmatch(r"(tcp|tls)://\S+", text):
-        return text
-    raise ValueError(f"'scheduler' must be local:N (N >= 1 worker processes) or a Dask scheduler address such as "
-                     f"tcp://host:8786, got {text!r}.")
+    """``scheduler`` checked: ``"local:N"`` (N >= 1 worker processes) or the address of a Dask scheduler
+    (:func:`sawdist.cluster.check_scheduler`)."""
+    from sawdist.cluster import check_scheduler as check
+
+    return check(scheduler)
 
 
 def auto_threads() -> int:

@@ -23,12 +23,12 @@ This module knows nothing of sweeps: it connects, tells the workers' device, sub
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable, Iterator
 
 from sawdist._optional import require
+from sawdist.cluster import cores, local_cluster
 
 from .train import resolve_device
 
@@ -59,14 +59,13 @@ def worker_threads() -> int:
     """torch's CPU threads for a task in this Dask worker: the cores this process may use (Slurm's
     ``--cpus-per-task``, a container's limit) shared among the worker's task threads. Dask starts workers with
     ``OMP_NUM_THREADS=1``, which would leave every task on one core."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         from distributed import get_worker
 
         share = getattr(get_worker(), "nthreads", 1) or 1
     except (ImportError, ValueError):  # not in a Dask worker
         share = 1
-    return max(1, cores // share)
+    return max(1, cores() // share)
 
 
 def _device_type(device: str) -> str:
@@ -116,36 +115,8 @@ class Cluster:
             else:
                 # the workers run on this machine: the device resolves here, and tells whether they need GPUs
                 self.device_type = _device_type(self.device)
-                n = int(match.group(1))
-                cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
                 self.resources = {"GPU": 1} if self.device_type == "cuda" else None
-                # The environment Dask gives its worker processes before they start (its "pre-spawn-environ"):
-                # OMP_NUM_THREADS=1 (and MKL, OpenBLAS alike), which OpenMP reads once, at start; and
-                # MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's adaptive mmap threshold, so that every
-                # allocation above 128 KiB is a fresh mmap and its page faults: training in a worker ran 1.5x
-                # slower with it, on one thread as on two (benchmarks/RESULTS.md). The workers start instead with
-                # their share of the cores and glibc's defaults.
-                self.threads = max(1, cores // n)
-                environ = {name: self.threads for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                                            "OPENBLAS_NUM_THREADS")}
-                import dask
-
-                # Dask lets a variable already in this process's environment win over its configuration (and sets
-                # the configured ones here as it spawns): both are set for the start, and restored after it.
-                saved = {name: os.environ.get(name) for name in environ}
-                os.environ.update({name: str(value) for name, value in environ.items()})
-                try:
-                    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
-                        self.cluster = distributed.LocalCluster(
-                            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",  # any port
-                            resources=self.resources,
-                        )
-                finally:
-                    for name, value in saved.items():
-                        if value is None:
-                            os.environ.pop(name, None)
-                        else:
-                            os.environ[name] = value
+                self.cluster, self.threads = local_cluster(int(match.group(1)), self.resources)
                 self.client = distributed.Client(self.cluster)
         except BaseException:
             self.__exit__(None, None, None)

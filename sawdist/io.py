@@ -768,9 +768,9 @@ def open_shards(paths: Iterable[str | os.PathLike[str]], *, validate_schema: boo
 
 def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
     """netCDF4 encoding: zlib with shuffle for every data variable (``direction`` at ``complevel`` 0: stored raw);
-    ``direction`` in chunks of about 2**20 values within one model; a checksum on every variable: HDF5's
-    Fletcher-32 (coordinates included, strings stored as characters so that the checksum covers them), or, for ``direction``
-    compressed, zlib's Adler-32."""
+    ``direction`` in chunks of :data:`CHUNK_VALUES` values within one model; a checksum on every variable: HDF5's
+    Fletcher-32 (coordinates included, strings stored as characters so that the checksum covers them), or, for
+    ``direction`` compressed, zlib's Adler-32."""
     result = {}
     for name, var in ds.variables.items():
         if name not in ds.data_vars:
@@ -926,9 +926,17 @@ def check_threads(threads: int | None) -> int:
 # __all__: the format of the chunks is no promise to users.
 
 
+#: Values per chunk of ``direction`` (float32: 64 KiB). The analyses read blocks of inputs across every model
+#: (:mod:`sawdist.analyses.blocks`); a chunk of few inputs lets a block of whole chunks fit their memory budget at the
+#: paper's scale (2,560 models at d = 3072: 5 inputs per chunk, 0.8 GB per block), so each chunk is read once. HDF5
+#: reads such chunks at the speed of inflating them (benchmarks/RESULTS.md, "Layout").
+CHUNK_VALUES = 2**14
+
+
 def chunk_rows(n_inputs: int, n_feature: int) -> int:
-    """Inputs per chunk of ``direction``: about 2**20 values (4 MiB), never more than one model."""
-    return max(1, min(n_inputs, 2**20 // max(1, n_feature)))
+    """Inputs per chunk of ``direction``: as many as fit in :data:`CHUNK_VALUES` values, at least one, never more
+    than one model."""
+    return max(1, min(n_inputs, CHUNK_VALUES // max(1, n_feature)))
 
 
 def encode_chunk(block: np.ndarray, rows: int, complevel: int) -> bytes:

@@ -210,9 +210,9 @@ def _variable(path, name="direction"):
 
 @pytest.mark.parametrize("complevel", [0, 1, 4])
 def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
-    # Two models of 20 inputs x 2**17 features: 8 inputs per chunk, so each model has an edge chunk of 4 rows.
+    # Two models of 20 inputs x 2**11 features: 8 inputs per chunk, so each model has an edge chunk of 4 rows.
     # The reference is the same dataset written by xarray/netCDF-C alone, which runs HDF5's own filters.
-    d, n = 2**17, 20
+    d, n = 2**11, 20
     parts = [make_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
     ds = xr.concat(parts, "seed", data_vars="minimal", coords="minimal", compat="override")
     ds.attrs.update(ATTRS, input_shape=[d])

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from sawdist.analyses import cosine_laws
+from sawdist.analyses import blocks, cosine_laws
 
 from .conftest import M_TRUE, make
 
@@ -35,24 +35,25 @@ def test_pooled_cosines_skip_inputs_without_two_valid_directions(shared):
     V[0, :, 0] = False  # input 0 has no valid direction at the smallest capacity
     V[1, 1:, 1] = False  # input 1 has one valid direction at the middle capacity
     d = shared.sizes["feature"]
-    cos = cosine_laws.pooled_cosines(U, V, d)
-    full = cosine_laws.pooled_cosines(U, V0, d)
+    cos = blocks.pooled_cosines(U, V, d)
+    full = blocks.pooled_cosines(U, V0, d)
     lost = V0[:, :, :2].sum(axis=(1, 2))  # per capacity: every direction of the two skipped inputs
     np.testing.assert_array_equal([f.size - c.size for f, c in zip(full, cos)], lost)
 
 
-def test_chunks_of_inputs_give_the_same_result(shared, tmp_path, monkeypatch):
-    from sawdist.analyses import _common
+def test_blocks_of_inputs_give_the_same_result(shared, tmp_path):
+    from sawdist.analyses.context import Context
 
     whole = cosine_laws.analyze(shared, tmp_path / "whole")
-
-    def small_chunks(ds, n_slots, budget=None):
-        return _common.input_chunks(ds, n_slots, budget=7 * n_slots * ds.sizes["seed"] * ds.sizes["feature"])
-
-    monkeypatch.setattr(cosine_laws, "input_chunks", small_chunks)
-    assert len(small_chunks(shared, 3)) == 12  # 80 inputs in chunks of 7
-    chunked = cosine_laws.analyze(shared, tmp_path / "chunked")
-    assert chunked.numbers == whole.numbers
+    ctx = Context(shared, tmp_path / "blocks", memory=2**20)
+    assert len(ctx.scan.plan.blocks) == 3  # 80 inputs in blocks of 27
+    blocks = cosine_laws.analyze(shared, tmp_path / "blocks", context=ctx)
+    assert blocks.numbers.keys() == whole.numbers.keys()
+    for key, value in whole.numbers.items():
+        if isinstance(value, str):
+            assert blocks.numbers[key] == value, key
+        else:
+            np.testing.assert_allclose(blocks.numbers[key], value, rtol=1e-12, err_msg=key)
 
 
 def _redraw(ds, rng, *, m_of_seed=None, anisotropic=None):

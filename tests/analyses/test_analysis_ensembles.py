@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from sawdist.analyses import ensembles
+from sawdist.analyses import blocks, ensembles
 from sawdist.analyses.context import Context, Options
 
 from .conftest import M_TRUE
@@ -28,6 +28,6 @@ def test_no_ensemble_gain_without_a_shared_mean(separate, tmp_path):
 
 
 def test_default_sizes():
-    assert ensembles.default_sizes(10) == [1, 2, 4, 8, 10]
-    assert ensembles.default_sizes(8) == [1, 2, 4, 8]
-    assert ensembles.default_sizes(1) == [1]
+    assert blocks.default_sizes(10) == [1, 2, 4, 8, 10]
+    assert blocks.default_sizes(8) == [1, 2, 4, 8]
+    assert blocks.default_sizes(1) == [1]

@@ -7,7 +7,7 @@ from sawdist.stats import similarity_matrix
 
 
 def test_per_input_rho_equals_stats_similarity_matrix(shared):
-    ps = _pairs.pair_stats(shared, chunk=7)  # several chunks
+    ps = _pairs.pair_stats(shared, memory=2**20)  # blocks of 27 inputs: three blocks
     for f, fam in enumerate(ps.families):
         ref = similarity_matrix(shared["direction"].sel(family=fam))
         ref = ref.transpose("input", "capacity_1", "capacity_2").values
@@ -16,11 +16,40 @@ def test_per_input_rho_equals_stats_similarity_matrix(shared):
 
 
 def test_jackknife_replicate_equals_recomputation_without_the_seed(shared):
-    ps = _pairs.pair_stats(shared)
+    ps = _pairs.pair_stats(shared, memory=2**20)
     s = 4
     kept = [i for i in range(shared.sizes["seed"]) if i != s]
     direct = _pairs.pair_stats(shared.isel(seed=kept))
-    np.testing.assert_allclose(ps.per_input(s), direct.per_input(), rtol=1e-10, atol=1e-12)
+    total, count = ps.sums[0]
+    np.testing.assert_array_equal(count[s + 1], direct.sums[0][1][0])
+    np.testing.assert_allclose(total[s + 1], direct.sums[0][0][0], rtol=1e-10, atol=1e-10)
+    # and the per-input values behind the sums: rho without seed s, averaged, is the replicate's statistic
+    np.testing.assert_allclose(ps.statistic(_pairs.mean_rho)[2][s],
+                               _pairs.mean_rho(*[np.nansum(direct.per_input(), 0),
+                                                 np.isfinite(direct.per_input()).sum(0)]), rtol=1e-10)
+
+
+def test_the_sums_do_not_depend_on_the_blocks(shared):
+    one = _pairs.pair_stats(shared)  # one block
+    many = _pairs.pair_stats(shared, memory=2**20)
+    np.testing.assert_allclose(many.per_input(), one.per_input(), rtol=1e-13, atol=1e-15)
+    for (t1, c1), (t2, c2) in zip(one.sums, many.sums):
+        np.testing.assert_array_equal(c1, c2)
+        np.testing.assert_allclose(t1, t2, rtol=1e-12, atol=1e-13)
+
+
+def test_excluded_models_count_as_not_valid(shared):
+    excluded = np.zeros((2, 3, 10), bool)
+    excluded[0, 1, 3] = excluded[1, 2, 0] = True
+    masked = shared.copy()
+    mask = shared["valid"].copy(data=np.broadcast_to(excluded[..., None], shared["valid"].shape))
+    masked["direction"] = shared["direction"].where(~mask)
+    masked["valid"] = shared["valid"] & ~mask
+    a = _pairs.pair_stats(shared, excluded=excluded)
+    b = _pairs.pair_stats(masked)
+    np.testing.assert_array_equal(a.per_input(), b.per_input())
+    np.testing.assert_array_equal(a.sums[0][0], b.sums[0][0])
+    assert not np.allclose(a.sums[0][0], _pairs.pair_stats(shared).sums[0][0])
 
 
 def test_rho_and_alignment_recover_the_truth(shared, separate):
