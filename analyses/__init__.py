@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import os
     from collections.abc import Sequence
 
+    import distributed
     import xarray as xr
 
     from ._common import Finding, Progress
@@ -43,7 +44,7 @@ ANALYSES = ("similarity", "cosine_laws", "shared_mean", "convergence", "ensemble
 def run_all(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, options: Options | dict | None = None,
             models: ModelPool | None = None, progress: Progress | None = None, only: Sequence[str] | None = None,
             strict: bool = False, screening: Screening | None = None, memory: int | None = None,
-            client=None) -> list[Finding]:
+            client: distributed.Client | None = None) -> list[Finding]:
     """Run every analysis (or those named in ``only``) on ``ds`` without its failed models; return the findings.
 
     Failed models (:mod:`sawdist.analyses.quality`: test accuracy not above chance, or no valid direction) are

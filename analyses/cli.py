@@ -63,7 +63,7 @@ def load_config(path: str | os.PathLike[str] | None) -> dict:
         return {}
     import dataclasses
 
-    from sawdist._toml import read_config
+    from sawdist.config import read_config
     from sawdist.extraction.config import DEFAULTS
     from sawdist.extraction.recipe import Recipe
 

@@ -18,8 +18,10 @@ from ._common import Progress
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Sequence
 
     import arviz as az
+    import distributed
     import pandas as pd
     import xarray as xr
 
@@ -110,8 +112,9 @@ class Context:
     """
 
     def __init__(self, ds: xr.Dataset, out_dir: str | os.PathLike[str], options: Options | None = None,
-                 progress: Progress | None = None, models: ModelPool | None = None, *, excluded=None,
-                 analyses=None, memory: int | None = None, client=None) -> None:
+                 progress: Progress | None = None, models: ModelPool | None = None, *,
+                 excluded: np.ndarray | None = None, analyses: Sequence[str] | None = None, memory: int | None = None,
+                 client: distributed.Client | None = None) -> None:
         from .blocks import DEFAULT_MEMORY, check_memory
 
         self.ds = ds
@@ -230,7 +233,8 @@ class Context:
 
         return ScanSpec(*self.excluded.shape, self.dim, excluded=self.excluded, source=source_text(self.ds))
 
-    def read(self, family: int, inputs=None, capacities=None) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, family: int, inputs: np.ndarray | None = None,
+             capacities: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Directions of one family (index) at some input and capacity positions, as
         :func:`sawdist.analyses._common.family_layout` gives them, with failed models not valid."""
         from ._common import family_layout

@@ -185,7 +185,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     import pandas as pd
 
     from sawdist import saw
-    from sawdist._logspline import fit_log_spline
+    from sawdist.semiparametric import fit_log_spline
 
     from .context import Context
 

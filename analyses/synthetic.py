@@ -31,7 +31,8 @@ __all__ = ["synthetic_dataset"]
 def synthetic_dataset(*, dim: int, capacities: Sequence[int], m: ArrayLike, n_seeds: int, n_inputs: int,
                       families: Sequence[str] = ("family0",), shared_mean: bool = True,
                       shared_across_families: bool = False, invalid_fraction: float = 0.0,
-                      rng: np.random.Generator | int | None = None) -> xr.Dataset:
+                      rng: np.random.Generator | int | None = None,
+                      random_state: np.random.Generator | int | None = None) -> xr.Dataset:
     """A saliency dataset of vMF directions with known m(k) and shared or separate mean directions.
 
     Parameters
@@ -52,11 +53,14 @@ def synthetic_dataset(*, dim: int, capacities: Sequence[int], m: ArrayLike, n_se
     invalid_fraction : float
         Fraction of directions marked invalid (NaN), at random.
     rng : numpy.random.Generator or int, optional
+    random_state : numpy.random.Generator or int, optional
+        scipy's name for `rng`; pass one or the other.
     """
     from sawdist import uniform_direction, vonmises_fisher
+    from sawdist.checks import as_generator
     from sawdist.special import vmf_kappa_from_mean_resultant_length
 
-    gen = np.random.default_rng(rng)
+    gen = as_generator(rng, random_state)
     caps = np.asarray(capacities)
     F, K = len(families), caps.size
     m = np.asarray(m, dtype=float)

@@ -151,8 +151,8 @@ def _configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--threads", type=_threads, metavar="N|auto",
                        help="CPU threads for torch (default auto: the cores other processes leave idle)")
     group.add_argument("--complevel", type=_complevel, metavar="0-9",
-                       help="zlib level of the output file (default 4; 0: uncompressed, about 16 %% larger, written "
-                            "fastest)")
+                       help="zlib level of the output file (default 1, as small as 4 and twice as fast; 0: "
+                            "uncompressed, about 16 %% larger, written fastest)")
     group.add_argument("--save-models", metavar="DIR",
                        help="also keep the trained models in DIR (for sawdist report --models DIR)")
     group.add_argument("--shard", type=_shard, metavar="I/N",
@@ -465,11 +465,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(config.pop("threads"))
     if not log.isEnabledFor(logging.INFO):  # -q: no progress bar either
         config["progress"] = False
-    n_seeds = config["seeds"] if isinstance(config["seeds"], int) else len(config["seeds"])
     log.debug("settings: " + ", ".join(f"{k}={v!r}" for k, v in config.items()))
-    log.info(f"extracting {len(config['families']) * len(config['capacities']) * n_seeds} models "
-             f"({', '.join(config['families'])}; capacities {', '.join(map(str, config['capacities']))}; "
-             f"{n_seeds} seeds; {config['dataset']}) into {config['out']}")
+    # "extracting N models ... into OUT" comes from the sweep once it has checked the output and the data
     from .sweep import extract
 
     hint = "rerun: " + _command_line(getattr(args, "argv", None))

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .download import _MNIST_STEMS, _mnist_path
+
 if TYPE_CHECKING:
     import os
     from collections.abc import Sequence
@@ -249,12 +251,8 @@ def cifar100(root: str | os.PathLike[str] | None = None, *, download: bool = Fal
 
 # --- MNIST (idx files) -------------------------------------------------------------------------------------------
 
-_MNIST_FILES = {
-    "x_train": "train-images-idx3-ubyte",
-    "y_train": "train-labels-idx1-ubyte",
-    "x_test": "t10k-images-idx3-ubyte",
-    "y_test": "t10k-labels-idx1-ubyte",
-}
+# The loader and the downloader (sawdist.extraction.download, standard library only) find the files one way.
+_MNIST_FILES = dict(zip(("x_train", "y_train", "x_test", "y_test"), _MNIST_STEMS, strict=True))
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
@@ -276,14 +274,6 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     return data.reshape(shape).astype(data.dtype.newbyteorder("="))
 
 
-def _find_idx(root: Path, stem: str) -> Path | None:
-    for folder in (root, root / "MNIST" / "raw", root / "mnist"):
-        for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-    return None
-
-
 def mnist(root: str | os.PathLike[str] | None = None, *, download: bool = False) -> Dataset:
     """MNIST from the four idx files (optionally ``.gz``) in ``root`` or ``root/MNIST/raw`` (torchvision's layout).
 
@@ -294,7 +284,7 @@ def mnist(root: str | os.PathLike[str] | None = None, *, download: bool = False)
     root = _need_root(root, "MNIST")
     if download:
         _maybe_download("mnist", root)
-    paths = {key: _find_idx(root, stem) for key, stem in _MNIST_FILES.items()}
+    paths = {key: _mnist_path(root, stem) for key, stem in _MNIST_FILES.items()}
     missing = [_MNIST_FILES[k] for k, p in paths.items() if p is None]
     if missing:
         raise FileNotFoundError(

@@ -27,8 +27,8 @@ import re
 import uuid
 from collections.abc import Callable, Iterator
 
-from sawdist._optional import require
 from sawdist.cluster import cores, local_cluster
+from sawdist.dependencies import require
 
 from .train import resolve_device
 

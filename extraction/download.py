@@ -230,7 +230,9 @@ def _unpack(archive: Path, root: Path, layout: str) -> None:
 
 
 def _mnist_path(root: Path, stem: str) -> Path | None:
-    """The file the MNIST loader reads for ``stem`` (its search order), or None."""
+    """The idx file of ``stem`` under ``root`` (plain or ``.gz``; in ``root``, ``root/MNIST/raw`` (torchvision's
+    layout) or ``root/mnist``), or None: the one search of the MNIST loader (:func:`sawdist.extraction.data.mnist`)
+    and of :func:`download`, which fetches only what it would not find."""
     for folder in (root, root / "MNIST" / "raw", root / "mnist"):
         for name in (stem, stem + ".gz"):
             if (folder / name).is_file():

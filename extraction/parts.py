@@ -129,7 +129,7 @@ class PartStore:
     train), and :meth:`assemble` copies the chunks into the netCDF4 output without compressing them again.
     """
 
-    def __init__(self, out: str | os.PathLike[str], identity: dict, *, complevel: int = 4,
+    def __init__(self, out: str | os.PathLike[str], identity: dict, *, complevel: int = 1,
                  threads: int | None = None) -> None:
         self.complevel = check_complevel(complevel)
         self.threads = check_threads(threads)

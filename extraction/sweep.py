@@ -533,6 +533,11 @@ def run_sweep(sweep: Sweep, *, on_model: Callable[[tuple[str, int, int], int, in
             done = {key for key in done if _weights_path(store, *key).is_file()}
         result = ExtractResult(sweep.out, False, len(done), n_total, redone=list(store.removed))
         hint = resume_hint or "call extract() again with the same arguments"
+        # Announced here, once the output, its lock and parts folder and the data are checked: a refusal is then the
+        # only line the command prints.
+        log.info(f"extracting {n_total} models ({', '.join(sweep.families)}; capacities "
+                 f"{', '.join(map(str, sweep.capacities))}; {len(sweep.seeds)} seeds; {sweep.dataset}) "
+                 f"into {sweep.out}")
         if cluster is not None:
             finished = _train_on_cluster(prepared, store, done, result, on_model, hint, cluster)
         else:
@@ -765,7 +770,7 @@ def extract(out: str | os.PathLike[str], *, dataset: str = "digits", dataset_opt
             families: Sequence[str] = ("mlp", "cnn_small"), capacities: Sequence[int] = (2, 4, 8, 16, 32),
             seeds: int | Sequence[int] = 16, recipe: Recipe | None = None, target: str = "label_logit",
             inputs: int | None = 1000, device: str | torch.device = "auto", mode: str = "auto",
-            chunk_size: int | None = None, complevel: int = 4, save_models: str | os.PathLike[str] | None = None,
+            chunk_size: int | None = None, complevel: int = 1, save_models: str | os.PathLike[str] | None = None,
             progress: bool = True, on_model: Callable[[tuple[str, int, int], int, int], None] | None = None,
             resume_hint: str | None = None, shard: tuple[int, int] | str | None = None,
             scheduler: str | None = None) -> ExtractResult:

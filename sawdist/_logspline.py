@@ -362,6 +362,12 @@ def fit_log_spline(t: np.ndarray, dim: int, *, n_knots: int | None = None, lam: 
         Non-negative weights of the t_i (frequency weights).
     lam_grid : ndarray, optional
         The grid searched by AIC when ``lam`` is None (default :data:`LAM_GRID`).
+
+    Returns
+    -------
+    LogSplineFit
+        The fitted log shape (``log_shape``, a :class:`SplineLogShape`), the smoothing ``lam`` chosen, its AIC and
+        log-likelihood, and whether the Newton iterations converged.
     """
     t = np.asarray(t, dtype=np.float64)
     K = default_n_knots(t.size) if n_knots is None else int(n_knots)

@@ -38,11 +38,27 @@ LAST_AXIS = "its last axis"
 # --- the tolerance and the messages shared by every direction check ----------------------------------------------
 
 
-def unit_tolerance(dim: int, dtype: DTypeLike = np.float64) -> float:
-    """Allowed deviation of a vector's norm from 1: 10 eps sqrt(d), eps of `dtype` (float64 for non-floats)."""
+def unit_tolerance(dim: Any, dtype: DTypeLike = np.float64) -> Any:
+    """Allowed deviation of a vector's norm from 1: ``10 eps sqrt(d)``, the one unit-norm tolerance of sawdist.
+
+    Parameters
+    ----------
+    dim : int or symbolic scalar
+        The dimension d (number of coordinates). A PyTensor scalar (d known only when a graph runs) gives a
+        symbolic tolerance: the PyMC distributions check their parameters with the same formula.
+    dtype : dtype-like
+        The precision of the vectors: eps is its machine epsilon (float64's for integers and other non-floats).
+
+    Returns
+    -------
+    float or symbolic scalar
+        The largest accepted ``|norm - 1|``.
+    """
     dtype = np.dtype(dtype)
-    eps = np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps
-    return 10.0 * float(eps) * float(np.sqrt(dim))
+    eps = float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
+    if isinstance(dim, numbers.Real):
+        return 10.0 * eps * float(np.sqrt(dim))
+    return 10.0 * eps * dim**0.5
 
 
 def unit_norm_error(name: str, tol: float, norm: float, at: str = "", *, where: str = LAST_AXIS,
@@ -90,7 +106,25 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def check_kappa(value: ArrayLike, name: str = "kappa") -> np.ndarray:
-    """A concentration: float64, finite and >= 0."""
+    """Check a concentration: finite and >= 0.
+
+    Parameters
+    ----------
+    value : array_like
+        The concentration(s).
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    ndarray
+        `value` as float64.
+
+    Raises
+    ------
+    ValueError
+        Naming `name` and the first bad value (NaN, negative or infinite).
+    """
     arr = as_float_array(value, name).astype(np.float64)
     nan = np.isnan(arr)
     if np.any(nan):
@@ -238,7 +272,29 @@ def check_directions(
 
 def check_unit_vectors(value: ArrayLike, name: str, dim: int | None = None, *,
                        renormalize: bool = True) -> np.ndarray:
-    """`value` as float64 unit vectors along the last axis (renormalized unless ``renormalize=False``); no NaN."""
+    """Check unit vectors along the last axis: finite, of norm 1 within :func:`unit_tolerance` of their dtype.
+
+    Parameters
+    ----------
+    value : array_like, shape (..., d)
+        The vectors; no NaN.
+    name : str
+        The argument's name, for the messages.
+    dim : int, optional
+        The required length d of the last axis.
+    renormalize : bool
+        Divide the vectors by their norms (removes the rounding a lower precision leaves).
+
+    Returns
+    -------
+    ndarray, float64, shape (..., d)
+        The vectors.
+
+    Raises
+    ------
+    ValueError
+        Naming `name`, the bad vector and its norm.
+    """
     arr = as_float_array(value, name)
     if arr.ndim == 0:
         raise ValueError(f"'{name}' must have a last axis of coordinates, got a scalar.")
@@ -414,41 +470,59 @@ def check_vectors(values: ArrayLike | xr.DataArray, name: str, *, unit: bool = T
 # --- the direction variable of a saliency dataset (lazy) ---------------------------------------------------------
 
 
-def dataset_direction_checks(direction: xr.DataArray, valid: xr.DataArray, dtype: DTypeLike,
-                             feature: str = FEATURE_DIM) -> dict:
-    """Reductions that :func:`raise_on_dataset_directions` turns into errors, lazy for Dask-backed data: the valid
-    rows must be finite unit vectors (to the tolerance of the stored ``dtype``), the invalid ones NaN (the schema's
-    mark, on which the statistics that skip NaN rows rely). One norm per row gives them all (a NaN makes it NaN)."""
+def dataset_direction_checks(direction: xr.DataArray | np.ndarray, valid: xr.DataArray | np.ndarray,
+                             dtype: DTypeLike, feature: str = FEATURE_DIM) -> dict:
+    """Reductions that :func:`raise_on_dataset_directions` turns into errors: the valid rows must be finite unit
+    vectors (to :func:`unit_tolerance` of the stored ``dtype``), the invalid ones NaN (the schema's mark, on which the
+    statistics that skip NaN rows rely). One norm per row gives them all (a NaN makes it NaN). The one check of
+    :func:`sawdist.io.validate`, :func:`sawdist.io.check_direction_values` and :func:`sawdist.summaries.summarize`.
+
+    The same checks for a DataArray (``feature`` its coordinate dim; lazy for Dask-backed data, computed with the
+    caller's other reductions in one pass) and for a NumPy array (coordinates along the last axis; computed now)."""
     import xarray as xr
 
-    norm = np.sqrt(xr.dot(direction, direction, dim=feature))
+    if isinstance(direction, xr.DataArray):
+        norm = np.sqrt(xr.dot(direction, direction, dim=feature))
+        d = direction.sizes[feature]
+    else:
+        direction, valid = np.asarray(direction), np.asarray(valid, dtype=bool)
+        norm = np.sqrt(np.einsum("...i,...i->...", direction, direction, dtype=np.float64))
+        d = direction.shape[-1]
     finite = np.isfinite(norm)
-    ok = norm.where(valid & finite)
+    ok = valid & finite
+    off = ok & (abs(norm - 1.0) > unit_tolerance(d, dtype))
+    if isinstance(norm, xr.DataArray):
+        norm_ok = norm.where(ok)
+        norm_min, norm_max = norm_ok.min(), norm_ok.max()
+    else:  # the extremes only matter (and exist) when a row is off
+        norm_min, norm_max = (norm[off].min(), norm[off].max()) if off.any() else (np.nan, np.nan)
     return {
         "n_nan": (valid & np.isnan(norm)).sum(),
         "n_inf": (valid & np.isinf(norm)).sum(),
         "n_not_nan": (~valid & ~np.isnan(norm)).sum(),
-        "n_off": (abs(ok - 1.0) > unit_tolerance(direction.sizes[feature], dtype)).sum(),
-        "norm_min": ok.min(),
-        "norm_max": ok.max(),
+        "n_off": off.sum(),
+        "norm_min": norm_min,
+        "norm_max": norm_max,
     }
 
 
-def raise_on_dataset_directions(checks: dict, name: str, dim: int, dtype: DTypeLike) -> None:
-    """Raise the first failure among the computed :func:`dataset_direction_checks`, with the number of bad rows."""
+def raise_on_dataset_directions(checks: dict, name: str, dim: int, dtype: DTypeLike, where: str = "") -> None:
+    """Raise the first failure among the computed :func:`dataset_direction_checks`, with the number of bad rows;
+    `where` ends the message (``" (in the sample checked at open: ...)"``)."""
     n_nan, n_inf = int(checks["n_nan"]), int(checks["n_inf"])
     if n_nan or n_inf:
         value = "nan" if n_nan else "inf"
-        raise ValueError(f"'{name}' must be finite where 'valid' is True, got {value} in {n_nan + n_inf} row(s).")
+        raise ValueError(f"'{name}' must be finite where 'valid' is True, got {value} in {n_nan + n_inf} "
+                         f"row(s){where}.")
     if int(checks["n_not_nan"]):
         raise ValueError(f"'{name}' must be NaN where 'valid' is False (the schema's mark of an invalid direction), "
-                         f"got numbers in {int(checks['n_not_nan'])} row(s).")
+                         f"got numbers in {int(checks['n_not_nan'])} row(s){where}.")
     n_off = int(checks["n_off"])
     if n_off:
         lo, hi = float(checks["norm_min"]), float(checks["norm_max"])
         worst = hi if abs(hi - 1.0) >= abs(lo - 1.0) else lo
-        raise unit_norm_error(name, unit_tolerance(dim, dtype), worst, f" where 'valid' is True, in {n_off} row(s)",
-                              where=f"its {FEATURE_DIM!r} dim")
+        raise unit_norm_error(name, unit_tolerance(dim, dtype), worst,
+                              f" where 'valid' is True, in {n_off} row(s){where}", where=f"its {FEATURE_DIM!r} dim")
 
 
 # --- random generators and sizes ----------------------------------------------------------------------------------
@@ -464,10 +538,26 @@ def _to_generator(value, name: str) -> np.random.Generator:
     raise ValueError(f"'{name}' must be a numpy.random.Generator, a non-negative int seed or None, got {value!r}.")
 
 
-def as_generator(rng=None, random_state=None, *, default: np.random.Generator | None = None) -> np.random.Generator:
-    """The Generator to draw from: `rng`, or scipy's spelling `random_state` (the same values: a Generator, an int
-    seed or None); passing both is an error. With neither, `default` (a frozen distribution's seeded Generator)
-    or fresh OS entropy."""
+def as_generator(rng: Any = None, random_state: Any = None, *,
+                 default: np.random.Generator | None = None) -> np.random.Generator:
+    """The Generator to draw from: `rng`, or scipy's spelling `random_state`.
+
+    Parameters
+    ----------
+    rng, random_state : numpy.random.Generator, int, numpy.random.SeedSequence or None
+        The same values under either name (a non-negative int is a seed); passing both is an error.
+    default : numpy.random.Generator, optional
+        The Generator when neither is given (a frozen distribution's seeded Generator); else fresh OS entropy.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        When both are given, or one is not a Generator, a non-negative int seed or None.
+    """
     if rng is not None and random_state is not None:
         raise ValueError(f"pass 'rng' or its scipy spelling 'random_state', not both; got {rng!r} and "
                          f"{random_state!r}.")

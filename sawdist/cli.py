@@ -9,7 +9,8 @@ Errors
 ------
 :func:`execute` runs a command and turns every exception into one line on stderr, ``<prog>: error: <message>``
 (``sawdist extract: error: ...``), and an exit status: 2 for bad usage (:class:`UsageError`, and argparse's own
-errors), 1 for a failure while running (:class:`CommandError`, and the user errors of the Python API:
+errors, which :class:`ArgumentParser` prints as one line too, pointing to ``--help`` instead of printing the
+usage), 1 for a failure while running (:class:`CommandError`, and the user errors of the Python API:
 :data:`USER_ERRORS`), 130 for Ctrl-C. Any other exception is a bug: one line says so. ``--debug`` (or the environment
 variable ``SAWDIST_DEBUG=1``) adds the Python traceback. Messages and progress lines go through the ``sawdist``
 :mod:`logging` logger; ``-v`` shows debug messages, ``-q`` only warnings and errors.
@@ -25,13 +26,13 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["USER_ERRORS", "CommandError", "UsageError", "add_global_flags", "build_parser", "describe_error", "execute",
-           "input_file", "main", "output_folder", "read_config"]
+__all__ = ["USER_ERRORS", "ArgumentParser", "CommandError", "UsageError", "add_global_flags", "build_parser",
+           "describe_error", "execute", "input_file", "main", "output_folder", "read_config"]
 
 log = logging.getLogger("sawdist")
 
@@ -61,6 +62,26 @@ class UsageError(CommandError):
 USER_ERRORS = (CommandError, ValueError, OSError, ImportError)
 
 _OWN_PACKAGES = ("sawdist",)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``sawdist`` and of every subcommand: a usage error is one line on stderr, exit status 2.
+
+    argparse prints the whole usage block (16 lines for ``sawdist extract``) before its message, which hides the one
+    line that says what is wrong; this parser prints ``<prog>: error: <message> (see <prog> --help)`` alone.
+    ``add_subparsers`` builds the subcommands' parsers with the class of their parent, so :func:`build_parser` sets it
+    once for all of them.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``<prog>: error: <message> (see <prog> --help)`` on stderr and exit with status 2.
+
+        Parameters
+        ----------
+        message : str
+            argparse's message (``argument --seeds: expected a positive integer, got '-2'``).
+        """
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
 
 #: Subcommand name -> "module:function" that adds its parser.
 SUBCOMMANDS: dict[str, str] = {
@@ -92,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``sawdist`` command (used by the docs too)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="sawdist",
         description="Saliency directions of model families and their hyperspherical statistics.",
     )
@@ -122,8 +143,9 @@ def execute(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> i
     command = getattr(args, "command_parser", parser)
     if extra:  # named by the subcommand that was given them: "sawdist extract: error: unrecognized arguments"
         command.error(f"unrecognized arguments: {' '.join(extra)}")
-    if not hasattr(args, "func"):
-        parser.error(f"no command given; choose one of {', '.join(SUBCOMMANDS)} (see sawdist --help)")
+    if not hasattr(args, "func"):  # `sawdist` alone: its usage, then the one error line
+        parser.print_usage(sys.stderr)
+        parser.error(f"no command given; choose one of {', '.join(SUBCOMMANDS)}")
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
     with _messages(getattr(args, "log_level", None) or logging.INFO):
         try:

@@ -14,10 +14,12 @@ import os
 import re
 from typing import TYPE_CHECKING
 
-from ._optional import require
+from .dependencies import require
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import distributed
 
 __all__ = ["check_scheduler", "connect", "local_cluster"]
 
@@ -41,7 +43,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def local_cluster(n_workers: int, resources: dict | None = None):
+def local_cluster(n_workers: int, resources: dict | None = None) -> tuple[distributed.LocalCluster, int]:
     """A :class:`distributed.LocalCluster` of ``n_workers`` processes, one task thread each, and the CPU threads each
     worker's libraries get: ``(cluster, threads)``.
 
@@ -74,7 +76,7 @@ def local_cluster(n_workers: int, resources: dict | None = None):
 
 
 @contextlib.contextmanager
-def connect(scheduler: str) -> Iterator:
+def connect(scheduler: str) -> Iterator[distributed.Client]:
     """A :class:`distributed.Client` of ``scheduler`` (``local:N`` or an address), closed on exit with the
     LocalCluster it started."""
     distributed = require("distributed", "--scheduler")

@@ -48,13 +48,13 @@ from xarray.backends.netCDF4_ import NetCDF4ArrayWrapper
 from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing  # LazilyIndexedArray: how xarray's own stores wrap a variable
 
-from ._validation import unit_tolerance
+from ._validation import dataset_direction_checks, raise_on_dataset_directions
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Literal
 
-    from numpy.typing import ArrayLike
+    from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = [
     "DIMS",
@@ -122,12 +122,6 @@ class SchemaError(ValueError):
 # --- validation ----------------------------------------------------------------------------------------------------
 
 
-def _tolerance(d: int) -> float:
-    """Allowed deviation of a stored unit vector's norm from 1 (float32 storage, d features): the tolerance of every
-    direction check (:func:`sawdist._validation.unit_tolerance`), so :func:`sawdist.summaries.summarize` agrees."""
-    return unit_tolerance(d, np.float32)
-
-
 #: The sampled check of :func:`validate` (``values="sample"``, the default of :func:`open_saliency`) reads at most
 #: this many vectors of ``direction``, from the first chunk of one model per family and capacity.
 _SAMPLE_VECTORS = 4096
@@ -141,8 +135,9 @@ def validate(ds: xr.Dataset, *, values: bool | str = True) -> xr.Dataset:
     ds : xarray.Dataset
         A saliency dataset (in memory or opened lazily).
     values : bool or "sample"
-        True: also check the values: valid directions have unit norm (within 10 eps sqrt(d) in float32) and a
-        positive ``grad_norm``, invalid ones are NaN, accuracies lie in [0, 1]. This reads all of ``direction``
+        True: also check the values: valid directions have unit norm (within 10 eps sqrt(d), eps of the stored dtype:
+        float32 in a file) and a positive ``grad_norm``, invalid ones are NaN (never partly NaN), accuracies lie
+        in [0, 1]. This reads all of ``direction``
         (chunk by chunk when ``ds`` is backed by Dask). ``"sample"``: check what the statistics rely on (unit norm
         where valid, NaN exactly where not valid) on a small fixed sample: the first inputs of the first seed of
         every family and capacity, at most 4096 vectors, which lie in the first stored chunk of those models; a file
@@ -205,54 +200,60 @@ def _validate_values(ds: xr.Dataset, *, sample: bool = False) -> None:
         # Inputs 0..rows-1 of one model lie in its first chunk of direction: one chunk read per family and capacity.
         ds = ds[["direction", "valid"]].isel(seed=slice(0, 1), input=slice(0, rows)).load()
         where = f" (in the sample checked at open: inputs 0-{rows - 1} of the first seed of each family and capacity)"
-    direction = ds["direction"].astype("float64")
-    norm = np.sqrt((direction**2).sum("feature", skipna=False))
-    finite = np.isfinite(ds["direction"]).all("feature")
-    any_finite = np.isfinite(ds["direction"]).any("feature")
-    checks = {
-        "finite_mismatch": (finite != ds["valid"]).sum(),
-        "partly_nan": (any_finite & ~finite).sum(),
-        "bad_norm": (ds["valid"] & (abs(norm - 1) > _tolerance(d))).sum(),
-    }
+    # The checks of every reader of directions (sawdist._validation.dataset_direction_checks: one norm per vector),
+    # and what only the schema check asks: no vector partly NaN, even an invalid one.
+    valid = ds["valid"].astype(bool)
+    checks = dataset_direction_checks(ds["direction"].astype("float64"), valid, ds["direction"].dtype)
+    raw = ds["direction"]
+    checks["partly_nan"] = (np.isfinite(raw).any("feature") & np.isnan(raw).any("feature")).sum()
     if not sample:
         checks["bad_grad_norm"] = (ds["valid"] & ~(ds["grad_norm"] > 0)).sum()
         checks["bad_accuracy"] = (~((ds["test_accuracy"] >= 0) & (ds["test_accuracy"] <= 1))).sum()
-    checks = {key: int(value) for key, value in xr.Dataset(checks).compute().items()}
+    checks = {key: value.values for key, value in xr.Dataset(checks).compute().items()}
     if checks["partly_nan"]:
-        raise SchemaError(f"{at}'direction' has {checks['partly_nan']} vectors that are partly NaN{where}.")
-    if checks["finite_mismatch"]:
-        raise SchemaError(f"{at}'valid' disagrees with the finiteness of 'direction' at {checks['finite_mismatch']} "
-                          f"places (invalid directions must be NaN, valid ones finite){where}.")
-    if checks["bad_norm"]:
-        raise SchemaError(f"{at}'direction' has {checks['bad_norm']} valid vectors whose norm differs from 1 by more "
-                          f"than {_tolerance(d):.2g}{where}.")
+        raise SchemaError(f"{at}'direction' has {int(checks['partly_nan'])} vectors that are partly NaN{where}.")
+    try:
+        raise_on_dataset_directions(checks, "direction", d, ds["direction"].dtype, where)
+    except ValueError as err:
+        raise SchemaError(f"{at}{err}") from None
     if sample:
         return
     if checks["bad_grad_norm"]:
-        raise SchemaError(f"{at}'grad_norm' is not positive at {checks['bad_grad_norm']} valid places.")
+        raise SchemaError(f"{at}'grad_norm' is not positive at {int(checks['bad_grad_norm'])} valid places.")
     if checks["bad_accuracy"]:
-        raise SchemaError(f"{at}'test_accuracy' lies outside [0, 1] at {checks['bad_accuracy']} places.")
+        raise SchemaError(f"{at}'test_accuracy' lies outside [0, 1] at {int(checks['bad_accuracy'])} places.")
 
 
-def check_direction_values(direction: np.ndarray, valid: np.ndarray, *, source: str | None = None) -> None:
-    """Check directions read from a saliency dataset for what the statistics rely on: finite unit vectors (within the
-    float32 storage tolerance of :func:`validate`) exactly where ``valid``, NaN elsewhere.
+def check_direction_values(direction: np.ndarray, valid: np.ndarray, *, source: str | None = None,
+                           dtype: DTypeLike = np.float32) -> None:
+    """Check directions read from a saliency dataset for what the statistics rely on: finite unit vectors exactly
+    where ``valid``, NaN elsewhere; the checks and messages of :func:`validate` and
+    :func:`sawdist.summaries.summarize`, block by block.
 
-    ``direction`` is an array (..., feature), ``valid`` the matching booleans (...). Costs one norm per vector: the
-    analyses call it on every block they read (:mod:`sawdist.analyses`). Raises :class:`SchemaError` naming
-    ``source`` (a file), when given, and counting the bad vectors.
+    Parameters
+    ----------
+    direction : numpy.ndarray, shape (..., feature)
+        The directions, as read (often cast to float64).
+    valid : numpy.ndarray of bool, shape (...)
+        Their ``valid`` flags.
+    source : str, optional
+        The file(s) they were read from, named in the message.
+    dtype : dtype-like
+        The dtype the directions are stored in, whose :func:`sawdist.checks.unit_tolerance` applies (a block cast to
+        float64 keeps the rounding of its storage); default float32, the schema's.
+
+    Raises
+    ------
+    SchemaError
+        Naming ``source`` (when given) and counting the bad vectors. Costs one norm per vector: the analyses call it
+        on every block they read (:mod:`sawdist.analyses`).
     """
     direction = np.asarray(direction)
-    valid = np.asarray(valid, dtype=bool)
-    at = f"{source}: " if source else ""
-    norm = np.sqrt(np.einsum("...i,...i->...", direction, direction, dtype=np.float64))
-    not_nan = int((~valid & ~np.isnan(norm)).sum())
-    if not_nan:
-        raise SchemaError(f"{at}'direction' must be NaN where 'valid' is False, got numbers in {not_nan} vector(s).")
-    off = int((valid & ~(np.abs(norm - 1) <= _tolerance(direction.shape[-1]))).sum())
-    if off:
-        raise SchemaError(f"{at}'direction' has {off} valid vector(s) that are not finite unit vectors (norm off 1 by "
-                          f"more than {_tolerance(direction.shape[-1]):.2g}).")
+    checks = dataset_direction_checks(direction, valid, dtype)  # NumPy: computed here
+    try:
+        raise_on_dataset_directions(checks, "direction", direction.shape[-1], dtype)
+    except ValueError as err:
+        raise SchemaError(f"{source}: {err}" if source else str(err)) from None
 
 
 def source_text(ds: xr.Dataset) -> str | None:
@@ -766,7 +767,7 @@ def open_shards(paths: Iterable[str | os.PathLike[str]], *, validate_schema: boo
 # --- writing -------------------------------------------------------------------------------------------------------
 
 
-def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
+def encoding(ds: xr.Dataset, complevel: int = 1) -> dict:
     """netCDF4 encoding: zlib with shuffle for every data variable (``direction`` at ``complevel`` 0: stored raw);
     ``direction`` in chunks of :data:`CHUNK_VALUES` values within one model; a checksum on every variable: HDF5's
     Fletcher-32 (coordinates included, strings stored as characters so that the checksum covers them), or, for
@@ -795,7 +796,7 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
     return result
 
 
-def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel: int = 4, threads: int | None = None,
+def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel: int = 1, threads: int | None = None,
                      load: Callable[[tuple[int, ...]], np.ndarray | list[bytes] | None] | None = None,
                      direct: bool = True) -> Path:
     """Write ``ds`` to ``path`` (netCDF4, compressed) through a temporary file, so ``path`` is never half written.
@@ -926,11 +927,11 @@ def check_threads(threads: int | None) -> int:
 # __all__: the format of the chunks is no promise to users.
 
 
-#: Values per chunk of ``direction`` (float32: 64 KiB). The analyses read blocks of inputs across every model
-#: (:mod:`sawdist.analyses.blocks`); a chunk of few inputs lets a block of whole chunks fit their memory budget at the
-#: paper's scale (2,560 models at d = 3072: 5 inputs per chunk, 0.8 GB per block), so each chunk is read once. HDF5
-#: reads such chunks at the speed of inflating them (benchmarks/RESULTS.md, "Layout").
-CHUNK_VALUES = 2**14
+#: Values per chunk of ``direction`` (float32: 96 KiB; 8 inputs at d = 3072). The analyses read blocks of inputs across
+#: every model (:mod:`sawdist.analyses.blocks`); a chunk of few inputs lets a block of whole chunks fit their memory
+#: budget at the paper's scale (2,560 models at d = 3072: 1.0 GB per block of 8 inputs), so each chunk is read once.
+#: Chunks of 8 inputs read 35 % faster than chunks of 4 (benchmarks/RESULTS.md, "Layout").
+CHUNK_VALUES = 24_576
 
 
 def chunk_rows(n_inputs: int, n_feature: int) -> int:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import stats as sps
 
-from ._optional import require
+from .dependencies import require
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     import xarray as xr
     from numpy.typing import ArrayLike
 
-__all__ = ["SemiparametricFit", "SplineLogShape", "fit_semiparametric"]
+# fit_log_spline is public here: the analyses fit the cosine law of each capacity with it (sawdist.analyses.cosine_laws)
+__all__ = ["SemiparametricFit", "SplineLogShape", "fit_log_spline", "fit_semiparametric"]
 
 
 def vmf_cosine_variance(dim: int, m: float) -> float:

@@ -2,6 +2,10 @@
 
 Every function takes a NumPy array whose last axis holds the coordinates, or an :class:`xarray.DataArray` whose feature
 dim is ``"feature"`` (or its last dim); xarray in gives xarray out, with the remaining dims and their coordinates kept.
+The per-group statistics (:func:`count_valid`, :func:`resultant`, :func:`mean_direction`,
+:func:`mean_resultant_length`, :func:`spherical_variance`, :func:`similarity_matrix`) take a Dask-backed DataArray
+(``sawdist.io.open_saliency(..., chunks=...)``) one chunk of its other dims at a time, so memory holds one chunk,
+never the dataset (:func:`_by_chunks`).
 The draws run along ``axis``: for arrays an integer axis (default ``-2``, the rows of an ``(n, d)`` array), for
 DataArrays a dim name (default ``"seed"`` when present, else the dim before ``"feature"``). Rows holding a NaN are
 invalid directions (the extraction writes NaN there): they are skipped, and :func:`count_valid` counts them. An
@@ -85,6 +89,50 @@ def _coords_on(da, dim):
     return {k: c for k, c in da.coords.items() if c.dims == (dim,)}
 
 
+def _by_chunks(*kept_dims: str):
+    """Run a per-group statistic on a Dask-backed DataArray one chunk of its group dims at a time.
+
+    The statistic reduces over the draw dim (its ``axis``) and the feature dim, and over the dims named by the
+    arguments in ``kept_dims`` (e.g. ``capacity``); every other dim indexes independent groups. On a DataArray whose
+    data is a Dask array, the first such dim that has several chunks is cut along its chunks: each piece is computed
+    (one chunk in memory), the statistic runs on it, and the results are concatenated along that dim, equal to the
+    statistic of the whole array loaded at once. Anything else is passed through unchanged.
+    """
+
+    def decorate(fn):
+        import inspect
+
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(directions, *args, **kwargs):
+            if not (is_dataarray(directions) and directions.chunks is not None):
+                return fn(directions, *args, **kwargs)
+            bound = signature.bind(directions, *args, **kwargs)
+            bound.apply_defaults()
+            feature = feature_dim_of(directions)
+            keep = {feature, draw_dim_of(directions, bound.arguments.get("axis"), feature)}
+            for name in kept_dims:
+                value = bound.arguments.get(name)
+                keep.add(value if isinstance(value, str) else name)  # the DataArray default is the argument's name
+            cut = [(dim, sizes) for dim, sizes in zip(directions.dims, directions.chunks)
+                   if dim not in keep and len(sizes) > 1]
+            if not cut:
+                return fn(directions.compute(), *args, **kwargs)
+            dim, sizes = cut[0]
+            import xarray as xr
+
+            edges = np.cumsum((0,) + tuple(sizes))
+            parts = [fn(directions.isel({dim: slice(int(a), int(b))}).compute(), *args, **kwargs)
+                     for a, b in zip(edges[:-1], edges[1:])]
+            return xr.concat(parts, dim=dim)
+
+        return wrapper
+
+    return decorate
+
+
+@_by_chunks()
 def count_valid(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Number of valid (NaN-free) rows along ``axis``.
 
@@ -112,6 +160,7 @@ def count_valid(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | x
     return D.wrap(D.n, name="n")
 
 
+@_by_chunks()
 def resultant(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Resultant vector R = sum of the valid directions along ``axis``.
 
@@ -138,6 +187,7 @@ def resultant(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.
     return D.wrap(D.values.sum(axis=-2), name="resultant", **_feature_kw(D))
 
 
+@_by_chunks()
 def mean_direction(directions: DirectionsLike, axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Sample mean direction R / ||R|| (NaN where R = 0).
 
@@ -185,6 +235,7 @@ def _mean_resultant_length_from_R2(R2, n, method, squared):
     return m2 if squared else np.sqrt(np.maximum(m2, 0.0))
 
 
+@_by_chunks()
 def mean_resultant_length(directions: DirectionsLike, axis: Axis = None, *, method: str = "unbiased",
                           squared: bool = False) -> np.ndarray | xr.DataArray:
     """Mean resultant length m = E[t] = ||E u|| of the directions along ``axis``.
@@ -228,6 +279,7 @@ def mean_resultant_length(directions: DirectionsLike, axis: Axis = None, *, meth
     return D.wrap(_mean_resultant_length_from_R2(R2, D.n, method, squared), name="mean_resultant_length")
 
 
+@_by_chunks()
 def spherical_variance(directions: DirectionsLike, axis: Axis = None, *,
                        method: str = "unbiased") -> np.ndarray | xr.DataArray:
     """Spherical variance 1 - m (Mardia & Jupp 2000, §9.2.1) with m from :func:`mean_resultant_length`.
@@ -460,6 +512,7 @@ def similarity_from_sums(gram: ArrayLike, same_seed_gram: ArrayLike, count: Arra
                         / np.where(pairs > 0, pairs, 1.0), np.nan)
 
 
+@_by_chunks("capacity")
 def similarity_matrix(directions: DirectionsLike, capacity: int | str | None = None,
                       axis: Axis = None) -> np.ndarray | xr.DataArray:
     """Cross-capacity similarity rho(k1, k2): mean cosine between models of different seeds.

@@ -44,6 +44,29 @@ def test_the_checker_finds_a_cycle_an_arrow_up_and_a_private_import(tmp_path):
     assert len(problems) == 5, problems
 
 
+def test_the_checker_finds_a_private_module_imported_across_layers(tmp_path):
+    files = {
+        "sawdist/__init__.py": "",
+        "sawdist/_helper.py": "def f():\n    pass\n",
+        "sawdist/fit.py": "from ._helper import f\n",  # core -> a private core module: its own layer
+        "sawdist/bayes/__init__.py": "from .._helper import f\n",  # bayes -> a private core module
+        "sawdist/bayes/_kernels.py": "",
+        "sawdist/bayes/model.py": "from . import _kernels\n",  # its own layer
+        "extraction/__init__.py": "import sawdist._helper\n",
+        "analyses/__init__.py": "",
+        "analyses/_common.py": "x = 1\n",
+        "analyses/cli.py": "from ._common import x\nfrom sawdist import _helper\n",  # its own package's; the core's
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert sorted(_checker().check(tmp_path)) == [
+        "analyses/cli.py:2: imports the private module sawdist._helper (core)",
+        "extraction/__init__.py:1: imports the private module sawdist._helper (core)",
+        "sawdist/bayes/__init__.py:1: imports the private module sawdist._helper (core)",
+    ]
+
+
 # --- type hints on the public API -------------------------------------------------------------------------------
 
 #: The folders whose public modules are checked: sawdist (the core and sawdist.bayes), the analyses and the extraction

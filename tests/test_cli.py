@@ -50,14 +50,26 @@ def test_no_command_prints_the_usage_and_exits_2(capsys):
 
 def test_unknown_command(capsys):
     code, _, err = run_main(["frobnicate"], capsys)
-    assert code == 2 and err.splitlines()[-1].startswith("sawdist: error: argument COMMAND: invalid choice: "
-                                                         "'frobnicate'")
+    assert code == 2 and only_line(err) == ("sawdist: error: argument COMMAND: invalid choice: 'frobnicate' (choose "
+                                            "from 'extract', 'merge', 'run', 'report') (see sawdist --help)")
 
 
 def test_unrecognized_arguments_are_named_by_the_subcommand(capsys):
     code, _, err = run_main(["report", "x.nc", "--bogus", "1"], capsys)
-    assert code == 2 and err.splitlines()[-1] == "sawdist report: error: unrecognized arguments: --bogus 1"
-    assert err.startswith("usage: sawdist report ")
+    assert code == 2 and only_line(err) == ("sawdist report: error: unrecognized arguments: --bogus 1 (see sawdist "
+                                            "report --help)")
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["report"], "sawdist report: error: the following arguments are required: DATASET.nc (see sawdist report --help)"),
+    (["run", "--out"], "sawdist run: error: argument --out: expected one argument (see sawdist run --help)"),
+    (["merge", "a.nc"], "sawdist merge: error: the following arguments are required: --out (see sawdist merge --help)"),
+    (["--bogus"], "sawdist: error: unrecognized arguments: --bogus (see sawdist --help)"),
+])
+def test_argparse_errors_are_one_line_pointing_to_help(argv, line, capsys):
+    """argparse's own errors (every subcommand's parser is sawdist.cli.ArgumentParser): one line, no usage block."""
+    code, out, err = run_main(argv, capsys)
+    assert code == 2 and out == "" and only_line(err) == line
 
 
 def test_console_script_prints_one_line_without_traceback(tmp_path):

@@ -354,6 +354,21 @@ def test_scipy_keywords_random_state_and_frozen_seed_give_the_same_draws_as_rng(
     assert np.array_equal(fitted.rvs(2, random_state=1), fitted.rvs(2, rng=1))
 
 
+def test_the_cosine_law_of_a_frozen_distribution_draws_from_its_seed():
+    """Two identically seeded frozen distributions draw the same cosines, from the seed's one Generator."""
+    mu = unit(40, 1)
+    laws = [(vonmises_fisher, (25.0,)), (power_spherical, (25.0,)), (saw, (lambda t: 3 * t,))]
+    for gen, params in laws:
+        a, b = gen(mu, *params, seed=11).cosine, gen(mu, *params, seed=11).cosine
+        first = a.rvs(5)
+        assert np.array_equal(first, b.rvs(5))
+        assert np.array_equal(first, gen(mu, *params).cosine.rvs(5, rng=11))
+        assert not np.array_equal(a.rvs(5), first)  # the Generator is consumed across calls, as in scipy
+        assert np.array_equal(gen(mu, *params, seed=11).cosine.rvs(5, rng=3), gen(mu, *params).cosine.rvs(5, rng=3))
+    assert np.array_equal(uniform_direction(6, seed=2).cosine.rvs(4), uniform_direction(6).cosine.rvs(4, rng=2))
+    assert not np.array_equal(vonmises_fisher(mu, 25.0).cosine.rvs(5), vonmises_fisher(mu, 25.0).cosine.rvs(5))
+
+
 def test_rng_errors_name_the_keyword_and_the_value():
     dist = vonmises_fisher(unit(4, 1), 2.0)
     with pytest.raises(ValueError, match=r"^pass 'rng' or its scipy spelling 'random_state', not both; got 1 and 2\.$"):

@@ -168,8 +168,13 @@ def _set(name, index, value):
 
 @pytest.mark.parametrize(("how", "message"), [
     (_set("direction", (0, 0, 0, 1, 0), np.nan), r"^'direction' has 1 vectors that are partly NaN\.$"),
-    (_set("valid", (0, 0, 0, 2), True), r"^'valid' disagrees with the finiteness of 'direction' at 1 places "),
-    (_set("direction", (0, 0, 0, 1, 0), 3.0), r"^'direction' has 1 valid vectors whose norm differs from 1 by "),
+    # the messages of every reader of directions (sawdist.summaries.summarize, sawdist.io.check_direction_values)
+    (_set("valid", (0, 0, 0, 2), True), r"^'direction' must be finite where 'valid' is True, got nan in 1 row\(s\)\.$"),
+    (_set("valid", (0, 0, 0, 1), False), r"^'direction' must be NaN where 'valid' is False \(the schema's mark of an "
+                                         r"invalid direction\), got numbers in 1 row\(s\)\.$"),
+    (_set("direction", (0, 0, 0, 1, 0), 3.0), r"^'direction' must contain unit vectors along its 'feature' dim "
+                                              r"\(\|norm - 1\| <= 2\.9e-06\), got norm 3\.\d+ where 'valid' is True, "
+                                              r"in 1 row\(s\)\.$"),
     (_set("grad_norm", (1, 1, 1, 0), 0.0), r"^'grad_norm' is not positive at 1 valid places\.$"),
     (_set("test_accuracy", (0, 1, 0), 1.5), r"^'test_accuracy' lies outside \[0, 1\] at 1 places\.$"),
 ])
@@ -210,9 +215,9 @@ def _variable(path, name="direction"):
 
 @pytest.mark.parametrize("complevel", [0, 1, 4])
 def test_parallel_direction_write_matches_netcdf_c(tmp_path, complevel):
-    # Two models of 20 inputs x 2**11 features: 8 inputs per chunk, so each model has an edge chunk of 4 rows.
+    # Two models of 20 inputs x 3072 features: 8 inputs per chunk, so each model has an edge chunk of 4 rows.
     # The reference is the same dataset written by xarray/netCDF-C alone, which runs HDF5's own filters.
-    d, n = 2**11, 20
+    d, n = 3072, 20
     parts = [make_part(seed=s, n=n, d=d, invalid=(3,), rng=s) for s in (0, 1)]
     ds = xr.concat(parts, "seed", data_vars="minimal", coords="minimal", compat="override")
     ds.attrs.update(ATTRS, input_shape=[d])
@@ -305,8 +310,9 @@ def _scaled(ds, factor, index=(slice(None),)):
 
 def test_open_saliency_checks_a_sample_of_the_values_by_default(tmp_path):
     path = _write(_scaled(make_dataset(invalid=(2,)), 2.0), tmp_path / "norm2.nc")
-    with pytest.raises(sio.SchemaError, match=rf"^'{path}': 'direction' has 16 valid vectors whose norm differs from 1 "
-                                              r"by more than 2\.9e-06 \(in the sample checked at open: inputs 0-4 of "
+    with pytest.raises(sio.SchemaError, match=rf"^'{path}': 'direction' must contain unit vectors along its 'feature' "
+                                              r"dim \(\|norm - 1\| <= 2\.9e-06\), got norm 2\.0\d* where 'valid' is "
+                                              r"True, in 16 row\(s\) \(in the sample checked at open: inputs 0-4 of "
                                               r"the first seed of each family and capacity\)\.$"):
         sio.open_saliency(path)
     with sio.open_saliency(path, values=False) as ds:  # no value read
@@ -315,8 +321,8 @@ def test_open_saliency_checks_a_sample_of_the_values_by_default(tmp_path):
 
 @pytest.mark.parametrize(("how", "message"), [
     (_set("direction", (1, 0, 0, 1, 3), np.nan), r"'direction' has 1 vectors that are partly NaN \(in the sample "),
-    (_set("valid", (0, 1, 0, 2), True), r"'valid' disagrees with the finiteness of 'direction' at 1 places \(invalid "
-                                        r"directions must be NaN, valid ones finite\) \(in the sample checked at open"),
+    (_set("valid", (0, 1, 0, 2), True), r"'direction' must be finite where 'valid' is True, got nan in 1 row\(s\) "
+                                        r"\(in the sample checked at open"),
 ])
 def test_the_sample_check_finds_nan_where_valid_disagrees(tmp_path, how, message):
     path = _write(_break(make_dataset(invalid=(2,)), how), tmp_path / "s.nc")
@@ -328,7 +334,8 @@ def test_the_sample_is_the_first_inputs_of_the_first_seed_and_at_most_4096_vecto
     ds = make_dataset(n=1100)  # 4 families x capacities: 1024 inputs each
     sio.validate(_scaled(ds, 2.0, (0, 0, 1)), values="sample")  # seed 1: not in the sample
     sio.validate(_scaled(ds, 2.0, (0, 0, 0, 1024)), values="sample")  # input 1024: not in the sample
-    with pytest.raises(sio.SchemaError, match=r"^'direction' has 1 valid vectors .* inputs 0-1023 of the first seed"):
+    with pytest.raises(sio.SchemaError, match=r"^'direction' must contain unit vectors .* in 1 row\(s\) \(in the "
+                                              r"sample checked at open: inputs 0-1023 of the first seed"):
         sio.validate(_scaled(ds, 2.0, (1, 1, 0, 1023)), values="sample")
 
 

@@ -29,6 +29,39 @@ def dist(tmp_path_factory):
     return sdist, wheel
 
 
+#: Import names whose distribution on the package index is named otherwise.
+DISTRIBUTION_OF = {"PIL": "pillow", "sklearn": "scikit-learn", "netCDF4": "netcdf4"}
+
+
+@pytest.mark.parametrize("folder", ["sawdist", "extraction", "analyses"])
+def test_every_import_is_declared(folder):
+    """Each third-party package the code imports (at the top or lazily) is a dependency or in an extra of
+    pyproject.toml: a package that only comes with another one may stop coming with it (Numba comes with PyTensor
+    2.38, not with 2.28, which the PyMC floor installs). Fast: reads the sources, builds nothing."""
+    import ast
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    declared = {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower().replace("_", "-") for r in requirements}
+    missing = set()
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in sys.stdlib_module_names or top == "sawdist":
+                    continue
+                if DISTRIBUTION_OF.get(top, top).lower().replace("_", "-") not in declared:
+                    missing.add(f"{path.relative_to(ROOT)}: {top}")
+    assert not missing, sorted(missing)
+
+
 def test_sdist_carries_licence_tests_and_docs(dist):
     sdist, _ = dist
     with tarfile.open(sdist) as tar:
@@ -74,7 +107,7 @@ LIGHT_CHECK = r"""
 import sys
 import numpy as np
 import sawdist
-from sawdist._optional import MissingDependencyError
+from sawdist.dependencies import MissingDependencyError
 
 x = sawdist.vonmises_fisher(np.eye(64)[0], 50.0).rvs(40, rng=0)
 assert sawdist.fit(x).mean_resultant_length > 0

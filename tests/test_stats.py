@@ -586,3 +586,40 @@ def test_shape_verdict_rates_over_replications():
         verdicts.append(stats.saw_shape_test(sawdist.vonmises_fisher(mus, 40.0).rvs(size=12, rng=rng), axis=0,
                                              rng=rng).verdict)
     assert verdicts.count("semi-parametric better") <= 2
+
+
+@pytest.mark.parametrize("statistic", [
+    lambda x: stats.similarity_matrix(x), lambda x: stats.mean_resultant_length(x), lambda x: stats.mean_direction(x),
+    lambda x: stats.count_valid(x), lambda x: stats.resultant(x, axis="seed"), lambda x: stats.spherical_variance(x)])
+def test_dask_backed_directions_are_read_one_chunk_at_a_time(statistic):
+    """A Dask-backed DataArray gives the numbers of the array in memory, and each computation reads one chunk of the
+    inputs: memory holds one chunk, never the whole array."""
+    import dask.array as dsa
+    import xarray as xr
+    from dask.callbacks import Callback
+
+    from sawdist.analyses.synthetic import synthetic_dataset
+
+    ds = synthetic_dataset(dim=16, capacities=[2, 8], m=[0.3, 0.6], n_seeds=5, n_inputs=20, invalid_fraction=0.1, rng=3)
+    data = ds["direction"].isel(family=0)
+    log = []
+
+    def tag(block, block_info=None):
+        log.append(block_info[0]["chunk-location"][2])  # the chunk of inputs this block belongs to
+        return block
+
+    lazy = dsa.from_array(data.values, chunks=(2, 5, 6, 16)).map_blocks(tag, dtype=data.dtype)
+
+    class Computation(Callback):
+        def _start(self, dsk):
+            log.append("compute")
+
+    with Computation():
+        got = statistic(data.copy(data=lazy))
+    expected = statistic(data)
+    assert isinstance(got, xr.DataArray) and got.dims == expected.dims and not isinstance(got.data, dsa.Array)
+    np.testing.assert_allclose(got.values, expected.values, rtol=1e-14, equal_nan=True)
+    chunks_per_computation = [set(group.split(",")) - {""}
+                              for group in ",".join(map(str, log)).split("compute")[1:]]
+    assert len(chunks_per_computation) == 4  # 20 inputs in chunks of 6
+    assert all(len(group) == 1 for group in chunks_per_computation)

@@ -10,7 +10,10 @@ The app is the command line: ``sawdist.cli``, ``python -m sawdist`` and the ``cl
 
 A module may import from its own layer and from the layers it points to, never from a layer above it or beside it
 (bayes and extraction know nothing of each other). Every import counts, also one inside a function: a lazy import
-still makes the module depend on the other at run time. A name with a leading underscore stays inside its layer.
+still makes the module depend on the other at run time. A name with a leading underscore stays inside its layer, and so
+does a private module (one whose name, or the name of a package above it, starts with an underscore, such as
+``sawdist._validation``): what another layer needs is public (``sawdist.checks``, ``sawdist.dependencies``). The one
+exception is the command-line module of a package, which may use its own package's private modules (it drives them).
 
 Usage: ``python tools/check_imports.py`` (exit status 1 and one line per violation when the graph is wrong).
 """
@@ -45,6 +48,15 @@ def layer_of(module: str) -> str:
         if module == prefix or module.startswith(prefix + "."):
             return layer
     return "core"
+
+
+def private_package(module: str) -> str | None:
+    """The package that a private module is private to (``sawdist`` for ``sawdist._validation``), or None."""
+    parts = module.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        if part.startswith("_") and not part.startswith("__"):
+            return ".".join(parts[:i])
+    return None
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:
@@ -105,6 +117,13 @@ def check(root: Path = ROOT) -> list[str]:
             src, dst = layer_of(name), layer_of(target)
             if dst != src and dst not in ALLOWED[src]:
                 problems.append(f"{where}:{line}: {src} imports {target} ({dst}), a layer it must not depend on")
+            owner = private_package(target)
+            # a package's command-line module drives its own package, private modules included (not the core's:
+            # sawdist.cli sits in `sawdist` but is no part of the core)
+            own_cli = src == "app" and owner not in (None, "sawdist") and name.rpartition(".")[0] == owner
+            message = f"{where}:{line}: imports the private module {target} ({dst})"
+            if owner is not None and dst != src and not own_cli and message not in problems:  # once per import line
+                problems.append(message)
             for n in names:
                 if n.startswith("_") and not n.startswith("__") and dst != src:
                     problems.append(f"{where}:{line}: imports the private name {n} from {target} ({dst})")

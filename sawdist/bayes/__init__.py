@@ -16,7 +16,7 @@
 * :mod:`.plots` — ArviZ/matplotlib figures.
 """
 
-from .._optional import ensure_installed
+from ..dependencies import ensure_installed
 
 # One sentence naming the extra, instead of a ModuleNotFoundError from deep inside the first import below.
 ensure_installed("pymc", "arviz", feature="sawdist.bayes")

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._validation import as_generator
+from ..checks import as_generator
 from ..distributions.vonmises_fisher import vmf_cosines
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ def _gram_factor(n_rows: int, m: int, batch: int, rng: np.random.Generator) -> n
 
 
 def draw_gram(kappa: ArrayLike, count: ArrayLike, dim: int, *, shared: bool = True,
-              rng: np.random.Generator | int | None = None, size: tuple[int, ...] | None = None) -> np.ndarray:
+              rng: np.random.Generator | int | None = None, size: tuple[int, ...] | None = None,
+              random_state: np.random.Generator | int | None = None) -> np.ndarray:
     """Gram matrices ``G[j, k] = R_j^T R_k`` of the per-slot resultants drawn from the collapsed model (module
     docstring).
 
@@ -82,6 +83,8 @@ def draw_gram(kappa: ArrayLike, count: ArrayLike, dim: int, *, shared: bool = Tr
     rng : numpy.random.Generator or int, optional
     size : tuple of int, optional
         Batch shape of the draws (the broadcast batch shape of ``kappa`` and ``count`` by default).
+    random_state : numpy.random.Generator or int, optional
+        scipy's name for `rng`; pass one or the other.
 
     Returns
     -------
@@ -96,7 +99,7 @@ def draw_gram(kappa: ArrayLike, count: ArrayLike, dim: int, *, shared: bool = Tr
     >>> G.shape, bool(np.allclose(G, np.swapaxes(G, -1, -2)))
     ((3, 2, 2), True)
     """
-    gen = as_generator(rng)
+    gen = as_generator(rng, random_state)
     kappa = np.asarray(kappa, dtype=np.float64)
     count = np.asarray(count)
     if kappa.ndim < 1 or count.shape[-1:] != kappa.shape[-1:]:

@@ -9,7 +9,8 @@ one, and the O(d) tangent-normal construction), and a :class:`pymc.Continuous` s
 d up to 2e5.
 
 The dimension d is the length of the last axis of ``mu``; ``kappa`` broadcasts against ``mu.shape[:-1]``.
-Values off the sphere (``|‖x‖ - 1| > 1e-6``) have log density ``-inf``.
+Values off the sphere have log density ``-inf``: beyond :func:`sawdist.checks.unit_tolerance` of float32 data,
+``|‖x‖ - 1| > 10 eps32 sqrt(d)`` (about ``1.2e-6 sqrt(d)``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pytensor.graph.basic import Constant, Variable
 from pytensor.tensor.random.op import RandomVariable
 
 from .. import distributions as _sd
-from .._validation import check_kappa, check_unit_vectors
+from ..checks import check_kappa, check_unit_vectors, unit_tolerance
 from .special_ops import _f64, log_sphere_area, vmf_log_normalizer
 
 if TYPE_CHECKING:
@@ -35,9 +36,10 @@ if TYPE_CHECKING:
 __all__ = ["PowerSpherical", "PowerSphericalCosine", "SphereTransform", "VonMisesFisher", "VonMisesFisherCosine",
            "sphere"]
 
-#: Largest accepted deviation of a value's norm from 1 (values are float64 in a model; data stored as float32
-#: and renormalised in float64 are well inside it).
-_UNIT_TOL = 1e-6
+#: The precision whose unit-norm tolerance a value must meet. PyMC casts observed data to float64, so a value may be
+#: float32 data (a saliency file) that the NumPy distributions would check at float32's tolerance: the graph cannot
+#: see that, and accepts what they accept. (Before the one tolerance, this was 1e-6, below float32's at every d.)
+_VALUE_PRECISION = np.float32
 
 
 def _broadcast_params(mu, kappa, size):
@@ -111,7 +113,8 @@ sphere = SphereTransform()
 
 
 def _on_sphere(value):
-    return pt.le(pt.abs(pt.sqrt(pt.sum(value * value, axis=-1)) - 1.0), _UNIT_TOL)
+    d = pt.cast(value.shape[-1], "float64")
+    return pt.le(pt.abs(pt.sqrt(pt.sum(value * value, axis=-1)) - 1.0), unit_tolerance(d, _VALUE_PRECISION))
 
 
 def _known(value):
@@ -134,9 +137,8 @@ def _check_parameters(res, kappa, mu=None, dim=None):
     conditions = [pt.ge(kappa, 0.0), pt.lt(kappa, np.inf)]
     msg = "kappa >= 0, kappa finite"
     if mu is not None:
-        eps = float(np.finfo(mu.dtype if mu.dtype in ("float32", "float64") else "float64").eps)
         norm = pt.sqrt(pt.sum(mu * mu, axis=-1))
-        tol = 10.0 * eps * pt.sqrt(pt.cast(mu.shape[-1], "float64"))
+        tol = unit_tolerance(pt.cast(mu.shape[-1], "float64"), mu.dtype)  # the NumPy distributions' check of mu
         conditions.append(pt.le(pt.abs(norm - 1.0), tol))
         msg += ", mu a unit vector (|norm - 1| <= 10 eps sqrt(d))"
     if dim is not None:

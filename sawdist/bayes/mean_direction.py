@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import xarray as xr
 
-from .._validation import as_generator
+from ..checks import as_generator
 from .design import check_summary
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._optional import require
+from ..dependencies import require
 from .predictive import observed_mean_resultant_length, observed_similarity, posterior_predictive
 
 if TYPE_CHECKING:

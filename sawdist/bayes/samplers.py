@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pymc as pm
 
-from .._optional import MissingDependencyError
+from ..dependencies import MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -8,7 +8,7 @@ import numpy as np
 import xarray as xr
 
 from .. import uniform_direction, vonmises_fisher
-from .._validation import as_generator
+from ..checks import as_generator
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

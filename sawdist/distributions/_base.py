@@ -181,7 +181,12 @@ class SawFrozen:
     @property
     def cosine(self) -> BetaCosine | NumericCosine:
         """The law of the cosine t = mu'u, a batched univariate distribution."""
-        return self._cached("cosine", lambda: self._gen._cosine(self.dim, *self._params))
+        return self._cached("cosine", self._seeded_cosine)
+
+    def _seeded_cosine(self) -> BetaCosine | NumericCosine:
+        law = self._gen._cosine(self.dim, *self._params)
+        law._seed_rng = self._seed_rng  # scipy's frozen seed=: one Generator for the directions and their cosines
+        return law
 
     def logpdf(self, x: ArrayLike) -> np.ndarray | float:
         """Log density at `x` (unit vectors, shape (..., d), broadcast against the batch shape)."""

@@ -43,6 +43,9 @@ class _CosineBase:
     """Shared scipy-style surface: pdf, cdf, sf, ppf, rvs, std."""
 
     batch_shape: tuple[int, ...]
+    #: The Generator that rvs() draws from when given no rng: the frozen distribution's ``seed=`` (set by the
+    #: frozen distribution that owns this law, so that its cosines are reproducible as its directions are).
+    _seed_rng: np.random.Generator | None = None
 
     def pdf(self, t):
         """Density of t at `t` (zero outside [-1, 1])."""
@@ -55,7 +58,7 @@ class _CosineBase:
     def rvs(self, size=None, rng=None, random_state=None):
         """Draw cosines; the result has shape ``size + batch_shape``."""
         size = as_size(size)
-        rng = as_generator(rng, random_state)
+        rng = as_generator(rng, random_state, default=self._seed_rng)
         u = rng.random(size + self.batch_shape)
         return self.ppf(u)
 
@@ -176,7 +179,7 @@ class BetaCosine(_CosineBase):
     def rvs(self, size=None, rng=None, random_state=None):
         """Draw cosines as 2B - 1 with B ~ Beta, computing 1 - t from the complementary Beta variate."""
         size = as_size(size)
-        rng = as_generator(rng, random_state)
+        rng = as_generator(rng, random_state, default=self._seed_rng)
         return self._draw(size + self.batch_shape, rng)[0]
 
     def rvs_t_and_complement(self, rng):

@@ -149,6 +149,7 @@ class uniform_direction_frozen:
         self.batch_shape = ()
         self.event_shape = (self.dim,)
         self.cosine = BetaCosine(self.dim, 0.0)
+        self.cosine._seed_rng = self._seed_rng  # the frozen seed= draws the cosines too
 
     def __repr__(self):
         return f"uniform_direction(dim={self.dim})"

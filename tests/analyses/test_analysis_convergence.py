@@ -56,3 +56,11 @@ def test_the_verdict_of_a_fit_that_breaks_the_sampler_rule_is_unreliable(tmp_pat
                for line in f.measured)
     assert any("SamplerDiagnosticsWarning: The Bayesian fit did not converge reliably" in w
                for w in ctx.sampler_warnings[("power", True)])
+
+
+def test_synthetic_dataset_accepts_scipys_random_state():
+    kw = dict(dim=8, capacities=[2, 4], m=[0.3, 0.6], n_seeds=3, n_inputs=2)
+    a = synthetic_dataset(**kw, rng=4)
+    assert a.identical(synthetic_dataset(**kw, random_state=4))
+    with pytest.raises(ValueError, match=r"^pass 'rng' or its scipy spelling 'random_state', not both; got 1 and 2\.$"):
+        synthetic_dataset(**kw, rng=1, random_state=2)

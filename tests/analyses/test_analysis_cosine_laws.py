@@ -46,7 +46,7 @@ def test_blocks_of_inputs_give_the_same_result(shared, tmp_path):
 
     whole = cosine_laws.analyze(shared, tmp_path / "whole")
     ctx = Context(shared, tmp_path / "blocks", memory=2**20)
-    assert len(ctx.scan.plan.blocks) == 3  # 80 inputs in blocks of 27
+    assert len(ctx.scan.plan.blocks) == 3  # 80 inputs in blocks of 34
     blocks = cosine_laws.analyze(shared, tmp_path / "blocks", context=ctx)
     assert blocks.numbers.keys() == whole.numbers.keys()
     for key, value in whole.numbers.items():

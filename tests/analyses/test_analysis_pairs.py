@@ -7,7 +7,7 @@ from sawdist.stats import similarity_matrix
 
 
 def test_per_input_rho_equals_stats_similarity_matrix(shared):
-    ps = _pairs.pair_stats(shared, memory=2**20)  # blocks of 27 inputs: three blocks
+    ps = _pairs.pair_stats(shared, memory=2**20)  # blocks of 34 inputs: three blocks
     for f, fam in enumerate(ps.families):
         ref = similarity_matrix(shared["direction"].sel(family=fam))
         ref = ref.transpose("input", "capacity_1", "capacity_2").values

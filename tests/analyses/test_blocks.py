@@ -33,14 +33,14 @@ def _spec(ds, **kw):
 
 def test_blocks_are_whole_stored_chunks_within_the_budget(shared, tmp_path):
     ds = open_saliency(_write(shared, tmp_path / "a.nc", rows=8), values=False)
-    per_input = blocks.BYTES_PER_VALUE * 2 * 3 * 10 * 32  # 38,400 bytes
-    plan = blocks.plan_blocks(ds, 2**20)  # 27 inputs fit: 3 chunks of 8
+    per_input = blocks.BYTES_PER_VALUE * 2 * 3 * 10 * 32  # 30,720 bytes
+    plan = blocks.plan_blocks(ds, 2**20)  # 34 inputs fit: 4 chunks of 8
     assert plan.chunk_extent == 8 and plan.reads_per_chunk == 1
-    assert [b - a for a, b in plan.blocks] == [24, 24, 24, 8]
-    assert plan.block_bytes == 24 * per_input
+    assert [b - a for a, b in plan.blocks] == [32, 32, 16]
+    assert plan.block_bytes == 32 * per_input
     wide = open_saliency(_write(shared, tmp_path / "b.nc", rows=40), values=False)
     plan = blocks.plan_blocks(wide, 2**20)  # a chunk of every model does not fit: split, and read twice
-    assert plan.chunk_extent == 40 and plan.reads_per_chunk == 2 and plan.blocks[0] == (0, 27)
+    assert plan.chunk_extent == 40 and plan.reads_per_chunk == 2 and plan.blocks[0] == (0, 34)
     assert blocks.plan_blocks(shared, 2**20).chunk_extent == 1  # in memory: no chunks to follow
     for bad in (2**20 - 1, 1.5e9, True, "1GB"):
         with pytest.raises(ValueError, match=r"^'memory' must be a whole number of bytes >= 1 MiB \(2\*\*20\), got "):
@@ -61,8 +61,8 @@ def test_the_pass_on_a_file_gives_the_numbers_of_the_pass_in_memory(shared, tmp_
     subset = np.array([3, 17, 40, 79])
     spec = _spec(shared, summary_inputs=subset, ensemble_sizes=((1, 2, 4, 10),) * 2, ensemble_subsets=16)
     mem = blocks.scan(shared, spec)  # one block
-    disk = blocks.scan(ds, spec, memory=2**20)  # four blocks of whole chunks
-    assert len(mem.plan.blocks) == 1 and len(disk.plan.blocks) == 4
+    disk = blocks.scan(ds, spec, memory=2**20)  # three blocks of whole chunks
+    assert len(mem.plan.blocks) == 1 and len(disk.plan.blocks) == 3
     np.testing.assert_allclose(disk.rho, mem.rho, rtol=1e-13, atol=1e-15)
     for (t1, c1), (t2, c2) in zip(disk.sums, mem.sums):
         np.testing.assert_array_equal(c1, c2)
@@ -151,8 +151,8 @@ def test_a_dask_worker_killed_mid_pass_changes_no_number(shared, tmp_path):
                 os.kill(pids[0], signal.SIGKILL)  # a worker lost with blocks queued or running on it
                 killed.set()
 
-        there = blocks.scan(ds, spec, memory=2**20, client=client, progress=kill_one)  # 4 blocks
-        assert killed.is_set() and len(there.plan.blocks) == 4
+        there = blocks.scan(ds, spec, memory=2**20, client=client, progress=kill_one)  # 3 blocks
+        assert killed.is_set() and len(there.plan.blocks) == 3
         again = blocks.scan(ds, spec, memory=2**20, client=client)
     assert isinstance(client, distributed.Client)
     # the same blocks, wherever and however often they ran: the same numbers, bit for bit

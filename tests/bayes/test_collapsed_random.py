@@ -127,3 +127,10 @@ def test_shared_architecture_slots():
     G = idata.prior_predictive["directions"]
     assert G.shape == (1, 20, 1, 3, 6, 6)
     np.testing.assert_array_equal(G["slot"].values, np.arange(6))
+
+
+def test_draw_gram_accepts_scipys_random_state():
+    a = draw_gram([64.0, 256.0], [4, 4], 64, size=(3,), rng=5)
+    assert np.array_equal(a, draw_gram([64.0, 256.0], [4, 4], 64, size=(3,), random_state=5))
+    with pytest.raises(ValueError, match=r"^pass 'rng' or its scipy spelling 'random_state', not both; got 1 and 2\.$"):
+        draw_gram([64.0], [4], 64, rng=1, random_state=2)

@@ -48,6 +48,21 @@ def test_off_sphere_is_minus_inf_and_negative_kappa_raises(dist, ref):
 
 
 @pytest.mark.parametrize("dist, ref", PAIRS)
+@pytest.mark.parametrize("d", [4, 3072])
+def test_values_on_the_sphere_within_the_one_tolerance_of_float32_data(dist, ref, d):
+    """A value (cast to float64 by PyMC) counts as on the sphere within sawdist.checks.unit_tolerance of float32,
+    what the NumPy distributions accept of float32 data; past it, log density -inf."""
+    from sawdist.checks import unit_tolerance
+
+    mu = e1(d)
+    tol = unit_tolerance(d, np.float32)
+    inside, outside = (1.0 + 0.9 * tol) * mu, (1.0 + 1.1 * tol) * mu
+    assert np.isfinite(pm.logp(dist.dist(mu=mu, kappa=1.0), inside).eval(mode=MODE))
+    assert np.isfinite(ref(mu, 1.0).logpdf(inside.astype(np.float32)))
+    assert pm.logp(dist.dist(mu=mu, kappa=1.0), outside).eval(mode=MODE) == -np.inf
+
+
+@pytest.mark.parametrize("dist, ref", PAIRS)
 def test_draw_shapes_and_cosine_law(dist, ref):
     mu = e1(16)
     assert pm.draw(dist.dist(mu=mu, kappa=np.array([1.0, 2.0, 3.0])), random_seed=0).shape == (3, 16)

@@ -5,9 +5,9 @@ import arviz as az
 import numpy as np
 import pytest
 
-from sawdist._optional import MissingDependencyError
 from sawdist.bayes import convergence_model, fit_convergence, simulate_summary
 from sawdist.bayes import samplers as smp
+from sawdist.dependencies import MissingDependencyError
 
 INSTALLED = smp.installed_samplers()
 SAMPLE = dict(draws=400, tune=300, chains=2, cores=1, random_seed=3)

@@ -3,6 +3,8 @@
 ``pip install sawdist`` is the light core (NumPy, SciPy, xarray and the netCDF/HDF5 readers). PyMC and ArviZ
 (``sawdist[bayes]``), matplotlib (``sawdist[plots]``) and PyTorch (``sawdist[extraction]``) load only when the
 features that need them are used; ``sawdist[all]`` brings everything ``sawdist run`` needs.
+
+Public so that every layer (``sawdist.bayes``, ``sawdist.extraction``, the plots) names a missing extra the same way.
 """
 
 from __future__ import annotations
@@ -43,6 +45,18 @@ def ensure_installed(*modules: str, feature: str) -> None:
 
     Looks the packages up without importing them, so a command can refuse at once, before hours of work, and
     without paying for imports it may not need yet.
+
+    Parameters
+    ----------
+    *modules : str
+        Top-level import names (``"pymc"``, ``"torch"``).
+    feature : str
+        What needs them, for the message (``"sawdist.bayes"``).
+
+    Raises
+    ------
+    MissingDependencyError
+        Naming the first missing package and the extra that installs it.
     """
     for module in modules:
         if importlib.util.find_spec(module) is None:
@@ -55,6 +69,23 @@ def require(module: str, feature: str) -> ModuleType:
     Only the absence of the top-level package itself is translated: an ImportError raised *inside* an installed
     package (a broken install, a missing shared library) propagates unchanged, because installing the extra would
     not fix it.
+
+    Parameters
+    ----------
+    module : str
+        The module to import; its top-level package must be one the extras install.
+    feature : str
+        What needs it, for the message.
+
+    Returns
+    -------
+    module
+        The imported module.
+
+    Raises
+    ------
+    MissingDependencyError
+        When the top-level package is not installed, naming the extra that installs it.
     """
     top = module.partition(".")[0]
     try:
