@@ -4,9 +4,29 @@ extra (``sawdist[jax]``): without it there is nothing of theirs to test (tests/b
 its JAX cases then too)."""
 
 import importlib.util
+import os
+
+import pytest
 
 collect_ignore = []
 if importlib.util.find_spec("jax") is None:
     collect_ignore.append("sawdist/bayes/_jax_ops.py")
 if importlib.util.find_spec("numba") is None:
     collect_ignore.append("sawdist/bayes/_numba_ops.py")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the option
+def pytest_cmdline_main(config):
+    """Run the suite on every core when pytest-xdist is installed (the ``dev`` extra): ``python3 -m pytest`` is the
+    README's test command, and on two cores it takes about half the time. ``-n 0`` (or ``-p no:xdist``) runs it in
+    one process; an explicit ``-n N`` is kept.
+
+    Only the process the user started decides: the workers inherit ``SAWDIST_PYTEST_WORKERS`` from it (and carry
+    ``PYTEST_XDIST_WORKER`` and ``workerinput``), so a worker never starts workers of its own.
+    """
+    if (os.environ.get("SAWDIST_PYTEST_WORKERS") or os.environ.get("PYTEST_XDIST_WORKER")
+            or hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("xdist")):
+        return
+    os.environ["SAWDIST_PYTEST_WORKERS"] = "1"
+    if getattr(config.option, "numprocesses", 0) is None:
+        config.option.numprocesses = "auto"

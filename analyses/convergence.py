@@ -130,6 +130,17 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         finding.numbers[f"{fam}/rho_fraction_agreeing"] = inside
         figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, p_mean, p_lo, p_hi))
     finding.measured.append(f"Sampler (power law): {checked.summary()}; {ctx.summary.sizes['input']} inputs.")
+    attrs = post.attrs
+    if attrs.get("sawdist_calibrated"):
+        # The tempered likelihood (sawdist.bayes.calibration): how much wider the seeds scatter than the vMF says.
+        parts = [f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"
+                 for fam, w, r, e in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"]),
+                                         np.atleast_1d(attrs["sawdist_variance_ratio"]),
+                                         np.atleast_1d(attrs["sawdist_effective_dimension"]))]
+        finding.measured.append("Likelihood calibrated to the seed-level scatter (docs/bayes.md, \"Calibration\"): "
+                                + "; ".join(parts) + ".")
+        for fam, w in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"])):
+            finding.numbers[f"{fam}/likelihood_weight"] = float(w)
     # other warnings than the sampler rule's own sentence, which the line above already states
     others = [w for w in ctx.sampler_warnings.get(("power", True), [])
               if not w.startswith("SamplerDiagnosticsWarning")]

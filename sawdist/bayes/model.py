@@ -54,6 +54,8 @@ from .special_ops import bessel_ratio, log_sphere_area, reduced_log_bessel_iv, v
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from numpy.typing import ArrayLike
+
     from .design import ArchitectureLike
 
 __all__ = ["DEFAULT_PRIORS", "LAWS", "collapsed_loglik", "convergence_model", "model_from_design"]
@@ -69,6 +71,10 @@ DEFAULT_PRIORS = {
     "logit_mean_resultant_length": {"alpha_ref": (0.0, 2.0), "beta": (0.0, 1.0), "sigma": 1.0},
     "monotone": {"alpha_ref": ("log_d", 2.0), "delta": 1.0, "sigma": 1.0},
 }
+
+#: Scale of the half-normal prior of ``tau``, the spread of the input slopes with ``random_slope=True`` (override
+#: with ``priors={"tau": ...}``).
+TAU_PRIOR_SCALE = 0.5
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -136,7 +142,8 @@ def _prior(priors, law, name, log_d):
 
 def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True,
                       architecture: ArchitectureLike = None, priors: dict | None = None,
-                      centered: bool = True) -> pm.Model:
+                      centered: bool = True, likelihood_weight: ArrayLike = 1.0,
+                      random_slope: bool = False) -> pm.Model:
     r"""The collapsed vMF convergence model of a summary, as a :class:`pymc.Model`.
 
     Parameters
@@ -157,14 +164,25 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     centered : bool
         Centred (``a ~ Normal(alpha_ref, sigma)``, the default: efficient when each input is informative, as with
         high d) or non-centred (``a = alpha_ref + sigma z``) input effects.
+    likelihood_weight : float or array_like over families
+        The power w in (0, 1] on each family's collapsed likelihood (a tempered likelihood; 1, the default, is the
+        vMF likelihood as it is). :func:`~sawdist.bayes.fit_convergence` sets it from the data
+        (:func:`sawdist.bayes.calibration.likelihood_weight`); families that share an architecture take the
+        smallest of their weights.
+    random_slope : bool
+        Also let the slope vary by input (``"power"`` and ``"logit_mean_resultant_length"``): the linear predictor
+        becomes ``a_x + (beta + b_x)(log k - log k_ref)`` with ``b_x ~ Normal(0, tau)`` (non-centred, free ``zb``,
+        deterministic ``b``), ``tau ~ HalfNormal`` (prior scale ``priors["tau"]``, default 0.5). Without it, beta's
+        interval is too narrow when the inputs' slopes differ (docs/bayes.md, "Calibration").
 
     Returns
     -------
     pymc.Model
         Free variables ``alpha_ref``, ``beta`` (or ``delta``), ``sigma`` (dim family), ``a`` or ``z`` (family, input);
-        deterministics ``alpha``, ``beta`` (monotone), ``kappa`` and ``mean_resultant_length`` (family, input,
-        capacity) and, with a shared mean, ``mu_concentration`` (architecture, input) = ``||S||``; the observed
-        ``directions`` (architecture, input) whose pointwise log-likelihood is the collapsed one.
+        deterministics ``a`` (when non-centred), ``alpha``, ``beta`` (monotone), ``kappa`` and
+        ``mean_resultant_length`` (family, input, capacity) and, with a shared mean, ``mu_concentration``
+        (architecture, input) = ``||S||``; the observed ``directions`` (architecture, input) whose pointwise
+        log-likelihood is the collapsed one.
 
     Examples
     --------
@@ -177,7 +195,24 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     """
     _check_law(law)
     return model_from_design(check_summary(summary, architecture), law, shared_mean=shared_mean, priors=priors,
-                             centered=centered)
+                             centered=centered, likelihood_weight=likelihood_weight, random_slope=random_slope)
+
+
+def _group_weight(design: Design, likelihood_weight) -> np.ndarray:
+    """The likelihood weight of each architecture (the smallest of its families'), checked."""
+    F = len(design.families)
+    try:
+        w = np.broadcast_to(np.asarray(likelihood_weight, dtype=np.float64), (F,))
+    except ValueError:
+        raise ValueError(f"'likelihood_weight' must be a number or one per family ({F}), got shape "
+                         f"{np.shape(likelihood_weight)}.") from None
+    if not np.all((w > 0) & (w <= 1)):
+        raise ValueError(f"'likelihood_weight' must lie in (0, 1], got {np.asarray(w).tolist()!r}.")
+    out = np.ones(len(design.architectures))
+    for a in range(len(design.architectures)):
+        members = design.slot_family[a][design.slot_family[a] >= 0]
+        out[a] = w[np.unique(members)].min() if members.size else 1.0
+    return out
 
 
 def _check_law(law):
@@ -186,7 +221,8 @@ def _check_law(law):
 
 
 def model_from_design(design: Design, law: str = "power", *, shared_mean: bool = True, priors: dict | None = None,
-                      centered: bool = True) -> pm.Model:
+                      centered: bool = True, likelihood_weight: ArrayLike = 1.0,
+                      random_slope: bool = False) -> pm.Model:
     """The model of :func:`convergence_model` from a design already checked by :func:`~.design.check_summary`.
 
     :func:`~sawdist.bayes.fit_convergence` checks the summary once and keeps the design (its dimension and
@@ -196,7 +232,7 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
     ----------
     design : Design
         From :func:`~sawdist.bayes.design.check_summary` (the architectures are fixed there).
-    law, shared_mean, priors, centered
+    law, shared_mean, priors, centered, likelihood_weight, random_slope
         As in :func:`convergence_model`.
 
     Returns
@@ -218,10 +254,13 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
     if not isinstance(design, Design):
         raise TypeError(f"'design' must be a Design from check_summary, got {type(design).__name__}.")
     priors = {} if priors is None else dict(priors)
-    unknown = set(priors) - set(DEFAULT_PRIORS[law])
+    unknown = set(priors) - set(DEFAULT_PRIORS[law]) - ({"tau"} if random_slope else set())
     if unknown:
         raise ValueError(f"'priors' for law {law!r} takes {', '.join(DEFAULT_PRIORS[law])}, got {min(unknown)!r}.")
+    group_weight = _group_weight(design, likelihood_weight)
     K = len(design.capacities)
+    if random_slope and law == "monotone":
+        raise ValueError("'random_slope' needs law 'power' or 'logit_mean_resultant_length', got 'monotone'.")
     if law == "monotone" and K < 2:
         raise ValueError(f"'law' 'monotone' needs at least 2 capacities, got {K}.")
     d = design.dim
@@ -240,7 +279,8 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             a = pm.Normal("a", alpha_ref[:, None], sigma[:, None], dims=("family", "input"))
         else:
             z = pm.Normal("z", 0.0, 1.0, dims=("family", "input"))
-            a = alpha_ref[:, None] + sigma[:, None] * z
+            # recorded, so that the posterior has ``a`` whichever form fit_convergence(centered="auto") chose
+            a = pm.Deterministic("a", alpha_ref[:, None] + sigma[:, None] * z, dims=("family", "input"))
         if law == "monotone":
             delta = pm.HalfNormal("delta", _prior(priors, law, "delta", log_d), dims=("family", "capacity_step"))
             steps = pt.concatenate([pt.zeros((delta.shape[0], 1)), pt.cumsum(delta, axis=1)], axis=1)
@@ -252,7 +292,13 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             loc, scale = _prior(priors, law, "beta", log_d)
             beta = pm.Normal("beta", loc, scale, dims="family")
             pm.Deterministic("alpha", alpha_ref - beta * k_ref, dims="family")
-            eta = a[:, :, None] + beta[:, None, None] * (log_k - k_ref)
+            slope = beta[:, None, None]
+            if random_slope:
+                tau = pm.HalfNormal("tau", float(priors.get("tau", TAU_PRIOR_SCALE)), dims="family")
+                zb = pm.Normal("zb", 0.0, 1.0, dims=("family", "input"))
+                b = pm.Deterministic("b", tau[:, None] * zb, dims=("family", "input"))
+                slope = slope + b[:, :, None]
+            eta = a[:, :, None] + slope * (log_k - k_ref)
         if law == "logit_mean_resultant_length":
             m = pm.math.sigmoid(eta)
             kappa = pm.Deterministic("kappa", vmf_kappa_from_mean_resultant_length(float(d), m),
@@ -286,7 +332,15 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
         loglik = collapsed_loglik(d, shared_mean)
         slots = design.capacities if design.trivial_groups else np.arange(design.group_gram.shape[-1])
         model.add_coords({"slot": slots, "slot_b": slots})
-        pm.CustomDist("directions", kappa_g, count_g, logp=lambda gram, kappa, count: loglik(gram, kappa, gram, count),
+        if np.all(group_weight == 1.0):
+            def logp(gram, kappa, count):
+                return loglik(gram, kappa, gram, count)
+        else:
+            w_g = pt.as_tensor(group_weight[:, None])  # (architecture, 1): the tempered likelihood
+
+            def logp(gram, kappa, count):
+                return w_g * loglik(gram, kappa, gram, count)
+        pm.CustomDist("directions", kappa_g, count_g, logp=logp,
                       random=gram_random(d, shared_mean), signature="(j),(j)->(j,j)", observed=gram_data,
                       dims=("architecture", "input", "slot", "slot_b"))
     return model

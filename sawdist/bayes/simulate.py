@@ -9,13 +9,18 @@ import xarray as xr
 
 from .. import uniform_direction, vonmises_fisher
 from ..checks import as_generator
+from ..distributions.vonmises_fisher import vmf_cosines
+from ..special import vmf_mean_resultant_length
+from ..summaries import contrast_moments
+from .calibration import MOMENT_VARIABLES
+from .collapsed_random import _gram_factor
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from numpy.typing import ArrayLike
 
-__all__ = ["simulate_summary"]
+__all__ = ["SHAPES", "simulate_gram_summary", "simulate_summary"]
 
 
 def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds: int, alpha: ArrayLike | None = None,
@@ -51,8 +56,8 @@ def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds:
     Returns
     -------
     xarray.Dataset
-        ``resultant``, ``count``, ``gram``, ``same_seed_gram``, ``same_seed_count``, ``n_features`` (as
-        :func:`sawdist.summarize`; every direction is valid).
+        ``resultant``, ``count``, ``gram``, ``same_seed_gram``, ``same_seed_count``, ``n_features`` and the
+        seed-level moments (as :func:`sawdist.summarize`; every direction is valid).
     """
     gen = as_generator(rng, random_state)
     capacities = np.asarray(capacities)
@@ -72,6 +77,7 @@ def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds:
     mu = uniform_direction(dim).rvs(size=mean_shape, rng=gen)
     resultant = np.empty((F, K, N, dim))
     same_seed_gram = np.empty((F, N, K, K))
+    moments = {name: np.empty((F, K, N)) for name in MOMENT_VARIABLES}
     for f in range(F):
         u = np.empty((K, n_seeds, N, dim))
         for k in range(K):
@@ -79,6 +85,9 @@ def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds:
             u[k] = vonmises_fisher.rvs(m, kappa[f, :, k], size=n_seeds, rng=gen)  # (seeds, N, d)
         resultant[f] = u.sum(axis=1)
         same_seed_gram[f] = np.einsum("ksxd,jsxd->xkj", u, u)
+        seed_gram = np.einsum("ksxd,kaxd->kxsa", u, u)  # (K, N, S, S)
+        for name, value in zip(MOMENT_VARIABLES, contrast_moments(seed_gram, np.ones(seed_gram.shape[:-1], bool))):
+            moments[name][f] = value
     gram = np.einsum("fkxd,fjxd->fxkj", resultant, resultant)
     count = np.full((F, K, N), n_seeds, dtype=np.int64)
     pair_dims = ("family", "input", "capacity", "capacity_b")
@@ -90,6 +99,7 @@ def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds:
             "same_seed_gram": (pair_dims, same_seed_gram),
             "same_seed_count": (pair_dims, np.full((F, N, K, K), n_seeds, dtype=np.int64)),
             "n_features": ((), dim),
+            **{name: (("family", "capacity", "input"), value) for name, value in moments.items()},
         },
         coords={"family": list(families), "capacity": capacities, "capacity_b": capacities,
                 "input": np.arange(N), "feature": np.arange(dim)},
@@ -97,3 +107,128 @@ def simulate_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds:
     if return_truth:
         return summary, {"kappa": np.array(kappa), "mu": mu}
     return summary
+
+
+#: The truths of :func:`simulate_gram_summary`: the law of one direction about mu(x), given its mean resultant
+#: length m = E[mu'u] (the vMF's at the law's kappa).
+SHAPES = ("vmf", "power_spherical", "wide", "projected_normal", "anisotropic_tangent")
+
+
+def _cosines(shape, dim, m, kappa, size, gen, wide_factor):
+    """Cosines t = mu'u with mean m: vMF(kappa); power spherical (t = 2B - 1, B Beta((d-1)/2 + k', (d-1)/2), k' so
+    that E t = m); 'wide': a Beta cosine law with mean m and ``wide_factor`` times the vMF's variance."""
+    if shape in ("vmf", "anisotropic_tangent"):
+        return vmf_cosines(dim, np.broadcast_to(kappa, size), gen)[0]
+    if shape == "power_spherical":
+        k_ps = m * (dim - 1.0) / (1.0 - m)
+        return 2.0 * gen.beta((dim - 1.0) / 2.0 + k_ps, np.full(size, (dim - 1.0) / 2.0)) - 1.0
+    # 'wide': (1 + t)/2 ~ Beta with mean (1 + m)/2 and variance wide_factor * Var_vMF(t) / 4
+    var_t = wide_factor * np.maximum(1.0 - m * m - (dim - 1.0) * m / kappa, 1e-300)
+    mean_b, var_b = (1.0 + m) / 2.0, np.minimum(var_t / 4.0, 0.9 * (1.0 + m) * (1.0 - m) / 4.0)
+    nu = mean_b * (1.0 - mean_b) / var_b - 1.0
+    return 2.0 * gen.beta(mean_b * nu, (1.0 - mean_b) * nu, size=size) - 1.0
+
+
+def _projected_normal_scale(dim, rank, bulk, m, gen):
+    """The signal a with E[a / sqrt(a^2 + |z|^2)] = m for tangent noise z of unit trace (spike of ``rank`` directions
+    carrying 1 - bulk of the variance, the rest spread over the other d - 1 - rank): a root found on a grid against
+    a Monte-Carlo sample of |z|^2."""
+    rest = dim - 1 - rank
+    lam1, lam0 = (1.0 - bulk) / rank, (bulk / rest if rest > 0 else 0.0)
+    q = lam1 * gen.chisquare(rank, 20000) + (lam0 * gen.chisquare(rest, 20000) if rest > 0 else 0.0)
+    grid = np.logspace(-3, 4, 600)
+    mean_t = (grid[:, None] / np.sqrt(grid[:, None] ** 2 + q[None, :])).mean(axis=1)
+    return np.interp(m, mean_t, grid)
+
+
+def simulate_gram_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds: int, beta: float = 0.5,
+                          alpha_ref: float | None = None, sigma: float = 0.3, slope_sd: float = 0.0,
+                          shape: str = "vmf", effective_dimension: float | None = None, bulk: float = 0.1,
+                          wide_factor: float = 10.0, family: str = "family0",
+                          rng: np.random.Generator | int | None = None) -> tuple[xr.Dataset, dict]:
+    r"""A summary drawn without the directions, from the joint law of their cosines, under several truths.
+
+    At each input x the K x S directions are :math:`u = t\mu + \sqrt{1 - t^2}\,v`: the cosines t from the law
+    ``shape`` with mean :math:`m_k(x) = A_d(\kappa_k(x))`, the tangent parts v uniform on the sphere of
+    :math:`\mu^\perp` (their inner products from a Bartlett factor, as :mod:`.collapsed_random`), except
+
+    * ``"projected_normal"``: :math:`u = (a\mu + z)/\lVert a\mu + z\rVert` with Gaussian tangent noise z of
+      covariance Sigma(x): 1 - ``bulk`` of its trace on ``effective_dimension`` random tangent directions (the same
+      for every seed and capacity at x), the rest on the others; a per (x, k) so that E[mu'u] = m_k(x);
+    * ``"anisotropic_tangent"``: t from the vMF cosine law, v = z/|z| with z as above (only the tangent spread is
+      anisotropic).
+
+    The concentrations follow the power law :math:`\log\kappa_k(x) = a_x + (\beta + b_x)(\log k - \overline{\log k})`
+    with :math:`a_x \sim N(\alpha_\mathrm{ref}, \sigma)` and random slopes :math:`b_x \sim N(0, \text{slope\_sd})`.
+    Only the S x S cosines of the seeds at one input are drawn: O(inputs (K S)^2) numbers whatever d.
+
+    Returns
+    -------
+    (xarray.Dataset, dict)
+        The summary (``count``, ``gram``, ``same_seed_gram``, ``same_seed_count``, ``n_features`` and the seed-level
+        moments; no ``resultant``), and the truth: ``alpha``, ``beta``, ``sigma``, ``alpha_ref``, ``kappa`` (N, K),
+        ``m_typical`` (K) = A_d(kappa) of the typical input (a_x = alpha_ref, b_x = 0), ``participation_ratio`` of
+        the tangent covariance (d - 1 when isotropic).
+    """
+    if shape not in SHAPES:
+        raise ValueError(f"'shape' must be one of {', '.join(SHAPES)}, got {shape!r}.")
+    gen = as_generator(rng)
+    d = int(dim)
+    capacities = np.asarray(capacities, dtype=np.float64)
+    K, S, N = len(capacities), int(n_seeds), int(n_inputs)
+    n = K * S
+    log_k = np.log(capacities) - np.log(capacities).mean()
+    alpha_ref = np.log(d) if alpha_ref is None else float(alpha_ref)
+    a = alpha_ref + sigma * gen.standard_normal(N)
+    b = slope_sd * gen.standard_normal(N)
+    kappa = np.exp(a[:, None] + (beta + b[:, None]) * log_k[None, :])  # (N, K)
+    m = np.asarray(vmf_mean_resultant_length(d, kappa), dtype=np.float64)
+    slot = np.repeat(np.arange(K), S)  # direction i belongs to capacity slot[i]
+    m_i, kappa_i = m[:, slot], kappa[:, slot]  # (N, n)
+    anisotropic = shape in ("projected_normal", "anisotropic_tangent")
+    if anisotropic:
+        rank = int(round(effective_dimension))
+        rest = d - 1 - rank
+        lam1, lam0 = (1.0 - bulk) / rank, (bulk / rest if rest > 0 else 0.0)
+        Y = gen.standard_normal((N, n, rank))
+        Z = lam1 * Y @ np.swapaxes(Y, 1, 2)
+        if rest > 0:
+            A = _gram_factor(n, rest, N, gen)
+            Z = Z + lam0 * A @ np.swapaxes(A, 1, 2)
+        ratio = 1.0 / (lam1**2 * rank + lam0**2 * rest)
+    else:
+        A = _gram_factor(n, d - 1, N, gen)
+        Z = A @ np.swapaxes(A, 1, 2)
+        ratio = d - 1.0
+    zn = np.sqrt(np.diagonal(Z, axis1=1, axis2=2))  # (N, n)
+    if shape == "projected_normal":
+        signal = _projected_normal_scale(d, rank, bulk, m_i.ravel(), gen).reshape(m_i.shape)
+        r = np.sqrt(signal**2 + zn**2)
+        U = (signal[:, :, None] * signal[:, None, :] + Z) / (r[:, :, None] * r[:, None, :])
+    else:
+        t = _cosines(shape, d, m_i, kappa_i, m_i.shape, gen, wide_factor)
+        s = np.sqrt(np.clip(1.0 - t * t, 0.0, None))
+        V = Z / (zn[:, :, None] * zn[:, None, :])
+        U = t[:, :, None] * t[:, None, :] + s[:, :, None] * s[:, None, :] * V
+    U = U.reshape(N, K, S, K, S)
+    gram = U.sum(axis=(2, 4))  # (N, K, K)
+    same = np.einsum("xksjs->xkj", U)
+    seed_gram = np.stack([U[:, k, :, k, :] for k in range(K)])  # (K, N, S, S)
+    moments = contrast_moments(seed_gram, np.ones(seed_gram.shape[:-1], bool))
+    pair_dims = ("family", "input", "capacity", "capacity_b")
+    caps = capacities if not np.all(capacities == np.round(capacities)) else capacities.astype(np.int64)
+    summary = xr.Dataset(
+        {
+            "count": (("family", "capacity", "input"), np.full((1, K, N), S, dtype=np.int64)),
+            "gram": (pair_dims, gram[None]),
+            "same_seed_gram": (pair_dims, same[None]),
+            "same_seed_count": (pair_dims, np.full((1, N, K, K), S, dtype=np.int64)),
+            "n_features": ((), d),
+            **{name: (("family", "capacity", "input"), value[None]) for name, value in zip(MOMENT_VARIABLES, moments)},
+        },
+        coords={"family": [family], "capacity": caps, "capacity_b": caps, "input": np.arange(N)},
+    )
+    m_typ = np.asarray(vmf_mean_resultant_length(d, np.exp(alpha_ref + beta * log_k)), dtype=np.float64)
+    truth = {"alpha": alpha_ref - beta * np.log(capacities).mean(), "beta": beta, "sigma": sigma,
+             "alpha_ref": alpha_ref, "kappa": kappa, "m_typical": m_typ, "participation_ratio": float(ratio)}
+    return summary, truth

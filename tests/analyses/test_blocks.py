@@ -117,17 +117,17 @@ def _report_peak_memory(path, out) -> int:
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads the peak memory from /proc (Linux)")
 def test_a_report_of_a_dataset_larger_than_its_memory_reads_it_block_by_block(tmp_path):
-    """``sawdist report --memory 16MB`` on 413 MB of directions needs no more memory than on 6 MB of them, give or
-    take 100 MB (loading them would take 413 MB as float32, twice that as float64): the pass reads block by block."""
+    """``sawdist report --memory 16MB`` on 206 MB of directions needs no more memory than on 6 MB of them, give or
+    take 100 MB (loading them would take 206 MB as float32, twice that as float64): the pass reads block by block."""
     paths = {}
-    for n_inputs in (20, 1400):
+    for n_inputs in (20, 700):
         ds = make(n_inputs=n_inputs, n_seeds=8, dim=3072, families=("a",), invalid_fraction=0.0, rng=5)
         paths[n_inputs] = to_netcdf_atomic(ds, tmp_path / f"{n_inputs}.nc", complevel=0)
         size = ds["direction"].size * 4
         del ds
-    assert size > 400e6
+    assert size > 200e6
     small = _report_peak_memory(paths[20], tmp_path / "small")
-    large = _report_peak_memory(paths[1400], tmp_path / "large")
+    large = _report_peak_memory(paths[700], tmp_path / "large")
     assert large - small < 100e6, (f"peak resident memory {large / 1e6:.0f} MB on {size / 1e6:.0f} MB of "
                                    f"directions, {small / 1e6:.0f} MB on 6 MB")
     assert (tmp_path / "large" / "report.md").is_file()

@@ -1,0 +1,331 @@
+"""Calibration study of the convergence law: coverage of beta and m(k) and SBC ranks, under misspecified truths.
+
+For each cell (a truth: the law of the directions about mu(x)) and each of ``--datasets`` replications, the design
+cycles through ``DESIGNS`` (inputs N, seeds S, capacities K, dimension d). A replication draws the law's parameters
+from the priors the fit uses (``PRIORS``: so that, for the vMF truth, posterior ranks are uniform and intervals cover
+at their nominal rate, Talts et al. 2018), draws a summary with :func:`sawdist.bayes.simulate.simulate_gram_summary`
+(the seeds' cosines drawn from their joint law, no directions materialised), fits it with
+:func:`sawdist.bayes.fit_convergence` (calibrated, the default, and, for the misspecified cells, also with
+``calibrate=False``), and records whether the central 50/90/95 % intervals of beta and of m(k) hold the truth, and
+the rank of alpha, beta and sigma among ``--draws-kept`` thinned draws.
+
+m(k) is what finding 4 of the analyses reports: A_d(exp(alpha + beta log k)), the mean resultant length of the
+typical input (a_x = alpha_ref); its truth is A_d(kappa) of the truth's typical input (every truth is parametrised
+by its mean resultant length m = E[mu'u], that of the vMF at kappa).
+
+A second phase (``--diagnostics-datasets`` per design and truth) fits at the analyses' default settings (4 chains,
+1000 draws, 300 tuning steps, Laplace start, centring chosen from the data) and records the sampler rule's statistics.
+
+Results go to ``--out`` (JSON) after every fit; a rerun resumes from it (``--fresh`` starts over). ``--report PATH``
+writes the Markdown tables, ``--figure PATH`` the SBC rank histograms, from the JSON, without fitting.
+
+    nohup python benchmarks/calibration.py > calibration.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
+
+#: (inputs, seeds, capacities, d)
+DESIGNS = ((10, 4, 3, 64), (30, 8, 5, 3072), (100, 4, 3, 768), (10, 32, 8, 256), (1000, 4, 3, 3072))
+
+#: cell name -> keyword arguments of simulate_gram_summary (effective_dimension capped at (d - 1) / 2)
+CELLS = {
+    "vmf": {"shape": "vmf"},
+    "power_spherical": {"shape": "power_spherical"},
+    "wide_cosine_law": {"shape": "wide", "wide_factor": 10.0},
+    "anisotropic_deff5": {"shape": "projected_normal", "effective_dimension": 5},
+    "anisotropic_deff30": {"shape": "projected_normal", "effective_dimension": 30},
+    "anisotropic_deff100": {"shape": "projected_normal", "effective_dimension": 100},
+    "tangent_only_deff20": {"shape": "anisotropic_tangent", "effective_dimension": 20},
+    "random_slope": {"shape": "vmf", "slope_sd": 0.2},
+}
+#: cells also fitted without the calibration
+UNCALIBRATED_TOO = ("wide_cosine_law", "anisotropic_deff5", "anisotropic_deff30", "anisotropic_deff100",
+                    "tangent_only_deff20", "random_slope")
+PRIORS = {"alpha_ref": ("log_d", 0.5), "beta": (0.5, 0.3), "sigma": 0.5}
+LEVELS = (0.5, 0.9, 0.95)
+PARAMS = ("alpha", "beta", "sigma")
+DIAGNOSTIC_CELLS = ("vmf", "anisotropic_deff30", "random_slope")
+
+
+def capacities(K):
+    return 2.0 ** np.linspace(2, 6, K) if K <= 5 else 2.0 ** np.arange(1, K + 1)
+
+
+def draw_truth(gen, d):
+    alpha_ref = gen.normal(np.log(d), PRIORS["alpha_ref"][1])
+    beta = gen.normal(*PRIORS["beta"])
+    sigma = abs(gen.normal(0.0, PRIORS["sigma"]))
+    return alpha_ref, beta, sigma
+
+
+def simulate(cell, i, seed, design=None):
+    from sawdist.bayes.simulate import simulate_gram_summary
+
+    gen = np.random.default_rng([seed, list(CELLS).index(cell), i])
+    N, S, K, d = DESIGNS[i % len(DESIGNS)] if design is None else design
+    kw = dict(CELLS[cell])
+    if "effective_dimension" in kw:
+        kw["effective_dimension"] = min(kw["effective_dimension"], (d - 1) // 2)
+    alpha_ref, beta, sigma = draw_truth(gen, d)
+    summary, truth = simulate_gram_summary(dim=d, capacities=capacities(K), n_inputs=N, n_seeds=S, beta=beta,
+                                           alpha_ref=alpha_ref, sigma=sigma, rng=gen, **kw)
+    return summary, truth, (N, S, K, d), int(gen.integers(2**31))
+
+
+def fit_record(summary, truth, calibrate, random_seed, args, default_settings=False):
+    from sawdist.bayes import fit_convergence, sampler_diagnostics
+    from sawdist.special import vmf_mean_resultant_length
+
+    kw = ({"draws": 1000, "tune": 300, "chains": 4} if default_settings
+          else {"draws": args.draws, "tune": args.tune, "chains": args.chains})
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = fit_convergence(summary, "power", priors=PRIORS, calibrate=calibrate, centered="auto", cores=1,
+                                random_seed=random_seed,
+                                progressbar=False, idata_kwargs={"log_likelihood": False}, **kw)
+    elapsed = time.perf_counter() - t0
+    post = idata.posterior
+    diag = sampler_diagnostics(idata)
+    rec = {"seconds": round(elapsed, 2), "rhat_max": diag.rhat_max, "ess_bulk_min": diag.ess_bulk_min,
+           "divergences": diag.divergences, "centered": int(post.attrs["sawdist_centered"]),
+           "weight": float(post.attrs["sawdist_likelihood_weight"][0])}
+    if "sawdist_effective_dimension" in post.attrs:
+        rec["effective_dimension"] = float(post.attrs["sawdist_effective_dimension"][0])
+        rec["variance_ratio"] = float(post.attrs["sawdist_variance_ratio"][0])
+    if default_settings:
+        return rec
+    d = int(summary["n_features"])
+    draws = {p: post[p].values.reshape(-1) for p in PARAMS}
+    caps = np.asarray(post["capacity"].values, dtype=float)
+    m_draws = np.asarray(vmf_mean_resultant_length(d, np.exp(draws["alpha"][:, None] + draws["beta"][:, None]
+                                                              * np.log(caps)[None])))
+    cover = {}
+    for level in LEVELS:
+        q = [(1 - level) / 2, (1 + level) / 2]
+        lo, hi = np.quantile(draws["beta"], q)
+        cover[f"beta_{level}"] = int(lo <= truth["beta"] <= hi)
+        mlo, mhi = np.quantile(m_draws, q, axis=0)
+        cover[f"m_{level}"] = [int(a <= t <= b) for a, b, t in zip(mlo, mhi, truth["m_typical"])]
+    n = draws["beta"].size
+    keep = np.linspace(0, n - 1, args.draws_kept).round().astype(int)
+    rec["ranks"] = {p: int(np.sum(draws[p][keep] < truth[p])) for p in PARAMS}
+    rec["cover"] = cover
+    rec["beta_sd"] = float(draws["beta"].std())
+    return rec
+
+
+def load(args):
+    path = Path(args.out)
+    if args.fresh or not path.exists():
+        return {"settings": settings(args), "fits": {}, "diagnostics": {}}
+    old = json.loads(path.read_text())
+    if old.get("settings", {}).get("fit") != settings(args)["fit"]:
+        print(f"{path} was written with other settings; starting over", flush=True)
+        return {"settings": settings(args), "fits": {}, "diagnostics": {}}
+    old["settings"] = settings(args)
+    return old
+
+
+def settings(args):
+    return {"fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "draws_kept": args.draws_kept,
+                    "seed": args.seed, "priors": {k: list(v) if isinstance(v, tuple) else v
+                                                  for k, v in PRIORS.items()}},
+            "datasets_per_cell": args.datasets, "designs": [list(x) for x in DESIGNS], "cells": CELLS,
+            "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
+
+
+def save(args, results):
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(str(args.out) + ".tmp")
+    tmp.write_text(json.dumps(results, indent=0))
+    tmp.replace(args.out)
+
+
+def run(args):
+    results = load(args)
+    t0 = time.perf_counter()
+    diagnostics(args, results)  # first: short, and the study's fits then fill the rest of the time
+    order = [(i, cell) for i in range(args.datasets) for cell in CELLS]  # interleaved: every cell grows together
+    for i, cell in order:
+        key = f"{cell}/{i}"
+        if key in results["fits"]:
+            continue
+        summary, truth, design, rs = simulate(cell, i, args.seed)
+        rec = {"design": list(design), "truth": {"beta": truth["beta"], "alpha": truth["alpha"],
+                                                  "sigma": truth["sigma"],
+                                                  "participation_ratio": truth["participation_ratio"]}}
+        rec["calibrated"] = fit_record(summary, truth, True, rs, args)
+        if cell in UNCALIBRATED_TOO:
+            rec["uncalibrated"] = fit_record(summary, truth, False, rs, args)
+        results["fits"][key] = rec
+        save(args, results)
+        c = rec["calibrated"]
+        print(f"{key} N,S,K,d={design} w={c['weight']:.3g} beta cover95={c['cover']['beta_0.95']} "
+              f"{c['seconds']} s (total {time.perf_counter() - t0:.0f} s)", flush=True)
+    results["wall_s_last_run"] = round(time.perf_counter() - t0, 1)
+    results["finished_utc"] = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    save(args, results)
+
+
+def diagnostics(args, results):
+    for cell in DIAGNOSTIC_CELLS:
+        for j, design in enumerate(DESIGNS):
+            for r in range(args.diagnostics_datasets):
+                key = f"{cell}/{j}/{r}"
+                if key in results["diagnostics"]:
+                    continue
+                summary, truth, design, rs = simulate(cell, 10_000 + r, args.seed, design)
+                rec = fit_record(summary, truth, True, rs, args, default_settings=True)
+                rec["design"] = list(design)
+                results["diagnostics"][key] = rec
+                save(args, results)
+                print(f"diagnostics {key} {design}: R-hat {rec['rhat_max']:.3f} ESS {rec['ess_bulk_min']:.0f} "
+                      f"div {rec['divergences']} centred {rec['centered']} ({rec['seconds']} s)", flush=True)
+
+
+def _coverage_rows(results, which):
+    from scipy import stats
+
+    rows = []
+    for cell in CELLS:
+        recs = [r for k, r in results["fits"].items() if k.split("/")[0] == cell and which in r]
+        if not recs:
+            continue
+        row = {"cell": cell, "n": len(recs)}
+        for level in LEVELS:
+            b = [r[which]["cover"][f"beta_{level}"] for r in recs]
+            m = [x for r in recs for x in r[which]["cover"][f"m_{level}"]]
+            row[f"beta_{level}"] = 100 * np.mean(b)
+            row[f"m_{level}"] = 100 * np.mean(m)
+            # does the binomial test reject nominal at 5 % (beta: one value per dataset)?
+            row[f"beta_{level}_p"] = stats.binomtest(int(np.sum(b)), len(b), level).pvalue
+        row["w_median"] = float(np.median([r[which]["weight"] for r in recs]))
+        rows.append(row)
+    return rows
+
+
+def report(results, path):
+    lines = []
+    fit = results["settings"]["fit"]
+    lines.append("| cell | fits | w (median) | beta 50 % | beta 90 % | beta 95 % | m(k) 50 % | m(k) 90 % | m(k) 95 % |")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
+    for which, label in (("calibrated", "calibrated"), ("uncalibrated", "not calibrated")):
+        for row in _coverage_rows(results, which):
+            flags = {lv: ("*" if row[f"beta_{lv}_p"] < 0.05 else "") for lv in LEVELS}
+            lines.append(f"| {row['cell']} ({label}) | {row['n']} | {row['w_median']:.3g} | "
+                         + " | ".join(f"{row[f'beta_{lv}']:.0f}{flags[lv]}" for lv in LEVELS) + " | "
+                         + " | ".join(f"{row[f'm_{lv}']:.0f}" for lv in LEVELS) + " |")
+    lines.append("")
+    lines.append("Coverage in %, central posterior intervals; * : a binomial test rejects the nominal rate at 5 % "
+                 "(beta). m(k) pools the capacities of each dataset (K values per dataset, not independent).")
+    lines.append("")
+    lines.append("Per design (calibrated fits, all cells): N inputs, S seeds, K capacities, d")
+    lines.append("")
+    lines.append("| design (N, S, K, d) | fits | beta 50 % | beta 90 % | beta 95 % | m(k) 95 % | median s per fit |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for design in DESIGNS:
+        recs = [r["calibrated"] for r in results["fits"].values() if tuple(r["design"]) == tuple(design)]
+        if recs:
+            lines.append(f"| {design} | {len(recs)} | " + " | ".join(
+                f"{100 * np.mean([r['cover'][f'beta_{lv}'] for r in recs]):.0f}" for lv in LEVELS)
+                + f" | {100 * np.mean([x for r in recs for x in r['cover']['m_0.95']]):.0f} | "
+                f"{np.median([r['seconds'] for r in recs]):.1f} |")
+    lines.append("")
+    diag = results.get("diagnostics", {})
+    if diag:
+        lines.append("Sampler diagnostics at the default settings (4 chains x 1000 draws, 300 tuning steps, Laplace "
+                     "start, centring chosen from the data; max R-hat and min bulk ESS over alpha, beta, sigma):")
+        lines.append("")
+        lines.append("| truth | design (N, S, K, d) | w | centred | max R-hat | min bulk ESS | divergences | s |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for key, r in diag.items():
+            lines.append(f"| {key.split('/')[0]} | {tuple(r['design'])} | {r['weight']:.3g} | {r['centered']} | "
+                         f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} | {r['divergences']} | {r['seconds']} |")
+        ok = sum(r["rhat_max"] <= 1.01 and r["ess_bulk_min"] >= 400 and r["divergences"] == 0 for r in diag.values())
+        lines.append("")
+        lines.append(f"{ok} of {len(diag)} fits meet the sampler rule.")
+    # sampler statistics of the study's own fits
+    allrecs = [r[w] for r in results["fits"].values() for w in ("calibrated", "uncalibrated") if w in r]
+    if allrecs:
+        lines.append("")
+        lines.append(f"Study fits ({fit['chains']} chains x {fit['draws']} draws, {fit['tune']} tuning steps): "
+                     f"{len(allrecs)} fits, max R-hat > 1.01 in {sum(r['rhat_max'] > 1.01 for r in allrecs)}, "
+                     f"divergences in {sum(r['divergences'] > 0 for r in allrecs)}, median "
+                     f"{np.median([r['seconds'] for r in allrecs]):.1f} s per fit.")
+    text = "\n".join(lines) + "\n"
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    print(text)
+
+
+def figure(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for c in CELLS if any(k.split("/")[0] == c for k in results["fits"])]
+    L = results["settings"]["fit"]["draws_kept"]
+    fig, axes = plt.subplots(len(cells), 3, figsize=(9.0, 1.7 * len(cells)), squeeze=False, sharex=True)
+    for i, cell in enumerate(cells):
+        recs = [r["calibrated"] for k, r in results["fits"].items() if k.split("/")[0] == cell]
+        for j, p in enumerate(PARAMS):
+            ax = axes[i, j]
+            ranks = [r["ranks"][p] for r in recs]
+            ax.hist(ranks, bins=10, range=(-0.5, L + 0.5), color="C0")
+            expected = len(ranks) / 10
+            ax.axhline(expected, color="k", lw=0.8)
+            ax.axhspan(*[max(0, x) for x in (expected - 2 * np.sqrt(expected), expected + 2 * np.sqrt(expected))],
+                       color="k", alpha=0.1)
+            if i == 0:
+                ax.set_title(p)
+            if j == 0:
+                ax.set_ylabel(cell, fontsize="small", rotation=0, ha="right", va="center")
+            if i == len(cells) - 1:
+                ax.set_xlabel(f"rank among {L} draws")
+    fig.suptitle("SBC ranks, calibrated fits (band: +-2 binomial sd about uniform)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", type=int, default=30, help="replications per cell")
+    parser.add_argument("--diagnostics-datasets", type=int, default=1, help="per design and truth, default settings")
+    parser.add_argument("--draws", type=int, default=400)
+    parser.add_argument("--tune", type=int, default=300)
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws-kept", type=int, default=99)
+    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "calibration.json"))
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
+    parser.add_argument("--figure", metavar="PATH", help="write the SBC rank histograms from --out and stop")
+    args = parser.parse_args()
+    if args.report or args.figure:
+        results = json.loads(Path(args.out).read_text())
+        if args.report:
+            report(results, args.report)
+        if args.figure:
+            figure(results, args.figure)
+        return
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

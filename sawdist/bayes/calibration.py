@@ -1,0 +1,200 @@
+r"""Calibration of the collapsed vMF likelihood: how much more the data vary than the model says.
+
+The collapsed likelihood (:mod:`.model`) sees, at each input, the Gram matrix G of the per-capacity resultants. Its
+curvature in the concentrations is the information the von Mises–Fisher law attributes to G; when the directions are
+not vMF (anisotropic tangent noise, another radial law), G varies more than that, and a posterior built on the vMF
+likelihood is too narrow. We measure the excess from seed-level moments and temper the likelihood by the ratio
+(docs/bayes.md, "Calibration"):
+
+* for one cell (family, capacity, input) with n valid seeds, E[u] = m mu and Sigma = Cov(u), the diagonal Gram entry
+  :math:`G_{kk} = n + 2\sum_{a<b} u_a^\top u_b` has variance
+
+  .. math:: \operatorname{Var} G_{kk} = 2n(n-1)\,[\,V_t + 2(n-1) V_r\,], \qquad
+            V_t = \operatorname{tr}\Sigma^2, \quad V_r = E[u]^\top\Sigma E[u],
+
+  whatever the law of u (independent seeds);
+* the vMF gives :math:`V_t, V_r` in closed form from kappa (:func:`vmf_seed_moments`); the data give unbiased
+  estimates from the cosines between seeds (:func:`sawdist.summaries.contrast_moments`);
+* the weight is :math:`w = \sum_c \operatorname{Var}_\mathrm{vMF} G_c / \sum_c \widehat{\operatorname{Var}} G_c`
+  over the cells of a family (kappa of a cell from its moment estimate of m), capped at 1.
+
+Multiplying the log-likelihood by w makes its curvature match the actual variance of the score (the sandwich of a
+misspecified likelihood, when the excess is one factor for every Gram entry); for isotropic tangent noise with a
+radial law like the vMF's, w = d_eff/(d-1) with d_eff the participation ratio of the tangent scatter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+import xarray as xr
+
+from ..special import vmf_kappa_from_mean_resultant_length, vmf_mean_resultant_length
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+__all__ = ["MOMENT_VARIABLES", "Calibration", "choose_centered", "likelihood_weight", "vmf_seed_moments"]
+
+#: The summary variables the calibration reads (:func:`sawdist.summaries.summarize` writes them).
+MOMENT_VARIABLES = ("contrast_norm_product", "contrast_cross_square", "contrast_radial")
+
+
+def vmf_seed_moments(dim: float, kappa: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(tr Sigma, tr Sigma^2, E[u]' Sigma E[u])`` of one direction u ~ vMF(mu, kappa) on :math:`S^{d-1}`.
+
+    With m = A_d(kappa) and the cosine t = mu'u: :math:`\operatorname{Var} t = A_d'(\kappa) = 1 - m^2 - (d-1)m/\kappa`,
+    :math:`E[1 - t^2] = (d-1) m/\kappa` spread evenly over the d - 1 tangent directions, so
+    :math:`\operatorname{tr}\Sigma = 1 - m^2`, :math:`\operatorname{tr}\Sigma^2 = (\operatorname{Var} t)^2 +
+    ((d-1)m/\kappa)^2/(d-1)` and :math:`E[u]^\top\Sigma E[u] = m^2 \operatorname{Var} t`.
+
+    Examples
+    --------
+    >>> from sawdist.bayes.calibration import vmf_seed_moments
+    >>> tr, tr2, rad = vmf_seed_moments(3072, 3072.0)
+    >>> int(tr**2 / tr2)  # participation ratio of the scatter: about d - 1
+    3071
+    """
+    d = float(dim)
+    kappa = np.asarray(kappa, dtype=np.float64)
+    m = np.asarray(vmf_mean_resultant_length(d, kappa), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tangent = np.where(kappa > 0, (d - 1.0) * m / kappa, 1.0)  # E[1 - t^2]
+        var_t = np.where(kappa > 1e6 * d, (d - 1.0) / (2.0 * kappa**2), 1.0 - m * m - tangent)
+    var_t = np.maximum(var_t, 0.0)
+    return 1.0 - m * m, var_t**2 + tangent**2 / (d - 1.0), m * m * var_t
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """The likelihood weights of a summary, per family (:func:`likelihood_weight`).
+
+    Attributes
+    ----------
+    families : list of str
+    weight : ndarray (F,)
+        w in (0, 1]: the factor on each family's log-likelihood.
+    variance_ratio : ndarray (F,)
+        Observed over vMF-predicted variance of the Gram diagonal (1 / w before the cap); NaN without moments.
+    effective_dimension : ndarray (F,)
+        Participation ratio (tr Sigma)^2 / tr Sigma^2 of the seed scatter, pooled over the family's cells (d - 1 for a
+        vMF in high dimension).
+    cells : ndarray (F,)
+        Cells (capacity, input) with at least 4 valid seeds that entered.
+    dim : int
+    """
+
+    families: list
+    weight: np.ndarray
+    variance_ratio: np.ndarray
+    effective_dimension: np.ndarray
+    cells: np.ndarray
+    dim: int
+
+    def describe(self) -> str:
+        """One line per family for a report."""
+        return "; ".join(f"{f}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = "
+                         f"{self.dim}, {c} cells)" for f, w, r, e, c in zip(
+                             self.families, self.weight, self.variance_ratio, self.effective_dimension, self.cells))
+
+
+def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibration:
+    """The calibration weight w of each family of a summary (module docstring).
+
+    Parameters
+    ----------
+    summary : xarray.Dataset
+        From :func:`sawdist.summaries.summarize` or :func:`sawdist.bayes.simulate_summary`: ``gram``, ``count`` and
+        the moments of :data:`MOMENT_VARIABLES`.
+    dim : int, optional
+        The dimension d (by default ``n_features`` or the size of the ``feature`` dim).
+
+    Returns
+    -------
+    Calibration
+        ``weight`` 1 for a family with no cell of 4 valid seeds (nothing to measure: the vMF likelihood as it is).
+
+    Raises
+    ------
+    ValueError
+        When the summary lacks a moment variable (a summary from before they existed: summarise the dataset again).
+    """
+    missing = [v for v in MOMENT_VARIABLES if v not in summary.variables]
+    if missing:
+        raise ValueError(f"'summary' must have the seed-level moments {', '.join(MOMENT_VARIABLES)} "
+                         f"(sawdist.summarize writes them), got none named {missing[0]!r}.")
+    if dim is None:
+        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    d = float(dim)
+    cell = ("family", "capacity", "input")
+    n = summary["count"].transpose(*cell).values.astype(np.float64)
+    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
+    gkk = np.diagonal(G, axis1=-2, axis2=-1).transpose(0, 2, 1)  # (F, K, N)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2 = (gkk - n) / (n * (n - 1.0))
+    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-6, (1.0 - 1e-9) ** 2))
+    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    _, vt_model, vr_model = vmf_seed_moments(d, kappa)
+    norm, cross, radial = (summary[v].transpose(*cell).values for v in MOMENT_VARIABLES)
+    ok = np.isfinite(norm) & np.isfinite(cross) & np.isfinite(radial) & (n >= 4)
+    weight_n = np.where(ok, n * (n - 1.0), 0.0)
+    predicted = np.where(ok, weight_n * (vt_model + 2.0 * (n - 1.0) * vr_model), 0.0).sum(axis=(1, 2))
+    observed = np.where(ok, weight_n * (cross / 4.0 + 2.0 * (n - 1.0) * radial / 2.0), 0.0).sum(axis=(1, 2))
+    cells = ok.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cells > 0, observed / predicted, np.nan)
+        d_eff = np.where(cells > 0, np.where(ok, norm, 0.0).sum(axis=(1, 2)) / np.where(ok, cross, 0.0).sum(
+            axis=(1, 2)), np.nan)
+    weight = np.where(np.isfinite(ratio) & (ratio > 0), np.minimum(1.0, 1.0 / ratio), 1.0)
+    return Calibration([str(f) for f in summary["family"].values], weight, ratio, d_eff, cells, int(dim))
+
+
+#: :func:`choose_centered` centres the input effects when the likelihood's standard deviation of a_x is below this
+#: fraction of the spread of the inputs. At a ratio of 0.25 (1000 inputs, 4 seeds, w = 0.0075) the centred form's
+#: Laplace start fell into the funnel's neck (sigma ~ 1e-6, divergences) while the non-centred one sampled cleanly;
+#: at 0.02 the centred form sampled cleanly and faster (benchmarks/calibration.py records the grid).
+CENTERED_MAX_RATIO = 0.1
+
+
+def choose_centered(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | None = None) -> tuple[bool, float]:
+    r"""Whether the input effects a_x should be centred: True when the data pin each a_x down more tightly than the
+    inputs spread.
+
+    For each input, the (tempered) likelihood's information on :math:`a_x = \log\kappa` is about
+    :math:`I_x = w\sum_k n_k \kappa_k^2 A_d'(\kappa_k)` (n vMF directions carry :math:`n A_d'(\kappa)` on kappa), at
+    the moment estimates :math:`\hat\kappa_k(x) = A_d^{-1}(\hat m_k(x))`. The spread of the inputs is the standard
+    deviation over x of the mean over k of :math:`\log\hat\kappa_k(x)`, less its noise. The centred form suits
+    :math:`\operatorname{median}_x I_x^{-1/2}` well below that spread (the posterior of a_x is then near its likelihood,
+    and the non-centred form would funnel); otherwise the non-centred one.
+
+    Returns
+    -------
+    (bool, float)
+        The choice, and the ratio of the typical likelihood standard deviation of a_x to the input spread (inf when
+        the inputs show no spread beyond their noise); centred when it is below :data:`CENTERED_MAX_RATIO`.
+    """
+    if dim is None:
+        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    d = float(dim)
+    n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
+    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
+    gkk = np.diagonal(G, axis1=-2, axis2=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2 = (gkk - n) / (n * (n - 1.0))
+    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
+    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    tr, _, rad = vmf_seed_moments(d, kappa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_t = np.where(m_hat > 0, rad / (m_hat * m_hat), 0.0)
+    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (G.shape[0],))[:, None]
+    info = w * np.nansum(n * kappa**2 * var_t, axis=-1)  # (F, N)
+    sd_lik = 1.0 / np.sqrt(np.maximum(info, 1e-300))
+    a_hat = np.log(kappa).mean(axis=-1)  # (F, N)
+    noise = np.median(sd_lik**2, axis=1)  # variance of a_hat about a_x: about 1 / I_x
+    spread = np.sqrt(np.maximum(np.var(a_hat, axis=1, ddof=1) - noise, 0.0)) if a_hat.shape[1] > 1 else np.zeros(
+        a_hat.shape[0])
+    with np.errstate(divide="ignore"):
+        ratio = float(np.max(np.where(spread > 0, np.median(sd_lik, axis=1) / spread, np.inf)))
+    return bool(ratio < CENTERED_MAX_RATIO), ratio
