@@ -128,7 +128,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         finding.numbers[f"{fam}/beta_upper"] = float(b_hi[f])
         finding.numbers[f"{fam}/rho_relative_error"] = rel
         finding.numbers[f"{fam}/rho_fraction_agreeing"] = inside
-        figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, p_mean, p_lo, p_hi))
+        figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, obs_se, p_mean, p_lo, p_hi))
     finding.measured.append(f"Sampler (power law): {checked.summary()}; {ctx.summary.sizes['input']} inputs.")
     attrs = post.attrs
     if attrs.get("sawdist_calibrated"):
@@ -182,16 +182,25 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     finding.tables.append(save_table(pd.DataFrame(rows), out_dir, "convergence_law"))
     finding.tables.append(save_table(pd.DataFrame(pred_rows), out_dir, "convergence_predictive_rho"))
     for data in figs_data:
-        finding.figures.append(_figure(caps, *data, out_dir=out_dir))
+        finding.figures.append(_figure(caps, *data, dim=d, out_dir=out_dir))
     return finding
 
 
-def _figure(caps, fam, kappa_typ, m_typ, m_avg, rows, obs, p_mean, p_lo, p_hi, *, out_dir):
+def _figure(caps, fam, kappa_typ, m_typ, m_avg, rows, obs, obs_se, p_mean, p_lo, p_hi, *, dim, out_dir):
+    from sawdist.special import vmf_kappa_from_mean_resultant_length
+
     fig, axes = new_figure(1, 3, figsize=(14.0, 4.2))
     lo, hi = _q(kappa_typ)
     ax = axes[0]
-    ax.fill_between(caps, lo, hi, alpha=0.3, color="C0")
-    ax.plot(caps, np.median(kappa_typ, axis=0), "o-", color="C0")
+    ax.fill_between(caps, lo, hi, alpha=0.3, color="C0", label="fitted law, 95 % band")
+    ax.plot(caps, np.median(kappa_typ, axis=0), "-", color="C0")
+    # Beside the law: each capacity on its own, the kappa whose m is the moment estimate mean_x m_hat_x(k).
+    m_moment = np.array([r["m_moment"] for r in rows], dtype=float)
+    ok = (m_moment > 0) & (m_moment < 1)
+    kappa_k = np.full(m_moment.shape, np.nan)
+    kappa_k[ok] = np.asarray(vmf_kappa_from_mean_resultant_length(dim, m_moment[ok]), dtype=float)
+    ax.plot(caps, kappa_k, "ks", ms=4, label=r"per capacity, $A_d^{-1}$(moment $\hat m(k)$)")
+    ax.legend(frameon=False, fontsize="small")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("capacity k")
@@ -212,10 +221,12 @@ def _figure(caps, fam, kappa_typ, m_typ, m_avg, rows, obs, p_mean, p_lo, p_hi, *
     ax.set_title("Mean resultant length")
     ax = axes[2]
     err = np.stack([(p_mean - p_lo).ravel(), (p_hi - p_mean).ravel()])
-    ax.errorbar(obs.ravel(), p_mean.ravel(), yerr=err, fmt="o", ms=3, color="C3")
+    # observed: +-1.96 jackknife SE over seeds; predicted: the posterior's 95 % band
+    ax.errorbar(obs.ravel(), p_mean.ravel(), xerr=1.959963984540054 * obs_se.ravel(), yerr=err, fmt="o", ms=3,
+                color="C3", elinewidth=0.8)
     lim = [0, max(float(np.nanmax(obs)), float(np.nanmax(p_hi))) * 1.05]
     ax.plot(lim, lim, "k--", lw=1)
-    ax.set_xlabel(r"observed $\rho(k_1, k_2)$")
+    ax.set_xlabel(r"observed $\rho(k_1, k_2)$ (95 % interval)")
     ax.set_ylabel(r"predicted $\rho(k_1, k_2)$ (95 % band)")
     ax.set_title("Posterior predictive similarity")
     fig.suptitle(f"Convergence law — {fam}")

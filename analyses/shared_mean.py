@@ -148,7 +148,7 @@ def _figure(A, names, ps, out_dir, thr):
     fig, ax = new_figure(figsize=(2.0 + 0.55 * len(names), 1.0 + 0.5 * len(names)))
     im = ax.imshow(np.clip(A, -1, 1), origin="lower", cmap="magma", vmin=min(0.0, float(np.nanmin(A))), vmax=1.0)
     labels = [n.replace(" ", "\n") for n in names]
-    ax.set_xticks(range(len(names)), labels, fontsize="x-small")
+    ax.set_xticks(range(len(names)), labels, fontsize="x-small", rotation=90)  # many slots: no overlap
     ax.set_yticks(range(len(names)), labels, fontsize="x-small")
     for i in range(len(names)):
         for j in range(len(names)):
@@ -159,6 +159,6 @@ def _figure(A, names, ps, out_dir, thr):
         ax.axhline(f * K - 0.5, color="w", lw=1)
         ax.axvline(f * K - 0.5, color="w", lw=1)
     ax.set_title(f"Alignment of mean directions cos(mu_j, mu_l) (H2 threshold {thr:g})", fontsize="medium")
-    fig.colorbar(im, ax=ax, shrink=0.85)
+    fig.colorbar(im, ax=ax, shrink=0.85, label=r"bias-aware $\cos(\mu_j, \mu_l)$")
     return save_figure(fig, out_dir, "shared_mean_alignment")
 

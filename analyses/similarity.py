@@ -128,14 +128,14 @@ def _figures(ps, rho, pred, out_dir):
         axes[2].set_yticks(range(K), [f"{c:g}" for c in caps])
         axes[2].set_title("residual observed - rank-one", fontsize="medium")
         axes[2].set_xlabel(r"capacity $k_2$")
-        fig.colorbar(im, ax=axes[2], shrink=0.85)
+        fig.colorbar(im, ax=axes[2], shrink=0.85, label=r"$\rho$ observed $-$ rank-one")
         fig.suptitle(f"Similarity across capacities — {fam}")
         paths.append(save_figure(fig, out_dir, f"similarity_{fam}"))
     if len(ps.families) > 1:
         labels = [f"{fam}\n{k:g}" for fam in ps.families for k in caps]
         fig, ax = new_figure(figsize=(1.0 + 0.55 * len(labels), 0.6 + 0.5 * len(labels)))
         im = ax.imshow(rho, origin="lower", cmap="viridis")
-        ax.set_xticks(range(len(labels)), labels, fontsize="x-small")
+        ax.set_xticks(range(len(labels)), labels, fontsize="x-small", rotation=90)  # many slots: no overlap
         ax.set_yticks(range(len(labels)), labels, fontsize="x-small")
         for f in range(1, len(ps.families)):
             ax.axhline(f * K - 0.5, color="w", lw=1)

@@ -13,8 +13,10 @@ eps is the RMS change per input feature in units of the standardised input (eps 
 feature on average). Measured: the fraction of inputs the target still classifies correctly against eps, per
 strategy and target capacity; summarised by the mean over eps > 0 (lower = the attack transfers better).
 
-Verdict: the mean direction transfers better than either single surrogate: accuracy(single) - accuracy(mean) > 0 and
-accuracy(largest) - accuracy(mean) > 0 (averaged over eps > 0, targets and capacities; 95 % intervals over inputs).
+Verdict: the mean direction transfers better *on average* than one surrogate's direction: accuracy(single) -
+accuracy(mean) > 0 and accuracy(largest) - accuracy(mean) > 0, each averaged over the single surrogates, eps > 0,
+targets and capacities, with 95 % intervals over inputs. It compares averages: it does not claim that the mean beats
+every single surrogate.
 
 Needs trained models (:class:`sawdist.analyses.models.ModelPool`); ``sawdist run`` trains and keeps them.
 """
@@ -49,7 +51,8 @@ if TYPE_CHECKING:
 KEY = "transfer"
 TITLE = "Black-box transfer along the mean direction"
 CLAIM = ("Perturbing an input along the mean saliency direction of several surrogate models lowers a black-box "
-         "target's accuracy more than perturbing it along any single surrogate's direction.")
+         "target's accuracy more, on average over surrogates, targets and inputs, than perturbing it along one "
+         "surrogate's direction (of the target's capacity, or of the largest capacity).")
 STRATEGIES = ("single", "largest", "mean", "mean_smallest")
 
 
@@ -150,9 +153,10 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         plots.append((fam, caps, curve))
     finding.status = verdict(lowers, uppers, 0.0) if lowers else "not tested"
     finding.reason = {
-        "holds": "the mean direction lowers the target's accuracy more than a single surrogate of the target's "
-                 "capacity and than the largest surrogate (95 % intervals)",
-        "fails": "a single surrogate's direction transfers better than the mean direction (95 % interval)",
+        "holds": "on average over surrogates, targets and inputs, the mean direction lowers the target's accuracy "
+                 "more than one surrogate of the target's capacity and than one of the largest capacity (95 % "
+                 "intervals)",
+        "fails": "on average, one surrogate's direction transfers better than the mean direction (95 % interval)",
         "inconclusive": "a 95 % interval of the accuracy difference includes 0",
     }.get(finding.status, finding.reason or "too few models")
     if rows:
