@@ -130,9 +130,9 @@ def _cosines(shape, dim, m, kappa, size, gen, wide_factor):
 
 
 def _projected_normal_scale(dim, rank, bulk, m, gen):
-    """The signal a with E[a / sqrt(a^2 + |z|^2)] = m for tangent noise z of unit trace (spike of ``rank`` directions
+    """The signal a with E[a / sqrt(a^2 + ||z||^2)] = m for tangent noise z of unit trace (spike of ``rank`` directions
     carrying 1 - bulk of the variance, the rest spread over the other d - 1 - rank): a root found on a grid against
-    a Monte-Carlo sample of |z|^2."""
+    a Monte-Carlo sample of ||z||^2."""
     rest = dim - 1 - rank
     lam1, lam0 = (1.0 - bulk) / rank, (bulk / rest if rest > 0 else 0.0)
     q = lam1 * gen.chisquare(rank, 20000) + (lam0 * gen.chisquare(rest, 20000) if rest > 0 else 0.0)
@@ -155,8 +155,8 @@ def simulate_gram_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_s
     * ``"projected_normal"``: :math:`u = (a\mu + z)/\lVert a\mu + z\rVert` with Gaussian tangent noise z of
       covariance Sigma(x): 1 - ``bulk`` of its trace on ``effective_dimension`` random tangent directions (the same
       for every seed and capacity at x), the rest on the others; a per (x, k) so that E[mu'u] = m_k(x);
-    * ``"anisotropic_tangent"``: t from the vMF cosine law, v = z/|z| with z as above (only the tangent spread is
-      anisotropic).
+    * ``"anisotropic_tangent"``: t from the vMF cosine law, :math:`v = z/\lVert z\rVert` with z as above (only the
+      tangent spread is anisotropic).
 
     The concentrations follow the power law :math:`\log\kappa_k(x) = a_x + (\beta + b_x)(\log k - \overline{\log k})`
     with :math:`a_x \sim N(\alpha_\mathrm{ref}, \sigma)` and random slopes :math:`b_x \sim N(0, \text{slope\_sd})`.
