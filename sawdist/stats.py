@@ -434,6 +434,23 @@ def cosine_similarity(a: DirectionsLike, b: DirectionsLike | None = None,
     return np.clip(A @ np.swapaxes(B, -1, -2), -1.0, 1.0)
 
 
+def _axes_like(mu, D) -> np.ndarray:
+    """``mu`` laid out as the groups of the checked directions ``D`` (their batch dims, then the feature), float64:
+    unit vectors with as many features, and a DataArray when the directions are one."""
+    if D.template is not None:
+        if not is_dataarray(mu):
+            raise ValueError("'mu' must be a DataArray when 'directions' is one.")
+        feature = feature_dim_of(D.template)
+        mu_b = mu.broadcast_like(D.template.isel({D.draw_dim: 0}, drop=True))
+        mu_arr = mu_b.transpose(*D.batch_dims, feature).values.astype(np.float64)
+    else:
+        mu_arr = as_float_array(mu, "mu")
+    if mu_arr.shape[-1] != D.dim:
+        raise ValueError(f"'mu' must have {D.dim} features like 'directions', got {mu_arr.shape[-1]}.")
+    check_vectors(mu if D.template is not None else mu_arr, "mu", nan_rows=False)
+    return mu_arr
+
+
 def _capacity_layout(directions, capacity, axis):
     """Directions laid out as (*batch, K, n, d) with the capacity axis last among the batch axes."""
     if is_dataarray(directions):
@@ -667,17 +684,7 @@ def ensemble_curve(directions: DirectionsLike, mu: DirectionsLike, sizes: ArrayL
     if int(n_subsets) < 1:
         raise ValueError(f"'n_subsets' must be a positive integer, got {n_subsets!r}.")
     rng = as_generator(rng, random_state)
-    if D.template is not None:
-        if not is_dataarray(mu):
-            raise ValueError("'mu' must be a DataArray when 'directions' is one.")
-        feature = feature_dim_of(D.template)
-        mu_b = mu.broadcast_like(D.template.isel({D.draw_dim: 0}, drop=True))
-        mu_arr = mu_b.transpose(*D.batch_dims, feature).values.astype(np.float64)
-    else:
-        mu_arr = as_float_array(mu, "mu")
-    if mu_arr.shape[-1] != D.dim:
-        raise ValueError(f"'mu' must have {D.dim} features like 'directions', got {mu_arr.shape[-1]}.")
-    check_vectors(mu if D.template is not None else mu_arr, "mu", nan_rows=False)
+    mu_arr = _axes_like(mu, D)
     mu_arr = mu_arr.astype(np.float64, copy=False)
     mu_arr = np.broadcast_to(mu_arr, D.values.shape[:-2] + D.values.shape[-1:])
     t = np.einsum("...nd,...d->...n", D.values, mu_arr)  # (..., n), zero on invalid rows
@@ -1023,17 +1030,7 @@ def rotational_symmetry_test(directions: DirectionsLike, mu: DirectionsLike | No
     D_, batch, flat, valid = _groups(directions, axis, " (a tangent space of dimension >= 2)")
     d, G = D_.dim, flat.shape[0]
     if mu is not None:
-        if D_.template is not None:
-            if not is_dataarray(mu):
-                raise ValueError("'mu' must be a DataArray when 'directions' is one.")
-            feature = feature_dim_of(D_.template)
-            mu_b = mu.broadcast_like(D_.template.isel({D_.draw_dim: 0}, drop=True))
-            mu_arr = mu_b.transpose(*D_.batch_dims, feature).values.astype(np.float64)
-        else:
-            mu_arr = as_float_array(mu, "mu")
-        if mu_arr.shape[-1] != d:
-            raise ValueError(f"'mu' must have {d} features like 'directions', got {mu_arr.shape[-1]}.")
-        check_vectors(mu if D_.template is not None else mu_arr, "mu", nan_rows=False)
+        mu_arr = _axes_like(mu, D_)
         try:
             mu_flat = np.broadcast_to(mu_arr.astype(np.float64), batch + (d,)).reshape(-1, d)
         except ValueError:
