@@ -199,14 +199,6 @@ def fmt_ci(estimate, se, digits=3, *, cosine: bool = False) -> str:
     return f"{float(estimate):.{digits}f} [{float(lo):.{digits}f}, {float(hi):.{digits}f}]"
 
 
-def input_chunks(ds, n_slots: int, budget: int = 2**25):
-    """Index arrays over ``input`` such that n_slots x seeds x chunk x features float64 values stay under budget."""
-    n = ds.sizes["input"]
-    per = max(1, n_slots * ds.sizes["seed"] * ds.sizes["feature"])
-    step = max(1, min(n, budget // per))
-    return [np.arange(i, min(i + step, n)) for i in range(0, n, step)]
-
-
 def family_layout(ds, family, inputs=None, capacities=None):
     """Directions of one family as float64 ``U`` (capacity, seed, input, feature), zero where invalid, and ``V``.
 

@@ -1,8 +1,8 @@
 """Which on-disk layout (format, compressor, chunk shape) suits the analyses' read pattern of saliency datasets.
 
 The analyses (``sawdist report``, :mod:`analyses`) read ``direction`` in blocks of a few inputs across *all* models
-(every family x capacity x seed for inputs ``i .. i+B``; ``analyses/_common.py``: ``input_chunks`` and
-``family_layout``), while the writer stores one chunk per model and ~341 inputs (:func:`sawdist.io.chunk_rows`).
+(every family x capacity x seed for inputs ``i .. i+B``; ``analyses/blocks.py``), while the writer stored one chunk
+per model and ~341 inputs before this measurement (:func:`sawdist.io.chunk_rows`).
 This script writes a synthetic dataset of float32 unit vectors (d = 3072, CIFAR-shaped) in many layouts and measures,
 for each:
 
