@@ -7,6 +7,7 @@
 * :mod:`.initialization` — the Laplace start of NUTS (posterior mode, mass matrix from the Hessian there);
 * :mod:`.fitting` — :func:`fit_convergence`, the sampler rule (:func:`sampler_diagnostics`) and the H2
   comparison :func:`compare_shared_mean`;
+* :mod:`.loo` — leave-one-input-out with each input's effects integrated out (the model comparisons);
 * :mod:`.samplers` — NUTS from PyMC, nutpie, NumPyro or BlackJAX with one InferenceData layout (Numba and JAX
   implementations of the custom Ops in ``_numba_ops`` and ``_jax_ops``, registered by ``_backends`` when PyTensor
   loads those backends);
