@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from sawdist.bayes.fitting import SamplerDiagnostics
+    from sawdist.bayes.loo import InputLOO
 
     from ._pairs import PairStats
     from .blocks import ScanResult
@@ -133,6 +134,8 @@ class Context:
         self._valid = None
         self._fits = {}
         self._diagnostics = {}
+        self._loo = {}
+        self.loo_warnings = {}
         self._summary = None
         self.sampler_warnings = {}
 
@@ -252,21 +255,12 @@ class Context:
         """The Bayesian convergence fit (cached) of one law, with a shared or separate mean directions."""
         key = (law, shared)
         if key not in self._fits:
-            from sawdist.bayes import fit_convergence
-
             o = self.options
             self.progress.say(f"  Bayesian fit: law {law!r}, {'shared' if shared else 'separate'} mean "
                               f"({o.chains} chains x {o.draws} draws, {self.summary.sizes['input']} inputs)")
-            import warnings
-
             # Sampler warnings (divergences that overflow, the sampler rule's one sentence, ...) are diagnostics,
             # not errors: they are recorded, and the findings apply the sampler rule to the fits they rest on.
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                self._fits[key] = fit_convergence(
-                    self.summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws,
-                    tune=o.tune, chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
-                )
+            self._fits[key], caught = self._sample(self.summary, law, shared, True)
             # PyTensor's note that it found no BLAS concerns speed only.
             self.sampler_warnings[key] = sorted({f"{w.category.__name__}: {w.message}" for w in caught
                                                  if "BLAS" not in str(w.message)})
@@ -284,21 +278,62 @@ class Context:
             self._diagnostics[key] = sampler_diagnostics(self.fit(law, shared))
         return self._diagnostics[key]
 
-    def compare(self, fits: dict[str, az.InferenceData]) -> tuple[pd.DataFrame, list[str]]:
-        """:func:`arviz.compare` by PSIS-LOO, with its warnings turned into notes for the report.
-
-        Returns the comparison table and a list of notes (e.g. Pareto k > 0.7: the LOO estimate is unreliable for
-        some inputs).
-        """
+    def _sample(self, summary, law, shared, calibrate):
+        """fit_convergence with the run's options, its warnings recorded instead of shown."""
         import warnings
 
-        import arviz as az
+        from sawdist.bayes import fit_convergence
 
+        o = self.options
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            table = az.compare(fits, ic="loo")
+            idata = fit_convergence(summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws,
+                                    tune=o.tune, chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
+                                    calibrate=calibrate)
+        return idata, caught
+
+    def loo(self, law: str, shared: bool) -> InputLOO:
+        """Leave-one-input-out of a fit (cached): :func:`sawdist.bayes.loo.loo_inputs`, each input's effects
+        integrated out, and an exact refit without the input where PSIS's Pareto k is too large."""
+        key = (law, shared)
+        if key not in self._loo:
+            import warnings
+
+            from sawdist.bayes.loo import loo_inputs
+
+            idata = self.fit(law, shared)
+            weight = list(idata.posterior.attrs["sawdist_likelihood_weight"])
+
+            def refit(summary):
+                self.progress.say(f"  exact leave-one-input-out refit: law {law!r}, "
+                                  f"{'shared' if shared else 'separate'} mean")
+                return self._sample(summary, law, shared, weight)[0]
+
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                self._loo[key] = loo_inputs(idata, self.summary, architecture=self.options.architecture,
+                                            refit=refit)
+            self.loo_warnings[key] = sorted({str(w.message) for w in caught if "BLAS" not in str(w.message)})
+        return self._loo[key]
+
+    def compare(self, fits: dict[str, tuple[str, bool]]) -> tuple[pd.DataFrame, list[str]]:
+        """Compare fits, named ``{name: (law, shared)}``, by leave-one-input-out (:meth:`loo`).
+
+        Returns the table of :func:`sawdist.bayes.loo.compare_loo` and a list of notes for the report (exact
+        refits, terms whose Pareto k stayed above the threshold, an inaccurate integral).
+        """
+        from sawdist.bayes.loo import compare_loo
+
+        results = {name: self.loo(*key) for name, key in fits.items()}
+        table = compare_loo(results)
         notes = []
-        if any("Pareto" in str(w.message) for w in caught):
-            notes.append("PSIS-LOO warned that the Pareto shape k exceeds 0.7 for some inputs: those inputs are "
-                         "influential and the elpd differences are approximate")
+        for name, key in fits.items():
+            r = results[name]
+            if r.refitted:
+                notes.append(f"{name}: {len(r.refitted)} input(s) left out by an exact refit (Pareto k above "
+                             f"{r.k_threshold:.2f})")
+            if r.unreliable:
+                notes.append(f"{name}: {r.unreliable} input(s) with Pareto k above {r.k_threshold:.2f} beyond the "
+                             f"refits: those terms are approximate")
+            notes.extend(f"{name}: {w}" for w in self.loo_warnings.get(key, []))
         return table, notes

@@ -5,7 +5,8 @@ mu(x) integrated out, inputs partially pooled):
 
 * the power law log kappa = alpha + beta log k: posterior of beta, and kappa(k) and m(k) = A_d(kappa(k)) for the
   typical input, with 95 % posterior bands;
-* the laws of concentration (``Options.laws``) compared by PSIS-LOO over inputs;
+* the laws of concentration (``Options.laws``) compared by leave-one-input-out with each input's effects integrated
+  out (:func:`sawdist.bayes.loo.loo_inputs`);
 * the posterior predictive similarity matrix mean_x m_x(k1) m_x(k2) against the observed rho(k1, k2) (same inputs).
 
 Verdict: the concentration rises with capacity, beta > 0, for every family (95 % posterior interval), provided the
@@ -154,15 +155,18 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         fits = {}
         for law in opts.laws:
             try:
-                fits[law] = ctx.fit(law, True)
+                ctx.fit(law, True)
             except ValueError as err:
                 finding.measured.append(f"law {law!r} not fitted: {err}")
+            else:
+                fits[law] = (law, True)
         if len(fits) > 1:
             table, notes = ctx.compare(fits)
             finding.tables.append(save_table(table.reset_index(names="law"), out_dir, "convergence_laws_loo"))
             finding.measured.append(
-                f"Laws by PSIS-LOO: {' > '.join(table.index)} (elpd differences "
-                f"{', '.join(f'{x:.1f}' for x in table['elpd_diff'])}, se "
+                f"Laws by leave-one-input-out (each input's effects integrated out; calibrated scale): "
+                f"{' > '.join(table.index)} (elpd differences "
+                f"{', '.join(f'{x:.1f}' for x in table['elpd_diff'])}, se over inputs "
                 f"{', '.join(f'{x:.1f}' for x in table['dse'])})."
             )
             finding.measured.extend(f"({note}.)" for note in notes)

@@ -30,8 +30,11 @@ _COLOR = {"holds": "#1a7f37", "fails": "#cf222e", "inconclusive": "#9a6700", "no
 _RULES = ("a claim *holds* when its whole 95 % interval lies on the claimed side, *fails* when the whole interval "
           "lies on the other side, and is *inconclusive* otherwise; it is *unreliable (sampler)* when the Bayesian "
           "fit its verdict rests on breaks the sampler rule (R-hat, bulk ESS or divergences: see the finding), "
-          "whatever its interval says. Intervals of cosines (similarity, alignment, ensemble cosines) are computed "
-          "on the Fisher-z scale and lie in [-1, 1].")
+          "whatever its interval says. H2 (the shared mean) joins two tests by one rule: it holds when every "
+          "alignment interval lies above the threshold and leave-one-input-out does not prefer separate means, fails "
+          "when an alignment interval lies below, and is inconclusive otherwise (unreliable (sampler) when it would "
+          "hold but a fit of the comparison breaks the sampler rule). Intervals of cosines (similarity, alignment, "
+          "ensemble cosines) are computed on the Fisher-z scale and lie in [-1, 1].")
 
 
 def _quality_section(screening):
