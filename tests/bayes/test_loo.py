@@ -135,15 +135,18 @@ def test_thinning_keeps_every_nth_draw_of_each_chain(summary):
     np.testing.assert_array_equal(inte.posterior["beta"].values, idata.posterior["beta"].values[:, ::5])
 
 
-def test_integrating_the_effects_makes_psis_reliable_and_an_exact_refit_agrees(summary):
-    idata = _fit(summary)
+def test_integrating_the_effects_makes_psis_reliable_and_an_exact_refit_agrees():
+    # 16 inputs: leaving one out moves the global parameters by a sixteenth of their information
+    summary = simulate_summary(dim=48, capacities=CAPS, n_inputs=16, n_seeds=4, rng=5)
+    idata = fit_convergence(summary, calibrate=0.7, **SAMPLE)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         plain = az.loo(idata, pointwise=True)
     result = loo_inputs(idata, summary)
-    # Measured on this design: the plain PSIS k exceeds 1 (each input's own effect), the integrated one stays low.
+    # The plain PSIS k exceeds 0.7 (each input's own effect); the integrated one stays below ArviZ's threshold for
+    # 300 draws (0.60).
     assert float(plain.pareto_k.max()) > 0.7
-    assert float(result.pareto_k.max()) < 0.5
+    assert float(result.pareto_k.max()) < result.k_threshold
     assert result.unreliable == 0 and result.refitted == []
 
     calls = []
