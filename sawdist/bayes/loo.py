@@ -70,14 +70,14 @@ ERROR_TOLERANCE = 1e-2
 TAIL_REGRID = 1e-10
 SPACING_REGRID = 1e-4
 #: Grids per integral at most: the first whitened by the effects' marginal posterior at the input, the next ones by
-#: the moments of the integrand on the previous grid, while it reaches the grid's edge.
+#: the moments of the integrand on the previous grid, while :data:`TAIL_REGRID` or :data:`SPACING_REGRID` is exceeded.
 MAX_PASSES = 6
 #: Elements of one work array (draws x inputs x nodes x slots): bounds memory to ~ 100 MB.
 _CHUNK_ELEMENTS = 4_000_000
 
 
 class IntegrationWarning(UserWarning):
-    """The integral over an input's effects may be inaccurate (its error bound or the mass at the grid's edge)."""
+    """The integral over an input's effects may be inaccurate (its spacing error or the mass beyond the grid)."""
 
 
 def _posterior_attr(post, name, default=None):
@@ -327,7 +327,8 @@ def integrate_input_effects(idata: az.InferenceData, summary: xr.Dataset, *, arc
     architecture : dict or sequence, optional
         As given to the fit.
     max_draws : int
-        At most this many posterior draws (every n-th of each chain) enter the integrals (default 1000).
+        About this many posterior draws (every n-th of each chain, at least one per chain) enter the integrals
+        (default 1000).
 
     Returns
     -------
