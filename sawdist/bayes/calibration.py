@@ -36,7 +36,8 @@ from ..special import vmf_kappa_from_mean_resultant_length, vmf_mean_resultant_l
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-__all__ = ["MOMENT_VARIABLES", "Calibration", "choose_centered", "likelihood_weight", "vmf_seed_moments"]
+__all__ = ["MOMENT_VARIABLES", "Calibration", "SlopeHeterogeneity", "choose_centered", "choose_random_slope",
+           "likelihood_weight", "vmf_seed_moments"]
 
 #: The summary variables the calibration reads (:func:`sawdist.summaries.summarize` writes them).
 MOMENT_VARIABLES = ("contrast_norm_product", "contrast_cross_square", "contrast_radial")
@@ -198,3 +199,131 @@ def choose_centered(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | Non
     with np.errstate(divide="ignore"):
         ratio = float(np.max(np.where(spread > 0, np.median(sd_lik, axis=1) / spread, np.inf)))
     return bool(ratio < CENTERED_MAX_RATIO), ratio
+
+
+def _log_kappa_information(summary, d, weight):
+    r"""(log kappa_hat, 1 / Var log kappa_hat) per (family, input, capacity), from the Gram diagonal.
+
+    The moment estimate :math:`\hat m^2 = (G_{kk} - n)/(n(n-1))` is unbiased with variance
+    :math:`\operatorname{Var} G_{kk}/(n(n-1))^2`, :math:`\operatorname{Var} G_{kk} = 2n(n-1)[V_t + 2(n-1)V_r]/w`
+    (module docstring: the vMF's moments, and 1/w the excess the calibration measured). The delta method through
+    :math:`\kappa = A_d^{-1}(m)`, :math:`d\log\kappa/d m^2 = 1/(2 m \kappa A_d'(\kappa))`, gives the variance of
+    :math:`\log\hat\kappa`. The tangent term :math:`V_t` is the mean direction's own uncertainty: the information
+    with mu known, :math:`n\kappa^2 A_d'(\kappa)`, would count only the radial term and overstate the precision by
+    far when d is large and the seeds are few.
+    """
+    n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
+    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
+    gkk = np.diagonal(G, axis1=-2, axis2=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2 = (gkk - n) / (n * (n - 1.0))
+    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
+    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    _, vt, vr = vmf_seed_moments(d, kappa)
+    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (n.shape[0],))[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_t = np.where(m_hat > 0, vr / (m_hat * m_hat), 0.0)  # A_d'(kappa) = Var t
+        var_m2 = 2.0 * (vt + 2.0 * (n - 1.0) * vr) / (n * (n - 1.0) * w)
+        info = (2.0 * m_hat * kappa * var_t) ** 2 / var_m2
+    return np.log(kappa), np.where(np.isfinite(info) & (n >= 2), info, 0.0)
+
+
+#: :func:`choose_random_slope` gives the inputs their own slopes when Cochran's test of equal slopes rejects at this
+#: level in some family.
+RANDOM_SLOPE_LEVEL = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class SlopeHeterogeneity:
+    """Cochran's test that every input has the same slope of log kappa against log k (:func:`choose_random_slope`).
+
+    Attributes
+    ----------
+    families : list of str
+    q : ndarray (F,)
+        Cochran's Q: the precision-weighted sum of squares of the per-input slopes about their weighted mean.
+    dof : ndarray (F,)
+        Its degrees of freedom under equal slopes (inputs - 1).
+    p_value : ndarray (F,)
+        P(chi2(dof) >= q).
+    tau : ndarray (F,)
+        The DerSimonian–Laird estimate of the slopes' spread across inputs (0 when q <= dof).
+    slope_sd : ndarray (F,)
+        The median over inputs of the standard deviation of an input's slope estimate.
+    """
+
+    families: list
+    q: np.ndarray
+    dof: np.ndarray
+    p_value: np.ndarray
+    tau: np.ndarray
+    slope_sd: np.ndarray
+
+    @property
+    def centered(self) -> bool:
+        """Whether input slopes should be centred on beta (free per-input slopes) rather than non-centred: as
+        :func:`choose_centered` for the intercepts, when each input's data pin its slope down well within the
+        slopes' spread (``slope_sd < CENTERED_MAX_RATIO * tau`` in every family); a spread the data cannot resolve
+        (tau ~ 0) gives the non-centred form, which has no funnel there."""
+        with np.errstate(invalid="ignore"):
+            return bool(np.all(self.slope_sd < CENTERED_MAX_RATIO * self.tau))
+
+
+def choose_random_slope(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | None = None,
+                        level: float = RANDOM_SLOPE_LEVEL) -> tuple[bool, SlopeHeterogeneity]:
+    r"""Whether the inputs need their own slopes: Cochran's test of equal slopes across inputs, per family.
+
+    Each input's slope is the weighted least-squares fit of the moment estimates :math:`\log\hat\kappa_k(x)` against
+    :math:`\log k`, weighted by their precisions :math:`I_{xk} = 1/\operatorname{Var}\log\hat\kappa_k(x)` (the
+    calibrated variance of the Gram diagonal, through the delta method); its variance is
+    :math:`v_x = 1/\sum_k I_{xk} (\log k - \overline{\log k}_x)^2`. Under equal slopes
+    :math:`Q = \sum_x (\hat b_x - \bar b)^2 / v_x` (:math:`\bar b` the precision-weighted mean) is about
+    :math:`\chi^2` with (inputs - 1) degrees of freedom: the random-effects meta-analysis test of heterogeneity. The
+    weight w matters: under anisotropic noise the vMF variance understates the scatter by w, and the excess would look
+    like slopes that differ.
+
+    Parameters
+    ----------
+    summary : xarray.Dataset
+        ``gram`` and ``count`` (as :func:`likelihood_weight`).
+    weight : float or array_like over families
+        The likelihood weight w (default 1).
+    dim : int, optional
+        The dimension d (by default ``n_features`` or the size of the ``feature`` dim).
+    level : float
+        Random slopes when the test rejects at this level in some family (default :data:`RANDOM_SLOPE_LEVEL`).
+
+    Returns
+    -------
+    (bool, SlopeHeterogeneity)
+        The choice, and the test per family.
+    """
+    from scipy import stats
+
+    if not 0.0 < float(level) < 1.0:
+        raise ValueError(f"'level' must lie in (0, 1), got {level!r}.")
+    if dim is None:
+        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    y, info = _log_kappa_information(summary, float(dim), weight)  # (F, N, K)
+    x = np.log(np.asarray(summary["capacity"].values, dtype=np.float64))[None, None, :]
+    sw = info.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xbar = (info * x).sum(axis=-1, keepdims=True) / sw
+        sxx = (info * (x - xbar) ** 2).sum(axis=-1)  # (F, N): precision of the input's slope
+        slope = (info * (x - xbar) * y).sum(axis=-1) / sxx
+    ok = np.isfinite(slope) & (sxx > 0)
+    prec = np.where(ok, sxx, 0.0)
+    b = np.where(ok, slope, 0.0)
+    total = prec.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (prec * b).sum(axis=1) / total
+        q = (prec * (b - mean[:, None]) ** 2).sum(axis=1)
+        dof = ok.sum(axis=1) - 1.0
+        p = np.where(dof > 0, stats.chi2.sf(q, np.maximum(dof, 1.0)), 1.0)
+        c = total - (prec**2).sum(axis=1) / total
+        tau = np.sqrt(np.maximum(np.where(c > 0, (q - dof) / c, 0.0), 0.0))
+    with np.errstate(divide="ignore"):
+        slope_sd = np.array([np.median(1.0 / np.sqrt(prec[f][ok[f]])) if ok[f].any() else np.inf
+                             for f in range(prec.shape[0])])
+    result = SlopeHeterogeneity([str(f) for f in summary["family"].values], q, dof, p, tau, slope_sd)
+    return bool(np.any(p < level)), result

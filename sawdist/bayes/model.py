@@ -143,7 +143,7 @@ def _prior(priors, law, name, log_d):
 def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True,
                       architecture: ArchitectureLike = None, priors: dict | None = None,
                       centered: bool = True, likelihood_weight: ArrayLike = 1.0,
-                      random_slope: bool = False) -> pm.Model:
+                      random_slope: bool = False, centered_slope: bool | None = None) -> pm.Model:
     r"""The collapsed vMF convergence model of a summary, as a :class:`pymc.Model`.
 
     Parameters
@@ -171,9 +171,13 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
         smallest of their weights.
     random_slope : bool
         Also let the slope vary by input (``"power"`` and ``"logit_mean_resultant_length"``): the linear predictor
-        becomes ``a_x + (beta + b_x)(log k - log k_ref)`` with ``b_x ~ Normal(0, tau)`` (non-centred, free ``zb``,
-        deterministic ``b``), ``tau ~ HalfNormal`` (prior scale ``priors["tau"]``, default 0.5). Without it, beta's
+        becomes ``a_x + (beta + b_x)(log k - log k_ref)`` with ``b_x ~ Normal(0, tau)`` (parametrised as the
+        intercepts: free ``beta_input`` ~ Normal(beta, tau) when ``centered``, else free ``zb`` with
+        ``b = tau zb``; deterministic ``b`` either way),
+        ``tau ~ HalfNormal`` (prior scale ``priors["tau"]``, default 0.5). Without it, beta's
         interval is too narrow when the inputs' slopes differ (docs/bayes.md, "Calibration").
+    centered_slope : bool, optional
+        The parametrisation of the input slopes (default: as ``centered``).
 
     Returns
     -------
@@ -195,7 +199,8 @@ def convergence_model(summary: xr.Dataset, law: str = "power", *, shared_mean: b
     """
     _check_law(law)
     return model_from_design(check_summary(summary, architecture), law, shared_mean=shared_mean, priors=priors,
-                             centered=centered, likelihood_weight=likelihood_weight, random_slope=random_slope)
+                             centered=centered, likelihood_weight=likelihood_weight, random_slope=random_slope,
+                             centered_slope=centered_slope)
 
 
 def _group_weight(design: Design, likelihood_weight) -> np.ndarray:
@@ -222,7 +227,7 @@ def _check_law(law):
 
 def model_from_design(design: Design, law: str = "power", *, shared_mean: bool = True, priors: dict | None = None,
                       centered: bool = True, likelihood_weight: ArrayLike = 1.0,
-                      random_slope: bool = False) -> pm.Model:
+                      random_slope: bool = False, centered_slope: bool | None = None) -> pm.Model:
     """The model of :func:`convergence_model` from a design already checked by :func:`~.design.check_summary`.
 
     :func:`~sawdist.bayes.fit_convergence` checks the summary once and keeps the design (its dimension and
@@ -232,7 +237,7 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
     ----------
     design : Design
         From :func:`~sawdist.bayes.design.check_summary` (the architectures are fixed there).
-    law, shared_mean, priors, centered, likelihood_weight, random_slope
+    law, shared_mean, priors, centered, likelihood_weight, random_slope, centered_slope
         As in :func:`convergence_model`.
 
     Returns
@@ -295,9 +300,16 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
             slope = beta[:, None, None]
             if random_slope:
                 tau = pm.HalfNormal("tau", float(priors.get("tau", TAU_PRIOR_SCALE)), dims="family")
-                zb = pm.Normal("zb", 0.0, 1.0, dims=("family", "input"))
-                b = pm.Deterministic("b", tau[:, None] * zb, dims=("family", "input"))
-                slope = slope + b[:, :, None]
+                if centered if centered_slope is None else centered_slope:
+                    # As the intercepts: each input's slope is a child of beta (not beta + b with b ~ N(0, tau),
+                    # whose likelihood is flat along beta + delta, b - delta: a ridge that NUTS crosses slowly).
+                    beta_x = pm.Normal("beta_input", beta[:, None], tau[:, None], dims=("family", "input"))
+                    b = pm.Deterministic("b", beta_x - beta[:, None], dims=("family", "input"))
+                    slope = beta_x[:, :, None]
+                else:
+                    zb = pm.Normal("zb", 0.0, 1.0, dims=("family", "input"))
+                    b = pm.Deterministic("b", tau[:, None] * zb, dims=("family", "input"))
+                    slope = slope + b[:, :, None]
             eta = a[:, :, None] + slope * (log_k - k_ref)
         if law == "logit_mean_resultant_length":
             m = pm.math.sigmoid(eta)

@@ -103,7 +103,7 @@ def test_same_seed_same_draws(summary):
 
 
 def test_fit_argument_messages(summary):
-    with pytest.raises(ValueError, match=r"^'init' must be 'laplace' or 'pymc', got 'map'\.$"):
+    with pytest.raises(ValueError, match=r"^'init' must be 'auto', 'laplace' or 'pymc', got 'map'\.$"):
         fit_convergence(summary, init="map")
     with pytest.raises(ValueError, match=r"^'law' must be one of 'power', 'logit_mean_resultant_length', 'monotone', "
                                          r"got 'line'\.$"):
