@@ -234,8 +234,7 @@ class _Setup:
             chunk = max(1, _CHUNK_ELEMENTS // max(1, len(inputs) * len(u) * J))
             for start in range(0, S, chunk):
                 s = np.arange(start, min(S, start + chunk))
-                center = np.broadcast_to(grid["center"][inputs], (len(s), len(inputs), q))
-                chol = np.broadcast_to(grid["chol"][inputs], (len(s), len(inputs), q, q))
+                center, chol = _first_grid(flat, eff, grid["center"][inputs], grid["chol"][inputs], s)
                 for attempt in range(MAX_PASSES):
                     nodes = center[:, :, None, :] + np.einsum("sxij,gj->sxgi", chol, u)  # (S, X, G, q)
                     vals = {key: nodes[..., i] for i, key in enumerate(eff)}
@@ -277,6 +276,27 @@ class _Setup:
                           f"{worst_error:.2g}, mass beyond the grid {worst_tail:.2g}; tolerance {ERROR_TOLERANCE:g}).",
                           IntegrationWarning, stacklevel=3)
         return out, bound
+
+
+def _first_grid(flat, eff, m, chol, s):
+    """Centre (S, X, q) and Cholesky factor (S, X, q, q) of each draw's first grid.
+
+    The effects' marginal posterior N(m, Sigma) at the input, narrowed by this draw's population distribution
+    N(mu_s, sd_s^2) coordinate by coordinate (the product of the two normals: the conditional of an effect is never
+    wider than its population distribution). Without it a draw with a tiny spread (sigma or tau near 0, a funnel's
+    neck) puts all of the integrand between two nodes of a grid sized for the marginal.
+    """
+    loc = np.stack([flat["alpha_ref"].values[s, f] if name == "a" else np.zeros(len(s)) for f, name in eff], axis=-1)
+    sd = np.stack([flat["sigma" if name == "a" else "tau"].values[s, f] for f, name in eff], axis=-1)  # (S, q)
+    marginal_sd = np.sqrt(np.einsum("xij,xij->xi", chol, chol))  # (X, q)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        prec = 1.0 / marginal_sd[None] ** 2 + 1.0 / sd[:, None, :] ** 2  # (S, X, q)
+        center = (m[None] / marginal_sd[None] ** 2 + loc[:, None, :] / sd[:, None, :] ** 2) / prec
+        shrink = 1.0 / np.sqrt(prec) / marginal_sd[None]
+    ok = np.isfinite(center) & np.isfinite(shrink) & (shrink > 0)
+    center = np.where(ok, center, m[None])
+    shrink = np.where(ok, shrink, 1.0)
+    return center, shrink[..., :, None] * chol[None]
 
 
 def _tail(log_g, grid, total):

@@ -14,7 +14,7 @@ import pytensor
 import pytensor.tensor as pt
 import pytest
 import xarray as xr
-from scipy import integrate, stats
+from scipy import integrate, optimize, stats
 
 from sawdist.bayes import fit_convergence, loo, simulate_summary
 from sawdist.bayes.loo import compare_loo, integrate_input_effects, loo_inputs
@@ -76,12 +76,23 @@ def _reference(summary, idata, chain, draw, x, family=0, weight=0.7):
                                 a0 - 12 * sd, a0 + 12 * sd, points=[a0], limit=200, epsabs=0, epsrel=1e-10)
         return math.log(val) + peak
     tau = float(post["tau"][family])
-    b_draws = idata.posterior["b"].values[..., family, x].ravel()
-    b0, sdb = float(b_draws.mean()), float(b_draws.std())
-    peak = loglik(a0, b0) + stats.norm.logpdf(a0, ar, sg) + stats.norm.logpdf(b0, 0.0, tau)
-    val, _ = integrate.dblquad(
-        lambda b, a: math.exp(loglik(a, b) + stats.norm.logpdf(a, ar, sg) + stats.norm.logpdf(b, 0.0, tau) - peak),
-        a0 - 9 * sd, a0 + 9 * sd, b0 - 9 * sdb, b0 + 9 * sdb, epsabs=0, epsrel=1e-8)
+
+    def neg(z):
+        return -(loglik(z[0], z[1]) + stats.norm.logpdf(z[0], ar, sg) + stats.norm.logpdf(z[1], 0.0, tau))
+
+    # the integrand's peak and curvature at this draw (a small tau narrows b far below its marginal spread)
+    z0 = optimize.minimize(neg, [a0, 0.0], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-12}).x
+    steps = np.array([1e-4 * max(1e-3, sd), 1e-4 * min(tau, 1.0)])
+    hess = np.empty((2, 2))
+    for i in range(2):
+        for j in range(2):
+            ei, ej = np.eye(2)[i] * steps[i], np.eye(2)[j] * steps[j]
+            hess[i, j] = (neg(z0 + ei + ej) - neg(z0 + ei - ej) - neg(z0 - ei + ej) + neg(z0 - ei - ej)) / (
+                4 * steps[i] * steps[j])
+    half = 12.0 * np.sqrt(np.diag(np.linalg.inv(hess)))
+    peak = -neg(z0)
+    val, _ = integrate.dblquad(lambda b, a: math.exp(-neg([a, b]) - peak), z0[0] - half[0], z0[0] + half[0],
+                               z0[1] - half[1], z0[1] + half[1], epsabs=0, epsrel=1e-8)
     return math.log(val) + peak
 
 
