@@ -278,7 +278,7 @@ class Context:
             self._diagnostics[key] = sampler_diagnostics(self.fit(law, shared))
         return self._diagnostics[key]
 
-    def _sample(self, summary, law, shared, calibrate):
+    def _sample(self, summary, law, shared, calibrate, random_slope="auto"):
         """fit_convergence with the run's options, its warnings recorded instead of shown."""
         import warnings
 
@@ -289,7 +289,7 @@ class Context:
             warnings.simplefilter("always")
             idata = fit_convergence(summary, law, shared_mean=shared, architecture=o.architecture, draws=o.draws,
                                     tune=o.tune, chains=o.chains, cores=1, random_seed=o.seed, progressbar=False,
-                                    calibrate=calibrate)
+                                    calibrate=calibrate, random_slope=random_slope)
         return idata, caught
 
     def loo(self, law: str, shared: bool) -> InputLOO:
@@ -302,12 +302,14 @@ class Context:
             from sawdist.bayes.loo import loo_inputs
 
             idata = self.fit(law, shared)
+            # the refits keep the fit's model: its likelihood weight and whether the inputs have their own slopes
             weight = list(idata.posterior.attrs["sawdist_likelihood_weight"])
+            slopes = bool(idata.posterior.attrs["sawdist_random_slope"])
 
             def refit(summary):
                 self.progress.say(f"  exact leave-one-input-out refit: law {law!r}, "
                                   f"{'shared' if shared else 'separate'} mean")
-                return self._sample(summary, law, shared, weight)[0]
+                return self._sample(summary, law, shared, weight, slopes)[0]
 
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")

@@ -142,6 +142,17 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                                 + "; ".join(parts) + ".")
         for fam, w in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"])):
             finding.numbers[f"{fam}/likelihood_weight"] = float(w)
+    if "sawdist_slope_test_p" in attrs:
+        # Whether the inputs got their own slopes (sawdist.bayes.calibration.choose_random_slope).
+        p_values = np.atleast_1d(attrs["sawdist_slope_test_p"])
+        slopes = bool(attrs.get("sawdist_random_slope", 0))
+        finding.measured.append(
+            ("Input-specific slopes fitted" if slopes else "One slope per family")
+            + " (Cochran's test of equal slopes across inputs, p = "
+            + ", ".join(f"{p:.2g} ({fam})" for fam, p in zip(families, p_values))
+            + "; random slopes below 0.01)."
+        )
+        finding.numbers["random_slope"] = slopes
     # other warnings than the sampler rule's own sentence, which the line above already states
     others = [w for w in ctx.sampler_warnings.get(("power", True), [])
               if not w.startswith("SamplerDiagnosticsWarning")]
@@ -160,8 +171,12 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                 finding.measured.append(f"law {law!r} not fitted: {err}")
             else:
                 fits[law] = (law, True)
-        if len(fits) > 1:
-            table, notes = ctx.compare(fits)
+        try:
+            table, notes = ctx.compare(fits) if len(fits) > 1 else (None, [])
+        except ValueError as err:  # e.g. more input effects per term than the integral takes
+            finding.measured.append(f"Laws not compared: {err}")
+            table = None
+        if table is not None:
             finding.tables.append(save_table(table.reset_index(names="law"), out_dir, "convergence_laws_loo"))
             finding.measured.append(
                 f"Laws by leave-one-input-out (each input's effects integrated out; calibrated scale): "
