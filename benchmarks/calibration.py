@@ -14,7 +14,8 @@ typical input (a_x = alpha_ref); its truth is A_d(kappa) of the truth's typical 
 by its mean resultant length m = E[mu'u], that of the vMF at kappa).
 
 A second phase (``--diagnostics-datasets`` per design and truth) fits at the analyses' default settings (4 chains,
-1000 draws, 300 tuning steps, Laplace start, centring chosen from the data) and records the sampler rule's statistics.
+1000 draws, 300 tuning steps, Laplace start, ``fit_convergence``'s defaults: centred input effects, calibrated,
+input slopes by rule) and records the sampler rule's statistics.
 
 Results go to ``--out`` (JSON) after every fit; a rerun resumes from it (``--fresh`` starts over). ``--report PATH``
 writes the Markdown tables, ``--figure PATH`` the SBC rank histograms, from the JSON, without fitting.
@@ -93,14 +94,17 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = fit_convergence(summary, "power", priors=PRIORS, calibrate=calibrate, centered="auto", cores=1,
-                                random_seed=random_seed,
+        # the study chooses the centring from the data; the diagnostics use fit_convergence's own defaults
+        centering = {} if default_settings else {"centered": "auto"}
+        idata = fit_convergence(summary, "power", priors=PRIORS, calibrate=calibrate, cores=1,
+                                random_seed=random_seed, **centering,
                                 progressbar=False, idata_kwargs={"log_likelihood": False}, **kw)
     elapsed = time.perf_counter() - t0
     post = idata.posterior
     diag = sampler_diagnostics(idata)
     rec = {"seconds": round(elapsed, 2), "rhat_max": diag.rhat_max, "ess_bulk_min": diag.ess_bulk_min,
            "divergences": diag.divergences, "centered": int(post.attrs["sawdist_centered"]),
+           "random_slope": int(post.attrs.get("sawdist_random_slope", 0)),
            "weight": float(post.attrs["sawdist_likelihood_weight"][0])}
     if "sawdist_effective_dimension" in post.attrs:
         rec["effective_dimension"] = float(post.attrs["sawdist_effective_dimension"][0])
@@ -158,7 +162,8 @@ def run(args):
     results = load(args)
     t0 = time.perf_counter()
     diagnostics(args, results)  # first: short, and the study's fits then fill the rest of the time
-    order = [(i, cell) for i in range(args.datasets) for cell in CELLS]  # interleaved: every cell grows together
+    cells = args.cells or list(CELLS)
+    order = [(i, cell) for i in range(args.datasets) for cell in cells]  # interleaved: every cell grows together
     for i, cell in order:
         key = f"{cell}/{i}"
         if key in results["fits"]:
@@ -181,7 +186,7 @@ def run(args):
 
 
 def diagnostics(args, results):
-    for cell in DIAGNOSTIC_CELLS:
+    for cell in DIAGNOSTIC_CELLS if not args.cells else [c for c in DIAGNOSTIC_CELLS if c in args.cells]:
         for j, design in enumerate(DESIGNS):
             for r in range(args.diagnostics_datasets):
                 key = f"{cell}/{j}/{r}"
@@ -213,6 +218,7 @@ def _coverage_rows(results, which):
             # does the binomial test reject nominal at 5 % (beta: one value per dataset)?
             row[f"beta_{level}_p"] = stats.binomtest(int(np.sum(b)), len(b), level).pvalue
         row["w_median"] = float(np.median([r[which]["weight"] for r in recs]))
+        row["random_slope"] = int(sum(r[which].get("random_slope", 0) for r in recs))
         rows.append(row)
     return rows
 
@@ -220,12 +226,13 @@ def _coverage_rows(results, which):
 def report(results, path):
     lines = []
     fit = results["settings"]["fit"]
-    lines.append("| cell | fits | w (median) | beta 50 % | beta 90 % | beta 95 % | m(k) 50 % | m(k) 90 % | m(k) 95 % |")
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("| cell | fits | w (median) | random slopes | beta 50 % | beta 90 % | beta 95 % | m(k) 50 % "
+                 "| m(k) 90 % | m(k) 95 % |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for which, label in (("calibrated", "calibrated"), ("uncalibrated", "not calibrated")):
         for row in _coverage_rows(results, which):
             flags = {lv: ("*" if row[f"beta_{lv}_p"] < 0.05 else "") for lv in LEVELS}
-            lines.append(f"| {row['cell']} ({label}) | {row['n']} | {row['w_median']:.3g} | "
+            lines.append(f"| {row['cell']} ({label}) | {row['n']} | {row['w_median']:.3g} | {row['random_slope']} | "
                          + " | ".join(f"{row[f'beta_{lv}']:.0f}{flags[lv]}" for lv in LEVELS) + " | "
                          + " | ".join(f"{row[f'm_{lv}']:.0f}" for lv in LEVELS) + " |")
     lines.append("")
@@ -247,12 +254,14 @@ def report(results, path):
     diag = results.get("diagnostics", {})
     if diag:
         lines.append("Sampler diagnostics at the default settings (4 chains x 1000 draws, 300 tuning steps, Laplace "
-                     "start, centring chosen from the data; max R-hat and min bulk ESS over alpha, beta, sigma):")
+                     "start, fit_convergence's defaults; max R-hat and min bulk ESS over alpha, beta, sigma):")
         lines.append("")
-        lines.append("| truth | design (N, S, K, d) | w | centred | max R-hat | min bulk ESS | divergences | s |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("| truth | design (N, S, K, d) | w | centred | random slopes | max R-hat | min bulk ESS "
+                     "| divergences | s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for key, r in diag.items():
             lines.append(f"| {key.split('/')[0]} | {tuple(r['design'])} | {r['weight']:.3g} | {r['centered']} | "
+                         f"{r.get('random_slope', 0)} | "
                          f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} | {r['divergences']} | {r['seconds']} |")
         ok = sum(r["rhat_max"] <= 1.01 and r["ess_bulk_min"] >= 400 and r["divergences"] == 0 for r in diag.values())
         lines.append("")
@@ -314,6 +323,8 @@ def main():
     parser.add_argument("--seed", type=int, default=20240611)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "calibration.json"))
     parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
+                        help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
     parser.add_argument("--figure", metavar="PATH", help="write the SBC rank histograms from --out and stop")
     args = parser.parse_args()
