@@ -198,6 +198,7 @@ def test_choose_random_slope_finds_slopes_that_differ_by_input():
     assert not chosen and test.p_value[0] > 0.01
 
 
+@pytest.mark.slow
 def test_choose_random_slope_holds_its_level_under_one_slope():
     # 40 vMF datasets with one slope per family over small and large designs: at level 0.01 about 0.4 rejections
     # are expected; P(X >= 4 | n = 40, p = 0.01) = 7e-4 (a fixed seed, one attempt). The variance of each

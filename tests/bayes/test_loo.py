@@ -96,6 +96,7 @@ def _reference(summary, idata, chain, draw, x, family=0, weight=0.7):
     return math.log(val) + peak
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("law, shared", [("power", True), ("power", False), ("logit_mean_resultant_length", True),
                                           ("monotone", True)])
 def test_the_integral_over_an_inputs_effect_matches_quadrature(summary, law, shared):
@@ -119,6 +120,7 @@ def test_the_integral_over_two_effects_matches_quadrature(summary):
     assert float(ll[1, 40, 0, 2]) == pytest.approx(ref, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_two_families_of_one_architecture_integrate_both_effects(monkeypatch):
     # Two families sharing mu(x): the term of (architecture, x) holds both families' effects (q = 2). The second
     # family repeats the first one's directions, so that they share mu(x) as the model says.
@@ -146,6 +148,7 @@ def test_thinning_keeps_every_nth_draw_of_each_chain(summary):
     np.testing.assert_array_equal(inte.posterior["beta"].values, idata.posterior["beta"].values[:, ::5])
 
 
+@pytest.mark.slow
 def test_integrating_the_effects_makes_psis_reliable_and_an_exact_refit_agrees():
     # 16 inputs: leaving one out moves the global parameters by a sixteenth of their information
     summary = simulate_summary(dim=48, capacities=CAPS, n_inputs=16, n_seeds=4, rng=5)
