@@ -101,6 +101,25 @@ class Calibration:
                              self.families, self.weight, self.variance_ratio, self.effective_dimension, self.cells))
 
 
+def _dim(summary, dim):
+    """``dim``, or the summary's d (``n_features``, else the size of its ``feature`` dim)."""
+    if dim is not None:
+        return dim
+    return int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+
+
+def _moment_kappa(summary, d):
+    """(n, m_hat, kappa_hat) per (family, input, capacity): the unbiased moment estimate
+    m_hat^2 = (G_kk - n)/(n(n-1)) of the Gram diagonal (clipped to [0.01, 1 - 1e-9]) and the vMF kappa with that m."""
+    n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
+    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
+    gkk = np.diagonal(G, axis1=-2, axis2=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m2 = (gkk - n) / (n * (n - 1.0))
+    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
+    return n, m_hat, np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+
+
 def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibration:
     """The calibration weight w of each family of a summary (module docstring).
 
@@ -126,8 +145,7 @@ def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibratio
     if missing:
         raise ValueError(f"'summary' must have the seed-level moments {', '.join(MOMENT_VARIABLES)} "
                          f"(sawdist.summarize writes them), got none named {missing[0]!r}.")
-    if dim is None:
-        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    dim = _dim(summary, dim)
     d = float(dim)
     cell = ("family", "capacity", "input")
     n = summary["count"].transpose(*cell).values.astype(np.float64)
@@ -176,20 +194,13 @@ def choose_centered(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | Non
         The choice, and the ratio of the typical likelihood standard deviation of a_x to the input spread (inf when
         the inputs show no spread beyond their noise); centred when it is below :data:`CENTERED_MAX_RATIO`.
     """
-    if dim is None:
-        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    dim = _dim(summary, dim)
     d = float(dim)
-    n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
-    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
-    gkk = np.diagonal(G, axis1=-2, axis2=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m2 = (gkk - n) / (n * (n - 1.0))
-    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
-    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    n, m_hat, kappa = _moment_kappa(summary, d)
     tr, _, rad = vmf_seed_moments(d, kappa)
     with np.errstate(divide="ignore", invalid="ignore"):
         var_t = np.where(m_hat > 0, rad / (m_hat * m_hat), 0.0)
-    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (G.shape[0],))[:, None]
+    w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (n.shape[0],))[:, None]
     info = w * np.nansum(n * kappa**2 * var_t, axis=-1)  # (F, N)
     sd_lik = 1.0 / np.sqrt(np.maximum(info, 1e-300))
     a_hat = np.log(kappa).mean(axis=-1)  # (F, N)
@@ -212,13 +223,7 @@ def _log_kappa_information(summary, d, weight):
     with mu known, :math:`n\kappa^2 A_d'(\kappa)`, would count only the radial term and overstate the precision by
     far when d is large and the seeds are few.
     """
-    n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
-    G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
-    gkk = np.diagonal(G, axis1=-2, axis2=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m2 = (gkk - n) / (n * (n - 1.0))
-    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
-    kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    n, m_hat, kappa = _moment_kappa(summary, d)
     _, vt, vr = vmf_seed_moments(d, kappa)
     w = np.broadcast_to(np.asarray(weight, dtype=np.float64), (n.shape[0],))[:, None, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -302,8 +307,7 @@ def choose_random_slope(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int |
 
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"'level' must lie in (0, 1), got {level!r}.")
-    if dim is None:
-        dim = int(summary["n_features"].values) if "n_features" in summary.variables else summary.sizes["feature"]
+    dim = _dim(summary, dim)
     y, info = _log_kappa_information(summary, float(dim), weight)  # (F, N, K)
     x = np.log(np.asarray(summary["capacity"].values, dtype=np.float64))[None, None, :]
     sw = info.sum(axis=-1, keepdims=True)
