@@ -5,6 +5,7 @@ carry the licence, the tests with their reference scripts, and the docs; the whe
 metadata pyproject.toml declares.
 """
 
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -21,8 +22,13 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True,
+    # Built from a copy of the checkout: pytest-xdist may run this fixture in two workers at once, and two builds in
+    # one source tree race on its build/ and sawdist.egg-info/ (one of them failed so).
+    out, src = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("src") / "sawdist"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".ruff_cache", ".hypothesis",
+        "_build", "jupyter_execute", "*.nc"))
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(src)], check=True,
                    capture_output=True, text=True, timeout=600)
     (sdist,) = out.glob("sawdist-*.tar.gz")
     (wheel,) = out.glob("sawdist-*.whl")
