@@ -96,7 +96,9 @@ def test_same_posterior_within_monte_carlo_error(fits, name):
     assert (gap <= 4 * mcse).all(), (table, ref)
 
 
-@pytest.mark.parametrize("name", smp.SAMPLERS)
+# The JAX samplers compile each fit anew (20-30 s a fit): slow, so that the dependency floors' fast run keeps its time.
+@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s in ("numpyro", "blackjax") else s
+                                  for s in smp.SAMPLERS])
 def test_same_seed_same_draws(summary, name):
     _sampler(name)
     small = dict(draws=30, tune=30, chains=2, cores=1)
