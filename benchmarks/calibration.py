@@ -15,7 +15,8 @@ by its mean resultant length m = E[mu'u], that of the vMF at kappa).
 
 A second phase (``--diagnostics-datasets`` per design and truth) fits at the analyses' default settings (4 chains,
 1000 draws, 300 tuning steps, Laplace start, ``fit_convergence``'s defaults: centred input effects, calibrated,
-input slopes by rule) and records the sampler rule's statistics.
+input slopes by rule, the retry with the other parametrisation when the first fit's geometry breaks the sampler rule)
+and records the sampler rule's statistics of the fit returned, and whether it was the retry.
 
 Results go to ``--out`` (JSON) after every fit; a rerun resumes from it (``--fresh`` starts over). ``--report PATH``
 writes the Markdown tables, ``--figure PATH`` the SBC rank histograms, from the JSON, without fitting.
@@ -105,6 +106,8 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
     rec = {"seconds": round(elapsed, 2), "rhat_max": diag.rhat_max, "ess_bulk_min": diag.ess_bulk_min,
            "divergences": diag.divergences, "centered": int(post.attrs["sawdist_centered"]),
            "random_slope": int(post.attrs.get("sawdist_random_slope", 0)),
+           "attempts": int(post.attrs.get("sawdist_attempts", 1)),
+           "kept": int(post.attrs.get("sawdist_kept_attempt", 1)),
            "weight": float(post.attrs["sawdist_likelihood_weight"][0])}
     if "sawdist_effective_dimension" in post.attrs:
         rec["effective_dimension"] = float(post.attrs["sawdist_effective_dimension"][0])
@@ -256,12 +259,12 @@ def report(results, path):
         lines.append("Sampler diagnostics at the default settings (4 chains x 1000 draws, 300 tuning steps, Laplace "
                      "start, fit_convergence's defaults; max R-hat and min bulk ESS over alpha, beta, sigma):")
         lines.append("")
-        lines.append("| truth | design (N, S, K, d) | w | centred | random slopes | max R-hat | min bulk ESS "
-                     "| divergences | s |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| truth | design (N, S, K, d) | w | centred | random slopes | attempts (kept) | max R-hat "
+                     "| min bulk ESS | divergences | s |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for key, r in diag.items():
             lines.append(f"| {key.split('/')[0]} | {tuple(r['design'])} | {r['weight']:.3g} | {r['centered']} | "
-                         f"{r.get('random_slope', 0)} | "
+                         f"{r.get('random_slope', 0)} | {r.get('attempts', 1)} ({r.get('kept', 1)}) | "
                          f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} | {r['divergences']} | {r['seconds']} |")
         ok = sum(r["rhat_max"] <= 1.01 and r["ess_bulk_min"] >= 400 and r["divergences"] == 0 for r in diag.values())
         lines.append("")

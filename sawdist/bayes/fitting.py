@@ -33,13 +33,16 @@ if TYPE_CHECKING:
 
     from .design import ArchitectureLike
 
-__all__ = ["ESS_BULK_MIN", "LAW_PARAMETERS", "RHAT_MAX", "CalibrationWarning", "SamplerDiagnostics",
-           "SamplerDiagnosticsWarning", "compare_shared_mean", "fit_convergence", "sampler_diagnostics"]
+__all__ = ["ESS_BULK_MIN", "LAW_PARAMETERS", "RETRY_TARGET_ACCEPT", "RHAT_MAX", "CalibrationWarning",
+           "SamplerDiagnostics", "SamplerDiagnosticsWarning", "compare_shared_mean", "fit_convergence",
+           "sampler_diagnostics"]
 
 #: The sampler rule (module docstring): largest R-hat allowed, smallest bulk ESS, over these parameters.
 RHAT_MAX = 1.01
 ESS_BULK_MIN = 400
 LAW_PARAMETERS = ("alpha", "beta", "sigma")
+#: The smallest ``target_accept`` of :func:`fit_convergence`'s second attempt (its ``retry``).
+RETRY_TARGET_ACCEPT = 0.95
 
 
 class CalibrationWarning(UserWarning):
@@ -140,7 +143,7 @@ def sampler_diagnostics(idata: az.InferenceData) -> SamplerDiagnostics:
 def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: bool = True,
                     architecture: ArchitectureLike = None, priors: dict | None = None, centered: bool | str = True,
                     calibrate: bool | float | Any = True, random_slope: bool | str = "auto", init: str = "auto",
-                    sampler: str | None = None, **sample_kwargs: Any) -> az.InferenceData:
+                    retry: bool = True, sampler: str | None = None, **sample_kwargs: Any) -> az.InferenceData:
     r"""Sample the convergence model with NUTS and return an :class:`arviz.InferenceData`.
 
     Parameters
@@ -177,6 +180,17 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         seeded by ``random_seed``, so the same seed gives the same draws); ``"pymc"``: PyMC's own
         ``jitter+adapt_diag``. Ignored when ``step`` or ``initvals`` is given. What each sampler takes from the
         Laplace start: :mod:`sawdist.bayes.samplers`.
+    retry : bool
+        True (default): when the fit has a divergence or R-hat above 1.01 (a bulk ESS short of 400 alone asks for
+        more draws instead) and at least 400 draws in all (fewer cannot meet the rule), sample once more with the
+        other parametrisation of the input effects (centred <-> non-centred) and ``target_accept`` at least
+        :data:`RETRY_TARGET_ACCEPT` (0.95), from a seed derived from ``random_seed``, and keep the second fit when
+        it meets the rule (else the fit with the smaller R-hat, with the warning below). Both fits sample the same
+        posterior; the first is discarded because its draws are not to be relied on. No parametrisation suits
+        every design: centred input effects make a funnel where each input's intercept is weakly determined (10
+        inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data pin each intercept
+        down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as sampled. Ignored when
+        ``step`` is given.
     sampler : {"pymc", "nutpie", "numpyro", "blackjax"} or None
         The NUTS implementation (:func:`sawdist.bayes.samplers.sample`); None (default): the fastest installed one
         for this fit (:func:`sawdist.bayes.samplers.default_sampler`). Every sampler returns the same groups with
@@ -194,8 +208,9 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
     Warns
     -----
     SamplerDiagnosticsWarning
-        Once, in one sentence, when the fit breaks the sampler rule (module docstring; :func:`sampler_diagnostics`):
-        max R-hat over alpha, beta and sigma above 1.01, min bulk ESS below 400, or a divergence.
+        Once, in one sentence, when the fit returned breaks the sampler rule (module docstring;
+        :func:`sampler_diagnostics`): max R-hat over alpha, beta and sigma above 1.01, min bulk ESS below 400, or a
+        divergence (after the retry, with ``retry=True``).
 
     Returns
     -------
@@ -209,8 +224,11 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         ``sawdist_effective_dimension`` and ``sawdist_variance_ratio`` (per family, when measured),
         ``sawdist_random_slope`` (1 with input slopes), ``sawdist_slope_test_p`` (per family, when ``"auto"`` ran the
         test), ``sawdist_centered_slope`` (the input slopes' parametrisation:
-        :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`) and
-        ``sawdist_centered`` (for reading only).
+        :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`),
+        ``sawdist_centered`` (the input effects' parametrisation of the fit returned), ``sawdist_attempts`` (1, or 2
+        after a retry), ``sawdist_target_accept`` (when given or raised by the retry) and, after a retry,
+        ``sawdist_first_attempt`` (the first fit's settings and what broke the rule), ``sawdist_retry_target_accept``
+        and ``sawdist_kept_attempt`` (1 or 2).
 
     Examples
     --------
@@ -244,21 +262,50 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         slope_attrs["sawdist_centered_slope"] = int(centered_slope)
     # "auto" left here: a law without a slope, or one capacity; True with the monotone law is refused by the model
     random_slope = False if random_slope == "auto" else bool(random_slope)
-    model = model_from_design(design, law, shared_mean=shared_mean, priors=priors, centered=bool(centered),
-                              likelihood_weight=weight, random_slope=random_slope, centered_slope=centered_slope)
     sample_kwargs.setdefault("compute_convergence_checks", False)  # the sampler rule below speaks instead
     sample_kwargs.setdefault("chains", 4)
     if init == "auto":
         init = "pymc" if random_slope else "laplace"
-    idata = sample(model, sampler, init=init, **sample_kwargs)
-    idata.posterior.attrs.update({"sawdist_law": law, "sawdist_dim": design.dim,
-                                  "sawdist_shared_mean": int(shared_mean), "sawdist_centered": int(bool(centered)),
-                                  "sawdist_random_slope": int(random_slope), "sawdist_init": init,
-                                  **attrs, **slope_attrs})
-    diagnostics = sampler_diagnostics(idata)
+    attrs = {"sawdist_law": law, "sawdist_dim": design.dim, "sawdist_shared_mean": int(shared_mean),
+             "sawdist_random_slope": int(random_slope), "sawdist_init": init, **attrs, **slope_attrs}
+
+    def attempt(centered, **kwargs):
+        model = model_from_design(design, law, shared_mean=shared_mean, priors=priors, centered=centered,
+                                  likelihood_weight=weight, random_slope=random_slope, centered_slope=centered_slope)
+        idata = sample(model, sampler, init=init, **kwargs)
+        idata.posterior.attrs.update({**attrs, "sawdist_centered": int(centered), "sawdist_attempts": 1})
+        if kwargs.get("target_accept") is not None:
+            idata.posterior.attrs["sawdist_target_accept"] = float(kwargs["target_accept"])
+        return idata, sampler_diagnostics(idata)
+
+    centered = bool(centered)
+    idata, diagnostics = attempt(centered, **sample_kwargs)
+    # A divergence or chains that disagree speak of the geometry, which the other parametrisation changes; a bulk
+    # ESS short of the rule alone asks for more draws, which the warning says. Fewer draws in all than the rule's
+    # ESS cannot meet it whatever the geometry (a short exploratory fit): no retry either.
+    geometry = diagnostics.divergences > 0 or not diagnostics.rhat_max <= RHAT_MAX
+    enough = diagnostics.chains * diagnostics.draws >= ESS_BULK_MIN
+    if geometry and enough and retry and "step" not in sample_kwargs:
+        kwargs = {**sample_kwargs, "random_seed": _retry_seed(sample_kwargs.get("random_seed"))}
+        kwargs["target_accept"] = max(RETRY_TARGET_ACCEPT, kwargs.get("target_accept") or 0.0)
+        first = (f"{'centred' if centered else 'non-centred'} input effects, target_accept "
+                 f"{sample_kwargs.get('target_accept', 'default')}: {', '.join(diagnostics.problems)}")
+        second, checked = attempt(not centered, **kwargs)
+        if checked.reliable or checked.rhat_max < diagnostics.rhat_max:
+            idata, diagnostics = second, checked
+        idata.posterior.attrs.update({"sawdist_attempts": 2, "sawdist_first_attempt": first,
+                                      "sawdist_retry_target_accept": kwargs["target_accept"],
+                                      "sawdist_kept_attempt": 1 + (idata is second)})
     if not diagnostics.reliable:
         warnings.warn(diagnostics.message(), SamplerDiagnosticsWarning, stacklevel=2)
     return idata
+
+
+def _retry_seed(random_seed):
+    """The seed of :func:`fit_convergence`'s second attempt: None stays None, anything else gives another int."""
+    if random_seed is None:
+        return None
+    return int(np.random.default_rng(random_seed).integers(2**31))
 
 
 def _calibration(summary, design, calibrate):

@@ -64,3 +64,32 @@ def test_synthetic_dataset_accepts_scipys_random_state():
     assert a.identical(synthetic_dataset(**kw, random_state=4))
     with pytest.raises(ValueError, match=r"^pass 'rng' or its scipy spelling 'random_state', not both; got 1 and 2\.$"):
         synthetic_dataset(**kw, rng=1, random_state=2)
+
+
+@pytest.mark.slow
+def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
+    """fit_convergence's retry (a first fit whose geometry broke the sampler rule, sampled again with the other
+    parametrisation) is stated in finding 4, with what broke the rule; the verdict rests on the fit kept."""
+    from sawdist.bayes import fitting
+
+    first, fits = fitting.sample, []
+
+    def sample_once(model, sampler, **kwargs):  # the retry gets the first draws again: its control flow is tested
+        if not fits:
+            fits.append(first(model, sampler, **kwargs))
+        return fits[0].copy()
+
+    verdicts = [fitting.SamplerDiagnostics(1.3, 40.0, 25, 4, 1000), fitting.SamplerDiagnostics(1.004, 900.0, 0, 4,
+                                                                                                1000)]
+    monkeypatch.setattr(fitting, "sample", sample_once)
+    monkeypatch.setattr(fitting, "sampler_diagnostics", lambda idata: verdicts.pop(0) if len(verdicts) > 1
+                        else verdicts[0])
+    m = np.asarray(vmf_mean_resultant_length(DIM, KAPPA))
+    ds = synthetic_dataset(dim=DIM, capacities=CAPS, m=m[None], n_seeds=4, n_inputs=N_INPUTS, families=("a",),
+                           rng=3)
+    ctx = Context(ds, tmp_path, Options(bayes_inputs=10, draws=20, tune=20, chains=2, laws=["power"]))
+    f = convergence.analyze(ds, tmp_path, context=ctx)
+    assert f.numbers["sampler_reliable"] is True  # the second fit's diagnostics
+    assert ("(The first fit broke the sampler rule (centred input effects, target_accept default: max R-hat 1.300 > "
+            "1.01, min bulk ESS 40 < 400, 25 divergent transitions) and was sampled again with the other "
+            "parametrisation of the input effects and target_accept 0.95; the second fit is reported.)") in f.measured

@@ -176,3 +176,99 @@ def test_fit_convergence_warns_once_in_plain_words_instead_of_pymc(caplog):
     assert text.endswith(" and 4 chains.") and re.search(r"[.;:]\s+[A-Z]", text) is None  # one sentence
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "4 chains" not in logged and "rhat" not in logged.lower() and "effective sample size" not in logged
+
+
+def _record_samples(monkeypatch, fitting, verdicts):
+    """Replace the sampling of fit_convergence by a record of its calls (the free variables of the model and the
+    arguments) and the sampler rule by ``verdicts``, one per attempt: the retry's control flow without MCMC."""
+    calls = []
+
+    def recording_sample(model, sampler, **kwargs):
+        calls.append(({rv.name for rv in model.free_RVs}, dict(kwargs)))
+        return az.from_dict(posterior={"beta": np.zeros((2, 5))})
+
+    verdicts = iter(verdicts)
+    monkeypatch.setattr(fitting, "sample", recording_sample)
+    monkeypatch.setattr(fitting, "sampler_diagnostics", lambda idata: next(verdicts))
+    return calls
+
+
+RETRY_SUMMARY = dict(dim=16, capacities=[2, 8], n_inputs=3, n_seeds=4, rng=1)
+
+
+def test_retry_switches_parametrisation_and_raises_target_accept(monkeypatch):
+    """A first fit that breaks the rule by its geometry is sampled again with the other parametrisation,
+    target_accept 0.95 and another seed; the fit that meets the rule is kept, without a warning."""
+    import warnings
+
+    from sawdist.bayes import fitting
+
+    calls = _record_samples(monkeypatch, fitting, [fitting.SamplerDiagnostics(1.05, 900.0, 12, 4, 1000),
+                                                   fitting.SamplerDiagnostics(1.002, 900.0, 0, 4, 1000)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fitting.SamplerDiagnosticsWarning)
+        idata = fitting.fit_convergence(simulate_summary(**RETRY_SUMMARY), "power", random_slope=False,
+                                        random_seed=2)
+    (first_vars, first), (second_vars, second) = calls
+    assert "a" in first_vars and "z" in second_vars  # centred, then non-centred input effects
+    assert "target_accept" not in first and second["target_accept"] == fitting.RETRY_TARGET_ACCEPT
+    assert first["random_seed"] == 2 and second["random_seed"] not in (None, 2)
+    attrs = idata.posterior.attrs
+    assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 2, 0)
+    assert attrs["sawdist_target_accept"] == attrs["sawdist_retry_target_accept"] == 0.95
+    assert attrs["sawdist_first_attempt"] == ("centred input effects, target_accept default: max R-hat 1.050 > "
+                                              "1.01, 12 divergent transitions")
+
+
+def test_retry_keeps_the_better_fit_and_warns_once_when_both_break_the_rule(monkeypatch):
+    import warnings
+
+    from sawdist.bayes import fitting
+
+    calls = _record_samples(monkeypatch, fitting, [fitting.SamplerDiagnostics(1.02, 900.0, 0, 4, 1000),
+                                                   fitting.SamplerDiagnostics(1.03, 900.0, 3, 4, 1000)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        idata = fitting.fit_convergence(simulate_summary(**RETRY_SUMMARY), "power", random_slope=False,
+                                        centered=False, target_accept=0.97, random_seed=None)
+    assert calls[1][1]["target_accept"] == 0.97 and calls[1][1]["random_seed"] is None  # the larger one is kept
+    ours = [w for w in caught if issubclass(w.category, fitting.SamplerDiagnosticsWarning)]
+    assert len(ours) == 1 and "max R-hat 1.020 > 1.01" in str(ours[0].message)  # the kept (first) fit's problems
+    attrs = idata.posterior.attrs
+    assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 1, 0)
+    assert attrs["sawdist_target_accept"] == attrs["sawdist_retry_target_accept"] == 0.97
+    assert attrs["sawdist_first_attempt"] == "non-centred input effects, target_accept 0.97: max R-hat 1.020 > 1.01"
+
+
+def test_no_retry_for_a_short_bulk_ess_alone_too_few_draws_or_when_asked(monkeypatch):
+    from sawdist.bayes import fitting
+
+    summary = simulate_summary(**RETRY_SUMMARY)
+    for verdict, retry in ((fitting.SamplerDiagnostics(1.002, 120.0, 0, 4, 1000), True),  # bulk ESS alone
+                           (fitting.SamplerDiagnostics(1.5, 120.0, 40, 2, 150), True),  # 300 draws: never enough
+                           (fitting.SamplerDiagnostics(1.5, 120.0, 40, 4, 1000), False)):
+        calls = _record_samples(monkeypatch, fitting, [verdict])
+        with pytest.warns(fitting.SamplerDiagnosticsWarning):
+            idata = fitting.fit_convergence(summary, "power", random_slope=False, retry=retry)
+        assert len(calls) == 1 and idata.posterior.attrs["sawdist_attempts"] == 1
+        assert "sawdist_first_attempt" not in idata.posterior.attrs
+
+
+@pytest.mark.slow
+def test_retry_escapes_the_funnel_of_weakly_determined_intercepts():
+    """Known answer: 6 inputs at d = 32 with w = 0.2 make the centred input effects a funnel (hundreds of
+    divergences at target_accept 0.8); the non-centred retry at 0.95 meets the sampler rule."""
+    import warnings
+
+    from sawdist.bayes import SamplerDiagnosticsWarning, sampler_diagnostics
+
+    summary = simulate_summary(dim=32, capacities=[4, 16, 64], n_inputs=6, n_seeds=4, rng=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SamplerDiagnosticsWarning)
+        idata = fit_convergence(summary, calibrate=0.2, sampler="pymc", draws=1000, tune=300, cores=1,
+                                random_seed=0)
+    attrs = idata.posterior.attrs
+    assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 2, 0)
+    assert re.fullmatch(r"centred input effects, target_accept default: .*\d+ divergent transitions",
+                        attrs["sawdist_first_attempt"])
+    assert sampler_diagnostics(idata).reliable

@@ -10,7 +10,7 @@ from sawdist.bayes import samplers as smp
 from sawdist.dependencies import MissingDependencyError
 
 INSTALLED = smp.installed_samplers()
-SAMPLE = dict(draws=400, tune=300, chains=2, cores=1, random_seed=3)
+SAMPLE = dict(draws=400, tune=300, chains=2, cores=1, random_seed=3, retry=False)  # samplers, not the retry
 GROUPS = {"posterior", "log_likelihood", "sample_stats", "observed_data"}
 STATS = {"diverging", "energy", "n_steps", "tree_depth", "acceptance_rate", "lp"}
 
