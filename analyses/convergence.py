@@ -134,10 +134,9 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
     attrs = post.attrs
     if attrs.get("sawdist_attempts", 1) > 1:  # fit_convergence's retry (sawdist.bayes.fitting)
         finding.measured.append(
-            f"(The first fit broke the sampler rule ({attrs['sawdist_first_attempt']}) and was sampled again with "
-            f"the other parametrisation of the input effects and target_accept "
-            f"{attrs['sawdist_retry_target_accept']:g}; the {('first', 'second')[attrs['sawdist_kept_attempt'] - 1]} "
-            f"fit is reported.)")
+            f"(Sampled {attrs['sawdist_attempts']} times with other parametrisations of the input effects (the "
+            f"retries at target_accept {attrs['sawdist_retry_target_accept']:g}); fit {attrs['sawdist_kept_attempt']} "
+            f"is reported; broke the sampler rule: {attrs['sawdist_failed_attempts']}.)")
     if attrs.get("sawdist_calibrated"):
         # The tempered likelihood (sawdist.bayes.calibration): how much wider the seeds scatter than the vMF says.
         parts = [f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"

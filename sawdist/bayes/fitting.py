@@ -182,15 +182,16 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         Laplace start: :mod:`sawdist.bayes.samplers`.
     retry : bool
         True (default): when the fit has a divergence or R-hat above 1.01 (a bulk ESS short of 400 alone asks for
-        more draws instead) and at least 400 draws in all (fewer cannot meet the rule), sample once more with the
-        other parametrisation of the input effects (centred <-> non-centred) and ``target_accept`` at least
-        :data:`RETRY_TARGET_ACCEPT` (0.95), from a seed derived from ``random_seed``, and keep the second fit when
-        it meets the rule (else the fit with the smaller R-hat, with the warning below). Both fits sample the same
-        posterior; the first is discarded because its draws are not to be relied on. No parametrisation suits
-        every design: centred input effects make a funnel where each input's intercept is weakly determined (10
-        inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data pin each intercept
-        down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as sampled. Ignored when
-        ``step`` is given.
+        more draws instead) and at least 400 draws in all (fewer cannot meet the rule), sample again with the other
+        parametrisation of the input effects (centred <-> non-centred) and ``target_accept`` at least
+        :data:`RETRY_TARGET_ACCEPT` (0.95), from a seed derived from ``random_seed``; with input slopes, if that
+        fit breaks the rule too, once more with the slopes' parametrisation switched as well. The first fit that
+        meets the rule is kept (else the one with the smallest R-hat, with the warning below). Every attempt
+        samples the same posterior; the others are discarded because their draws are not to be relied on. No
+        parametrisation suits every design: centred input effects make a funnel where each input's intercept is
+        weakly determined (10 inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data
+        pin each intercept down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as
+        sampled. Ignored when ``step`` is given.
     sampler : {"pymc", "nutpie", "numpyro", "blackjax"} or None
         The NUTS implementation (:func:`sawdist.bayes.samplers.sample`); None (default): the fastest installed one
         for this fit (:func:`sawdist.bayes.samplers.default_sampler`). Every sampler returns the same groups with
@@ -225,10 +226,10 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         ``sawdist_random_slope`` (1 with input slopes), ``sawdist_slope_test_p`` (per family, when ``"auto"`` ran the
         test), ``sawdist_centered_slope`` (the input slopes' parametrisation:
         :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`),
-        ``sawdist_centered`` (the input effects' parametrisation of the fit returned), ``sawdist_attempts`` (1, or 2
-        after a retry), ``sawdist_target_accept`` (when given or raised by the retry) and, after a retry,
-        ``sawdist_first_attempt`` (the first fit's settings and what broke the rule), ``sawdist_retry_target_accept``
-        and ``sawdist_kept_attempt`` (1 or 2).
+        ``sawdist_centered`` (the input effects' parametrisation of the fit returned), ``sawdist_attempts`` (1, 2
+        or 3 after a retry), ``sawdist_target_accept`` (when given or raised by the retry) and, after a retry,
+        ``sawdist_failed_attempts`` (each failed fit's parametrisation, target_accept and what broke the rule,
+        joined by "; "), ``sawdist_retry_target_accept`` and ``sawdist_kept_attempt`` (1, 2 or 3).
 
     Examples
     --------
@@ -269,43 +270,58 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
     attrs = {"sawdist_law": law, "sawdist_dim": design.dim, "sawdist_shared_mean": int(shared_mean),
              "sawdist_random_slope": int(random_slope), "sawdist_init": init, **attrs, **slope_attrs}
 
-    def attempt(centered, **kwargs):
+    def attempt(centered, centered_slope, **kwargs):
         model = model_from_design(design, law, shared_mean=shared_mean, priors=priors, centered=centered,
                                   likelihood_weight=weight, random_slope=random_slope, centered_slope=centered_slope)
         idata = sample(model, sampler, init=init, **kwargs)
         idata.posterior.attrs.update({**attrs, "sawdist_centered": int(centered), "sawdist_attempts": 1})
+        if random_slope:
+            idata.posterior.attrs["sawdist_centered_slope"] = int(centered_slope)
         if kwargs.get("target_accept") is not None:
             idata.posterior.attrs["sawdist_target_accept"] = float(kwargs["target_accept"])
         return idata, sampler_diagnostics(idata)
 
-    centered = bool(centered)
-    idata, diagnostics = attempt(centered, **sample_kwargs)
-    # A divergence or chains that disagree speak of the geometry, which the other parametrisation changes; a bulk
+    def described(centered, centered_slope, kwargs, checked):
+        slopes = f" (input slopes {'' if centered_slope else 'non-'}centred)" if random_slope else ""
+        return (f"{'' if centered else 'non-'}centred input effects{slopes}, target_accept "
+                f"{kwargs.get('target_accept', 'default')}: {', '.join(checked.problems)}")
+
+    plan = (bool(centered), centered_slope)
+    idata, diagnostics = attempt(*plan, **sample_kwargs)
+    # A divergence or chains that disagree speak of the geometry, which another parametrisation changes; a bulk
     # ESS short of the rule alone asks for more draws, which the warning says. Fewer draws in all than the rule's
     # ESS cannot meet it whatever the geometry (a short exploratory fit): no retry either.
     geometry = diagnostics.divergences > 0 or not diagnostics.rhat_max <= RHAT_MAX
     enough = diagnostics.chains * diagnostics.draws >= ESS_BULK_MIN
     if geometry and enough and retry and "step" not in sample_kwargs:
-        kwargs = {**sample_kwargs, "random_seed": _retry_seed(sample_kwargs.get("random_seed"))}
-        kwargs["target_accept"] = max(RETRY_TARGET_ACCEPT, kwargs.get("target_accept") or 0.0)
-        first = (f"{'centred' if centered else 'non-centred'} input effects, target_accept "
-                 f"{sample_kwargs.get('target_accept', 'default')}: {', '.join(diagnostics.problems)}")
-        second, checked = attempt(not centered, **kwargs)
-        if checked.reliable or checked.rhat_max < diagnostics.rhat_max:
-            idata, diagnostics = second, checked
-        idata.posterior.attrs.update({"sawdist_attempts": 2, "sawdist_first_attempt": first,
+        # The other parametrisation of the intercepts; with input slopes, then of the slopes too (their rule's
+        # threshold missed at slope_sd = 0.12 tau: non-centred slopes gave R-hat 1.06, centred ones 1.003).
+        others = [(not plan[0], plan[1])] + ([(not plan[0], not plan[1])] if random_slope else [])
+        fits, failed, kwargs = [(idata, diagnostics)], [described(*plan, sample_kwargs, diagnostics)], sample_kwargs
+        for n, other in enumerate(others, start=1):
+            kwargs = {**sample_kwargs, "random_seed": _retry_seed(sample_kwargs.get("random_seed"), n)}
+            kwargs["target_accept"] = max(RETRY_TARGET_ACCEPT, sample_kwargs.get("target_accept") or 0.0)
+            fits.append(attempt(*other, **kwargs))
+            if fits[-1][1].reliable:
+                break
+            failed.append(described(*other, kwargs, fits[-1][1]))
+        kept = next((k for k, (_, checked) in enumerate(fits) if checked.reliable),
+                    min(range(len(fits)), key=lambda k: fits[k][1].rhat_max))
+        idata, diagnostics = fits[kept]
+        idata.posterior.attrs.update({"sawdist_attempts": len(fits), "sawdist_failed_attempts": "; ".join(failed),
                                       "sawdist_retry_target_accept": kwargs["target_accept"],
-                                      "sawdist_kept_attempt": 1 + (idata is second)})
+                                      "sawdist_kept_attempt": kept + 1})
     if not diagnostics.reliable:
         warnings.warn(diagnostics.message(), SamplerDiagnosticsWarning, stacklevel=2)
     return idata
 
 
-def _retry_seed(random_seed):
-    """The seed of :func:`fit_convergence`'s second attempt: None stays None, anything else gives another int."""
+def _retry_seed(random_seed, attempt: int):
+    """The seed of :func:`fit_convergence`'s ``attempt``-th retry: None stays None, anything else gives another int
+    for each attempt."""
     if random_seed is None:
         return None
-    return int(np.random.default_rng(random_seed).integers(2**31))
+    return int(np.random.default_rng(random_seed).integers(2**31, size=attempt)[-1])
 
 
 def _calibration(summary, design, calibrate):

@@ -213,11 +213,12 @@ def test_retry_switches_parametrisation_and_raises_target_accept(monkeypatch):
     assert "a" in first_vars and "z" in second_vars  # centred, then non-centred input effects
     assert "target_accept" not in first and second["target_accept"] == fitting.RETRY_TARGET_ACCEPT
     assert first["random_seed"] == 2 and second["random_seed"] not in (None, 2)
+    assert second["random_seed"] == fitting._retry_seed(2, 1) != fitting._retry_seed(2, 2)
     attrs = idata.posterior.attrs
     assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 2, 0)
     assert attrs["sawdist_target_accept"] == attrs["sawdist_retry_target_accept"] == 0.95
-    assert attrs["sawdist_first_attempt"] == ("centred input effects, target_accept default: max R-hat 1.050 > "
-                                              "1.01, 12 divergent transitions")
+    assert attrs["sawdist_failed_attempts"] == ("centred input effects, target_accept default: max R-hat 1.050 > "
+                                                "1.01, 12 divergent transitions")
 
 
 def test_retry_keeps_the_better_fit_and_warns_once_when_both_break_the_rule(monkeypatch):
@@ -237,7 +238,26 @@ def test_retry_keeps_the_better_fit_and_warns_once_when_both_break_the_rule(monk
     attrs = idata.posterior.attrs
     assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 1, 0)
     assert attrs["sawdist_target_accept"] == attrs["sawdist_retry_target_accept"] == 0.97
-    assert attrs["sawdist_first_attempt"] == "non-centred input effects, target_accept 0.97: max R-hat 1.020 > 1.01"
+    assert attrs["sawdist_failed_attempts"] == ("non-centred input effects, target_accept 0.97: max R-hat 1.020 > "
+                                                "1.01; centred input effects, target_accept 0.97: max R-hat 1.030 > "
+                                                "1.01, 3 divergent transitions")
+
+
+def test_with_input_slopes_a_third_attempt_switches_their_parametrisation_too(monkeypatch):
+    from sawdist.bayes import fitting
+
+    fail = fitting.SamplerDiagnostics(1.06, 64.0, 0, 4, 1000)
+    calls = _record_samples(monkeypatch, fitting, [fail, fail, fitting.SamplerDiagnostics(1.003, 1400.0, 0, 4, 1000)])
+    idata = fitting.fit_convergence(simulate_summary(**RETRY_SUMMARY), "power", random_slope=True, random_seed=4)
+    first, second, third = (names for names, _ in calls)
+    slopes = "beta_input" if "beta_input" in first else "zb"  # the rule's choice first
+    assert {"a", slopes} <= first and {"z", slopes} <= second
+    assert {"z", {"beta_input": "zb", "zb": "beta_input"}[slopes]} <= third
+    assert [kw["random_seed"] for _, kw in calls] == [4, fitting._retry_seed(4, 1), fitting._retry_seed(4, 2)]
+    attrs = idata.posterior.attrs
+    assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (3, 3, 0)
+    assert attrs["sawdist_centered_slope"] == int(slopes == "zb")
+    assert attrs["sawdist_failed_attempts"].count("max R-hat 1.060 > 1.01, min bulk ESS 64 < 400") == 2
 
 
 def test_no_retry_for_a_short_bulk_ess_alone_too_few_draws_or_when_asked(monkeypatch):
@@ -251,7 +271,7 @@ def test_no_retry_for_a_short_bulk_ess_alone_too_few_draws_or_when_asked(monkeyp
         with pytest.warns(fitting.SamplerDiagnosticsWarning):
             idata = fitting.fit_convergence(summary, "power", random_slope=False, retry=retry)
         assert len(calls) == 1 and idata.posterior.attrs["sawdist_attempts"] == 1
-        assert "sawdist_first_attempt" not in idata.posterior.attrs
+        assert "sawdist_failed_attempts" not in idata.posterior.attrs
 
 
 @pytest.mark.slow
@@ -270,5 +290,5 @@ def test_retry_escapes_the_funnel_of_weakly_determined_intercepts():
     attrs = idata.posterior.attrs
     assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 2, 0)
     assert re.fullmatch(r"centred input effects, target_accept default: .*\d+ divergent transitions",
-                        attrs["sawdist_first_attempt"])
+                        attrs["sawdist_failed_attempts"])
     assert sampler_diagnostics(idata).reliable
