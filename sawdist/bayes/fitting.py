@@ -306,7 +306,7 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
                 break
             failed.append(described(*other, kwargs, fits[-1][1]))
         kept = next((k for k, (_, checked) in enumerate(fits) if checked.reliable),
-                    min(range(len(fits)), key=lambda k: fits[k][1].rhat_max))
+                    min(range(len(fits)), key=lambda k: np.nan_to_num(fits[k][1].rhat_max, nan=np.inf)))
         idata, diagnostics = fits[kept]
         idata.posterior.attrs.update({"sawdist_attempts": len(fits), "sawdist_failed_attempts": "; ".join(failed),
                                       "sawdist_retry_target_accept": kwargs["target_accept"],
