@@ -33,6 +33,13 @@ def mode(request):
     return _backend(request.param)
 
 
+def _grid(values, fast_jax):
+    """(value, backend) pairs: Numba at every value; JAX at ``fast_jax`` in the fast suite and at the others only in
+    the slow one (every JAX function compiles anew, 7 s each, which the dependency floors' fast run cannot afford)."""
+    return ([(v, "NUMBA") for v in values]
+            + [pytest.param(v, "JAX", marks=() if v == fast_jax else pytest.mark.slow) for v in values])
+
+
 def _agree(value, ref, rtol=RTOL, atol=0.0):
     """Equal NaN/inf pattern, and relative agreement to ``rtol`` elsewhere."""
     value, ref = np.asarray(value), np.asarray(ref)
@@ -66,8 +73,9 @@ def test_fixed_order_op_and_gradients_match_c(mode):
             _agree(got, want)
 
 
-@pytest.mark.parametrize("nu", [0.0, 1.5, 24.5, 1535.0, 1e5])
-def test_general_order_op_and_gradients_match_numpy(nu, mode):
+@pytest.mark.parametrize("nu, backend", _grid([0.0, 1.5, 24.5, 1535.0, 1e5], fast_jax=1535.0))
+def test_general_order_op_and_gradients_match_numpy(nu, backend):
+    mode = _backend(backend)
     # a tensor order: the general Op, whose reference is its NumPy perform (it has no C code)
     v, x = pt.dvector("nu"), pt.dvector("x")
     L, R = so._pair(v, x)
@@ -87,8 +95,9 @@ def test_general_order_op_and_gradients_match_numpy(nu, mode):
     assert np.isnan(bad[0]).all() and np.isnan(bad[1]).all()
 
 
-@pytest.mark.parametrize("dim", [3, 5, 64, 3072])
-def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(dim, mode):
+@pytest.mark.parametrize("dim, backend", _grid([3, 5, 64, 3072], fast_jax=3))
+def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(dim, backend):
+    mode = _backend(backend)
     m = pt.dvector("m")
     kappa = so.vmf_kappa_from_mean_resultant_length(dim, m)
     outputs = [kappa, pt.grad(kappa.sum(), m)]

@@ -111,7 +111,9 @@ def test_same_seed_same_draws(summary, name):
     assert not np.array_equal(first.posterior["beta"].values, other.posterior["beta"].values)
 
 
-@pytest.mark.parametrize("name", [s for s in smp.SAMPLERS if s != "pymc"])
+# blackjax's own window adaptation compiles for 30 s: slow, as the same-seed test above
+@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s == "blackjax" else s
+                                  for s in smp.SAMPLERS if s != "pymc"])
 def test_own_start_and_sampler_arguments(summary, name):
     _sampler(name)
     idata = fit_convergence(summary, sampler=name, init="pymc", draws=20, tune=20, chains=2, random_seed=1,
