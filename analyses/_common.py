@@ -111,6 +111,18 @@ def apply_sampler_rule(finding: Finding, diagnostics, fit: str) -> None:
                       f"decides nothing; fit again with more tuning and draws")
 
 
+def retry_note(attrs, fit: str) -> str | None:
+    """The sentence a finding adds when the Bayesian fit it rests on was sampled again by
+    :func:`sawdist.bayes.fit_convergence`'s retry (``attrs``: the fit's ``posterior.attrs``; ``fit`` names it), else
+    None."""
+    if attrs.get("sawdist_attempts", 1) <= 1:
+        return None
+    return (f"(The {fit} was sampled {attrs['sawdist_attempts']} times with other parametrisations of the input "
+            f"effects (the retries at target_accept {attrs['sawdist_retry_target_accept']:g}); fit "
+            f"{attrs['sawdist_kept_attempt']} is reported; broke the sampler rule: "
+            f"{attrs['sawdist_failed_attempts']}.)")
+
+
 def jackknife_se(replicates, axis=0):
     """Delete-one jackknife standard error: sqrt((n-1)/n * sum (theta_(i) - mean)^2) over ``axis``.
 

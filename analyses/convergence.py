@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import _pairs
-from ._common import Finding, apply_sampler_rule, nanmean, new_figure, save_figure, save_table, verdict
+from ._common import Finding, apply_sampler_rule, nanmean, new_figure, retry_note, save_figure, save_table, verdict
 
 if TYPE_CHECKING:
     import os
@@ -132,11 +132,9 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         figs_data.append((fam, kappa_typ, m_typ, m_avg, rows[-len(caps):], obs, obs_se, p_mean, p_lo, p_hi))
     finding.measured.append(f"Sampler (power law): {checked.summary()}; {ctx.summary.sizes['input']} inputs.")
     attrs = post.attrs
-    if attrs.get("sawdist_attempts", 1) > 1:  # fit_convergence's retry (sawdist.bayes.fitting)
-        finding.measured.append(
-            f"(Sampled {attrs['sawdist_attempts']} times with other parametrisations of the input effects (the "
-            f"retries at target_accept {attrs['sawdist_retry_target_accept']:g}); fit {attrs['sawdist_kept_attempt']} "
-            f"is reported; broke the sampler rule: {attrs['sawdist_failed_attempts']}.)")
+    note = retry_note(attrs, "power-law fit")
+    if note:
+        finding.measured.append(note)
     if attrs.get("sawdist_calibrated"):
         # The tempered likelihood (sawdist.bayes.calibration): how much wider the seeds scatter than the vMF says.
         parts = [f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"

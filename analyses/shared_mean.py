@@ -51,6 +51,7 @@ from ._common import (
     cosine_interval,
     fmt_ci,
     new_figure,
+    retry_note,
     save_figure,
     save_table,
     verdict,
@@ -165,6 +166,9 @@ def _compare(ctx, finding, out_dir) -> str | None:
     sampler_ok = True
     for model, shared in (("shared", True), ("separate", False)):
         checked = ctx.diagnostics("power", shared)
+        note = retry_note(ctx.fit("power", shared).posterior.attrs, f"{model}-mean fit")
+        if note:
+            finding.measured.append(note)
         finding.numbers[f"sampler_reliable_{model}"] = bool(checked.reliable)
         if not checked.reliable:
             sampler_ok = False

@@ -90,6 +90,6 @@ def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
     ctx = Context(ds, tmp_path, Options(bayes_inputs=10, draws=20, tune=20, chains=2, laws=["power"]))
     f = convergence.analyze(ds, tmp_path, context=ctx)
     assert f.numbers["sampler_reliable"] is True  # the second fit's diagnostics
-    assert ("(Sampled 2 times with other parametrisations of the input effects (the retries at target_accept "
-            "0.95); fit 2 is reported; broke the sampler rule: centred input effects, target_accept default: max "
-            "R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
+    assert ("(The power-law fit was sampled 2 times with other parametrisations of the input effects (the retries "
+            "at target_accept 0.95); fit 2 is reported; broke the sampler rule: centred input effects, target_accept "
+            "default: max R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
