@@ -19,7 +19,7 @@ if importlib.util.find_spec("numba") is None:
 def pytest_cmdline_main(config):
     """Run the suite on every core when pytest-xdist is installed (the ``dev`` extra): ``python3 -m pytest`` is the
     README's test command, and on two cores it takes about half the time. ``-n 0`` (or ``-p no:xdist``) runs it in
-    one process; an explicit ``-n N`` is kept.
+    one process; an explicit ``-n N`` (with its ``--dist``) is kept.
 
     Only the process the user started decides: the workers inherit ``SAWDIST_PYTEST_WORKERS`` from it (and carry
     ``PYTEST_XDIST_WORKER`` and ``workerinput``), so a worker never starts workers of its own.
@@ -30,3 +30,7 @@ def pytest_cmdline_main(config):
     os.environ["SAWDIST_PYTEST_WORKERS"] = "1"
     if getattr(config.option, "numprocesses", 0) is None:
         config.option.numprocesses = "auto"
+        # worksteal: an idle worker takes queued tests from a busy one, so a few long tests near the end of the
+        # queue do not leave one core idle (pytest's default 'load' hands out fixed chunks)
+        if getattr(config.option, "dist", "no") == "no":
+            config.option.dist = "worksteal"

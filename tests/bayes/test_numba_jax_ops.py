@@ -213,6 +213,7 @@ def test_jax_custom_jvp_gives_the_exact_derivatives():
     np.testing.assert_allclose(hvp, fd, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow  # a whole model's gradient compiled by JAX: 20-45 s (the Ops' own JAX tests stay in the fast suite)
 def test_jax_logp_gradient_of_the_model_matches_c():
     # what numpyro and blackjax differentiate: the jaxified log-density, by jax.grad
     jax = pytest.importorskip("jax")
