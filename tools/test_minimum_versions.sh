@@ -170,5 +170,5 @@ step "the fast test suite (-m 'not slow') on the floors, on every core"
 # check above stays true). On 2 cores it runs the suite in about half the time (CI's 20-minute budget).
 "$py" -m uv pip install --python "$py" --quiet --only-binary :all: "${uv_args[@]}" \
     --constraint "$scratch/floors.txt" "pytest-xdist>=3.5"
-"$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto
+"$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto --dist worksteal
 step "done"
