@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
-from xarray.backends import BackendEntrypoint, NetCDF4DataStore
-from xarray.backends.netCDF4_ import NetCDF4ArrayWrapper
+from xarray.backends import BackendEntrypoint, CachingFileManager, NetCDF4DataStore
+from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK, NetCDF4ArrayWrapper
 from xarray.backends.store import StoreBackendEntrypoint
 from xarray.core import indexing  # LazilyIndexedArray: how xarray's own stores wrap a variable
 
@@ -541,6 +541,21 @@ class _Array(NetCDF4ArrayWrapper):
 class _Store(NetCDF4DataStore):
     """xarray's netCDF4 store, whose variables are :class:`_Array`."""
 
+    @classmethod
+    def open_read(cls, path: str) -> _Store:
+        """The store of the netCDF4 file ``path``, read-only.
+
+        netCDF-C is not thread-safe: every call into it must hold xarray's netCDF lock, and reads do. Its file manager
+        opens (and reopens) the file under a lock of its own in xarray < 2025 (a new lock per manager): a Dask thread
+        that reopened a file to read a chunk then ran netCDF-C beside the main thread opening another file, and
+        crashed (a segmentation fault, 1 run in 2 of a loop over damaged files after the first error, xarray 2024.9).
+        So the manager is given the reads' lock, as newer xarray gives it.
+        """
+        import netCDF4
+
+        manager = CachingFileManager(netCDF4.Dataset, path, mode="r", lock=NETCDF4_PYTHON_LOCK)
+        return cls(manager, mode="r", lock=NETCDF4_PYTHON_LOCK)
+
     def open_store_variable(self, name, var):
         variable = super().open_store_variable(name, var)
         array = _Array(name, self)
@@ -551,9 +566,8 @@ class _Store(NetCDF4DataStore):
     def close(self, **kwargs):
         # Under the lock that reads take: Dask's threaded scheduler returns at a task's error while other tasks still
         # read, and a ``with open_saliency(...)`` block left by that error would otherwise close the file under them
-        # (netCDF-C crashed so, in 2 of 3 runs of a damaged-chunk test, with xarray 2024.9, whose file manager closes
-        # under a lock of its own). Newer xarray gives the manager this same lock, which is not reentrant: so the
-        # manager is told not to take its lock. A read that comes after reopens the file.
+        # (netCDF-C crashed so, in 2 of 3 runs of a damaged-chunk test). The manager has this same lock (open_read),
+        # which is not reentrant: so it is told not to take its lock. A read that comes after reopens the file.
         with self.lock:
             self._manager.close(needs_lock=False)
 
@@ -577,7 +591,7 @@ class _Engine(BackendEntrypoint):
         if _is_hdf5(path):
             _check_chunk_index(path)
         try:
-            store = _Store.open(path, mode="r")
+            store = _Store.open_read(path)
         except (OSError, RuntimeError) as err:
             if not _library_error(err):
                 raise
@@ -601,7 +615,7 @@ def _any_shard(paths) -> bool:
 
     for path in paths:
         try:
-            with netCDF4.Dataset(path) as nc:
+            with NETCDF4_PYTHON_LOCK, netCDF4.Dataset(path) as nc:  # netCDF-C is not thread-safe (_Store.open_read)
                 if "shard" in nc.ncattrs():
                     return True
         except OSError:
@@ -1022,7 +1036,7 @@ def _write_direction(path: Path, ds: xr.Dataset, complevel: int, threads: int, l
     rows = chunks[3]
     coordinates = " ".join(str(name) for name, c in ds.coords.items()
                            if name not in ds.dims and set(c.dims) <= set(DIMS))
-    with netCDF4.Dataset(path, "a") as nc:
+    with NETCDF4_PYTHON_LOCK, netCDF4.Dataset(path, "a") as nc:  # netCDF-C is not thread-safe (_Store.open_read)
         for dim in DIMS:
             if dim not in nc.dimensions:
                 nc.createDimension(dim, var.sizes[dim])

@@ -429,6 +429,33 @@ def test_a_damaged_direction_chunk_of_an_uncompressed_file_is_named(tmp_path, di
         np.testing.assert_array_equal(back["direction"].values, ds["direction"].values.astype(np.float32))
 
 
+def test_every_netcdf_open_holds_the_lock_of_netcdf_reads(tmp_path, monkeypatch):
+    """netCDF-C is not thread-safe, and a Dask thread may be reading another file (or reopening this one after an
+    error): every open of a file, the first, a reopen after close, and the look for shards, holds the lock that reads
+    hold, in every supported xarray (older ones opened under a lock of their own, and crashed so in a loop over damaged
+    files)."""
+    import netCDF4
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    held = []
+    original = netCDF4.Dataset
+
+    class Dataset(original):  # a class for isinstance; what it makes is a plain netCDF4.Dataset (an instance of a
+        def __new__(cls, *args, **kwargs):  # subclass fails at deallocation, and a worker crashed later)
+            held.append(all(lock.locked() for lock in NETCDF4_PYTHON_LOCK.locks))  # (.locked() of xarray < 2025: True)
+            return original(*args, **kwargs)
+
+    paths = [_write(make_dataset().sel(family=[family]), tmp_path / f"run{i}.nc")
+             for i, family in enumerate(["mlp", "cnn_small"])]
+    monkeypatch.setattr(netCDF4, "Dataset", Dataset)
+    with sio.open_saliency(paths[0], chunks={}) as back:
+        back.close()
+        back["direction"].load()  # reopens
+    with sio.open_saliency(paths) as back:
+        back["direction"].load()
+    assert len(held) >= 5 and all(held), held
+
+
 def _flip(path, out, position):
     data = bytearray(path.read_bytes())
     data[position] ^= 0xFF
