@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Test sawdist on the dependency floors of pyproject.toml: usage `tools/test_minimum_versions.sh [SCRATCH_DIR]`.
+# Test sawdist on the dependency floors of pyproject.toml:
+#     tools/test_minimum_versions.sh [--install-only | --test-only] [SCRATCH_DIR]
+# --install-only does steps 1 and 2 below, --test-only step 3 on the environment that an --install-only run left in
+# the same SCRATCH_DIR (required with either): CI installs the floors while it installs the main environment, and
+# tests them while it builds the documentation.
 #
 # A fresh virtual environment (in SCRATCH_DIR, default a new temporary folder, removed afterwards) on Python 3.11,
 # the lowest Python that requires-python admits and the only one on which the floors are meaningful, gets
@@ -31,10 +35,19 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PYTHON=${PYTHON:-python3.11}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
+phase=all
+case "${1:-}" in
+    --install-only) phase=install; shift ;;
+    --test-only) phase=test; shift ;;
+    -*) echo "test_minimum_versions.sh: unknown option '$1' (--install-only or --test-only)" >&2; exit 2 ;;
+esac
 if [ $# -ge 1 ]; then
     scratch=$1
     mkdir -p "$scratch"
     scratch=$(cd "$scratch" && pwd)
+elif [ "$phase" != all ]; then
+    echo "test_minimum_versions.sh: --$phase-only needs a SCRATCH_DIR (the one the other phase uses)" >&2
+    exit 2
 else
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/sawdist-floors.XXXXXX")
     trap 'rm -rf "$scratch"' EXIT
@@ -49,12 +62,19 @@ if sys.version_info[:2] != (3, 11):
              f"{sys.executable} is {sys.version.split()[0]}. Set PYTHON to a Python 3.11.")
 EOF
 
-step "new virtual environment in $scratch/venv"
-"$PYTHON" -m venv --clear "$scratch/venv"
 py=$scratch/venv/bin/python
-
-# pip's package-index configuration (config files and PIP_* variables), read while HOME is still the user's.
-pip_config=$("$py" -m pip config list 2>/dev/null || true)
+if [ "$phase" = test ]; then
+    if [ ! -f "$scratch/installed" ]; then
+        echo "test_minimum_versions.sh: no floors' environment in $scratch (run --install-only first)" >&2
+        exit 2
+    fi
+else
+    step "new virtual environment in $scratch/venv"
+    rm -f "$scratch/installed"
+    "$PYTHON" -m venv --clear "$scratch/venv"
+    # pip's package-index configuration (config files and PIP_* variables), read while HOME is still the user's.
+    pip_config=$("$py" -m pip config list 2>/dev/null || true)
+fi
 
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP
 export HOME="$scratch/home" XDG_CACHE_HOME="$scratch/cache" XDG_CONFIG_HOME="$scratch/config"
@@ -64,6 +84,8 @@ export PIP_CACHE_DIR="$scratch/cache/pip" UV_CACHE_DIR="$scratch/cache/uv"
 export VIRTUAL_ENV="$scratch/venv" PATH="$scratch/venv/bin:$PATH"
 rm -rf "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$IPYTHONDIR"  # empty even in a reused SCRATCH_DIR
 mkdir -p "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME"
+
+if [ "$phase" != test ]; then
 
 step "PyTorch first ($TORCH_SPEC) and uv"
 "$py" -m pip install -q "$TORCH_SPEC" uv
@@ -165,10 +187,16 @@ if wrong:
     sys.exit("test_minimum_versions.sh: not at the floor: " + ", ".join(wrong))
 EOF
 
-step "the fast test suite (-m 'not slow') on the floors, on every core"
 # pytest-xdist is the runner's plugin, not a dependency: installed under the same constraints, so no floor moves (the
 # check above stays true). On 2 cores it runs the suite in about half the time (CI's 20-minute budget).
 "$py" -m uv pip install --python "$py" --quiet --only-binary :all: "${uv_args[@]}" \
     --constraint "$scratch/floors.txt" "pytest-xdist>=3.5"
-"$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto --dist worksteal
+touch "$scratch/installed"
+fi
+
+if [ "$phase" != install ]; then
+    step "the fast test suite (-m 'not slow') on the floors, on every core"
+    cd "$repo"
+    "$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto --dist worksteal
+fi
 step "done"

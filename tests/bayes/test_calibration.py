@@ -119,6 +119,7 @@ def test_the_tempered_model_scales_the_likelihood():
         convergence_model(summary, likelihood_weight=1.5)
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_fit_convergence_records_the_weight_and_warns_without_moments():
     summary = simulate_summary(dim=32, capacities=[4, 16], n_inputs=4, n_seeds=4, rng=7)
     kw = {"draws": 30, "tune": 30, "chains": 1, "sampler": "pymc", "random_seed": 0, "progressbar": False}
@@ -214,6 +215,7 @@ def test_choose_random_slope_holds_its_level_under_one_slope():
     assert rejected <= 3, rejected
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_random_slope_auto_is_recorded_and_checked():
     summary, _ = simulate_gram_summary(dim=256, capacities=[4, 16, 64], n_inputs=40, n_seeds=4, slope_sd=0.3, rng=23)
     with warnings.catch_warnings():

@@ -100,6 +100,7 @@ def test_prior_predictive_has_the_model_moments(shared):
     np.testing.assert_array_equal(idata.observed_data["directions"].values, summary["gram"].values)
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_posterior_predictive_reproduces_the_data():
     summary = simulate_summary(dim=64, capacities=[4, 16, 64], n_inputs=8, n_seeds=4, rng=11)
     model = convergence_model(summary)

@@ -158,6 +158,7 @@ def test_sampler_rule_needs_the_law_parameters():
     assert str(err.value) == "'idata' must have a posterior with alpha, beta, sigma, got none for 'sigma'."
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_fit_convergence_warns_once_in_plain_words_instead_of_pymc(caplog):
     import logging
     import warnings

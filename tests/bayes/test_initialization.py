@@ -89,6 +89,7 @@ def summary():
     return simulate_summary(dim=16, capacities=[4, 16], n_inputs=3, n_seeds=3, rng=0)
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_same_seed_same_draws(summary):
     first = fit_convergence(summary, "power", random_seed=3, **SAMPLE)
     again = fit_convergence(summary, "power", random_seed=3, **SAMPLE)

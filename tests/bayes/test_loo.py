@@ -181,6 +181,7 @@ def test_integrating_the_effects_makes_psis_reliable_and_an_exact_refit_agrees()
     assert exact == pytest.approx(float(result.elpd[0, 0]), abs=0.5)
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_compare_loo_orders_the_models_and_pairs_the_differences(summary):
     shared = loo_inputs(_fit(summary, "power", True), summary)
     separate = loo_inputs(_fit(summary, "power", False), summary)

@@ -33,13 +33,6 @@ def mode(request):
     return _backend(request.param)
 
 
-def _grid(values, fast_jax):
-    """(value, backend) pairs: Numba at every value; JAX at ``fast_jax`` in the fast suite and at the others only in
-    the slow one (every JAX function compiles anew, 7 s each, which the dependency floors' fast run cannot afford)."""
-    return ([(v, "NUMBA") for v in values]
-            + [pytest.param(v, "JAX", marks=() if v == fast_jax else pytest.mark.slow) for v in values])
-
-
 def _agree(value, ref, rtol=RTOL, atol=0.0):
     """Equal NaN/inf pattern, and relative agreement to ``rtol`` elsewhere."""
     value, ref = np.asarray(value), np.asarray(ref)
@@ -73,10 +66,9 @@ def test_fixed_order_op_and_gradients_match_c(mode):
             _agree(got, want)
 
 
-@pytest.mark.parametrize("nu, backend", _grid([0.0, 1.5, 24.5, 1535.0, 1e5], fast_jax=1535.0))
-def test_general_order_op_and_gradients_match_numpy(nu, backend):
-    mode = _backend(backend)
-    # a tensor order: the general Op, whose reference is its NumPy perform (it has no C code)
+def test_general_order_op_and_gradients_match_numpy(mode):
+    # a tensor order: the general Op, whose reference is its NumPy perform (it has no C code); one compile per
+    # backend serves every order of the grid (the order is an input)
     v, x = pt.dvector("nu"), pt.dvector("x")
     L, R = so._pair(v, x)
     assert L.owner.op is so._bessel_log_ratio
@@ -84,41 +76,46 @@ def test_general_order_op_and_gradients_match_numpy(nu, backend):
     ref = pytensor.function([v, x], outputs, mode="FAST_COMPILE")
     fn = _compile([v, x], outputs, mode)
     xs = np.concatenate([XS, SPECIAL])
-    orders = np.full(xs.shape, nu)
-    orders[-1] = 3.0  # the order may change from one element to the next
-    for got, want in zip(fn(orders, xs)[:2], ref(orders, xs)[:2]):
-        _agree(got, want)
-    for got, want, atol in zip(fn(orders[:-3], XS)[2:], ref(orders[:-3], XS)[2:], [0.0, GRAD_R_ATOL]):
-        _agree(got, want, atol=atol)
+    for nu in [0.0, 1.5, 24.5, 1535.0, 1e5]:
+        orders = np.full(xs.shape, nu)
+        orders[-1] = 3.0  # the order may change from one element to the next
+        for got, want in zip(fn(orders, xs)[:2], ref(orders, xs)[:2]):
+            _agree(got, want)
+        for got, want, atol in zip(fn(orders[:-3], XS)[2:], ref(orders[:-3], XS)[2:], [0.0, GRAD_R_ATOL]):
+            _agree(got, want, atol=atol)
     # invalid orders give NaN, as the NumPy kernel does
     bad = fn(np.array([-1.0, np.nan]), np.array([1.0, 1.0]))
     assert np.isnan(bad[0]).all() and np.isnan(bad[1]).all()
 
 
-@pytest.mark.parametrize("dim, backend", _grid([3, 5, 64, 3072], fast_jax=3))
-def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(dim, backend):
-    mode = _backend(backend)
+def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(mode):
+    # every dimension in one graph (a constant dimension is compiled into its Op: one compile per backend)
+    dims = [3, 5, 64, 3072]
     m = pt.dvector("m")
-    kappa = so.vmf_kappa_from_mean_resultant_length(dim, m)
-    outputs = [kappa, pt.grad(kappa.sum(), m)]
+    outputs = []
+    for dim in dims:
+        kappa = so.vmf_kappa_from_mean_resultant_length(dim, m)
+        outputs += [kappa, pt.grad(kappa.sum(), m)]
     ref = pytensor.function([m], outputs, mode="FAST_RUN")
     fn = _compile([m], outputs, mode)
     ms = np.concatenate([[0.0, 1e-8, 1e-3], np.linspace(0.01, 0.99, 40), [0.999999]])
-    got, want = fn(ms), ref(ms)
-    # kappa is determined by m only up to its condition number m / (kappa A'(kappa)) (1e6 at m = 0.999999, d = 3):
-    # relative agreement to 1e-12 times that, and the same residual A_d(kappa) - m as the NumPy Op (test_special_ops)
-    cond = np.maximum(1.0, np.abs(ms * want[1] / np.where(want[0] > 0, want[0], 1.0)))
-    np.testing.assert_array_less(np.abs(got[0] - want[0]), RTOL * cond * np.abs(want[0]) + 1e-300)
-    np.testing.assert_allclose(special.bessel_ratio(dim / 2 - 1, got[0]), ms, rtol=0, atol=4e-15)
-    # dkappa/dm = 1/A'(kappa), A' = 1 - m^2 - (d - 1) m/kappa a difference of terms of order 1: compare A'
-    _agree(1.0 / got[1], 1.0 / want[1], atol=GRAD_R_ATOL)
-    _agree(fn(np.array([1.0, -0.1, np.nan]))[0], np.full(3, np.nan))
+    got_all, want_all = fn(ms), ref(ms)
+    bad_all = fn(np.array([1.0, -0.1, np.nan]))
     # a tensor dimension (the general path)
     d = pt.dvector("d")
-    general = so._kappa_from_mean_resultant_length(d, m)
-    fn_d = _compile([d, m], [general], mode)
-    np.testing.assert_array_less(np.abs(fn_d(np.full(ms.shape, float(dim)), ms)[0] - want[0]),
-                                 RTOL * cond * np.abs(want[0]) + 1e-300)
+    fn_d = _compile([d, m], [so._kappa_from_mean_resultant_length(d, m)], mode)
+    for i, dim in enumerate(dims):
+        got, want = got_all[2 * i: 2 * i + 2], want_all[2 * i: 2 * i + 2]
+        # kappa is determined by m only up to its condition number m / (kappa A'(kappa)) (1e6 at m = 0.999999,
+        # d = 3): relative agreement to 1e-12 times that, and the same residual A_d(kappa) - m as the NumPy Op
+        cond = np.maximum(1.0, np.abs(ms * want[1] / np.where(want[0] > 0, want[0], 1.0)))
+        np.testing.assert_array_less(np.abs(got[0] - want[0]), RTOL * cond * np.abs(want[0]) + 1e-300)
+        np.testing.assert_allclose(special.bessel_ratio(dim / 2 - 1, got[0]), ms, rtol=0, atol=4e-15)
+        # dkappa/dm = 1/A'(kappa), A' = 1 - m^2 - (d - 1) m/kappa a difference of terms of order 1: compare A'
+        _agree(1.0 / got[1], 1.0 / want[1], atol=GRAD_R_ATOL)
+        _agree(bad_all[2 * i], np.full(3, np.nan))
+        np.testing.assert_array_less(np.abs(fn_d(np.full(ms.shape, float(dim)), ms)[0] - want[0]),
+                                     RTOL * cond * np.abs(want[0]) + 1e-300)
 
 
 @pytest.mark.parametrize("dim", [5, 64, 3072])

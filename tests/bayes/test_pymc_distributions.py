@@ -89,6 +89,7 @@ def test_support_point_broadcasts():
     assert point["t_interval__"].shape == (3,)
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_prior_predictive_and_sampling_a_free_direction():
     d, kappa = 4, 5.0
     with pm.Model():

@@ -110,6 +110,7 @@ def test_merge_names_what_is_wrong(tmp_path, reference_sweep, quick_recipe, tiny
     assert not (tmp_path / "m.nc").exists() and not list(tmp_path.glob("*.lock")) and not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow  # 20-50 s from a fresh cache (fits and their compiles): more than the floors' fast run affords
 def test_two_shards_started_together_one_killed_and_restarted(tmp_path, reference_sweep):
     """Two shard processes at once; shard 0 is killed with SIGKILL once its first part is on disk, then restarted:
     it resumes (a dead run's lock is taken over), and the merge equals the one-process run."""
