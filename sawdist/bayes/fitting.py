@@ -92,6 +92,12 @@ class SamplerDiagnostics:
         """True when the fit meets the sampler rule."""
         return not self.problems
 
+    @property
+    def geometry_broken(self) -> bool:
+        """True when a divergence or chains that disagree (R-hat beyond the rule, or NaN) break the rule: what
+        another parametrisation changes, where a bulk ESS short of the rule alone asks for more draws."""
+        return self.divergences > 0 or not self.rhat_max <= RHAT_MAX
+
     def summary(self) -> str:
         """One line for a report: 'max R-hat 1.004, min bulk ESS 812, 0 divergences (alpha, beta, sigma; 4 chains x
         300 draws): meets the sampler rule'."""
@@ -288,12 +294,11 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
 
     plan = (bool(centered), centered_slope)
     idata, diagnostics = attempt(*plan, **sample_kwargs)
-    # A divergence or chains that disagree speak of the geometry, which another parametrisation changes; a bulk
-    # ESS short of the rule alone asks for more draws, which the warning says. Fewer draws in all than the rule's
-    # ESS cannot meet it whatever the geometry (a short exploratory fit): no retry either.
-    geometry = diagnostics.divergences > 0 or not diagnostics.rhat_max <= RHAT_MAX
+    # Only a broken geometry is retried (a bulk ESS short of the rule alone asks for more draws, which the warning
+    # says). Fewer draws in all than the rule's ESS cannot meet it whatever the geometry (a short exploratory fit):
+    # no retry either.
     enough = diagnostics.chains * diagnostics.draws >= ESS_BULK_MIN
-    if geometry and enough and retry and "step" not in sample_kwargs:
+    if diagnostics.geometry_broken and enough and retry and "step" not in sample_kwargs:
         # The other parametrisation of the intercepts; with input slopes, then of the slopes too (their rule's
         # threshold missed at slope_sd = 0.12 tau: non-centred slopes gave R-hat 1.06, centred ones 1.003).
         others = [(not plan[0], plan[1])] + ([(not plan[0], not plan[1])] if random_slope else [])

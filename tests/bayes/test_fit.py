@@ -143,6 +143,12 @@ def test_sampler_rule_known_answers():
     diverged = sampler_diagnostics(_posterior(diverging=2))
     assert diverged.problems == ["2 divergent transitions"]
     assert sampler_diagnostics(_posterior(diverging=1)).problems == ["1 divergent transition"]
+    # the geometry (what fit_convergence's retry answers): a divergence or R-hat, not a short ESS alone
+    assert not good.geometry_broken and stuck.geometry_broken and diverged.geometry_broken
+    from sawdist.bayes.fitting import SamplerDiagnostics
+
+    assert not SamplerDiagnostics(1.002, 120.0, 0, 4, 1000).geometry_broken
+    assert SamplerDiagnostics(float("nan"), 900.0, 0, 4, 1000).geometry_broken
     message = diverged.message()
     assert message == ("The Bayesian fit did not converge reliably (2 divergent transitions; the rule asks for R-hat "
                        "<= 1.01, bulk ESS >= 400 and no divergences), so its intervals are not to be trusted: fit "
