@@ -229,33 +229,38 @@ def _coverage_rows(results, which):
 def report(results, path):
     lines = []
     fit = results["settings"]["fit"]
-    lines.append("| cell | fits | w (median) | random slopes | beta 50 % | beta 90 % | beta 95 % | m(k) 50 % "
-                 "| m(k) 90 % | m(k) 95 % |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|")
-    for which, label in (("calibrated", "calibrated"), ("uncalibrated", "not calibrated")):
-        for row in _coverage_rows(results, which):
-            flags = {lv: ("*" if row[f"beta_{lv}_p"] < 0.05 else "") for lv in LEVELS}
-            lines.append(f"| {row['cell']} ({label}) | {row['n']} | {row['w_median']:.3g} | {row['random_slope']} | "
-                         + " | ".join(f"{row[f'beta_{lv}']:.0f}{flags[lv]}" for lv in LEVELS) + " | "
-                         + " | ".join(f"{row[f'm_{lv}']:.0f}" for lv in LEVELS) + " |")
-    lines.append("")
-    lines.append("Coverage in %, central posterior intervals; * : a binomial test rejects the nominal rate at 5 % "
-                 "(beta). m(k) pools the capacities of each dataset (K values per dataset, not independent).")
-    lines.append("")
-    lines.append("Per design (calibrated fits, all cells): N inputs, S seeds, K capacities, d")
-    lines.append("")
-    lines.append("| design (N, S, K, d) | fits | beta 50 % | beta 90 % | beta 95 % | m(k) 95 % | median s per fit |")
-    lines.append("|---|---|---|---|---|---|---|")
-    for design in DESIGNS:
-        recs = [r["calibrated"] for r in results["fits"].values() if tuple(r["design"]) == tuple(design)]
-        if recs:
-            lines.append(f"| {design} | {len(recs)} | " + " | ".join(
-                f"{100 * np.mean([r['cover'][f'beta_{lv}'] for r in recs]):.0f}" for lv in LEVELS)
-                + f" | {100 * np.mean([x for r in recs for x in r['cover']['m_0.95']]):.0f} | "
-                f"{np.median([r['seconds'] for r in recs]):.1f} |")
+    if results.get("fits"):  # (a --diagnostics-only run has no coverage to show)
+        lines.append("| cell | fits | w (median) | random slopes | beta 50 % | beta 90 % | beta 95 % | m(k) 50 % "
+                     "| m(k) 90 % | m(k) 95 % |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for which, label in (("calibrated", "calibrated"), ("uncalibrated", "not calibrated")):
+            for row in _coverage_rows(results, which):
+                flags = {lv: ("*" if row[f"beta_{lv}_p"] < 0.05 else "") for lv in LEVELS}
+                lines.append(f"| {row['cell']} ({label}) | {row['n']} | {row['w_median']:.3g} | "
+                             f"{row['random_slope']} | "
+                             + " | ".join(f"{row[f'beta_{lv}']:.0f}{flags[lv]}" for lv in LEVELS) + " | "
+                             + " | ".join(f"{row[f'm_{lv}']:.0f}" for lv in LEVELS) + " |")
+        lines.append("")
+        lines.append("Coverage in %, central posterior intervals; * : a binomial test rejects the nominal rate at 5 % "
+                     "(beta). m(k) pools the capacities of each dataset (K values per dataset, not independent).")
+        lines.append("")
+        lines.append("Per design (calibrated fits, all cells): N inputs, S seeds, K capacities, d")
+        lines.append("")
+        lines.append("| design (N, S, K, d) | fits | beta 50 % | beta 90 % | beta 95 % | m(k) 95 % "
+                     "| median s per fit |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for design in DESIGNS:
+            recs = [r["calibrated"] for r in results["fits"].values() if tuple(r["design"]) == tuple(design)]
+            if recs:
+                lines.append(f"| {design} | {len(recs)} | " + " | ".join(
+                    f"{100 * np.mean([r['cover'][f'beta_{lv}'] for r in recs]):.0f}" for lv in LEVELS)
+                    + f" | {100 * np.mean([x for r in recs for x in r['cover']['m_0.95']]):.0f} | "
+                    f"{np.median([r['seconds'] for r in recs]):.1f} |")
     lines.append("")
     diag = results.get("diagnostics", {})
     if diag:
+        from sawdist.bayes.fitting import SamplerDiagnostics
+
         lines.append("Sampler diagnostics at the default settings (4 chains x 1000 draws, 300 tuning steps, Laplace "
                      "start, fit_convergence's defaults; max R-hat and min bulk ESS over alpha, beta, sigma):")
         lines.append("")
@@ -266,18 +271,19 @@ def report(results, path):
             lines.append(f"| {key.split('/')[0]} | {tuple(r['design'])} | {r['weight']:.3g} | {r['centered']} | "
                          f"{r.get('random_slope', 0)} | {r.get('attempts', 1)} ({r.get('kept', 1)}) | "
                          f"{r['rhat_max']:.3f} | {r['ess_bulk_min']:.0f} | {r['divergences']} | {r['seconds']} |")
-        ok = sum(r["rhat_max"] <= 1.01 and r["ess_bulk_min"] >= 400 and r["divergences"] == 0 for r in diag.values())
+        ok = sum(SamplerDiagnostics(r["rhat_max"], r["ess_bulk_min"], r["divergences"], 0, 0).reliable
+                 for r in diag.values())
         lines.append("")
         lines.append(f"{ok} of {len(diag)} fits meet the sampler rule.")
     # sampler statistics of the study's own fits
-    allrecs = [r[w] for r in results["fits"].values() for w in ("calibrated", "uncalibrated") if w in r]
+    allrecs = [r[w] for r in results.get("fits", {}).values() for w in ("calibrated", "uncalibrated") if w in r]
     if allrecs:
         lines.append("")
         lines.append(f"Study fits ({fit['chains']} chains x {fit['draws']} draws, {fit['tune']} tuning steps): "
                      f"{len(allrecs)} fits, max R-hat > 1.01 in {sum(r['rhat_max'] > 1.01 for r in allrecs)}, "
                      f"divergences in {sum(r['divergences'] > 0 for r in allrecs)}, median "
                      f"{np.median([r['seconds'] for r in allrecs]):.1f} s per fit.")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines).strip("\n") + "\n"
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)

@@ -239,3 +239,21 @@ def test_input_slopes_are_centred_where_the_data_pin_each_one_down():
     weak, _ = simulate_gram_summary(dim=768, capacities=caps[::2], n_inputs=100, n_seeds=4, slope_sd=0.2, rng=25)
     chosen, test = choose_random_slope(weak, likelihood_weight(weak).weight)
     assert chosen and not test.centered
+
+
+def test_the_study_report_of_a_diagnostics_only_run_has_no_empty_coverage_table(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration.py"
+    spec = importlib.util.spec_from_file_location("calibration_benchmark", path)
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    record = {"design": [10, 4, 3, 64], "weight": 0.5, "centered": 1, "rhat_max": 1.002, "ess_bulk_min": 900.0,
+              "divergences": 0, "seconds": 12.0}
+    results = {"settings": {"fit": {"chains": 4, "draws": 1000, "tune": 300}},
+               "diagnostics": {"vmf/0": record, "vmf/1": {**record, "divergences": 3}}}
+    study.report(results, tmp_path / "report.md")
+    text = (tmp_path / "report.md").read_text()
+    assert text.startswith("Sampler diagnostics at the default settings") and "| cell |" not in text
+    assert text.endswith("1 of 2 fits meet the sampler rule.\n")
