@@ -137,10 +137,18 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         finding.measured.append(note)
     if attrs.get("sawdist_calibrated"):
         # The tempered likelihood (sawdist.bayes.calibration): how much wider the seeds scatter than the vMF says.
-        parts = [f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"
-                 for fam, w, r, e in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"]),
-                                         np.atleast_1d(attrs["sawdist_variance_ratio"]),
-                                         np.atleast_1d(attrs["sawdist_effective_dimension"]))]
+        score = np.broadcast_to(np.atleast_1d(attrs.get("sawdist_score_variance_ratio", np.nan)), (len(families),))
+        parts = []
+        for fam, w, s, r, e in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"]), score,
+                                   np.atleast_1d(attrs["sawdist_variance_ratio"]),
+                                   np.atleast_1d(attrs["sawdist_effective_dimension"])):
+            part = f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"
+            if np.isfinite(s) and s > 1.1 * max(r, 1.0):
+                # the weight assumes one excess for every direction; the score's check says one direction has more
+                part += (f", but the score's worst-calibrated direction varies {s:.3g}x the vMF's: intervals along "
+                         f"it may be up to {np.sqrt(s / max(r, 1.0)):.2g}x too narrow")
+            parts.append(part)
+            finding.numbers[f"{fam}/score_variance_ratio"] = float(s)
         finding.measured.append("Likelihood calibrated to the seed-level scatter (docs/bayes.md, \"Calibration\"): "
                                 + "; ".join(parts) + ".")
         for fam, w in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"])):

@@ -112,6 +112,8 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
     if "sawdist_effective_dimension" in post.attrs:
         rec["effective_dimension"] = float(post.attrs["sawdist_effective_dimension"][0])
         rec["variance_ratio"] = float(post.attrs["sawdist_variance_ratio"][0])
+        if "sawdist_score_variance_ratio" in post.attrs:
+            rec["score_variance_ratio"] = float(post.attrs["sawdist_score_variance_ratio"][0])
     if default_settings:
         return rec
     d = int(summary["n_features"])

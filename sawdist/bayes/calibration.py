@@ -18,9 +18,15 @@ likelihood is too narrow. We measure the excess from seed-level moments and temp
 * the weight is :math:`w = \sum_c \operatorname{Var}_\mathrm{vMF} G_c / \sum_c \widehat{\operatorname{Var}} G_c`
   over the cells of a family (kappa of a cell from its moment estimate of m), capped at 1.
 
-Multiplying the log-likelihood by w makes its curvature match the actual variance of the score (the sandwich of a
-misspecified likelihood, when the excess is one factor for every Gram entry); for isotropic tangent noise with a
-radial law like the vMF's, w = d_eff/(d-1) with d_eff the participation ratio of the tangent scatter.
+Multiplying the log-likelihood by w makes its curvature match the actual variance of the score when the excess is
+one factor for every Gram entry (the sandwich of a misspecified likelihood). A check of that assumption
+(``Calibration.score_ratio``): to first order the score is linear in G, and the covariance of the Gram entries
+(diagonal and across capacities) follows from two moments per cell, the cosines' variance (radial) and the tangent
+covariance (:func:`_score_covariance`); their observed-to-vMF ratios per capacity give the score's covariance B
+beside the vMF's A (the Fisher information), and :math:`\lambda_\max(A^{-1}B)` is the variance ratio of the
+worst-calibrated direction of the log-concentrations. Where it exceeds the diagonal's ratio, some direction's
+interval is too narrow by up to the square root of the two ratios' quotient (docs/bayes.md, "The weight", for why it
+is a check and not the weight).
 """
 
 from __future__ import annotations
@@ -76,9 +82,17 @@ class Calibration:
     ----------
     families : list of str
     weight : ndarray (F,)
-        w in (0, 1]: the factor on each family's log-likelihood.
+        w in (0, 1]: the factor on each family's log-likelihood, 1 / ``variance_ratio`` capped at 1.
     variance_ratio : ndarray (F,)
-        Observed over vMF-predicted variance of the Gram diagonal (1 / w before the cap); NaN without moments.
+        Observed over vMF-predicted variance of the Gram diagonal; NaN without moments.
+    score_ratio : ndarray (F,)
+        A check of w: the largest ratio, over the directions of the log-concentrations, of the score's variance to
+        the vMF's (its Fisher information), from the radial and tangent ratios; NaN without moments. Above
+        ``variance_ratio``, some direction's interval is narrower than the sandwich's, to first order, by up to
+        sqrt(score_ratio / variance_ratio) (docs/bayes.md, "The weight").
+    radial_ratio, tangent_ratio : ndarray (F, K)
+        Per capacity, the observed over vMF variance of the cosines with mu and of the tangent scatter (tr Sigma^2
+        less its radial part), pooled over inputs and shrunk towards the family's ratio by their noise.
     effective_dimension : ndarray (F,)
         Participation ratio (tr Sigma)^2 / tr Sigma^2 of the seed scatter, pooled over the family's cells (d - 1 for a
         vMF in high dimension).
@@ -90,15 +104,20 @@ class Calibration:
     families: list
     weight: np.ndarray
     variance_ratio: np.ndarray
+    score_ratio: np.ndarray
+    radial_ratio: np.ndarray
+    tangent_ratio: np.ndarray
     effective_dimension: np.ndarray
     cells: np.ndarray
     dim: int
 
     def describe(self) -> str:
         """One line per family for a report."""
-        return "; ".join(f"{f}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = "
-                         f"{self.dim}, {c} cells)" for f, w, r, e, c in zip(
-                             self.families, self.weight, self.variance_ratio, self.effective_dimension, self.cells))
+        return "; ".join(
+            f"{f}: w = {w:.3g} (Gram diagonal {v:.3g}x the vMF's variance, score up to {r:.3g}x; d_eff = {e:.3g} of "
+            f"d = {self.dim}, {c} cells)" for f, w, v, r, e, c in zip(
+                self.families, self.weight, self.variance_ratio, self.score_ratio, self.effective_dimension,
+                self.cells))
 
 
 def _dim(summary, dim):
@@ -141,6 +160,8 @@ def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibratio
     ValueError
         When the summary lacks a moment variable (a summary from before they existed: summarise the dataset again).
     """
+    from scipy import linalg
+
     missing = [v for v in MOMENT_VARIABLES if v not in summary.variables]
     if missing:
         raise ValueError(f"'summary' must have the seed-level moments {', '.join(MOMENT_VARIABLES)} "
@@ -156,18 +177,140 @@ def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibratio
     m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-6, (1.0 - 1e-9) ** 2))
     kappa = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
     _, vt_model, vr_model = vmf_seed_moments(d, kappa)
+    _, var_t, tau = _seed_covariance_parts(d, kappa)
     norm, cross, radial = (summary[v].transpose(*cell).values for v in MOMENT_VARIABLES)
     ok = np.isfinite(norm) & np.isfinite(cross) & np.isfinite(radial) & (n >= 4)
-    weight_n = np.where(ok, n * (n - 1.0), 0.0)
-    predicted = np.where(ok, weight_n * (vt_model + 2.0 * (n - 1.0) * vr_model), 0.0).sum(axis=(1, 2))
-    observed = np.where(ok, weight_n * (cross / 4.0 + 2.0 * (n - 1.0) * radial / 2.0), 0.0).sum(axis=(1, 2))
+
+    def total(a, axis):
+        return np.where(ok, a, 0.0).sum(axis=axis)
+
+    # The Gram diagonal: Var G_kk = 2 n (n - 1) [V_t + 2 (n - 1) V_r], observed (unbiased moments) against the vMF's.
+    weight_n = n * (n - 1.0)
+    predicted = total(weight_n * (vt_model + 2.0 * (n - 1.0) * vr_model), (1, 2))
+    observed = total(weight_n * (cross / 4.0 + 2.0 * (n - 1.0) * radial / 2.0), (1, 2))
     cells = ok.sum(axis=(1, 2))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(cells > 0, observed / predicted, np.nan)
-        d_eff = np.where(cells > 0, np.where(ok, norm, 0.0).sum(axis=(1, 2)) / np.where(ok, cross, 0.0).sum(
-            axis=(1, 2)), np.nan)
+        d_eff = np.where(cells > 0, total(norm, (1, 2)) / total(cross, (1, 2)), np.nan)
+    # Per capacity: the cosine variance (V_r = m^2 Var t) and the tangent part of tr Sigma^2 (its radial part is
+    # Var t^2), each against the vMF's, pooled over inputs and shrunk towards the family's ratio by their noise.
+    radial_ratio = _shrunk_ratio(radial / 2.0, vr_model, ok)
+    tangent_ratio = _shrunk_ratio(cross / 4.0 - (radial_ratio[:, :, None] * var_t) ** 2, tau**2 / (d - 1.0), ok)
+    # The score's covariance summed over inputs, vMF against measured; the largest generalised eigenvalue is the
+    # variance ratio of the worst-calibrated direction of the log-concentrations (docs/bayes.md, "The weight").
+    score_ratio = np.full(n.shape[0], np.nan)
+    for f in range(n.shape[0]):
+        if cells[f] == 0 or not np.all(np.isfinite(radial_ratio[f])) or not np.all(np.isfinite(tangent_ratio[f])):
+            continue
+        vmf = np.zeros((n.shape[1],) * 2)
+        measured = np.zeros_like(vmf)
+        for block in range(0, n.shape[2], _SCORE_BLOCK):  # (inputs, K, K, K) at a time
+            part = slice(block, block + _SCORE_BLOCK)
+            nb, kb = n[f, :, part].T, kappa[f, :, part].T
+            vmf += _score_covariance(nb, kb, d).sum(axis=0)
+            measured += _score_covariance(nb, kb, d, radial_ratio[f], tangent_ratio[f]).sum(axis=0)
+        scale = np.sqrt(np.maximum(np.diagonal(vmf), 1e-300))
+        vmf, measured = vmf / np.outer(scale, scale), measured / np.outer(scale, scale)
+        # a direction the likelihood does not inform (no valid seeds at a capacity) is left out
+        inform = np.diagonal(vmf) > 1e-12
+        vmf, measured = vmf[np.ix_(inform, inform)], measured[np.ix_(inform, inform)]
+        if vmf.size:
+            score_ratio[f] = linalg.eigh(measured, vmf + 1e-12 * np.eye(len(vmf)), eigvals_only=True)[-1]
     weight = np.where(np.isfinite(ratio) & (ratio > 0), np.minimum(1.0, 1.0 / ratio), 1.0)
-    return Calibration([str(f) for f in summary["family"].values], weight, ratio, d_eff, cells, int(dim))
+    return Calibration([str(f) for f in summary["family"].values], weight, ratio, score_ratio, radial_ratio,
+                       tangent_ratio, d_eff, cells, int(dim))
+
+
+def _shrunk_ratio(observed, predicted, ok):
+    r"""Per (family, capacity), the ratio :math:`\hat r_k = \sum_x o_{kx} / \sum_x p_{kx}` of observed to predicted
+    cell moments over the valid cells, shrunk towards the family's pooled ratio :math:`\bar r`:
+    :math:`\bar r + \frac{\tau^2}{\tau^2 + s_k^2}(\hat r_k - \bar r)`, with :math:`s_k^2` the ratio estimate's
+    variance from the scatter of its inputs (independent units), :math:`\sum_x (o_{kx} - \hat r_k p_{kx})^2 /
+    (\sum_x p_{kx})^2`, and :math:`\tau^2` the spread of the capacities' ratios beyond that noise (the mean squared
+    deviation less the mean :math:`s_k^2`, at least 0). A capacity's ratio from tens of cells of a few seeds can be
+    off by a factor of 2 (measured on vMF data at small mean resultant length, where the cosines' variance is small
+    against the tangent products that its estimate averages); the largest eigenvalue of the score's ratio would pick
+    that up. Clipped at 0; a capacity without a valid cell takes the pooled ratio."""
+    o, p = np.where(ok, observed, 0.0), np.where(ok, predicted, 0.0)
+    cells = ok.sum(axis=2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = p.sum(axis=2)
+        ratio = o.sum(axis=2) / total
+        pooled = o.sum(axis=(1, 2)) / p.sum(axis=(1, 2))
+        noise = (np.where(ok, o - ratio[:, :, None] * p, 0.0) ** 2).sum(axis=2) / total**2
+        noise = noise * cells / np.maximum(cells - 1.0, 1.0)
+        has = (cells > 1) & np.isfinite(ratio) & np.isfinite(noise)
+        spread = np.array([np.mean((ratio[f, h] - pooled[f]) ** 2) - np.mean(noise[f, h]) if h.any() else 0.0
+                           for f, h in enumerate(has)])
+        spread = np.maximum(spread, 0.0)[:, None]
+        shrink = np.where(spread + noise > 0, spread / (spread + noise), 0.0)
+        ratio = np.where(has, pooled[:, None] + shrink * (ratio - pooled[:, None]), pooled[:, None])
+    return np.maximum(ratio, 0.0)
+
+
+#: Inputs per block of :func:`likelihood_weight`'s score covariances (arrays of blocks x K^3).
+_SCORE_BLOCK = 2048
+
+
+def _seed_covariance_parts(dim, kappa):
+    """(m, Var t, tangent trace) of a vMF direction: E[mu'u], the variance of its cosine t = mu'u, and the trace
+    (d - 1) m / kappa of the tangent part of Cov(u), spread evenly over the d - 1 tangent directions."""
+    tr, _, radial = vmf_seed_moments(dim, kappa)
+    m = np.asarray(vmf_mean_resultant_length(dim, kappa), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var_t = np.where(m > 0, radial / (m * m), 1.0 / dim)
+    return m, var_t, np.maximum(tr - var_t, 0.0)
+
+
+def _score_covariance(n, kappa, dim, radial_factor=1.0, tangent_factor=1.0):
+    r"""Covariance (..., K, K) of the collapsed log-likelihood's score in log kappa at one input, to first order in
+    the Gram matrix, when each direction of capacity k has the vMF's moments with its cosine variance scaled by
+    ``radial_factor[k]`` and its tangent covariance by ``tangent_factor[k]``.
+
+    The log-likelihood :math:`\ell = \sum_k n_k \log C_d(\kappa_k) - \log C_d(r)`, :math:`r^2 = \kappa^\top G\kappa`,
+    moves with G by :math:`d\ell = c(r) \sum_{jl}\kappa_j\kappa_l\, dG_{jl}`, :math:`c = A_d(r)/(2r)`, so the score
+    :math:`s_p = \partial\ell/\partial\log\kappa_p` moves by :math:`\sum_{jl} M^p_{jl}\, dG_{jl}` with
+    :math:`M^p_{jl} = c'(r)\,(\partial r/\partial\log\kappa_p)\,\kappa_j\kappa_l + c\,\kappa_j\kappa_l(\delta_{jp} +
+    \delta_{lp})`, taken at E[G]. Write each direction :math:`u_a = m_k\mu + e_a` (capacity k) and
+    :math:`t_a = \mu^\top e_a`. For :math:`a \ne b`,
+    :math:`u_a^\top u_b - m_j m_l = m_j t_b + m_l t_a + e_a^\top e_b`: a part linear in the cosines and a product of
+    independent noises, uncorrelated with each other. So
+
+    * the linear part of :math:`dG_{jl}` is :math:`n_j m_j T_l + n_l m_l T_j` (:math:`j \ne l`) or
+      :math:`2 m_j (n_j - 1) T_j`, :math:`T_k = \sum_{a \in k} t_a`, :math:`\operatorname{Var} T_k = n_k V_k`;
+    * the product part adds :math:`(2 M_{jl})^2 \operatorname{tr}(\Sigma_j\Sigma_l)` for each unordered pair of
+      directions, :math:`\operatorname{tr}(\Sigma_j\Sigma_l) = V_j V_l + \tau_j\tau_l/(d - 1)` for vMF laws
+      (:math:`\tau` the tangent trace), the tangent term scaled by :math:`\sqrt{f_j f_l}` with factors f (exact
+      when the tangent covariances of the capacities are proportional).
+
+    With both factors 1 this is the vMF's Fisher information (Bartlett's identity; checked against Monte Carlo in the
+    tests). Cells with fewer than 2 seeds are left out.
+    """
+    d = float(dim)
+    n = np.where(n >= 2, n, 0.0)
+    K = n.shape[-1]
+    m, var_t, tau = _seed_covariance_parts(d, kappa)
+    eye = np.eye(K, dtype=bool)
+    EG = np.where(eye, (n + n * (n - 1.0) * m * m)[..., :, None], (n * m)[..., :, None] * (n * m)[..., None, :])
+    g_kappa = np.einsum("...jl,...l->...j", EG, kappa)
+    r = np.sqrt(np.maximum(np.einsum("...j,...j->...", kappa, g_kappa), 1e-300))
+    m_r, var_r, _ = _seed_covariance_parts(d, r)
+    c = m_r / (2.0 * r)
+    dc = (var_r * r - m_r) / (2.0 * r * r)  # A_d'(r) = Var t at r
+    kk = kappa[..., :, None] * kappa[..., None, :]
+    dr = kappa * g_kappa / r[..., None]  # dr / dlog kappa_p
+    M = dc[..., None, None, None] * dr[..., :, None, None] * kk[..., None, :, :]
+    M = M + c[..., None, None, None] * kk[..., None, :, :] * (np.eye(K)[:, :, None] + np.eye(K)[:, None, :])
+    # linear part: the coefficient of T_k in sum_jl M^p_jl dG_jl
+    off = np.where(eye, 0.0, M)
+    lin = 2.0 * np.einsum("...pjk,...j->...pk", off, n * m)
+    lin = lin + 2.0 * np.diagonal(M, axis1=-2, axis2=-1) * (m * (n - 1.0))[..., None, :]
+    rad = var_t * radial_factor
+    cov = np.einsum("...pk,...qk->...pq", lin * (n * rad)[..., None, :], lin)
+    f = np.sqrt(tangent_factor)
+    tr_jl = rad[..., :, None] * rad[..., None, :] + (f * tau)[..., :, None] * (f * tau)[..., None, :] / (d - 1.0)
+    pairs = np.where(eye, (n * (n - 1.0) / 2.0)[..., :, None], n[..., :, None] * n[..., None, :] / 2.0)
+    return cov + 4.0 * np.einsum("...pjl,...qjl,...jl->...pq", M, M, pairs * tr_jl)
 
 
 #: :func:`choose_centered` centres the input effects when the likelihood's standard deviation of a_x is below this

@@ -228,7 +228,8 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         with :func:`sawdist.bayes.loo.loo_inputs`: plain ``az.loo`` on it reports Pareto k > 0.7).
         ``posterior.attrs`` record the law, d and whether the mean is shared, and the calibration:
         ``sawdist_likelihood_weight`` (w per family), ``sawdist_calibrated`` (1 when w was measured from the data),
-        ``sawdist_effective_dimension`` and ``sawdist_variance_ratio`` (per family, when measured),
+        ``sawdist_effective_dimension``, ``sawdist_variance_ratio`` and ``sawdist_score_variance_ratio`` (per
+        family, when measured; :class:`sawdist.bayes.calibration.Calibration`),
         ``sawdist_random_slope`` (1 with input slopes), ``sawdist_slope_test_p`` (per family, when ``"auto"`` ran the
         test), ``sawdist_centered_slope`` (the input slopes' parametrisation:
         :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`),
@@ -344,7 +345,8 @@ def _calibration(summary, design, calibrate):
         cal = likelihood_weight(summary.sel(family=design.families), design.dim)
         return cal.weight, {"sawdist_likelihood_weight": [float(x) for x in cal.weight], "sawdist_calibrated": 1,
                             "sawdist_effective_dimension": [float(x) for x in cal.effective_dimension],
-                            "sawdist_variance_ratio": [float(x) for x in cal.variance_ratio]}
+                            "sawdist_variance_ratio": [float(x) for x in cal.variance_ratio],
+                            "sawdist_score_variance_ratio": [float(x) for x in cal.score_ratio]}
     if calibrate is False or calibrate is None:
         return np.ones(F), {"sawdist_likelihood_weight": [1.0] * F, "sawdist_calibrated": 0}
     w = np.broadcast_to(np.asarray(calibrate, dtype=np.float64), (F,)).copy()

@@ -93,3 +93,30 @@ def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
     assert ("(The power-law fit was sampled 2 times with other parametrisations of the input effects (the retries "
             "at target_accept 0.95); fit 2 is reported; broke the sampler rule: centred input effects, target_accept "
             "default: max R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
+
+
+def test_the_finding_says_when_the_score_check_finds_a_direction_surer_than_the_weight_allows(tmp_path,
+                                                                                               monkeypatch):
+    """The weight assumes one excess of variance in every direction; where the score's check finds a direction with
+    more (Calibration.score_ratio above the Gram diagonal's ratio), finding 4 says how much too narrow its intervals
+    may be."""
+    import dataclasses
+
+    from sawdist.bayes import calibration
+
+    measured = calibration.likelihood_weight
+
+    def with_a_worse_direction(summary, dim=None):
+        cal = measured(summary, dim)
+        return dataclasses.replace(cal, score_ratio=4.0 * np.maximum(cal.variance_ratio, 1.0))
+
+    monkeypatch.setattr(calibration, "likelihood_weight", with_a_worse_direction)
+    m = np.asarray(vmf_mean_resultant_length(DIM, KAPPA))
+    ds = synthetic_dataset(dim=DIM, capacities=CAPS, m=m[None], n_seeds=4, n_inputs=N_INPUTS, families=("a",),
+                           rng=3)
+    ctx = Context(ds, tmp_path, Options(bayes_inputs=10, draws=20, tune=20, chains=2, laws=["power"]))
+    f = convergence.analyze(ds, tmp_path, context=ctx)
+    line = next(line for line in f.measured if line.startswith("Likelihood calibrated"))
+    assert "but the score's worst-calibrated direction varies" in line
+    assert "intervals along it may be up to 2x too narrow" in line
+    assert f.numbers["a/score_variance_ratio"] > 1

@@ -8,11 +8,18 @@ import pytest
 import xarray as xr
 
 from sawdist.bayes import convergence_model, fit_convergence, simulate_summary
-from sawdist.bayes.calibration import choose_centered, choose_random_slope, likelihood_weight, vmf_seed_moments
+from sawdist.bayes.calibration import (
+    _score_covariance,
+    _seed_covariance_parts,
+    choose_centered,
+    choose_random_slope,
+    likelihood_weight,
+    vmf_seed_moments,
+)
 from sawdist.bayes.fitting import CalibrationWarning
 from sawdist.bayes.simulate import simulate_gram_summary
 from sawdist.io import DIMS
-from sawdist.special import vmf_mean_resultant_length
+from sawdist.special import vmf_log_normalizer, vmf_mean_resultant_length
 from sawdist.summaries import contrast_moments, summarize
 
 
@@ -95,12 +102,73 @@ def test_the_weight_is_one_for_vmf_directions_and_small_for_anisotropic_noise():
                                          shape="projected_normal", effective_dimension=5, rng=4)
     cal = likelihood_weight(aniso)
     assert cal.weight[0] < 0.1 and cal.variance_ratio[0] > 10
+    assert cal.weight[0] == pytest.approx(1 / cal.variance_ratio[0], rel=1e-12)
     assert 0.75 * truth["participation_ratio"] < cal.effective_dimension[0] < 1.33 * truth["participation_ratio"]
     # the summary of directions drawn one by one carries the same moments
     cal = likelihood_weight(simulate_summary(dim=64, capacities=[4, 16], n_inputs=60, n_seeds=5, rng=5))
     assert cal.weight[0] > 0.8
     with pytest.raises(ValueError, match="seed-level moments"):
         likelihood_weight(vmf.drop_vars("contrast_radial"))
+
+
+def _collapsed_score(G, n, kappa, d, h=1e-5):
+    """The score of the collapsed log-likelihood sum_k n_k log C_d(kappa_k) - log C_d(sqrt(kappa' G kappa)) in
+    log kappa, by central differences, at each input of G (N, K, K)."""
+    def loglik(log_kappa):
+        k = np.exp(log_kappa)
+        return np.sum(n * vmf_log_normalizer(d, k)) - vmf_log_normalizer(d, np.sqrt(np.einsum("j,xjl,l->x", k, G, k)))
+
+    steps = np.eye(len(kappa)) * h
+    return np.stack([(loglik(np.log(kappa) + e) - loglik(np.log(kappa) - e)) / (2 * h) for e in steps], axis=-1)
+
+
+@pytest.mark.parametrize("shape", ["vmf", "wide"])
+def test_the_score_covariance_matches_monte_carlo(shape):
+    """The first-order covariance of the collapsed score against the covariance of the exact score over 20,000
+    simulated inputs: for the vMF it is the Fisher information (Bartlett's identity); for the wide cosine law (10x the
+    vMF's cosine variance, tangent directions uniform) the factors are known in closed form."""
+    d, caps, n = 768, np.array([4.0, 16.0, 64.0]), np.full(3, 4.0)
+    kappa = np.exp(np.log(d) + 0.5 * (np.log(caps) - np.log(caps).mean()))
+    m, var_t, _ = _seed_covariance_parts(d, kappa)
+    # the wide law keeps E t = m with 10x Var t, so E[1 - t^2] (the tangent trace) shrinks by 9 Var t
+    radial, tangent = (1.0, 1.0) if shape == "vmf" else (10.0, ((1 - m * m - 10 * var_t) / (1 - m * m - var_t)) ** 2)
+    summary, _ = simulate_gram_summary(dim=d, capacities=caps, n_inputs=20000, n_seeds=4, beta=0.5, sigma=0.0,
+                                       alpha_ref=np.log(d), shape=shape, rng=3)
+    score = _collapsed_score(summary["gram"].values[0], n, kappa, d)
+    predicted = _score_covariance(n, kappa, d, radial, tangent)
+    sd = np.sqrt(np.diagonal(predicted))
+    # 20,000 inputs: a variance to about 1 %, a correlation to about 0.007
+    np.testing.assert_allclose(np.diagonal(np.cov(score.T)), np.diagonal(predicted), rtol=0.05)
+    np.testing.assert_allclose((np.cov(score.T) - predicted) / np.outer(sd, sd), 0.0, atol=0.04)
+    np.testing.assert_allclose(score.mean(axis=0) / sd, 0.0, atol=0.03)  # unbiased score at the truth
+
+
+def test_the_score_ratio_finds_what_the_gram_diagonal_understates():
+    """The wide cosine law inflates only the cosines' variance; the Gram diagonal mixes it with the tangent part and
+    understates what the score sees. The measured score ratio matches the one at the truth's kappa and factors."""
+    from scipy import linalg
+
+    d, caps = 3072, np.array([4.0, 16.0, 64.0])
+    summary, truth = simulate_gram_summary(dim=d, capacities=caps, n_inputs=1000, n_seeds=4, beta=0.5, sigma=0.3,
+                                           shape="wide", rng=2)
+    cal = likelihood_weight(summary)
+    m, var_t, _ = _seed_covariance_parts(d, truth["kappa"])
+    n = np.full_like(truth["kappa"], 4.0)
+    tangent = ((1 - m * m - 10 * var_t) / (1 - m * m - var_t)) ** 2
+    vmf = _score_covariance(n, truth["kappa"], d).sum(axis=0)
+    wide = _score_covariance(n, truth["kappa"], d, 10.0, tangent).sum(axis=0)
+    worst = linalg.eigh(wide, vmf, eigvals_only=True)[-1]
+    assert 8 < worst < 10.5  # between the cosine law's 10x and the tangent part's 1x, near the former
+    assert cal.score_ratio[0] == pytest.approx(worst, rel=0.15)
+    np.testing.assert_allclose(cal.radial_ratio[0], 10.0, rtol=0.15)
+    np.testing.assert_allclose(cal.tangent_ratio[0], 1.0, rtol=0.15)
+    assert cal.variance_ratio[0] < 0.75 * cal.score_ratio[0]  # the Gram diagonal alone under-tempers here
+    # vMF directions: every ratio near 1
+    cal = likelihood_weight(simulate_gram_summary(dim=d, capacities=caps, n_inputs=1000, n_seeds=4, beta=0.5,
+                                                  sigma=0.3, rng=2)[0])
+    assert 0.85 < cal.score_ratio[0] < 1.2
+    np.testing.assert_allclose(cal.radial_ratio[0], 1.0, atol=0.2)
+    np.testing.assert_allclose(cal.tangent_ratio[0], 1.0, atol=0.1)
 
 
 def test_the_tempered_model_scales_the_likelihood():
@@ -128,7 +196,9 @@ def test_fit_convergence_records_the_weight_and_warns_without_moments():
         idata = fit_convergence(summary, **kw)
         attrs = idata.posterior.attrs
         assert attrs["sawdist_calibrated"] == 1
-        assert attrs["sawdist_likelihood_weight"] == [float(likelihood_weight(summary).weight[0])]
+        cal = likelihood_weight(summary)
+        assert attrs["sawdist_likelihood_weight"] == [float(cal.weight[0])]
+        assert attrs["sawdist_score_variance_ratio"] == [float(cal.score_ratio[0])]
         assert fit_convergence(summary, calibrate=False, **kw).posterior.attrs["sawdist_likelihood_weight"] == [1.0]
     with pytest.warns(CalibrationWarning, match="not calibrated"):
         idata = fit_convergence(summary.drop_vars("contrast_norm_product"), **kw)
