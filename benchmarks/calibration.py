@@ -280,9 +280,12 @@ def report(results, path):
     # sampler statistics of the study's own fits
     allrecs = [r[w] for r in results.get("fits", {}).values() for w in ("calibrated", "uncalibrated") if w in r]
     if allrecs:
+        from sawdist.bayes.fitting import RHAT_MAX
+
         lines.append("")
         lines.append(f"Study fits ({fit['chains']} chains x {fit['draws']} draws, {fit['tune']} tuning steps): "
-                     f"{len(allrecs)} fits, max R-hat > 1.01 in {sum(r['rhat_max'] > 1.01 for r in allrecs)}, "
+                     f"{len(allrecs)} fits, max R-hat > {RHAT_MAX} in "
+                     f"{sum(r['rhat_max'] > RHAT_MAX for r in allrecs)}, "
                      f"divergences in {sum(r['divergences'] > 0 for r in allrecs)}, median "
                      f"{np.median([r['seconds'] for r in allrecs]):.1f} s per fit.")
     text = "\n".join(lines).strip("\n") + "\n"
