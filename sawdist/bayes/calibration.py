@@ -24,9 +24,8 @@ one factor for every Gram entry (the sandwich of a misspecified likelihood). A c
 (diagonal and across capacities) follows from two moments per cell, the cosines' variance (radial) and the tangent
 covariance (:func:`_score_covariance`); their observed-to-vMF ratios per capacity give the score's covariance B
 beside the vMF's A (the Fisher information), and :math:`\lambda_\max(A^{-1}B)` is the variance ratio of the
-worst-calibrated direction of the log-concentrations. Where it exceeds the diagonal's ratio, some direction's
-interval is too narrow by up to the square root of the two ratios' quotient (docs/bayes.md, "The weight", for why it
-is a check and not the weight).
+worst-calibrated direction of the log-concentrations. Where it exceeds 1/w, some direction's interval is too narrow
+by up to :math:`\sqrt{w\lambda_\max}` (docs/bayes.md, "The weight", for why it is a check and not the weight).
 """
 
 from __future__ import annotations
@@ -88,8 +87,8 @@ class Calibration:
     score_ratio : ndarray (F,)
         A check of w: the largest ratio, over the directions of the log-concentrations, of the score's variance to
         the vMF's (its Fisher information), from the radial and tangent ratios; NaN without moments. Above
-        ``variance_ratio``, some direction's interval is narrower than the sandwich's, to first order, by up to
-        sqrt(score_ratio / variance_ratio) (docs/bayes.md, "The weight").
+        1 / ``weight``, some direction's interval is narrower than the sandwich's, to first order, by up to
+        sqrt(score_ratio * weight) (docs/bayes.md, "The weight").
     radial_ratio, tangent_ratio : ndarray (F, K)
         Per capacity, the observed over vMF variance of the cosines with mu and of the tangent scatter (tr Sigma^2
         less its radial part), pooled over inputs and shrunk towards the family's ratio by their noise.

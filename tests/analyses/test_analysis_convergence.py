@@ -95,6 +95,7 @@ def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
             "default: max R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
 
 
+@pytest.mark.slow  # 47 s from a fresh cache on the floors (a fit and its compile): more than their fast run affords
 def test_the_finding_says_when_the_score_check_finds_a_direction_surer_than_the_weight_allows(tmp_path,
                                                                                                monkeypatch):
     """The weight assumes one excess of variance in every direction; where the score's check finds a direction with
