@@ -143,10 +143,10 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                                    np.atleast_1d(attrs["sawdist_variance_ratio"]),
                                    np.atleast_1d(attrs["sawdist_effective_dimension"])):
             part = f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"
-            if np.isfinite(s) and s > 1.1 * max(r, 1.0):
-                # the weight assumes one excess for every direction; the score's check says one direction has more
+            if np.isfinite(s) and s * w > 1.1:
+                # w allows a variance 1/w times the vMF's in every direction; the score's check says one has more
                 part += (f", but the score's worst-calibrated direction varies {s:.3g}x the vMF's: intervals along "
-                         f"it may be up to {np.sqrt(s / max(r, 1.0)):.2g}x too narrow")
+                         f"it may be up to {np.sqrt(s * w):.2g}x too narrow")
             parts.append(part)
             finding.numbers[f"{fam}/score_variance_ratio"] = float(s)
         finding.measured.append("Likelihood calibrated to the seed-level scatter (docs/bayes.md, \"Calibration\"): "
