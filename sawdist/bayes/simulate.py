@@ -129,16 +129,59 @@ def _cosines(shape, dim, m, kappa, size, gen, wide_factor):
     return 2.0 * gen.beta(mean_b * nu, (1.0 - mean_b) * nu, size=size) - 1.0
 
 
-def _projected_normal_scale(dim, rank, bulk, m, gen):
-    """The signal a with E[a / sqrt(a^2 + ||z||^2)] = m for tangent noise z of unit trace (spike of ``rank`` directions
-    carrying 1 - bulk of the variance, the rest spread over the other d - 1 - rank): a root found on a grid against
-    a Monte-Carlo sample of ||z||^2."""
+def _log_gamma_nodes(shape, n=128):
+    r"""Nodes v and weights of :math:`E f(V)`, V ~ Gamma(``shape``, 1): Gauss–Hermite in s = log v about the mode of
+    the density of s, :math:`k s - e^s - \log\Gamma(k)`, at 1.5x its scale :math:`1/\sqrt k` (log Gamma is skewed
+    for small shapes), the Gaussian weight divided out in log space. In log v the branch point of
+    :math:`1/\sqrt{c + v}` (c >= 0) lies at imaginary part pi whatever c, so the rule converges geometrically for
+    the integrands below, fast for large shapes (1e-12 from shape 2.5 on with 128 nodes, against scipy's quad; at
+    shape 1/2 only 1e-8). No large-order Laguerre weights to overflow at shapes in the thousands."""
+    from scipy.special import gammaln, roots_hermite
+
+    z, w = roots_hermite(n)
+    h = np.sqrt(2.0) * 1.5 / np.sqrt(shape)
+    s = np.log(shape) + h * z
+    return np.exp(s), np.exp(np.log(w) + z * z + np.log(h) + shape * s - np.exp(s) - gammaln(shape))
+
+
+def _projected_normal_scale(dim, rank, bulk, m):
+    r"""The signal a with :math:`E[a/\sqrt{a^2 + \lVert z\rVert^2}] = m` for tangent noise z of unit trace, a spike
+    of ``rank`` directions carrying 1 - ``bulk`` of the variance and the rest spread over the other d - 1 - rank:
+    :math:`\lVert z\rVert^2 = 2\lambda_1 V + 2\lambda_0 W` with V ~ Gamma(rank/2), W ~ Gamma(rest/2) independent.
+
+    The expectation on a grid of a: over W by Gauss–Hermite in log w (:func:`_log_gamma_nodes`; in the study's
+    designs W/(rest/2) is within a few % of 1), over V by adaptive quadrature in s = log v, whose density
+    :math:`e^{ks - e^s}/\Gamma(k)` is smooth for any shape k (a spike of one direction, k = 1/2, included). a at each
+    m is the grid's inverse, by cubic Hermite interpolation with the exact slopes
+    :math:`dE t/d\log a = E[a q/(a^2 + q)^{3/2}]`. Accurate to about 1e-10 in m (tests). A Monte-Carlo sample of
+    ||z||^2, as before, put m off by a common 0.1-0.5 % in each dataset: a thousand inputs of 32 seeds see that, so
+    the truth the fits were scored against was not the one simulated."""
+    from scipy import integrate, interpolate
+    from scipy.special import gammaln
+
     rest = dim - 1 - rank
     lam1, lam0 = (1.0 - bulk) / rank, (bulk / rest if rest > 0 else 0.0)
-    q = lam1 * gen.chisquare(rank, 20000) + (lam0 * gen.chisquare(rest, 20000) if rest > 0 else 0.0)
-    grid = np.logspace(-3, 4, 600)
-    mean_t = (grid[:, None] / np.sqrt(grid[:, None] ** 2 + q[None, :])).mean(axis=1)
-    return np.interp(m, mean_t, grid)
+    w_nodes, w_weights = (_log_gamma_nodes(rest / 2.0, 48 if rest >= 100 else 128) if rest > 0
+                          else (np.zeros(1), np.ones(1)))
+    log_grid = np.linspace(np.log(1e-5), np.log(1e5), 3000)
+    a = np.exp(log_grid)[:, None]
+    k = rank / 2.0
+
+    def integrand(s):  # density of s times (E t, dE t/dlog a) given V = e^s, at every a of the grid
+        q = 2.0 * lam1 * np.exp(s) + 2.0 * lam0 * w_nodes[None, :]
+        r2 = a * a + q
+        t = a / np.sqrt(r2)
+        return np.exp(k * s - np.exp(s) - gammaln(k)) * np.concatenate([t @ w_weights, (t * q / r2) @ w_weights])
+
+    centre, width = np.log(k), 1.0 / np.sqrt(k)
+    both = integrate.quad_vec(integrand, centre - 14 * width - 40 / k, centre + 10 * width + 4, points=[centre],
+                              epsabs=1e-13, epsrel=1e-12)[0]
+    value, slope = both[:log_grid.size], both[log_grid.size:]
+    m = np.asarray(m, dtype=np.float64)
+    if np.any((m <= value[0]) | (m >= value[-1])):
+        raise ValueError(f"'m' must lie in ({value[0]:.3g}, {value[-1]:.6g}) for this noise, got "
+                         f"{m.min():.3g} to {m.max():.6g}.")
+    return np.exp(interpolate.CubicHermiteSpline(value, log_grid, 1.0 / slope)(m))
 
 
 def simulate_gram_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_seeds: int, beta: float = 0.5,
@@ -202,7 +245,7 @@ def simulate_gram_summary(*, dim: int, capacities: ArrayLike, n_inputs: int, n_s
         ratio = d - 1.0
     zn = np.sqrt(np.diagonal(Z, axis1=1, axis2=2))  # (N, n)
     if shape == "projected_normal":
-        signal = _projected_normal_scale(d, rank, bulk, m_i.ravel(), gen).reshape(m_i.shape)
+        signal = _projected_normal_scale(d, rank, bulk, m_i)
         r = np.sqrt(signal**2 + zn**2)
         U = (signal[:, :, None] * signal[:, None, :] + Z) / (r[:, :, None] * r[:, None, :])
     else:
