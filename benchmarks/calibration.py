@@ -228,6 +228,65 @@ def _coverage_rows(results, which):
     return rows
 
 
+#: The study's goal: coverage within this many points of nominal in every cell.
+GOAL_POINTS = 5.0
+
+
+def _interval(hits, level=0.95):
+    """(estimate, low, high) in % for coverage, with an interval honest about the datasets as the random units.
+
+    ``hits`` is one list per dataset (one entry for beta; K for m(k), which are not independent within a dataset).
+    Each dataset counts as one unit with its coverage fraction: the Clopper-Pearson interval of x = the sum of the
+    fractions in n = the number of datasets (exact for beta; for m(k) conservative, since a fraction varies less
+    than a single hit of the same mean, and never degenerate when every capacity of every dataset was held)."""
+    from scipy import stats
+
+    per = np.array([np.mean(h) for h in hits], dtype=float)
+    x, n = per.sum(), len(per)
+    alpha = 1.0 - level
+    low = stats.beta.ppf(alpha / 2, x, n - x + 1) if x > 0 else 0.0
+    high = stats.beta.ppf(1 - alpha / 2, x + 1, n - x) if x < n else 1.0
+    return 100 * x / n, 100 * low, 100 * high
+
+
+def _goal_verdict(low, high, nominal):
+    """'met' when the whole 95 % interval lies within GOAL_POINTS of nominal, 'missed' when none of it does, else
+    'open' (the study is too small to tell)."""
+    if nominal - GOAL_POINTS <= low and high <= nominal + GOAL_POINTS:
+        return "met"
+    if high < nominal - GOAL_POINTS or low > nominal + GOAL_POINTS:
+        return "missed"
+    return "open"
+
+
+def goal_table(results, which="calibrated"):
+    """Markdown lines: per cell and level, coverage of beta and m(k) with 95 % intervals over datasets, and whether
+    the goal (within GOAL_POINTS of nominal) is met, missed or open at this study's size."""
+    lines = ["| cell | fits | " + " | ".join(f"beta {100 * lv:.0f} %" for lv in LEVELS) + " | "
+             + " | ".join(f"m(k) {100 * lv:.0f} %" for lv in LEVELS) + " |",
+             "|---|---|" + "---|" * (2 * len(LEVELS))]
+    tally = {"met": 0, "open": 0, "missed": 0}
+    for cell in CELLS:
+        recs = [r[which] for k, r in results["fits"].items() if k.split("/")[0] == cell and which in r]
+        if len(recs) < 2:
+            continue
+        cells = []
+        for name in ("beta", "m"):
+            for lv in LEVELS:
+                hits = [np.atleast_1d(r["cover"][f"{name}_{lv}"]) for r in recs]
+                est, low, high = _interval(hits)
+                verdict = _goal_verdict(low, high, 100 * lv)
+                tally[verdict] += 1
+                cells.append(f"{est:.0f} [{low:.0f}, {high:.0f}] {verdict}")
+        lines.append(f"| {cell} | {len(recs)} | " + " | ".join(cells) + " |")
+    lines += ["", f"Coverage in % with its 95 % Clopper-Pearson interval over datasets (for m(k), whose K "
+              f"capacities per dataset are not independent, each dataset counts once, with its coverage fraction). "
+              f"met: the whole interval within {GOAL_POINTS:.0f} points of nominal; missed: none of it; open: the "
+              f"study is too small to tell. Of {sum(tally.values())} cell-levels: {tally['met']} met, "
+              f"{tally['open']} open, {tally['missed']} missed."]
+    return lines
+
+
 def report(results, path):
     lines = []
     fit = results["settings"]["fit"]
@@ -258,6 +317,10 @@ def report(results, path):
                     f"{100 * np.mean([r['cover'][f'beta_{lv}'] for r in recs]):.0f}" for lv in LEVELS)
                     + f" | {100 * np.mean([x for r in recs for x in r['cover']['m_0.95']]):.0f} | "
                     f"{np.median([r['seconds'] for r in recs]):.1f} |")
+        lines.append("")
+        lines.append("Against the goal (calibrated fits):")
+        lines.append("")
+        lines.extend(goal_table(results))
     lines.append("")
     diag = results.get("diagnostics", {})
     if diag:

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from scipy import stats
 
 from sawdist.bayes import convergence_model, fit_convergence, simulate_summary
 from sawdist.bayes.calibration import (
@@ -347,7 +348,7 @@ def test_input_slopes_are_centred_where_the_data_pin_each_one_down():
     assert chosen and not test.centered
 
 
-def test_the_study_report_of_a_diagnostics_only_run_has_no_empty_coverage_table(tmp_path):
+def _study_script():
     import importlib.util
     from pathlib import Path
 
@@ -355,6 +356,11 @@ def test_the_study_report_of_a_diagnostics_only_run_has_no_empty_coverage_table(
     spec = importlib.util.spec_from_file_location("calibration_benchmark", path)
     study = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(study)
+    return study
+
+
+def test_the_study_report_of_a_diagnostics_only_run_has_no_empty_coverage_table(tmp_path):
+    study = _study_script()
     record = {"design": [10, 4, 3, 64], "weight": 0.5, "centered": 1, "rhat_max": 1.002, "ess_bulk_min": 900.0,
               "divergences": 0, "seconds": 12.0}
     results = {"settings": {"fit": {"chains": 4, "draws": 1000, "tune": 300}},
@@ -363,3 +369,21 @@ def test_the_study_report_of_a_diagnostics_only_run_has_no_empty_coverage_table(
     text = (tmp_path / "report.md").read_text()
     assert text.startswith("Sampler diagnostics at the default settings") and "| cell |" not in text
     assert text.endswith("1 of 2 fits meet the sampler rule.\n")
+
+
+def test_the_study_goal_verdicts_count_datasets_as_the_random_units():
+    """Coverage intervals over datasets (Clopper-Pearson, closed forms) and the goal's three verdicts."""
+    study = _study_script()
+    # every one of 60 datasets held beta: the interval is [0.025^(1/60), 1]
+    est, low, high = study._interval([[1]] * 60)
+    assert (est, high) == (100.0, 100.0) and low == pytest.approx(100 * 0.025 ** (1 / 60), rel=1e-9)
+    assert study._goal_verdict(low, high, 95.0) == "met"
+    assert study._goal_verdict(*study._interval([[1]] * 15)[1:], 95.0) == "open"  # 78-100: too few datasets to tell
+    assert study._goal_verdict(*study._interval([[1]] * 20 + [[0]] * 80)[1:], 50.0) == "missed"
+    # m(k): the K capacities of a dataset count once, as its fraction (3 datasets of 4 capacities, 8 hits of 12,
+    # is x = 2 in n = 3, not 8 in 12); none held or all held gives the one-sided bound
+    est, low, high = study._interval([[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 0, 0]])
+    assert est == pytest.approx(100 * 2 / 3)
+    assert low == pytest.approx(100 * stats.beta.ppf(0.025, 2, 2)) and high == pytest.approx(
+        100 * stats.beta.ppf(0.975, 3, 1))
+    assert study._interval([[0, 0]] * 5)[1:] == (0.0, pytest.approx(100 * (1 - 0.025 ** (1 / 5))))
