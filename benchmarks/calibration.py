@@ -92,6 +92,12 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
 
     kw = ({"draws": 1000, "tune": 300, "chains": 4} if default_settings
           else {"draws": args.draws, "tune": args.tune, "chains": args.chains})
+    if calibrate is True and getattr(args, "weight", "diagonal") == "min":
+        # the smaller of the Gram diagonal's weight and the score check's 1 / score_ratio, per family
+        from sawdist.bayes.calibration import likelihood_weight
+
+        cal = likelihood_weight(summary)
+        calibrate = np.minimum(cal.weight, np.minimum(1.0, 1.0 / np.nan_to_num(cal.score_ratio, nan=1.0)))
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -149,9 +155,11 @@ def load(args):
 
 
 def settings(args):
-    return {"fit": {"draws": args.draws, "tune": args.tune, "chains": args.chains, "draws_kept": args.draws_kept,
-                    "seed": args.seed, "priors": {k: list(v) if isinstance(v, tuple) else v
-                                                  for k, v in PRIORS.items()}},
+    fit = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "draws_kept": args.draws_kept,
+           "seed": args.seed, "priors": {k: list(v) if isinstance(v, tuple) else v for k, v in PRIORS.items()}}
+    if getattr(args, "weight", "diagonal") != "diagonal":  # (absent from files written before the option)
+        fit["weight"] = args.weight
+    return {"fit": fit,
             "datasets_per_cell": args.datasets, "designs": [list(x) for x in DESIGNS], "cells": CELLS,
             "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
 
@@ -402,6 +410,9 @@ def main():
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--calibrated-only", action="store_true",
                         help="skip the uncalibrated reference fits of the misspecified cells")
+    parser.add_argument("--weight", choices=("diagonal", "min"), default="diagonal",
+                        help="the calibrated fits' w: fit_convergence's (the Gram diagonal's) or the smaller of it and "
+                             "1 / Calibration.score_ratio")
     parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
                         help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
