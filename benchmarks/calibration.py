@@ -93,11 +93,12 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
     kw = ({"draws": 1000, "tune": 300, "chains": 4} if default_settings
           else {"draws": args.draws, "tune": args.tune, "chains": args.chains})
     if calibrate is True and getattr(args, "weight", "diagonal") == "min":
-        # the smaller of the Gram diagonal's weight and the score check's 1 / score_ratio, per family
+        # the smaller of the Gram diagonal's weight and the score check's 1 / score_ratio, per family (as
+        # docs/bayes.md shows users; fmin keeps w where the ratio is NaN)
         from sawdist.bayes.calibration import likelihood_weight
 
         cal = likelihood_weight(summary)
-        calibrate = np.minimum(cal.weight, np.minimum(1.0, 1.0 / np.nan_to_num(cal.score_ratio, nan=1.0)))
+        calibrate = np.fmin(cal.weight, 1.0 / cal.score_ratio)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
