@@ -31,6 +31,7 @@ by up to :math:`\sqrt{w\lambda_\max}` (docs/bayes.md, "The weight", for why it i
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 __all__ = ["MOMENT_VARIABLES", "Calibration", "SlopeHeterogeneity", "choose_centered", "choose_random_slope",
+           "input_spread",
            "likelihood_weight", "vmf_seed_moments"]
 
 #: The summary variables the calibration reads (:func:`sawdist.summaries.summarize` writes them).
@@ -352,6 +354,29 @@ def choose_centered(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | Non
     with np.errstate(divide="ignore"):
         ratio = float(np.max(np.where(spread > 0, np.median(sd_lik, axis=1) / spread, np.inf)))
     return bool(ratio < CENTERED_MAX_RATIO), ratio
+
+
+def input_spread(summary: xr.Dataset, dim: int | None = None, law: str = "power") -> np.ndarray:
+    r"""Per family, the standard deviation over inputs of the moment estimates of the input effects a_x: the start
+    of the scale sigma of centred input effects (:func:`sawdist.bayes.fit_convergence`).
+
+    The estimate of :math:`a_x` is the mean over the capacities with at least 2 directions of
+    :math:`\log\hat\kappa_k(x)` (``law="logit_mean_resultant_length"``: of :math:`\operatorname{logit}\hat m_k(x)`),
+    :math:`\hat m` the Gram diagonal's moment estimate. Its spread over inputs includes the estimates' noise, so it
+    errs above sigma, on the side away from the funnel's neck (for the monotone law, whose a_x is the first
+    capacity's level, the steps are common to all inputs and leave the spread unchanged).
+
+    Returns
+    -------
+    ndarray (F,)
+        NaN for a family with fewer than 2 inputs that have an estimate.
+    """
+    n, m_hat, kappa = _moment_kappa(summary, float(_dim(summary, dim)))
+    level = np.log(m_hat / (1.0 - m_hat)) if law == "logit_mean_resultant_length" else np.log(kappa)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an input without any estimate: its mean is NaN
+        a_hat = np.nanmean(np.where(n >= 2, level, np.nan), axis=-1)  # (F, N)
+        return np.nanstd(a_hat, axis=-1, ddof=1)
 
 
 def _log_kappa_information(summary, d, weight):

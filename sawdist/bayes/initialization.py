@@ -3,8 +3,11 @@
 The posterior scales of the convergence models span orders of magnitude (the slope is known to 1e-4 at d = 3072, the
 input effects to 1e-2), so NUTS started with a unit mass matrix spends most of its tuning on deep trees.
 :func:`laplace_start` finds the mode in the sampler's (transformed) space with L-BFGS, takes the diagonal of the
-Hessian there by central differences of the gradient, and returns start points and a NUTS step whose diagonal
-mass-matrix adaptation starts from the Laplace variances.
+Hessian there by central differences of the gradient (random probes above 2000 parameters:
+``sawdist.bayes.samplers.laplace``), and returns start points and a NUTS step whose diagonal mass-matrix adaptation
+starts from the Laplace variances. Variables can be held at given values during the search (``fixed``): the joint
+mode of centred random effects and their scale sits at scale 0, the funnel's neck, when each effect is weakly
+determined, and :func:`~sawdist.bayes.fit_convergence` holds that scale off it.
 
 PyMC API used. Public and documented: :meth:`pymc.Model.initial_point`, :meth:`pymc.Model.logp_dlogp_function`
 (``ravel_inputs=True``: one function of the flat vector of ``model.value_vars``, in that order, each raveled),
@@ -21,11 +24,16 @@ d = 3072 with 500 inputs); the start points, the mass matrix and hence the draws
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pymc as pm
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from numpy.typing import ArrayLike
 
 __all__ = ["INITIAL_WEIGHT", "laplace_start"]
 
@@ -34,7 +42,8 @@ __all__ = ["INITIAL_WEIGHT", "laplace_start"]
 INITIAL_WEIGHT = 10
 
 
-def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator | None = None,
+def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator | None = None, *,
+                  fixed: Mapping[str, ArrayLike] | None = None,
                   **nuts_kwargs: Any) -> tuple[list[dict[str, np.ndarray]], pm.NUTS]:
     """Start points and a NUTS step for ``model`` from a Laplace approximation in the sampler's space.
 
@@ -47,6 +56,10 @@ def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator 
     seed : int, numpy.random.Generator or None
         Seed of the jitter (and of the potential, which :func:`pymc.sample` reseeds per chain): the same seed gives
         the same start points.
+    fixed : dict, optional
+        Free variables (by name) held at the values given (in their own space) during the mode search: the start is
+        then the mode of the others given them; the Laplace variances are taken there for every variable, and the
+        held ones are jittered too. For a hierarchical scale whose joint mode with its effects sits at 0.
     **nuts_kwargs
         Passed to :class:`pymc.NUTS` (``target_accept``, ``max_treedepth``, ...).
 
@@ -72,13 +85,12 @@ def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator 
     >>> idata = pm.sample(50, tune=50, chains=2, cores=1, step=step, initvals=points, model=model,
     ...                   random_seed=0, progressbar=False)  # doctest: +SKIP
     """
-    from scipy.optimize import minimize
+    from .samplers import laplace, laplace_point
 
     value_vars = model.value_vars
-    start = model.initial_point()
+    x0, held, start = laplace_point(model, fixed, value_vars)
     shapes = [np.shape(start[v.name]) for v in value_vars]
     splits = np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1]
-    x0 = np.concatenate([np.ravel(start[v.name]) for v in value_vars]).astype(np.float64)
 
     def unravel(x):
         return {v.name: np.asarray(part, dtype=start[v.name].dtype).reshape(shape)
@@ -86,28 +98,14 @@ def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator 
 
     logp_dlogp = model.logp_dlogp_function(value_vars, ravel_inputs=True)
     logp_dlogp.set_extra_values({})  # every value variable is a gradient variable: no extra inputs
-
-    def neg(x):
-        value, grad = logp_dlogp(x)
-        if not np.isfinite(value):
-            return np.inf, np.zeros_like(x)
-        return -value, -grad
-
-    res = minimize(neg, x0, jac=True, method="L-BFGS-B", options={"maxiter": 5000})
-    mode = res.x
+    mode, var = laplace(logp_dlogp, x0, held)
     n = mode.size
-    h = 1e-5 * np.maximum(1.0, np.abs(mode))
-    diag = np.empty(n)
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h[i]
-        diag[i] = (neg(mode + e)[1][i] - neg(mode - e)[1][i]) / (2.0 * h[i])
     # Laplace variances, at most 1: never wider than PyMC's own default start (a unit mass matrix, jitter within
     # +-1). A nearly flat direction at the mode (a scale parameter whose mode sits at its boundary, sigma -> 0 in
     # the sampler's log space) has curvature ~1e-12: its "variance" of ~1e12 would throw the jittered starts to
     # absurd points ("Bad initial energy") and tell the adaptation nothing true. Non-positive or non-finite
     # curvature also gets 1.
-    var = np.where(np.isfinite(diag) & (diag > 1.0), 1.0 / np.where(diag > 1.0, diag, 1.0), 1.0)
+    var = np.minimum(var, 1.0)
     gen = np.random.default_rng(seed)
     # One compiled map from the sampler's space to the free variables' own values (untransformed), for all chains.
     names = {rv.name for rv in model.free_RVs}

@@ -22,7 +22,8 @@ are used only when asked for.
 **Start.** ``init="laplace"`` starts every sampler at the Laplace approximation of the posterior in the sampler's
 (transformed) space: the mode found by L-BFGS and the diagonal of the inverse Hessian there (as
 :func:`~.initialization.laplace_start`), each chain at the mode plus Normal(0, (sd/2)^2) jitter seeded by
-``random_seed``. What each sampler does with it: PyMC, NumPyro and BlackJAX start the chains there *and* their
+``random_seed``; ``laplace_fixed`` holds named variables at given values during the mode search, for every
+sampler. What each sampler does with it: PyMC, NumPyro and BlackJAX start the chains there *and* their
 diagonal mass-matrix adaptation from the Laplace variances; nutpie takes the start points only (it accepts no
 initial mass matrix and initialises its adaptation from the gradient at the start). NumPyro's regularisation of the
 adapted variances towards 1e-3 (Stan's) is switched off, since it swamps posterior variances of 1e-8 (the slope at
@@ -49,7 +50,7 @@ import pymc as pm
 from ..dependencies import MissingDependencyError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping, Sequence
 
     import arviz as az
     from numpy.typing import ArrayLike
@@ -124,7 +125,8 @@ def _check_sampler(sampler, model=None, kwargs=None):
     return sampler
 
 
-def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace", **kwargs: Any) -> az.InferenceData:
+def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace",
+           laplace_fixed: Mapping[str, ArrayLike] | None = None, **kwargs: Any) -> az.InferenceData:
     """Sample ``model`` with NUTS from ``sampler`` and return an :class:`arviz.InferenceData` (module docstring).
 
     Parameters
@@ -137,6 +139,11 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     init : {"laplace", "pymc"}
         Start at the Laplace approximation (module docstring), or each sampler's own start. With PyMC, ignored
         when ``step`` or ``initvals`` is given.
+    laplace_fixed : dict, optional
+        Free variables (by name) held at the values given (in their own space) during the Laplace start's mode
+        search, which then finds the mode of the others given them; the Laplace variances and the jitter cover
+        them too. For the scale of centred random effects, whose joint mode with its effects sits at 0
+        (the funnel's neck) when each effect is weakly determined (:func:`~sawdist.bayes.fit_convergence`).
     **kwargs
         ``draws`` (1000), ``tune`` (1000), ``chains`` (4), ``cores``, ``random_seed``, ``progressbar`` (False),
         ``target_accept``, ``max_treedepth``, ``var_names`` (the deterministics to keep in the posterior, all by
@@ -155,11 +162,13 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     sampler = _check_sampler(sampler, model, kwargs)
     if init not in ("laplace", "pymc"):
         raise ValueError(f"'init' must be 'laplace' or 'pymc', got {init!r}.")
+    laplace_fixed = dict(laplace_fixed or {})
+    laplace_point(model, laplace_fixed)  # names checked before any sampler compiles
     if kwargs.get("var_names") is not None:
         free = [rv.name for rv in model.free_RVs]
         kwargs["var_names"] = free + [name for name in kwargs["var_names"] if name not in free]
     if sampler == "pymc":
-        idata = _sample_pymc(model, init, kwargs)
+        idata = _sample_pymc(model, init, kwargs, laplace_fixed)
     else:
         unknown = sorted(set(kwargs) - set(_COMMON))
         if unknown:
@@ -170,9 +179,9 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
         kwargs["chains"] = kwargs.get("chains") or 4
         log_likelihood = dict(kwargs.pop("idata_kwargs", None) or {}).get("log_likelihood", True)
         if sampler == "nutpie":
-            idata = _sample_nutpie(model, init, **kwargs)
+            idata = _sample_nutpie(model, init, laplace_fixed, **kwargs)
         else:
-            idata = _sample_jax(model, sampler, init, **kwargs)
+            idata = _sample_jax(model, sampler, init, laplace_fixed, **kwargs)
         _tidy(idata, model, kwargs.get("var_names"))
         if log_likelihood:
             pm.compute_log_likelihood(idata, model=model, progressbar=False, extend_inferencedata=True)
@@ -180,7 +189,7 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     return idata
 
 
-def _sample_pymc(model, init, kwargs):
+def _sample_pymc(model, init, kwargs, laplace_fixed=None):
     from .initialization import laplace_start
 
     kwargs = {"progressbar": False, **kwargs}
@@ -194,7 +203,7 @@ def _sample_pymc(model, init, kwargs):
             nuts_kwargs = dict(kwargs.pop("nuts", None) or {})
             nuts_kwargs.update({key: kwargs.pop(key) for key in ("target_accept", "max_treedepth") if key in kwargs})
             kwargs["initvals"], kwargs["step"] = laplace_start(model, chains, kwargs.get("random_seed"),
-                                                               **nuts_kwargs)
+                                                               fixed=laplace_fixed, **nuts_kwargs)
         return pm.sample(idata_kwargs=idata_kwargs, **kwargs)
 
 
@@ -211,14 +220,16 @@ _EXACT_HESSIAN_MAX = 2000
 _HESSIAN_PROBES = 16
 
 
-def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
-            x0: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: ArrayLike,
+            fixed: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The mode of a log-density and the diagonal of the inverse Hessian there, in the sampler's flat space.
 
     ``logp_dlogp(x) -> (logp, grad)``; the same approximation as :func:`~.initialization.laplace_start` (L-BFGS-B
     from ``x0``, central differences of the gradient with step ``1e-5 max(1, |x|)``, variance 1 where the curvature
     is not positive and finite), on the sampler's own compiled function. Above 2000 parameters the diagonal of the
-    Hessian is the average of ``z * (H z)`` over 16 Rademacher probes z (32 gradients instead of 2n).
+    Hessian is the average of ``z * (H z)`` over 16 Rademacher probes z (32 gradients instead of 2n). ``fixed``, a
+    boolean mask over ``x0``, holds those coordinates at ``x0`` during the mode search: the point returned is then
+    the mode of the others given them (:func:`laplace_point`), and the variances cover every coordinate.
     """
     from scipy.optimize import minimize
 
@@ -228,8 +239,18 @@ def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
             return np.inf, np.zeros_like(x)
         return -float(value), -np.asarray(grad, dtype=np.float64)
 
-    mode = minimize(neg, np.asarray(x0, dtype=np.float64), jac=True, method="L-BFGS-B",
-                    options={"maxiter": 5000}).x
+    x0 = np.asarray(x0, dtype=np.float64)
+    free = np.ones(x0.size, dtype=bool) if fixed is None else ~np.asarray(fixed, dtype=bool)
+
+    def neg_free(y):
+        x = x0.copy()
+        x[free] = y
+        value, grad = neg(x)
+        return value, grad[free]
+
+    mode = x0.copy()
+    if free.any():
+        mode[free] = minimize(neg_free, x0[free], jac=True, method="L-BFGS-B", options={"maxiter": 5000}).x
     n = mode.size
     h = 1e-5 * np.maximum(1.0, np.abs(mode))
     diag = np.empty(n)
@@ -252,6 +273,35 @@ def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]],
     return mode, var
 
 
+def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None,
+                  value_vars: Sequence | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Where the Laplace start's mode search begins: ``(x0, mask, point)``.
+
+    ``point`` is :meth:`pymc.Model.initial_point` (keyed by value variable, in the sampler's space) with the free
+    variables named in ``fixed`` at the values given (their own space); ``x0`` is its flat vector over
+    ``value_vars`` (default ``model.value_vars``) and ``mask`` marks the coordinates of ``fixed`` (:func:`laplace`'s
+    ``fixed``). The model is left as it was (PyMC cannot compute the log-likelihood of a model with initial values).
+    """
+    fixed = dict(fixed or {})
+    rvs = {rv.name: rv for rv in model.free_RVs}
+    unknown = set(fixed) - set(rvs)
+    if unknown:
+        raise ValueError(f"'laplace_fixed' must name free variables of the model, got {min(unknown)!r}.")
+    value_vars = model.value_vars if value_vars is None else list(value_vars)
+    previous = {rvs[name]: model.rvs_to_initial_values.get(rvs[name]) for name in fixed}
+    try:
+        for name, value in fixed.items():
+            model.set_initval(rvs[name], np.asarray(value, dtype=np.float64))
+        point = model.initial_point()
+    finally:
+        for rv, value in previous.items():
+            model.set_initval(rv, value)
+    x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(np.float64)
+    mask = np.concatenate([np.full(np.size(point[v.name]), model.values_to_rvs[v].name in fixed)
+                           for v in value_vars])
+    return x0, mask, point
+
+
 def _jitter(mode, var, seed, chain):
     """Start point of one chain: the mode plus Normal(0, var/4) jitter, from the seed and the chain alone."""
     return mode + 0.5 * np.sqrt(var) * np.random.default_rng([seed, int(chain)]).standard_normal(mode.size)
@@ -266,19 +316,19 @@ def _numba_quiet():
         yield
 
 
-def _sample_nutpie(model, init, *, draws, tune, chains, cores=None, random_seed=None, progressbar=False,
-                   target_accept=None, max_treedepth=None, var_names=None, compute_convergence_checks=None,
-                   nuts_sampler_kwargs=None):
+def _sample_nutpie(model, init, laplace_fixed=None, *, draws, tune, chains, cores=None, random_seed=None,
+                   progressbar=False, target_accept=None, max_treedepth=None, var_names=None,
+                   compute_convergence_checks=None, nuts_sampler_kwargs=None):
     import nutpie
 
     seed = _seed(random_seed)
     with _numba_quiet():
         compiled = nutpie.compile_pymc_model(model, backend="numba", var_names=var_names)
     if init == "laplace":
-        point = model.initial_point()  # nutpie's flat vector: the free variables' values in model order
-        x0 = np.concatenate([np.ravel(point[model.rvs_to_values[rv].name]) for rv in model.free_RVs])
+        # nutpie's flat vector: the free variables' values in model order
+        x0, fixed, _ = laplace_point(model, laplace_fixed, [model.rvs_to_values[rv] for rv in model.free_RVs])
         with _numba_quiet():
-            mode, var = laplace(lambda x: compiled.logp_func(x), x0)
+            mode, var = laplace(lambda x: compiled.logp_func(x), x0, fixed)
         # nutpie calls this once per chain, with a seed of its own derived from `seed` and the chain
         compiled = dataclasses.replace(compiled,
                                        initial_point_func=lambda chain_seed: _jitter(mode, var, seed, chain_seed))
@@ -293,9 +343,9 @@ def _sample_nutpie(model, init, *, draws, tune, chains, cores=None, random_seed=
     return idata
 
 
-def _sample_jax(model, sampler, init, *, draws, tune, chains, cores=None, random_seed=None, progressbar=False,
-                target_accept=None, max_treedepth=None, var_names=None, compute_convergence_checks=True,
-                nuts_sampler_kwargs=None):
+def _sample_jax(model, sampler, init, laplace_fixed=None, *, draws, tune, chains, cores=None, random_seed=None,
+                progressbar=False, target_accept=None, max_treedepth=None, var_names=None,
+                compute_convergence_checks=True, nuts_sampler_kwargs=None):
     # PyMC's JAX module asks XLA for 100 CPU devices (one chain each) when it is imported before JAX starts
     import jax
     import pymc.sampling.jax as pymc_jax
@@ -303,15 +353,14 @@ def _sample_jax(model, sampler, init, *, draws, tune, chains, cores=None, random
     seed = _seed(random_seed)
     nuts_kwargs = dict(nuts_sampler_kwargs or {})
     value_vars = model.value_vars
-    point = model.initial_point()
+    x0, fixed, point = laplace_point(model, laplace_fixed if init == "laplace" else None, value_vars)
     shapes = [np.shape(point[v.name]) for v in value_vars]
     splits = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-    x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(np.float64)
     starts = var = None
     if init == "laplace":
         fn = model.logp_dlogp_function(ravel_inputs=True)  # C code (cached): the mode search needs no XLA compile
         fn.set_extra_values({})
-        mode, var = laplace(fn, x0)
+        mode, var = laplace(fn, x0, fixed)
         starts = np.stack([_jitter(mode, var, seed, chain) for chain in range(chains)])
     chain_method = "parallel" if jax.local_device_count() >= chains else "vectorized"
     target_accept = 0.8 if target_accept is None else float(target_accept)

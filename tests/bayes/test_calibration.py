@@ -14,6 +14,7 @@ from sawdist.bayes.calibration import (
     _seed_covariance_parts,
     choose_centered,
     choose_random_slope,
+    input_spread,
     likelihood_weight,
     vmf_seed_moments,
 )
@@ -387,3 +388,25 @@ def test_the_study_goal_verdicts_count_datasets_as_the_random_units():
     assert low == pytest.approx(100 * stats.beta.ppf(0.025, 2, 2)) and high == pytest.approx(
         100 * stats.beta.ppf(0.975, 3, 1))
     assert study._interval([[0, 0]] * 5)[1:] == (0.0, pytest.approx(100 * (1 - 0.025 ** (1 / 5))))
+
+
+def test_input_spread_is_the_spread_of_the_moment_estimates():
+    # by hand: the Gram diagonal's m_hat^2 = (G_kk - n) / (n (n - 1)), kappa = A_d^-1(m_hat), the mean over the
+    # capacities with >= 2 directions of log kappa (logit m for the logit law), the sd over inputs
+    from scipy.optimize import brentq
+
+    summary = simulate_summary(dim=64, capacities=[4, 16, 64], n_inputs=6, n_seeds=5, sigma=0.4, rng=3)
+    count = summary["count"].values.astype(float).copy()
+    count[0, 2, 1] = 1  # one cell with a single direction: left out of its input's mean
+    summary["count"] = summary["count"].copy(data=count)
+    n = summary["count"].transpose("family", "input", "capacity").values[0]
+    gkk = np.diagonal(summary["gram"].transpose("family", "input", "capacity", "capacity_b").values[0], 0, -2, -1)
+    m = np.sqrt((gkk - n) / (n * np.maximum(n - 1, 1)))
+    m[n < 2] = 0.5  # not used
+    kappa = np.vectorize(lambda t: brentq(lambda k: vmf_mean_resultant_length(64, k) - t, 1e-9, 1e6,
+                                          xtol=1e-13, rtol=1e-14))(m)
+    for law, level in [("power", np.log(kappa)), ("logit_mean_resultant_length", np.log(m / (1 - m)))]:
+        a = np.array([np.mean(row[n_row >= 2]) for row, n_row in zip(level, n)])
+        np.testing.assert_allclose(input_spread(summary, law=law), [np.std(a, ddof=1)], rtol=1e-7)
+    # one input: no spread to measure
+    assert np.isnan(input_spread(summary.isel(input=[0]))).all()
