@@ -88,7 +88,7 @@ def laplace_start(model: pm.Model, chains: int, seed: int | np.random.Generator 
     from .samplers import laplace, laplace_point
 
     value_vars = model.value_vars
-    x0, held, start = laplace_point(model, fixed, value_vars)
+    x0, held, start = laplace_point(model, fixed, value_vars, argument="fixed")
     shapes = [np.shape(start[v.name]) for v in value_vars]
     splits = np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1]
 

@@ -163,7 +163,8 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     if init not in ("laplace", "pymc"):
         raise ValueError(f"'init' must be 'laplace' or 'pymc', got {init!r}.")
     laplace_fixed = dict(laplace_fixed or {})
-    laplace_point(model, laplace_fixed)  # names checked before any sampler compiles
+    if laplace_fixed:
+        laplace_point(model, laplace_fixed)  # names checked before any sampler compiles
     if kwargs.get("var_names") is not None:
         free = [rv.name for rv in model.free_RVs]
         kwargs["var_names"] = free + [name for name in kwargs["var_names"] if name not in free]
@@ -273,20 +274,21 @@ def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: Ar
     return mode, var
 
 
-def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None,
-                  value_vars: Sequence | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None, value_vars: Sequence | None = None,
+                  argument: str = "laplace_fixed") -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Where the Laplace start's mode search begins: ``(x0, mask, point)``.
 
     ``point`` is :meth:`pymc.Model.initial_point` (keyed by value variable, in the sampler's space) with the free
     variables named in ``fixed`` at the values given (their own space); ``x0`` is its flat vector over
     ``value_vars`` (default ``model.value_vars``) and ``mask`` marks the coordinates of ``fixed`` (:func:`laplace`'s
     ``fixed``). The model is left as it was (PyMC cannot compute the log-likelihood of a model with initial values).
+    ``argument`` names ``fixed`` in the error for a name that is not a free variable.
     """
     fixed = dict(fixed or {})
     rvs = {rv.name: rv for rv in model.free_RVs}
     unknown = set(fixed) - set(rvs)
     if unknown:
-        raise ValueError(f"'laplace_fixed' must name free variables of the model, got {min(unknown)!r}.")
+        raise ValueError(f"'{argument}' must name free variables of the model, got {min(unknown)!r}.")
     value_vars = model.value_vars if value_vars is None else list(value_vars)
     previous = {rvs[name]: model.rvs_to_initial_values.get(rvs[name]) for name in fixed}
     try:

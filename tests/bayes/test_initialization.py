@@ -124,7 +124,7 @@ def test_a_held_variable_starts_the_others_at_their_conditional_mode():
     np.testing.assert_allclose(step.potential.velocity(np.ones(2)), [0.2, 0.25], rtol=1e-5)
     # the model is left without initial values (PyMC cannot compute the log-likelihood of one that has them)
     assert all(value is None for value in model.rvs_to_initial_values.values())
-    with pytest.raises(ValueError, match=r"^'laplace_fixed' must name free variables of the model, got 'w'\.$"):
+    with pytest.raises(ValueError, match=r"^'fixed' must name free variables of the model, got 'w'\.$"):
         laplace_start(model, chains=1, fixed={"w": 1.0})
 
 

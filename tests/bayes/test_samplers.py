@@ -56,6 +56,8 @@ def test_argument_messages(summary):
         smp.sample(model, "stan")
     with pytest.raises(ValueError, match=r"^'init' must be 'laplace' or 'pymc', got 'map'\.$"):
         smp.sample(model, "pymc", init="map")
+    with pytest.raises(ValueError, match=r"^'laplace_fixed' must name free variables of the model, got 'kappa'\.$"):
+        smp.sample(model, "pymc", laplace_fixed={"kappa": 1.0})  # a deterministic, not a free variable
     other = next((s for s in INSTALLED if s != "pymc"), None)
     if other is not None:
         with pytest.raises(TypeError, match=rf"^sampler '{other}' takes draws, .* got 'step'\.$"):
