@@ -44,6 +44,22 @@ def _q(a, axis=0):
     return np.quantile(a, [0.025, 0.975], axis=axis)
 
 
+def _weight_text(family: str, w: float, score: float, ratio: float, d_eff: float, d: int) -> str:
+    """What finding 4 says of one family's likelihood weight w (sawdist.bayes.calibration): which measurement set
+    it, and, should w be larger than the score's check allows (a weight given by hand), by how much intervals may be
+    too narrow."""
+    diagonal = min(1.0, 1.0 / ratio) if np.isfinite(ratio) and ratio > 0 else 1.0
+    if np.isfinite(score) and score > 0 and w <= 1.0 / score * (1 + 1e-9) and 1.0 / score < diagonal:
+        return (f"{family}: w = {w:.3g}, set by the score's worst-calibrated direction, which varies {score:.3g}x "
+                f"the vMF's (the Gram diagonal {ratio:.3g}x; d_eff = {d_eff:.3g} of d = {d})")
+    text = f"{family}: w = {w:.3g} (seed-level variance {ratio:.3g}x the vMF's, d_eff = {d_eff:.3g} of d = {d})"
+    if np.isfinite(score) and score * w > 1.1:
+        # w allows a variance 1/w times the vMF's in every direction; the score's check says one has more
+        text += (f", but the score's worst-calibrated direction varies {score:.3g}x the vMF's: intervals along "
+                 f"it may be up to {np.sqrt(score * w):.2g}x too narrow")
+    return text
+
+
 def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context | None = None,
             **_: object) -> Finding:
     """Run the analysis on a saliency dataset; write figures and tables under ``out_dir``; return the finding."""
@@ -142,12 +158,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
         for fam, w, s, r, e in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"]), score,
                                    np.atleast_1d(attrs["sawdist_variance_ratio"]),
                                    np.atleast_1d(attrs["sawdist_effective_dimension"])):
-            part = f"{fam}: w = {w:.3g} (seed-level variance {r:.3g}x the vMF's, d_eff = {e:.3g} of d = {d})"
-            if np.isfinite(s) and s * w > 1.1:
-                # w allows a variance 1/w times the vMF's in every direction; the score's check says one has more
-                part += (f", but the score's worst-calibrated direction varies {s:.3g}x the vMF's: intervals along "
-                         f"it may be up to {np.sqrt(s * w):.2g}x too narrow")
-            parts.append(part)
+            parts.append(_weight_text(fam, w, s, r, e, d))
             finding.numbers[f"{fam}/score_variance_ratio"] = float(s)
         finding.measured.append("Likelihood calibrated to the seed-level scatter (docs/bayes.md, \"Calibration\"): "
                                 + "; ".join(parts) + ".")

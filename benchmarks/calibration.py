@@ -92,13 +92,11 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
 
     kw = ({"draws": 1000, "tune": 300, "chains": 4} if default_settings
           else {"draws": args.draws, "tune": args.tune, "chains": args.chains})
-    if calibrate is True and getattr(args, "weight", "diagonal") == "min":
-        # the smaller of the Gram diagonal's weight and the score check's 1 / score_ratio, per family (as
-        # docs/bayes.md shows users; fmin keeps w where the ratio is NaN)
+    if calibrate is True and getattr(args, "weight", "min") == "diagonal":
+        # the Gram diagonal's weight alone (fit_convergence's default before the score's check joined it)
         from sawdist.bayes.calibration import likelihood_weight
 
-        cal = likelihood_weight(summary)
-        calibrate = np.fmin(cal.weight, 1.0 / cal.score_ratio)
+        calibrate = likelihood_weight(summary).diagonal_weight
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -158,8 +156,8 @@ def load(args):
 def settings(args):
     fit = {"draws": args.draws, "tune": args.tune, "chains": args.chains, "draws_kept": args.draws_kept,
            "seed": args.seed, "priors": {k: list(v) if isinstance(v, tuple) else v for k, v in PRIORS.items()}}
-    if getattr(args, "weight", "diagonal") != "diagonal":  # (absent from files written before the option)
-        fit["weight"] = args.weight
+    if getattr(args, "weight", "min") != "diagonal":  # absent from the files of the diagonal's weight (all before
+        fit["weight"] = args.weight                   # the option, and those that chose it since)
     return {"fit": fit,
             "datasets_per_cell": args.datasets, "designs": [list(x) for x in DESIGNS], "cells": CELLS,
             "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
@@ -411,9 +409,9 @@ def main():
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--calibrated-only", action="store_true",
                         help="skip the uncalibrated reference fits of the misspecified cells")
-    parser.add_argument("--weight", choices=("diagonal", "min"), default="diagonal",
-                        help="the calibrated fits' w: fit_convergence's (the Gram diagonal's) or the smaller of it and "
-                             "1 / Calibration.score_ratio")
+    parser.add_argument("--weight", choices=("diagonal", "min"), default="min",
+                        help="the calibrated fits' w: fit_convergence's (min: the smaller of the Gram diagonal's and "
+                             "1 / Calibration.score_ratio) or the Gram diagonal's alone")
     parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
                         help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")

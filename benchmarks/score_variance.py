@@ -4,8 +4,8 @@ For each input of a simulated summary, the collapsed log-likelihood (sawdist.bay
 (a_x, b_x), log kappa_k(x) = a_x + b_x (log k - mean log k), and the error of the estimate about the truth is
 standardised by the tempered curvature: z^2 = (theta_hat - theta)^2 / [(w H)^-1]. A weight that matches the score's
 actual variance gives E z^2 = 1 for both parameters; below 1 the tempered intervals are too wide, above too narrow.
-Two weights side by side: the one ``fit_convergence`` uses, from the ratio of the Gram diagonal's variance
-(``Calibration.weight``), and one from the score's worst direction (1 / ``Calibration.score_ratio``, capped at 1).
+Two weights side by side: the Gram diagonal's (``Calibration.diagonal_weight``), and one from the score's worst
+direction (1 / ``Calibration.score_ratio``, capped at 1); ``fit_convergence`` uses the smaller of the two.
 
 Inputs are independent, so the mean of z^2 over 200 inputs has a standard error of about 0.1-0.2 (z^2 is about
 chi^2_1 when the estimate is near normal; with 4 seeds and heavy tempering it is not, so the median of z^2 / 0.455,
@@ -79,7 +79,7 @@ def main():
             summary, truth = simulate_gram_summary(dim=d, capacities=capacities, n_inputs=N, n_seeds=S, beta=0.5,
                                                    sigma=0.3, rng=0, **kw)
             cal = likelihood_weight(summary)
-            weights = {"diag": cal.weight[0], "score": min(1.0, 1.0 / cal.score_ratio[0])}
+            weights = {"diag": cal.diagonal_weight[0], "score": min(1.0, 1.0 / cal.score_ratio[0])}
             z2 = {k: [] for k in weights}
             errors = []
             for i, (p, H) in enumerate(per_input_fits(summary, float(d), capacities, min(args.inputs, N))):

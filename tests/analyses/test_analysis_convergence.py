@@ -95,6 +95,24 @@ def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
             "default: max R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
 
 
+def test_the_finding_says_which_measurement_set_the_weight():
+    from analyses.convergence import _weight_text
+
+    # the score's worst direction (14.9x) beyond the Gram diagonal's 6.89x: w = 1/14.9 is the score's
+    text = _weight_text("mlp", 1 / 14.9, 14.9, 6.89, 7.97, 64)
+    assert text == ("mlp: w = 0.0671, set by the score's worst-calibrated direction, which varies 14.9x the vMF's "
+                    "(the Gram diagonal 6.89x; d_eff = 7.97 of d = 64)")
+    # the diagonal's: no word of the score
+    assert _weight_text("cnn", 1 / 2.49, 2.0, 2.49, 32.4, 64) == (
+        "cnn: w = 0.402 (seed-level variance 2.49x the vMF's, d_eff = 32.4 of d = 64)")
+    # a weight above what the score allows (given by hand): how much too narrow, sqrt(14.9 x 0.145) = 1.5
+    assert _weight_text("mlp", 0.145, 14.9, 6.89, 7.97, 64).endswith(
+        ", but the score's worst-calibrated direction varies 14.9x the vMF's: intervals along it may be up to 1.5x "
+        "too narrow")
+    # data less variable than the vMF: w = 1, the score's check (0.8) below 1 sets nothing
+    assert _weight_text("ps", 1.0, 0.8, 0.7, 60.0, 64).startswith("ps: w = 1 (seed-level variance 0.7x")
+
+
 @pytest.mark.slow  # 47 s from a fresh cache on the floors (a fit and its compile): more than their fast run affords
 def test_the_finding_says_when_the_score_check_finds_a_direction_surer_than_the_weight_allows(tmp_path,
                                                                                                monkeypatch):

@@ -104,7 +104,9 @@ def test_the_weight_is_one_for_vmf_directions_and_small_for_anisotropic_noise():
                                          shape="projected_normal", effective_dimension=5, rng=4)
     cal = likelihood_weight(aniso)
     assert cal.weight[0] < 0.1 and cal.variance_ratio[0] > 10
-    assert cal.weight[0] == pytest.approx(1 / cal.variance_ratio[0], rel=1e-12)
+    assert cal.diagonal_weight[0] == pytest.approx(1 / cal.variance_ratio[0], rel=1e-12)
+    # the weight is the smaller of the diagonal's and the score check's
+    assert cal.weight[0] == pytest.approx(min(1 / cal.variance_ratio[0], 1 / cal.score_ratio[0]), rel=1e-12)
     assert 0.75 * truth["participation_ratio"] < cal.effective_dimension[0] < 1.33 * truth["participation_ratio"]
     # the summary of directions drawn one by one carries the same moments
     cal = likelihood_weight(simulate_summary(dim=64, capacities=[4, 16], n_inputs=60, n_seeds=5, rng=5))
@@ -201,6 +203,10 @@ def test_the_score_ratio_finds_what_the_gram_diagonal_understates():
     np.testing.assert_allclose(cal.radial_ratio[0], 10.0, rtol=0.15)
     np.testing.assert_allclose(cal.tangent_ratio[0], 1.0, rtol=0.15)
     assert cal.variance_ratio[0] < 0.75 * cal.score_ratio[0]  # the Gram diagonal alone under-tempers here
+    # so the score sets the weight
+    assert cal.set_by_score[0] and cal.weight[0] == pytest.approx(1 / cal.score_ratio[0], rel=1e-12)
+    assert cal.diagonal_weight[0] == pytest.approx(1 / cal.variance_ratio[0], rel=1e-12)
+    assert "(set by the score)" in cal.describe()
     # vMF directions: every ratio near 1
     cal = likelihood_weight(simulate_gram_summary(dim=d, capacities=caps, n_inputs=1000, n_seeds=4, beta=0.5,
                                                   sigma=0.3, rng=2)[0])
