@@ -93,8 +93,9 @@ class Calibration:
     score_ratio : ndarray (F,)
         A check of w: the largest ratio, over the directions of the log-concentrations, of the score's variance to
         the vMF's (its Fisher information), from the radial and tangent ratios; NaN without moments. Above
-        1 / ``weight``, some direction's interval is narrower than the sandwich's, to first order, by up to
-        sqrt(score_ratio * weight) (docs/bayes.md, "The weight"); which is why ``weight`` is at most its inverse.
+        1 / ``diagonal_weight``, the diagonal's weight alone would leave some direction's interval narrower than the
+        sandwich's, to first order, by up to sqrt(score_ratio * diagonal_weight) (docs/bayes.md, "The weight"): which
+        is why ``weight`` is at most its inverse.
     radial_ratio, tangent_ratio : ndarray (F, K)
         Per capacity, the observed over vMF variance of the cosines with mu and of the tangent scatter (tr Sigma^2
         less its radial part), pooled over inputs and shrunk towards the family's ratio by their noise.

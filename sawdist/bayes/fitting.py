@@ -168,9 +168,9 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         True (default): temper each family's likelihood by the weight w <= 1 measured from the seed-level moments of
         the summary (:func:`sawdist.bayes.calibration.likelihood_weight`: the smaller of the Gram diagonal's and the
         score check's, docs/bayes.md "Calibration"), so that the intervals stay honest when the directions vary more
-        than a vMF with isotropic tangent noise would. False:
-        the vMF likelihood as it is (w = 1). A number or one per family: that w. A summary without the moments
-        (from before they were added) is fitted with w = 1 and a :class:`CalibrationWarning`.
+        than a vMF with isotropic tangent noise would. False: the vMF likelihood as it is (w = 1). A number or one
+        per family: that w. A summary without the moments (from before they were added) is fitted with w = 1 and a
+        :class:`CalibrationWarning`.
     random_slope : bool or "auto"
         Input-specific slopes b_x ~ Normal(0, tau) (:func:`~sawdist.bayes.convergence_model`). ``"auto"`` (default):
         when Cochran's test of equal slopes across inputs rejects at 1 % in some family
