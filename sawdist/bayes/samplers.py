@@ -48,9 +48,10 @@ import numpy as np
 import pymc as pm
 
 from ..dependencies import MissingDependencyError
+from .initialization import laplace, laplace_point, laplace_start
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping
 
     import arviz as az
     from numpy.typing import ArrayLike
@@ -191,8 +192,6 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
 
 
 def _sample_pymc(model, init, kwargs, laplace_fixed=None):
-    from .initialization import laplace_start
-
     kwargs = {"progressbar": False, **kwargs}
     kwargs.pop("nuts_sampler_kwargs", None)
     idata_kwargs = dict(kwargs.pop("idata_kwargs", None) or {})
@@ -213,95 +212,6 @@ def _seed(random_seed) -> int:
     if isinstance(random_seed, (int, np.integer)):
         return int(random_seed)
     return int(np.random.default_rng(random_seed).integers(2**31))
-
-
-#: Up to this many parameters the Laplace variances come from one central difference per coordinate (as
-#: initialization.laplace_start); above, from _HESSIAN_PROBES random probes.
-_EXACT_HESSIAN_MAX = 2000
-_HESSIAN_PROBES = 16
-
-
-def laplace(logp_dlogp: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: ArrayLike,
-            fixed: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The mode of a log-density and the diagonal of the inverse Hessian there, in the sampler's flat space.
-
-    ``logp_dlogp(x) -> (logp, grad)``; the same approximation as :func:`~.initialization.laplace_start` (L-BFGS-B
-    from ``x0``, central differences of the gradient with step ``1e-5 max(1, |x|)``, variance 1 where the curvature
-    is not positive and finite), on the sampler's own compiled function. Above 2000 parameters the diagonal of the
-    Hessian is the average of ``z * (H z)`` over 16 Rademacher probes z (32 gradients instead of 2n). ``fixed``, a
-    boolean mask over ``x0``, holds those coordinates at ``x0`` during the mode search: the point returned is then
-    the mode of the others given them (:func:`laplace_point`), and the variances cover every coordinate.
-    """
-    from scipy.optimize import minimize
-
-    def neg(x):
-        value, grad = logp_dlogp(x)
-        if not np.isfinite(value):
-            return np.inf, np.zeros_like(x)
-        return -float(value), -np.asarray(grad, dtype=np.float64)
-
-    x0 = np.asarray(x0, dtype=np.float64)
-    free = np.ones(x0.size, dtype=bool) if fixed is None else ~np.asarray(fixed, dtype=bool)
-
-    def neg_free(y):
-        x = x0.copy()
-        x[free] = y
-        value, grad = neg(x)
-        return value, grad[free]
-
-    mode = x0.copy()
-    if free.any():
-        mode[free] = minimize(neg_free, x0[free], jac=True, method="L-BFGS-B", options={"maxiter": 5000}).x
-    n = mode.size
-    h = 1e-5 * np.maximum(1.0, np.abs(mode))
-    diag = np.empty(n)
-    if n <= _EXACT_HESSIAN_MAX:
-        for i in range(n):
-            e = np.zeros(n)
-            e[i] = h[i]
-            diag[i] = (neg(mode + e)[1][i] - neg(mode - e)[1][i]) / (2.0 * h[i])
-    else:
-        # n coordinate probes cost 2n gradients (50 s for 10^4 parameters): average z * (H z) over Rademacher
-        # probes z instead, unbiased for the diagonal; the models here are nearly diagonal (inputs interact
-        # only through the population parameters), so a few probes give every variance to a few per cent
-        gen = np.random.default_rng(0)
-        diag[:] = 0.0
-        for _ in range(_HESSIAN_PROBES):
-            z = gen.choice([-1.0, 1.0], size=n)
-            diag += z * (neg(mode + h * z)[1] - neg(mode - h * z)[1]) / (2.0 * h)
-        diag /= _HESSIAN_PROBES
-    var = np.where(np.isfinite(diag) & (diag > 0), 1.0 / np.where(diag > 0, diag, 1.0), 1.0)
-    return mode, var
-
-
-def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None, value_vars: Sequence | None = None,
-                  argument: str = "laplace_fixed") -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """Where the Laplace start's mode search begins: ``(x0, mask, point)``.
-
-    ``point`` is :meth:`pymc.Model.initial_point` (keyed by value variable, in the sampler's space) with the free
-    variables named in ``fixed`` at the values given (their own space); ``x0`` is its flat vector over
-    ``value_vars`` (default ``model.value_vars``) and ``mask`` marks the coordinates of ``fixed`` (:func:`laplace`'s
-    ``fixed``). The model is left as it was (PyMC cannot compute the log-likelihood of a model with initial values).
-    ``argument`` names ``fixed`` in the error for a name that is not a free variable.
-    """
-    fixed = dict(fixed or {})
-    rvs = {rv.name: rv for rv in model.free_RVs}
-    unknown = set(fixed) - set(rvs)
-    if unknown:
-        raise ValueError(f"'{argument}' must name free variables of the model, got {min(unknown)!r}.")
-    value_vars = model.value_vars if value_vars is None else list(value_vars)
-    previous = {rvs[name]: model.rvs_to_initial_values.get(rvs[name]) for name in fixed}
-    try:
-        for name, value in fixed.items():
-            model.set_initval(rvs[name], np.asarray(value, dtype=np.float64))
-        point = model.initial_point()
-    finally:
-        for rv, value in previous.items():
-            model.set_initval(rv, value)
-    x0 = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(np.float64)
-    mask = np.concatenate([np.full(np.size(point[v.name]), model.values_to_rvs[v].name in fixed)
-                           for v in value_vars])
-    return x0, mask, point
 
 
 def _jitter(mode, var, seed, chain):
