@@ -120,9 +120,7 @@ class Calibration:
     @property
     def diagonal_weight(self) -> np.ndarray:
         """(F,) The Gram diagonal's weight alone: 1 / ``variance_ratio`` capped at 1 (1 where it is NaN)."""
-        ratio = self.variance_ratio
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(np.isfinite(ratio) & (ratio > 0), np.minimum(1.0, 1.0 / ratio), 1.0)
+        return _diagonal_weight(self.variance_ratio)
 
     @property
     def set_by_score(self) -> np.ndarray:
@@ -136,6 +134,13 @@ class Calibration:
             f"score up to {r:.3g}x; d_eff = {e:.3g} of d = {self.dim}, {c} cells)" for f, w, by, v, r, e, c in zip(
                 self.families, self.weight, self.set_by_score, self.variance_ratio, self.score_ratio,
                 self.effective_dimension, self.cells))
+
+
+def _diagonal_weight(ratio):
+    """1 / ratio capped at 1, and 1 where the ratio is not a positive number (nothing measured)."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(ratio) & (ratio > 0), np.minimum(1.0, 1.0 / ratio), 1.0)
 
 
 def _dim(summary, dim):
@@ -234,7 +239,7 @@ def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibratio
         vmf, measured = vmf[np.ix_(inform, inform)], measured[np.ix_(inform, inform)]
         if vmf.size:
             score_ratio[f] = linalg.eigh(measured, vmf + 1e-12 * np.eye(len(vmf)), eigvals_only=True)[-1]
-    diagonal = np.where(np.isfinite(ratio) & (ratio > 0), np.minimum(1.0, 1.0 / ratio), 1.0)
+    diagonal = _diagonal_weight(ratio)
     # the smaller of the two (fmin: a NaN check leaves the diagonal's): a posterior as wide as the sandwich in every
     # direction; the wide cosine law's beta covered 42/83/88 % at 50/90/95 % with the diagonal's alone
     with np.errstate(divide="ignore"):

@@ -188,12 +188,9 @@ def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None,
     ``argument`` names ``fixed`` in the error for a name that is not a free variable.
     """
     fixed = dict(fixed or {})
-    rvs = {rv.name: rv for rv in model.free_RVs}
-    unknown = set(fixed) - set(rvs)
-    if unknown:
-        raise ValueError(f"'{argument}' must name free variables of the model, got {min(unknown)!r}.")
+    rvs = _held_variables(model, fixed, argument)
     value_vars = model.value_vars if value_vars is None else list(value_vars)
-    previous = {rvs[name]: model.rvs_to_initial_values.get(rvs[name]) for name in fixed}
+    previous = {rv: model.rvs_to_initial_values.get(rv) for rv in rvs.values()}
     try:
         for name, value in fixed.items():
             model.set_initval(rvs[name], np.asarray(value, dtype=np.float64))
@@ -205,3 +202,13 @@ def laplace_point(model: pm.Model, fixed: Mapping[str, ArrayLike] | None = None,
     mask = np.concatenate([np.full(np.size(point[v.name]), model.values_to_rvs[v].name in fixed)
                            for v in value_vars])
     return x0, mask, point
+
+
+def _held_variables(model: pm.Model, fixed: Mapping[str, ArrayLike], argument: str = "laplace_fixed") -> dict:
+    """The free variables of ``model`` named in ``fixed`` (name -> variable), or a ValueError that names
+    ``argument`` and the first name that is not one."""
+    rvs = {rv.name: rv for rv in model.free_RVs}
+    unknown = set(fixed) - set(rvs)
+    if unknown:
+        raise ValueError(f"'{argument}' must name free variables of the model, got {min(unknown)!r}.")
+    return {name: rvs[name] for name in fixed}

@@ -48,7 +48,7 @@ import numpy as np
 import pymc as pm
 
 from ..dependencies import MissingDependencyError
-from .initialization import laplace, laplace_point, laplace_start
+from .initialization import _held_variables, laplace, laplace_point, laplace_start
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -164,8 +164,7 @@ def sample(model: pm.Model, sampler: str | None = None, *, init: str = "laplace"
     if init not in ("laplace", "pymc"):
         raise ValueError(f"'init' must be 'laplace' or 'pymc', got {init!r}.")
     laplace_fixed = dict(laplace_fixed or {})
-    if laplace_fixed:
-        laplace_point(model, laplace_fixed)  # names checked before any sampler compiles
+    _held_variables(model, laplace_fixed)  # names checked before any sampler compiles
     if kwargs.get("var_names") is not None:
         free = [rv.name for rv in model.free_RVs]
         kwargs["var_names"] = free + [name for name in kwargs["var_names"] if name not in free]
