@@ -117,10 +117,14 @@ def retry_note(attrs, fit: str) -> str | None:
     None."""
     if attrs.get("sawdist_attempts", 1) <= 1:
         return None
-    return (f"(The {fit} was sampled {attrs['sawdist_attempts']} times with other parametrisations of the input "
-            f"effects (the retries at target_accept {attrs['sawdist_retry_target_accept']:g}); fit "
-            f"{attrs['sawdist_kept_attempt']} is reported; broke the sampler rule: "
-            f"{attrs['sawdist_failed_attempts']}.)")
+    target = attrs.get("sawdist_retry_target_accept")
+    at = f" at target_accept {target:g}" if target is not None else ""
+    if attrs.get("sawdist_retry") == "fresh chains":
+        how = f"again from another seed{at} (its chains mixed well but disagreed by chance: R-hat alone)"
+    else:
+        how = f"{attrs['sawdist_attempts']} times with other parametrisations of the input effects (the retries{at})"
+    return (f"(The {fit} was sampled {how}; fit {attrs['sawdist_kept_attempt']} is reported; broke the sampler "
+            f"rule: {attrs['sawdist_failed_attempts']}.)")
 
 
 def jackknife_se(replicates, axis=0):

@@ -94,9 +94,18 @@ class SamplerDiagnostics:
 
     @property
     def geometry_broken(self) -> bool:
-        """True when a divergence or chains that disagree (R-hat beyond the rule, or NaN) break the rule: what
-        another parametrisation changes, where a bulk ESS short of the rule alone asks for more draws."""
-        return self.divergences > 0 or not self.rhat_max <= RHAT_MAX
+        """True when a divergence, or chains that disagree (R-hat beyond the rule, or NaN) and mix slowly (bulk ESS
+        short of the rule), break the rule: what another parametrisation changes. A bulk ESS short of the rule
+        alone asks for more draws; an R-hat beyond it alone, for fresh chains (:attr:`rhat_alone`)."""
+        return self.divergences > 0 or (not self.rhat_max <= RHAT_MAX and not self.rhat_alone)
+
+    @property
+    def rhat_alone(self) -> bool:
+        """True when R-hat alone breaks the rule while the chains mix well by the rule's own measure (no divergence,
+        bulk ESS at least :data:`ESS_BULK_MIN`): chains that disagree by chance for their length, which fresh chains
+        of the same parametrisation settle and another parametrisation does not (:func:`fit_convergence`'s retry)."""
+        return (self.divergences == 0 and self.ess_bulk_min >= ESS_BULK_MIN and math.isfinite(self.rhat_max)
+                and self.rhat_max > RHAT_MAX)
 
     def summary(self) -> str:
         """One line for a report: 'max R-hat 1.004, min bulk ESS 812, 0 divergences (alpha, beta, sigma; 4 chains x
@@ -190,17 +199,23 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         ``jitter+adapt_diag``. Ignored when ``step`` or ``initvals`` is given. What each sampler takes from the
         Laplace start: :mod:`sawdist.bayes.samplers`.
     retry : bool
-        True (default): when the fit has a divergence or R-hat above 1.01 (a bulk ESS short of 400 alone asks for
-        more draws instead) and at least 400 draws in all (fewer cannot meet the rule), sample again with the other
-        parametrisation of the input effects (centred <-> non-centred) and ``target_accept`` at least
-        :data:`RETRY_TARGET_ACCEPT` (0.95), from a seed derived from ``random_seed``; with input slopes, if that
-        fit breaks the rule too, once more with the slopes' parametrisation switched as well. The first fit that
-        meets the rule is kept (else the one with the smallest R-hat, with the warning below). Every attempt
-        samples the same posterior; the others are discarded because their draws are not to be relied on. No
-        parametrisation suits every design: centred input effects make a funnel where each input's intercept is
-        weakly determined (10 inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data
-        pin each intercept down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as
-        sampled. Ignored when ``step`` is given.
+        True (default): when the fit's geometry breaks the rule (a divergence, or R-hat above 1.01 with a bulk ESS
+        short of 400: :attr:`SamplerDiagnostics.geometry_broken`) and it has at least 400 draws in all (fewer
+        cannot meet the rule), sample again with the other parametrisation of the input effects (centred <->
+        non-centred) and ``target_accept`` at least :data:`RETRY_TARGET_ACCEPT` (0.95), from a seed derived from
+        ``random_seed``; with input slopes, if that fit breaks the rule too, once more with the slopes'
+        parametrisation switched as well. When R-hat alone breaks the rule while the chains mix well (no
+        divergence, bulk ESS at least 400: :attr:`SamplerDiagnostics.rhat_alone`), sample again once with the same
+        parametrisation and ``target_accept`` from another seed: the chains disagree by chance for their length
+        (R-hat 1.004-1.013 over five seeds of one fit with bulk ESS 870-1,640 in 2 x 400 draws), and another
+        parametrisation only slowed down (1,000 inputs: tree depth 10 at every step, 456 s against 18 s, bulk ESS
+        11). A bulk ESS short of 400 alone is not retried: more draws fix it. The first fit that meets the rule is
+        kept (else the one with the smallest R-hat, with the warning below). Every attempt samples the same
+        posterior; the others are discarded because their draws are not to be relied on. No parametrisation suits
+        every design: centred input effects make a funnel where each input's intercept is weakly determined
+        (10 inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data pin each intercept
+        down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as sampled. Ignored when
+        ``step`` is given.
     sampler : {"pymc", "nutpie", "numpyro", "blackjax"} or None
         The NUTS implementation (:func:`sawdist.bayes.samplers.sample`); None (default): the fastest installed one
         for this fit (:func:`sawdist.bayes.samplers.default_sampler`). Every sampler returns the same groups with
@@ -239,7 +254,8 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         ``sawdist_centered`` (the input effects' parametrisation of the fit returned), ``sawdist_attempts`` (1, 2
         or 3 after a retry), ``sawdist_target_accept`` (when given or raised by the retry) and, after a retry,
         ``sawdist_failed_attempts`` (each failed fit's parametrisation, target_accept and what broke the rule,
-        joined by "; "), ``sawdist_retry_target_accept`` and ``sawdist_kept_attempt`` (1, 2 or 3).
+        joined by "; "), ``sawdist_retry`` (``"parametrisation"``, or ``"fresh chains"`` when R-hat alone broke the
+        rule), ``sawdist_retry_target_accept`` (when the retries set one) and ``sawdist_kept_attempt`` (1, 2 or 3).
 
     Examples
     --------
@@ -315,14 +331,22 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
     # says). Fewer draws in all than the rule's ESS cannot meet it whatever the geometry (a short exploratory fit):
     # no retry either.
     enough = diagnostics.chains * diagnostics.draws >= ESS_BULK_MIN
-    if diagnostics.geometry_broken and enough and retry and "step" not in sample_kwargs:
-        # The other parametrisation of the intercepts; with input slopes, then of the slopes too (their rule's
-        # threshold missed at slope_sd = 0.12 tau: non-centred slopes gave R-hat 1.06, centred ones 1.003).
-        others = [(not plan[0], plan[1])] + ([(not plan[0], not plan[1])] if random_slope else [])
+    fresh_chains = diagnostics.rhat_alone
+    if (diagnostics.geometry_broken or fresh_chains) and enough and retry and "step" not in sample_kwargs:
+        if fresh_chains:
+            # Chains that mix well and disagree by chance: the same parametrisation from another seed. Switching
+            # it where the data pin the intercepts down took 456 s at tree depth 10 for a bulk ESS of 11.
+            others, target_accept = [plan], sample_kwargs.get("target_accept")
+        else:
+            # The other parametrisation of the intercepts; with input slopes, then of the slopes too (their rule's
+            # threshold missed at slope_sd = 0.12 tau: non-centred slopes gave R-hat 1.06, centred ones 1.003).
+            others = [(not plan[0], plan[1])] + ([(not plan[0], not plan[1])] if random_slope else [])
+            target_accept = max(RETRY_TARGET_ACCEPT, sample_kwargs.get("target_accept") or 0.0)
         fits, failed, kwargs = [(idata, diagnostics)], [described(*plan, sample_kwargs, diagnostics)], sample_kwargs
         for n, other in enumerate(others, start=1):
             kwargs = {**sample_kwargs, "random_seed": _retry_seed(sample_kwargs.get("random_seed"), n)}
-            kwargs["target_accept"] = max(RETRY_TARGET_ACCEPT, sample_kwargs.get("target_accept") or 0.0)
+            if target_accept is not None:
+                kwargs["target_accept"] = target_accept
             fits.append(attempt(*other, **kwargs))
             if fits[-1][1].reliable:
                 break
@@ -331,8 +355,10 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
                     min(range(len(fits)), key=lambda k: np.nan_to_num(fits[k][1].rhat_max, nan=np.inf)))
         idata, diagnostics = fits[kept]
         idata.posterior.attrs.update({"sawdist_attempts": len(fits), "sawdist_failed_attempts": "; ".join(failed),
-                                      "sawdist_retry_target_accept": kwargs["target_accept"],
+                                      "sawdist_retry": "fresh chains" if fresh_chains else "parametrisation",
                                       "sawdist_kept_attempt": kept + 1})
+        if target_accept is not None:
+            idata.posterior.attrs["sawdist_retry_target_accept"] = float(target_accept)
     if not diagnostics.reliable:
         warnings.warn(diagnostics.message(), SamplerDiagnosticsWarning, stacklevel=2)
     return idata

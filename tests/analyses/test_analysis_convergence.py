@@ -95,6 +95,18 @@ def test_the_finding_says_when_it_rests_on_a_retried_fit(tmp_path, monkeypatch):
             "default: max R-hat 1.300 > 1.01, min bulk ESS 40 < 400, 25 divergent transitions.)") in f.measured
 
 
+def test_the_retry_note_says_fresh_chains_when_r_hat_alone_broke_the_rule():
+    from analyses._common import retry_note
+
+    attrs = {"sawdist_attempts": 2, "sawdist_kept_attempt": 2, "sawdist_retry": "fresh chains",
+             "sawdist_failed_attempts": "centred input effects, target_accept default: max R-hat 1.013 > 1.01"}
+    assert retry_note(attrs, "power-law fit") == (
+        "(The power-law fit was sampled again from another seed (its chains mixed well but disagreed by chance: "
+        "R-hat alone); fit 2 is reported; broke the sampler rule: centred input effects, target_accept default: max "
+        "R-hat 1.013 > 1.01.)")
+    assert retry_note({"sawdist_attempts": 1}, "power-law fit") is None
+
+
 def test_the_finding_says_which_measurement_set_the_weight():
     from analyses.convergence import _weight_text
 

@@ -149,6 +149,14 @@ def test_sampler_rule_known_answers():
 
     assert not SamplerDiagnostics(1.002, 120.0, 0, 4, 1000).geometry_broken
     assert SamplerDiagnostics(float("nan"), 900.0, 0, 4, 1000).geometry_broken
+    # R-hat alone beyond the rule while the chains mix well: chance, which fresh chains answer, not the geometry
+    chance = SamplerDiagnostics(1.013, 941.0, 0, 2, 400)
+    assert chance.rhat_alone and not chance.geometry_broken and not chance.reliable
+    assert not stuck.rhat_alone and not good.rhat_alone and not diverged.rhat_alone
+    assert not SamplerDiagnostics(1.013, 399.0, 0, 2, 400).rhat_alone  # mixing short of the rule too
+    assert SamplerDiagnostics(1.013, 399.0, 0, 2, 400).geometry_broken
+    assert not SamplerDiagnostics(1.013, 941.0, 1, 2, 400).rhat_alone  # a divergence
+    assert not SamplerDiagnostics(float("nan"), 900.0, 0, 4, 1000).rhat_alone
     message = diverged.message()
     assert message == ("The Bayesian fit did not converge reliably (2 divergent transitions; the rule asks for R-hat "
                        "<= 1.01, bulk ESS >= 400 and no divergences), so its intervals are not to be trusted: fit "
@@ -233,7 +241,7 @@ def test_retry_keeps_the_better_fit_and_warns_once_when_both_break_the_rule(monk
 
     from sawdist.bayes import fitting
 
-    calls = _record_samples(monkeypatch, fitting, [fitting.SamplerDiagnostics(1.02, 900.0, 0, 4, 1000),
+    calls = _record_samples(monkeypatch, fitting, [fitting.SamplerDiagnostics(1.02, 300.0, 0, 4, 1000),
                                                    fitting.SamplerDiagnostics(1.03, 900.0, 3, 4, 1000)])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -246,8 +254,43 @@ def test_retry_keeps_the_better_fit_and_warns_once_when_both_break_the_rule(monk
     assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"], attrs["sawdist_centered"]) == (2, 1, 0)
     assert attrs["sawdist_target_accept"] == attrs["sawdist_retry_target_accept"] == 0.97
     assert attrs["sawdist_failed_attempts"] == ("non-centred input effects, target_accept 0.97: max R-hat 1.020 > "
-                                                "1.01; centred input effects, target_accept 0.97: max R-hat 1.030 > "
-                                                "1.01, 3 divergent transitions")
+                                                "1.01, min bulk ESS 300 < 400; centred input effects, target_accept "
+                                                "0.97: max R-hat 1.030 > 1.01, 3 divergent transitions")
+    assert attrs["sawdist_retry"] == "parametrisation"
+
+
+def test_r_hat_alone_gets_fresh_chains_of_the_same_parametrisation(monkeypatch):
+    """Chains that mix well (bulk ESS >= 400, no divergence) but disagree by chance are sampled once more with the
+    same parametrisation and target_accept from another seed; no other parametrisation follows."""
+    import warnings
+
+    from sawdist.bayes import fitting
+
+    chance = fitting.SamplerDiagnostics(1.013, 941.0, 0, 2, 400)
+    for second, kept in ((fitting.SamplerDiagnostics(1.004, 877.0, 0, 2, 400), 2),
+                         (fitting.SamplerDiagnostics(1.016, 900.0, 0, 2, 400), 1)):
+        calls = _record_samples(monkeypatch, fitting, [chance, second])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            idata = fitting.fit_convergence(simulate_summary(**RETRY_SUMMARY), "power", random_slope=True,
+                                            random_seed=5)
+        assert len(calls) == 2 and calls[0][0] == calls[1][0]  # the same free variables: the same parametrisation
+        assert [kw["random_seed"] for _, kw in calls] == [5, fitting._retry_seed(5, 1)]
+        assert "target_accept" not in calls[1][1]
+        attrs = idata.posterior.attrs
+        assert (attrs["sawdist_attempts"], attrs["sawdist_kept_attempt"]) == (2, kept)
+        assert attrs["sawdist_retry"] == "fresh chains" and "sawdist_retry_target_accept" not in attrs
+        failed = attrs["sawdist_failed_attempts"].split("; ")
+        assert len(failed) == (1 if kept == 2 else 2)
+        assert all(f.startswith("centred input effects (input slopes ") for f in failed)
+        assert failed[0].endswith("target_accept default: max R-hat 1.013 > 1.01")
+        ours = [w for w in caught if issubclass(w.category, fitting.SamplerDiagnosticsWarning)]
+        assert len(ours) == (kept == 1)
+    # a target_accept given is kept for the fresh chains
+    calls = _record_samples(monkeypatch, fitting, [chance, fitting.SamplerDiagnostics(1.004, 877.0, 0, 2, 400)])
+    idata = fitting.fit_convergence(simulate_summary(**RETRY_SUMMARY), "power", random_slope=False,
+                                    target_accept=0.9)
+    assert calls[1][1]["target_accept"] == 0.9 and idata.posterior.attrs["sawdist_retry_target_accept"] == 0.9
 
 
 def test_with_input_slopes_a_third_attempt_switches_their_parametrisation_too(monkeypatch):
