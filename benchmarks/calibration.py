@@ -86,6 +86,35 @@ def simulate(cell, i, seed, design=None):
     return summary, truth, (N, S, K, d), int(gen.integers(2**31))
 
 
+def law_direction_weight(summary):
+    r"""An alternative weight, tried and not adopted (``--weight law``; RESULTS.md "Tangent-only noise: wide
+    intervals, and a weight that fixed them at the cost of another cell"): 1 over the sandwich's variance ratio in
+    the power law's own directions instead of the Gram diagonal's and the worst direction of all K log-concentrations.
+
+    Per input, the score covariances of :func:`sawdist.bayes.calibration.likelihood_weight`'s check (the vMF's A_x
+    and the measured B_x, K x K in log kappa) are projected on the law's directions X = [1, log k - mean log k]; the
+    slope's ratio, its input's intercept profiled out, is
+    :math:`\sum_x (B_{\beta\beta} - 2c_xB_{\beta a} + c_x^2B_{aa}) / \sum_x (A_{\beta\beta} - c_xA_{\beta a})`,
+    :math:`c_x = A_{\beta a}/A_{aa}`, the intercepts' :math:`\sum_x B_{aa}/\sum_x A_{aa}`; w is 1 over the larger,
+    capped at 1 (first family only: the study's summaries have one). The recorded run
+    (``benchmarks/results/calibration_law_weight.json``) floored m_hat at 0.001 rather than ``_moment_kappa``'s 0.01:
+    its weights agree with these within 0.03 %.
+    """
+    from sawdist.bayes import calibration as cal
+
+    c = cal.likelihood_weight(summary)
+    d = float(summary["n_features"])
+    n, _, kappa = (a[0] for a in cal._moment_kappa(summary, d))  # (N, K) each: the first family
+    x = np.log(np.asarray(summary["capacity"].values, dtype=np.float64))
+    X = np.stack([np.ones_like(x), x - x.mean()], axis=1)
+    A = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d), X)
+    B = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d, c.radial_ratio[0], c.tangent_ratio[0]), X)
+    cx = A[:, 1, 0] / A[:, 0, 0]
+    slope = np.sum(B[:, 1, 1] - 2 * cx * B[:, 1, 0] + cx**2 * B[:, 0, 0]) / np.sum(A[:, 1, 1] - cx * A[:, 0, 1])
+    ratio = max(slope, np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0]))
+    return float(min(1.0, 1.0 / ratio)) if np.isfinite(ratio) and ratio > 0 else 1.0
+
+
 def fit_record(summary, truth, calibrate, random_seed, args, default_settings=False):
     from sawdist.bayes import fit_convergence, sampler_diagnostics
     from sawdist.special import vmf_mean_resultant_length
@@ -97,6 +126,8 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
         from sawdist.bayes.calibration import likelihood_weight
 
         calibrate = likelihood_weight(summary).diagonal_weight
+    elif calibrate is True and getattr(args, "weight", "min") == "law":
+        calibrate = law_direction_weight(summary)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -409,9 +440,10 @@ def main():
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--calibrated-only", action="store_true",
                         help="skip the uncalibrated reference fits of the misspecified cells")
-    parser.add_argument("--weight", choices=("diagonal", "min"), default="min",
+    parser.add_argument("--weight", choices=("diagonal", "min", "law"), default="min",
                         help="the calibrated fits' w: fit_convergence's (min: the smaller of the Gram diagonal's and "
-                             "1 / Calibration.score_ratio) or the Gram diagonal's alone")
+                             "1 / Calibration.score_ratio), the Gram diagonal's alone, or (law, tried and not "
+                             "adopted) 1 over the sandwich's ratio in the power law's own directions")
     parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
                         help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
