@@ -207,15 +207,15 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         parametrisation switched as well. When R-hat alone breaks the rule while the chains mix well (no
         divergence, bulk ESS at least 400: :attr:`SamplerDiagnostics.rhat_alone`), sample again once with the same
         parametrisation and ``target_accept`` from another seed: the chains disagree by chance for their length
-        (R-hat 1.004-1.013 over five seeds of one fit with bulk ESS 870-1,640 in 2 x 400 draws), and another
-        parametrisation only slowed down (1,000 inputs: tree depth 10 at every step, 456 s against 18 s, bulk ESS
-        11). A bulk ESS short of 400 alone is not retried: more draws fix it. The first fit that meets the rule is
-        kept (else the one with the smallest R-hat, with the warning below). Every attempt samples the same
-        posterior; the others are discarded because their draws are not to be relied on. No parametrisation suits
-        every design: centred input effects make a funnel where each input's intercept is weakly determined
-        (10 inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data pin each intercept
-        down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as sampled. Ignored when
-        ``step`` is given.
+        (R-hat 1.004-1.013 over five seeds of one fit with bulk ESS 877-1,069 in 2 x 400 draws), and another
+        parametrisation only slowed down (1,000 inputs: tree depth 9-10, 281-572 s against 14-22 s, bulk ESS 8-56,
+        ``benchmarks/retry.py``). A bulk ESS short of 400 alone is not retried: more draws fix it. The first fit
+        that meets the rule is kept (else the one with the smallest R-hat, with the warning below). Every attempt
+        samples the same posterior; the others are discarded because their draws are not to be relied on. No
+        parametrisation suits every design: centred input effects make a funnel where each input's intercept is
+        weakly determined (10 inputs at d = 64; 4 seeds with w = 0.06), non-centred ones mix worse where the data
+        pin each intercept down (``benchmarks/calibration.py``, RESULTS.md "Calibration"). False: one fit, as
+        sampled. Ignored when ``step`` is given.
     sampler : {"pymc", "nutpie", "numpyro", "blackjax"} or None
         The NUTS implementation (:func:`sawdist.bayes.samplers.sample`); None (default): the fastest installed one
         for this fit (:func:`sawdist.bayes.samplers.default_sampler`). Every sampler returns the same groups with
@@ -327,15 +327,15 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
 
     plan = (bool(centered), centered_slope)
     idata, diagnostics = attempt(*plan, **sample_kwargs)
-    # Only a broken geometry is retried (a bulk ESS short of the rule alone asks for more draws, which the warning
-    # says). Fewer draws in all than the rule's ESS cannot meet it whatever the geometry (a short exploratory fit):
-    # no retry either.
+    # A broken geometry is retried with another parametrisation, R-hat alone with fresh chains; a bulk ESS short of
+    # the rule alone is not (it asks for more draws, which the warning says). Fewer draws in all than the rule's ESS
+    # cannot meet it whatever the geometry (a short exploratory fit): no retry either.
     enough = diagnostics.chains * diagnostics.draws >= ESS_BULK_MIN
     fresh_chains = diagnostics.rhat_alone
     if (diagnostics.geometry_broken or fresh_chains) and enough and retry and "step" not in sample_kwargs:
         if fresh_chains:
             # Chains that mix well and disagree by chance: the same parametrisation from another seed. Switching
-            # it where the data pin the intercepts down took 456 s at tree depth 10 for a bulk ESS of 11.
+            # it where the data pin the intercepts down took 572 s at tree depth 10 for a bulk ESS of 56.
             others, target_accept = [plan], sample_kwargs.get("target_accept")
         else:
             # The other parametrisation of the intercepts; with input slopes, then of the slopes too (their rule's
