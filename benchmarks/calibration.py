@@ -87,9 +87,9 @@ def simulate(cell, i, seed, design=None):
 
 
 def law_direction_weight(summary):
-    r"""An alternative weight, tried and not adopted (``--weight law``; RESULTS.md "Tangent-only noise: wide
-    intervals, and a weight that fixed them at the cost of another cell"): 1 over the sandwich's variance ratio in
-    the power law's own directions instead of the Gram diagonal's and the worst direction of all K log-concentrations.
+    r"""An alternative weight, tried and not adopted (``--weight law``; RESULTS.md "A weight from the law's own
+    directions, tried and not adopted"): 1 over the sandwich's variance ratio in the power law's own directions
+    instead of the Gram diagonal's and the worst direction of all K log-concentrations.
 
     Per input, the score covariances of :func:`sawdist.bayes.calibration.likelihood_weight`'s check (the vMF's A_x
     and the measured B_x, K x K in log kappa) are projected on the law's directions X = [1, log k - mean log k]; the
