@@ -855,7 +855,14 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
     direct = direct and "direction" in ds.data_vars and ds["direction"].dims == DIMS and not unlimited & set(DIMS)
     try:
         rest = ds.drop_vars("direction") if direct else ds
-        rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))
+        # One thread: netCDF-C runs one call at a time under xarray's locks anyway, and older xarray (2024.9 here)
+        # orders the locks of a CombinedLock by a set's iteration, so a write's (netCDF-C, HDF5, the file's) and the
+        # reads' (netCDF-C, HDF5) can take the two they share in opposite orders: a Dask thread reading a source file
+        # and one writing then waited for each other forever (sawdist merge onto a full disk, on the floors in CI).
+        import dask
+
+        with dask.config.set(scheduler="synchronous"):
+            rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))
         if direct:
             data = ds["direction"].data
             _write_direction(tmp, ds, complevel, threads, load or (lambda index: _load_model(data, index)))

@@ -275,6 +275,31 @@ def test_parallel_direction_write_streams_dask_and_is_thread_count_independent(t
     np.testing.assert_array_equal(_variable(one)[0], ds["direction"].values.astype(np.float32))
 
 
+def test_xarrays_write_reads_its_dask_chunks_in_one_thread(tmp_path, monkeypatch):
+    """netCDF-C writes the variables xarray writes (all of them with direct=False, as sawdist merge does) from data
+    read lazily from netCDF files; with older xarray a Dask thread reading and one writing could take the shared
+    netCDF-C and HDF5 locks in opposite orders and wait for each other forever. Every read runs in this thread."""
+    import threading
+
+    source = sio.to_netcdf_atomic(make_dataset(), tmp_path / "source.nc")
+    threads = set()
+    read = sio._Array._getitem
+
+    def recorded(self, key):
+        threads.add(threading.get_ident())
+        return read(self, key)
+
+    monkeypatch.setattr(sio._Array, "_getitem", recorded)
+    with sio.open_saliency(source, chunks={}) as ds:  # the stored chunks: one model each
+        assert ds["direction"].data.npartitions > 1
+        threads.clear()  # opening checks the values on Dask's threads: reads only, which cannot deadlock
+        out = sio.to_netcdf_atomic(ds, tmp_path / "copy.nc", direct=False)
+    assert threads == {threading.get_ident()}
+    monkeypatch.undo()
+    with sio.open_saliency(source) as a, sio.open_saliency(out) as b:
+        xr.testing.assert_identical(a.load(), b.load())
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"complevel": 10}, r"^'complevel' must be an integer from 0 to 9, got 10\.$"),
     ({"complevel": 1.5}, r"^'complevel' must be an integer from 0 to 9, got 1\.5\.$"),
