@@ -810,6 +810,22 @@ def encoding(ds: xr.Dataset, complevel: int = 1) -> dict:
     return result
 
 
+def _one_thread_unless_distributed():
+    """Dask's synchronous scheduler for a block, unless a distributed Client is active."""
+    import sys
+
+    import dask
+
+    distributed = sys.modules.get("distributed")  # not imported: no Client can be active
+    if distributed is not None:
+        try:
+            distributed.default_client()
+            return contextlib.nullcontext()
+        except ValueError:
+            pass
+    return dask.config.set(scheduler="synchronous")
+
+
 def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel: int = 1, threads: int | None = None,
                      load: Callable[[tuple[int, ...]], np.ndarray | list[bytes] | None] | None = None,
                      direct: bool = True) -> Path:
@@ -859,9 +875,8 @@ def to_netcdf_atomic(ds: xr.Dataset, path: str | os.PathLike[str], *, complevel:
         # orders the locks of a CombinedLock by a set's iteration, so a write's (netCDF-C, HDF5, the file's) and the
         # reads' (netCDF-C, HDF5) can take the two they share in opposite orders: a Dask thread reading a source file
         # and one writing then waited for each other forever (sawdist merge onto a full disk, on the floors in CI).
-        import dask
-
-        with dask.config.set(scheduler="synchronous"):
+        # (Where a distributed Client is active, xarray writes through it, under distributed locks.)
+        with _one_thread_unless_distributed():
             rest.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=encoding(rest, complevel))
         if direct:
             data = ds["direction"].data
