@@ -13,6 +13,12 @@ x = 0). As a graph this is a dozen elementwise and reduction nodes, each materia
 the value and again for the gradient; one C loop computes both with one Bessel evaluation per concentration and
 one per input, O(inputs x J^2) arithmetic and nothing else. The gradient output is what ``L_op`` returns, so
 NUTS pays for one pass per leapfrog step. The NumPy ``perform`` (Python linker) is the reference.
+
+:math:`\kappa^\top G\kappa` overflows once the concentrations pass about 1e153 (G's diagonal is up to the squared
+seed count), far out where a NUTS trajectory can wander. There s is computed as
+:math:`m\sqrt{(\kappa/m)^\top (G\kappa/m)}`, m the largest concentration: the plain square made L(s) = inf and the
+value +inf, a point NUTS accepted with infinite weight, after which PyMC stopped the fit on "bad initial energy".
+The value there is finite and very negative (:math:`s \le \sum_j n_j\kappa_j` while L(x) ~ x).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pytensor.graph.basic import Apply
 from pytensor.link.c.op import COp
 from scipy.special import gammaln
 
-from ._kernels import fixed_order
+from ._kernels import fixed_order, resultant_concentration
 from .special_ops import _c_float, _f64, bessel_c_source
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
@@ -60,7 +66,7 @@ class CollapsedSharedLoglik(COp):
         kernel = fixed_order(self.nu)
         L, R = kernel(kappa)
         gk = np.einsum("...ji,...i->...j", gram, kappa)
-        s = np.sqrt(np.maximum(np.sum(kappa * gk, axis=-1), 0.0))
+        s = resultant_concentration(kappa, gk)
         Ls, Rs = kernel(s)
         with np.errstate(divide="ignore", invalid="ignore"):
             qs = np.where(s > 0, Rs / np.where(s > 0, s, 1.0), 1.0 / (2.0 * self.nu + 2.0))
@@ -88,7 +94,7 @@ class CollapsedSharedLoglik(COp):
         return ["<math.h>", "<stdlib.h>"]
 
     def c_code_cache_version(self):
-        return (1,)
+        return (2,)
 
     def c_support_code_apply(self, node, name):
         return bessel_c_source(self.nu, f"sawdist_collapsed_bessel_{name}")
@@ -143,7 +149,15 @@ class CollapsedSharedLoglik(COp):
                 gk[j] = t;
                 s2 += k[j] * t;
             }}
-            {bessel}(sqrt(s2 > 0.0 ? s2 : 0.0), &L, &R, &q);
+            double s = sqrt(s2 > 0.0 ? s2 : 0.0);
+            if (!isfinite(s2)) {{
+                /* kappa' G kappa overflowed (module docstring): m sqrt((kappa/m)' (G kappa/m)) */
+                double m = 0.0, t2 = 0.0;
+                for (npy_intp j = 0; j < J; ++j) if (k[j] > m) m = k[j];
+                for (npy_intp j = 0; j < J; ++j) t2 += (k[j] / m) * (gk[j] / m);
+                s = m * sqrt(t2 > 0.0 ? t2 : 0.0);
+            }}
+            {bessel}(s, &L, &R, &q);
             vp[b] = {_c_float(self.const)} * (n - 1.0) + acc + L - {_c_float(self.log_omega)};
             for (npy_intp j = 0; j < J; ++j) d[j] += q * gk[j];
         }}

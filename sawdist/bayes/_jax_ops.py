@@ -307,7 +307,11 @@ def _collapsed(dim: int):
         L, R, _ = kernel(kappa)
         gk = jnp.einsum("...ji,...i->...j", gram, kappa)
         s2 = jnp.sum(kappa * gk, axis=-1)
-        s = jnp.sqrt(jnp.maximum(s2, 0.0))
+        # past kappa ~ 1e153 the square overflows (_collapsed_op's docstring): scaled by the largest concentration
+        m = jnp.max(kappa, axis=-1, keepdims=True)
+        m = jnp.where(m > 0.0, m, 1.0)
+        scaled = m[..., 0] * jnp.sqrt(jnp.maximum(jnp.sum((kappa / m) * (gk / m), axis=-1), 0.0))
+        s = jnp.where(jnp.isfinite(s2), jnp.sqrt(jnp.maximum(s2, 0.0)), scaled)
         Ls, Rs, qs = kernel(s)
         n = jnp.sum(count, axis=-1)
         value = const * (n - 1.0) - jnp.sum(count * L, axis=-1) + Ls - log_omega

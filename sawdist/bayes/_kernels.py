@@ -151,6 +151,27 @@ def bessel_L_R(nu, x):
     return L, R
 
 
+def resultant_concentration(kappa, g_kappa):
+    """s = sqrt(kappa' G kappa) over the last axis, from kappa and G kappa, without the overflow of the square.
+
+    Past concentrations of about 1e153 (where a NUTS trajectory can wander) the square overflows to inf, which made
+    L(s) and with it the collapsed likelihood +inf; there s is computed as m sqrt((kappa/m)' (G kappa/m)), m the
+    largest concentration (the same number in exact arithmetic). Elsewhere the plain square, so that the value is
+    the same to the last bit as before.
+    """
+    kappa = np.asarray(kappa, dtype=np.float64)
+    g_kappa = np.asarray(g_kappa, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        s2 = np.sum(kappa * g_kappa, axis=-1)
+        s = np.asarray(np.sqrt(np.maximum(s2, 0.0)))
+        over = ~np.isfinite(s2)
+        if np.any(over):
+            m = np.max(kappa[over], axis=-1, keepdims=True)
+            t2 = np.sum((kappa[over] / m) * (g_kappa[over] / m), axis=-1)
+            s[over] = m[..., 0] * np.sqrt(np.maximum(t2, 0.0))
+    return s
+
+
 def kappa_from_mean_resultant_length(nu: float, m):
     """The x with R(nu, x) = m, for m in [0, 1) (NaN elsewhere), by Newton's method on the increasing, concave
     ``R(nu, .)``: after the first step every iterate lies left of the root and increases to it (the tangent of a

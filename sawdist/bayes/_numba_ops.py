@@ -43,7 +43,7 @@ from .special_ops import BesselLogRatio, FixedOrderBesselLogRatio, KappaFromMean
 __all__ = ["bessel_kernel", "fixed_order_kernel", "kappa_from_mean_resultant_length_kernel", "order_parameters"]
 
 #: Bumped whenever the code below changes what it computes (it enters PyTensor's on-disk cache key).
-_VERSION = 3
+_VERSION = 4
 _LOG_2PI = float(np.log(2.0 * np.pi))
 _LOG_2 = float(np.log(2.0))
 
@@ -361,6 +361,15 @@ def numba_funcify_CollapsedSharedLoglik(op, node=None, **kwargs):
                 gk[b * J + j] = t
                 s2 += kf[b * J + j] * t
             s[b] = math.sqrt(s2 if s2 > 0.0 else 0.0)
+            if not math.isfinite(s2):
+                # kappa' G kappa overflowed past kappa ~ 1e153 (_collapsed_op's docstring): scaled by the largest
+                m = 0.0
+                for j in range(J):
+                    m = max(m, kf[b * J + j])
+                t2 = 0.0
+                for j in range(J):
+                    t2 += (kf[b * J + j] / m) * (gk[b * J + j] / m)
+                s[b] = m * math.sqrt(t2 if t2 > 0.0 else 0.0)
         Lk = np.empty(B * J)
         Rk = np.empty(B * J)
         Qk = np.empty(B * J)

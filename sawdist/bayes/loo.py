@@ -44,7 +44,7 @@ import numpy as np
 import xarray as xr
 from scipy.special import gammaln, logsumexp
 
-from ._kernels import fixed_order, kappa_from_mean_resultant_length
+from ._kernels import fixed_order, kappa_from_mean_resultant_length, resultant_concentration
 from .design import check_summary
 from .model import _group_weight
 
@@ -154,16 +154,13 @@ def _loglik(design, law, shared, g, effect_values, kappa_fns, s, x):
             L_sum = L_sum + np.where(n_j > 0, per_slot, 0.0)
     if not shared:
         return L_sum
-    s2 = 0.0
-    for j in range(J):
-        if kappas[j] is None:
-            continue
-        for k in range(J):
-            if kappas[k] is None:
-                continue
-            s2 = s2 + kappas[j] * gram[:, j, k][None, :, None] * kappas[k]
+    # s = sqrt(kappa' G kappa), scaled where the square overflows (resultant_concentration)
+    slots = [j for j in range(J) if kappas[j] is not None]
+    k_all = np.stack(np.broadcast_arrays(*[kappas[j] for j in slots]), axis=-1)  # (S, X, nodes, slots)
+    g_k = sum(k_all[..., [i]] * gram[:, slots, j][None, :, None, :] for i, j in enumerate(slots))
+    s = resultant_concentration(k_all, g_k)
     n = count.sum(axis=-1)[None, :, None]
-    return -0.5 * d * _LOG_2PI * (n - 1.0) - L_sum + kernel(np.sqrt(np.maximum(s2, 0.0)))[0] - log_omega
+    return -0.5 * d * _LOG_2PI * (n - 1.0) - L_sum + kernel(s)[0] - log_omega
 
 
 def _log_prior(post, f, name, value, s):

@@ -118,8 +118,7 @@ def collapsed_loglik(dim: int, shared: bool) -> Callable[..., pt.TensorVariable]
             return CollapsedSharedLoglik(dim)(kappa, gram, count)[0]
         L_kappa = reduced_log_bessel_iv(nu, kappa)
         if shared:
-            s2 = pt.sum(kappa[..., :, None] * gram * kappa[..., None, :], axis=(-1, -2))
-            s = pt.sqrt(pt.maximum(s2, 0.0))
+            s = _resultant_concentration(kappa, gram)
             n = pt.sum(count, axis=-1)
             return (-0.5 * dim * _LOG_2PI * (n - 1.0) - pt.sum(count * L_kappa, axis=-1)
                     + reduced_log_bessel_iv(nu, s) - log_omega)
@@ -129,6 +128,16 @@ def collapsed_loglik(dim: int, shared: bool) -> Callable[..., pt.TensorVariable]
         return pt.sum(pt.switch(pt.gt(count, 0), per_slot, 0.0), axis=-1)
 
     return logp
+
+
+def _resultant_concentration(kappa, gram):
+    """sqrt(kappa' G kappa) over the last axes as a graph, as m sqrt(u' G u) with u = kappa/m and m the largest
+    concentration: the plain square overflows past kappa ~ 1e153, where a NUTS trajectory can wander (the fused
+    Op's docstring, :mod:`sawdist.bayes._collapsed_op`), and the graph has no cheap "only where it overflows"."""
+    m = pt.max(kappa, axis=-1)
+    m = pt.switch(pt.gt(m, 0.0), m, 1.0)
+    u = kappa / m[..., None]
+    return m * pt.sqrt(pt.maximum(pt.sum(u[..., :, None] * gram * u[..., None, :], axis=(-1, -2)), 0.0))
 
 
 def _prior(priors, law, name, log_d):
@@ -336,8 +345,8 @@ def model_from_design(design: Design, law: str = "power", *, shared_mean: bool =
         gram_g = pt.as_tensor(gram_data)
         count_g = pt.as_tensor(np.ascontiguousarray(design.group_count, dtype=np.float64))
         if shared_mean:
-            s2 = pt.sum(kappa_g[..., :, None] * gram_g * kappa_g[..., None, :], axis=(-1, -2))
-            pm.Deterministic("mu_concentration", pt.sqrt(pt.maximum(s2, 0.0)), dims=("architecture", "input"))
+            pm.Deterministic("mu_concentration", _resultant_concentration(kappa_g, gram_g),
+                             dims=("architecture", "input"))
         # The observed value is the data the likelihood sees, the Gram matrices (the counts are the design), so
         # that prior and posterior predictive draws are summaries (collapsed_random); slot = capacity when every
         # family is its own architecture, else the slot index of design.slot_family/slot_capacity.

@@ -125,6 +125,9 @@ def test_collapsed_op_value_and_gradient_match_c(dim, mode):
     C = s["count"].values.transpose(0, 2, 1).astype(float)
     kappa = np.exp(np.random.default_rng(0).normal(np.log(dim), 0.5, size=(1, 7, 3)))
     kappa[0, 0, 0] = 0.0
+    # where kappa' G kappa overflows (the C Op scales it there: test_summaries_and_model.py checks it on mpmath)
+    kappa[0, 1] = [1e154, 2e154, 3e154]
+    kappa[0, 2, 1] = 3e154
     k = pt.dtensor3("k")
     value, grad = CollapsedSharedLoglik(dim)(k, G, C)
     outputs = [value, grad, pt.grad(value.sum(), k)]

@@ -291,3 +291,59 @@ def test_fused_collapsed_op_matches_the_graph(dim):
         np.testing.assert_allclose(grad, dref, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="needs kappa"):
         CollapsedSharedLoglik(dim)(k[0], G, C)
+
+
+def test_collapsed_likelihood_where_kappa_G_kappa_overflows_is_finite_and_right():
+    # A NUTS trajectory can reach concentrations of 1e153 and more (seen: a retry's first step at d = 3072 with
+    # input slopes). There kappa' G kappa overflows; L(s) = inf made the value +inf, a point NUTS accepted with
+    # infinite weight, and the fit stopped on "bad initial energy". The value is finite and very negative there:
+    # the reference is mpmath at 50 digits (Hankel's expansion of log I), the fused Op (C and NumPy), the plain
+    # graph and the mean direction's concentration must agree with it, and their gradients with -n R(kappa) +
+    # (R(s)/s) G kappa.
+    import mpmath as mp
+    import pytensor
+    import pytensor.tensor as pt
+
+    from sawdist.bayes._collapsed_op import CollapsedSharedLoglik
+    from sawdist.bayes.model import _resultant_concentration
+
+    from ..reference import mpmath_reference as ref
+
+    dim = 3072
+    s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_inputs=3, n_seeds=4, rng=5)
+    G = np.ascontiguousarray(s["gram"].values[0])  # (3 inputs, 3, 3): entries up to 16
+    C = s["count"].values[0].T.astype(float)
+    kappa = np.array([[3e153, 5e153, 8e153],  # kappa' G kappa overflows
+                      [1e100, 3e100, 2e100],  # it does not
+                      [8e153, 40.0, 0.0]])  # it does, through one concentration
+    nu = 0.5 * dim - 1.0
+    with mp.workdps(50):
+        L = [[ref.log_iv(nu, mp.mpf(x)) - nu * mp.log(x) if x > 0 else None for x in row] for row in kappa]
+        want, s_want = [], []
+        for i in range(3):
+            k = [mp.mpf(x) for x in kappa[i]]
+            s_i = mp.sqrt(sum(k[j] * mp.mpf(G[i, j, c]) * k[c] for j in range(3) for c in range(3)))
+            L0 = -mp.loggamma(nu + 1) - nu * mp.log(2)  # L(nu, 0)
+            value = (-mp.mpf(dim) / 2 * mp.log(2 * mp.pi) * (sum(C[i]) - 1)
+                     - sum(mp.mpf(C[i, j]) * (L[i][j] if L[i][j] is not None else L0) for j in range(3))
+                     + ref.log_iv(nu, s_i) - nu * mp.log(s_i) - ref.log_sphere_area(dim))
+            want.append(float(value))
+            s_want.append(float(s_i))
+    want, s_want = np.array(want), np.array(s_want)
+    assert np.all(np.isfinite(want)) and want[0] < -1e152 and want[2] < -1e152
+    grad_want = -C * np.where(kappa > 0, 1.0, 0.0) + np.einsum("xjl,xl->xj", G, kappa) / s_want[:, None]
+    grad_want[2, 1] = -C[2, 1] * float(ref.ratio(nu, 40.0)) + (G[2] @ kappa[2])[1] / s_want[2]
+
+    k = pt.dmatrix("k")
+    fused = CollapsedSharedLoglik(dim)(k, G, C)[0]
+    graphs = [collapsed_loglik(dim, shared=True)(None, k[0], G[i], C[i]) for i in range(3)]  # the plain graph
+    for mode in ("FAST_RUN", MODE):
+        value, grad = pytensor.function([k], [fused, pt.grad(fused.sum(), k)], mode=mode)(kappa)
+        # the value is a difference of two numbers of 1e154 that cancel to 1e153 or less: 1e-13 of the terms
+        np.testing.assert_allclose(value, want, rtol=0, atol=1e-13 * np.abs(C * kappa).sum(axis=1).max())
+        np.testing.assert_allclose(grad, grad_want, rtol=1e-12, atol=1e-12)
+        for i in range(3):
+            one = pytensor.function([k], graphs[i], mode=mode)(kappa[i:i + 1])
+            np.testing.assert_allclose(one, want[i], rtol=0, atol=1e-13 * np.abs(C[i] * kappa[i]).sum())
+    got_s = pytensor.function([k], _resultant_concentration(k, G), mode=MODE)(kappa)
+    np.testing.assert_allclose(got_s, s_want, rtol=1e-14)
