@@ -118,7 +118,10 @@ def test_kappa_from_mean_resultant_length_and_gradient_match_numpy(mode):
                                      RTOL * cond * np.abs(want[0]) + 1e-300)
 
 
-@pytest.mark.parametrize("dim", [5, 64, 3072])
+# Each backend compiles the Op anew per dimension (13-19 s with Numba): d = 3072 alone in the fast suite, so that
+# the dependency floors' fast run keeps its time; the others with the slow tests.
+@pytest.mark.parametrize("dim", [pytest.param(5, marks=pytest.mark.slow), pytest.param(64, marks=pytest.mark.slow),
+                                 3072])
 def test_collapsed_op_value_and_gradient_match_c(dim, mode):
     s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_inputs=7, n_seeds=4, rng=dim)
     G = s["gram"].values
@@ -153,7 +156,11 @@ def test_numba_collapsed_op_rejects_mismatched_shapes():
         fn(np.ones((2, 3)), np.ones((2, 3, 2)), np.ones((2, 3)))
 
 
-@pytest.mark.parametrize("law, shared", [(law, True) for law in LAWS] + [("power", False)])
+# A whole model compiled by Numba takes 30-50 s: the power law with a shared mean in the fast suite (the dependency
+# floors' run), the other laws and the per-capacity means with the slow tests.
+@pytest.mark.parametrize("law, shared", [(law, True) if law == "power" else
+                                         pytest.param(law, True, marks=pytest.mark.slow) for law in LAWS]
+                         + [pytest.param("power", False, marks=pytest.mark.slow)])
 def test_compile_logp_numba_matches_c_without_warning(law, shared):
     pytest.importorskip("numba")
     summary = simulate_summary(dim=3072, capacities=[4, 16, 64], n_inputs=6, n_seeds=4, rng=1)

@@ -98,8 +98,9 @@ def test_same_posterior_within_monte_carlo_error(fits, name):
     assert (gap <= 4 * mcse).all(), (table, ref)
 
 
-# The JAX samplers compile each fit anew (20-30 s a fit): slow, so that the dependency floors' fast run keeps its time.
-@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s in ("numpyro", "blackjax") else s
+# The JAX samplers compile each fit anew (20-30 s a fit), nutpie too (18 s for three fits; its compile is in the
+# fast suite through the layout test above): slow, so that the dependency floors' fast run keeps its time.
+@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s != "pymc" else s
                                   for s in smp.SAMPLERS])
 def test_same_seed_same_draws(summary, name):
     _sampler(name)
@@ -113,9 +114,8 @@ def test_same_seed_same_draws(summary, name):
     assert not np.array_equal(first.posterior["beta"].values, other.posterior["beta"].values)
 
 
-# blackjax's own window adaptation compiles for 30 s: slow, as the same-seed test above
-@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) if s == "blackjax" else s
-                                  for s in smp.SAMPLERS if s != "pymc"])
+# blackjax's own window adaptation compiles for 30 s, nutpie for 10: slow, as the same-seed test above
+@pytest.mark.parametrize("name", [pytest.param(s, marks=pytest.mark.slow) for s in smp.SAMPLERS if s != "pymc"])
 def test_own_start_and_sampler_arguments(summary, name):
     _sampler(name)
     idata = fit_convergence(summary, sampler=name, init="pymc", draws=20, tune=20, chains=2, random_seed=1,
