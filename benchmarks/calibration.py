@@ -133,6 +133,8 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
         warnings.simplefilter("ignore")
         # the study chooses the centring from the data; the diagnostics use fit_convergence's own defaults
         centering = {} if default_settings else {"centered": "auto"}
+        if getattr(args, "random_slope", "auto") == "never":
+            centering["random_slope"] = False
         idata = fit_convergence(summary, "power", priors=PRIORS, calibrate=calibrate, cores=1,
                                 random_seed=random_seed, **centering,
                                 progressbar=False, idata_kwargs={"log_likelihood": False}, **kw)
@@ -189,6 +191,8 @@ def settings(args):
            "seed": args.seed, "priors": {k: list(v) if isinstance(v, tuple) else v for k, v in PRIORS.items()}}
     if getattr(args, "weight", "min") != "diagonal":  # absent from the files of the diagonal's weight (all before
         fit["weight"] = args.weight                   # the option, and those that chose it since)
+    if getattr(args, "random_slope", "auto") != "auto":  # absent from the files of fit_convergence's rule
+        fit["random_slope"] = args.random_slope
     return {"fit": fit,
             "datasets_per_cell": args.datasets, "designs": [list(x) for x in DESIGNS], "cells": CELLS,
             "machine": f"{platform.node()} ({os.cpu_count()} cores)"}
@@ -206,7 +210,8 @@ def run(args):
     t0 = time.perf_counter()
     diagnostics(args, results)  # first: short, and the study's fits then fill the rest of the time
     cells = args.cells or list(CELLS)
-    order = [(i, cell) for i in range(args.datasets) for cell in cells]  # interleaved: every cell grows together
+    order = [(i, cell) for i in range(args.datasets) for cell in cells  # interleaved: every cell grows together
+             if args.design is None or i % len(DESIGNS) == args.design]
     for i, cell in order:
         key = f"{cell}/{i}"
         if key in results["fits"]:
@@ -444,6 +449,10 @@ def main():
                         help="the calibrated fits' w: fit_convergence's (min: the smaller of the Gram diagonal's and "
                              "1 / Calibration.score_ratio), the Gram diagonal's alone, or (law, tried and not "
                              "adopted) 1 over the sandwich's ratio in the power law's own directions")
+    parser.add_argument("--random-slope", choices=("auto", "never"), default="auto",
+                        help="input slopes by fit_convergence's rule (auto), or never (a check of that rule)")
+    parser.add_argument("--design", type=int, choices=range(len(DESIGNS)), default=None, metavar="INDEX",
+                        help=f"only the replications of DESIGNS[INDEX] (those with i %% {len(DESIGNS)} == INDEX)")
     parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
                         help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
