@@ -150,7 +150,11 @@ def _loglik(design, law, shared, g, effect_values, kappa_fns, s, x):
             L_sum = L_sum + n_j * L_kappa
         else:
             r = np.sqrt(np.maximum(gram[:, j, j], 0.0))[None, :, None]
-            per_slot = (-0.5 * d * _LOG_2PI * (n_j - 1.0) - n_j * L_kappa + kernel(kappa * r)[0] - log_omega)
+            with np.errstate(over="ignore"):
+                kr = kappa * r
+            per_slot = (-0.5 * d * _LOG_2PI * (n_j - 1.0) - n_j * L_kappa + kernel(kr)[0] - log_omega)
+            # kappa r overflowed with kappa finite: -inf, not L(inf) = +inf (collapsed_loglik)
+            per_slot = np.where(np.isinf(kr) & np.isfinite(kappa), -np.inf, per_slot)
             L_sum = L_sum + np.where(n_j > 0, per_slot, 0.0)
     if not shared:
         return L_sum

@@ -123,8 +123,12 @@ def collapsed_loglik(dim: int, shared: bool) -> Callable[..., pt.TensorVariable]
             return (-0.5 * dim * _LOG_2PI * (n - 1.0) - pt.sum(count * L_kappa, axis=-1)
                     + reduced_log_bessel_iv(nu, s) - log_omega)
         r = pt.sqrt(pt.maximum(pt.diagonal(gram, axis1=-2, axis2=-1), 0.0))
-        per_slot = (-0.5 * dim * _LOG_2PI * (count - 1.0) - count * L_kappa + reduced_log_bessel_iv(nu, kappa * r)
+        kr = kappa * r
+        per_slot = (-0.5 * dim * _LOG_2PI * (count - 1.0) - count * L_kappa + reduced_log_bessel_iv(nu, kr)
                     - log_omega)
+        # kappa r overflows while kappa does not (kappa within a factor r of the largest float, where a NUTS
+        # trajectory can wander): L(inf) made the value +inf. It is about kappa (r - n) there, r < n: -inf instead.
+        per_slot = pt.switch(pt.isinf(kr) & pt.lt(kappa, np.inf), -np.inf, per_slot)
         return pt.sum(pt.switch(pt.gt(count, 0), per_slot, 0.0), axis=-1)
 
     return logp

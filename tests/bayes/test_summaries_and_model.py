@@ -347,3 +347,34 @@ def test_collapsed_likelihood_where_kappa_G_kappa_overflows_is_finite_and_right(
             np.testing.assert_allclose(one, want[i], rtol=0, atol=1e-13 * np.abs(C[i] * kappa[i]).sum())
     got_s = pytensor.function([k], _resultant_concentration(k, G), mode=MODE)(kappa)
     np.testing.assert_allclose(got_s, s_want, rtol=1e-14)
+
+
+def test_per_capacity_means_likelihood_is_never_plus_inf_where_kappa_r_overflows():
+    # One mean per slot: -n L(kappa) + L(kappa r), r = |S_j| < n. Within a factor r of the largest float kappa r
+    # overflows while kappa does not; L(inf) made the value +inf there (the shared mean's bug, test above). The
+    # value is about kappa (r - n) there: -inf. Below, the graph agrees with mpmath at 50 digits.
+    import mpmath as mp
+    import pytensor
+    import pytensor.tensor as pt
+
+    from ..reference import mpmath_reference as ref
+
+    dim = 3072
+    s = simulate_summary(dim=dim, capacities=[4, 8, 16], n_inputs=1, n_seeds=4, rng=5)
+    G = np.ascontiguousarray(s["gram"].values[0, 0])
+    C = s["count"].values[0, :, 0].astype(float)
+    k = pt.dvector("k")
+    value = collapsed_loglik(dim, shared=False)(None, k, G, C)
+    nu = 0.5 * dim - 1.0
+    kappa = np.array([1e300, 40.0, 3000.0])
+    with mp.workdps(50):
+        want = 0
+        for j in range(3):
+            x, r = mp.mpf(kappa[j]), mp.sqrt(mp.mpf(G[j, j]))
+            want += (-mp.mpf(dim) / 2 * mp.log(2 * mp.pi) * (C[j] - 1) - C[j] * (ref.log_iv(nu, x) - nu * mp.log(x))
+                     + ref.log_iv(nu, x * r) - nu * mp.log(x * r) - ref.log_sphere_area(dim))
+        want = float(want)
+    for mode in ("FAST_RUN", MODE):
+        fn = pytensor.function([k], value, mode=mode)
+        np.testing.assert_allclose(fn(kappa), want, rtol=1e-13)
+        assert fn(np.array([1.7e308, 40.0, 3000.0])) == -np.inf  # kappa r = inf: -inf, never +inf
