@@ -211,7 +211,7 @@ def run(args):
     diagnostics(args, results)  # first: short, and the study's fits then fill the rest of the time
     cells = args.cells or list(CELLS)
     order = [(i, cell) for i in range(args.datasets) for cell in cells  # interleaved: every cell grows together
-             if args.design is None or i % len(DESIGNS) == args.design]
+             if args.design is None or i % len(DESIGNS) in args.design]
     for i, cell in order:
         key = f"{cell}/{i}"
         if key in results["fits"]:
@@ -432,6 +432,18 @@ def figure(results, path):
     print(f"wrote {path}")
 
 
+def _design_indices(text):
+    """``--design``'s value: comma-separated indices into DESIGNS."""
+    try:
+        indices = [int(v) for v in text.split(",")]
+    except ValueError:
+        indices = [-1]
+    if not all(0 <= i < len(DESIGNS) for i in indices):
+        raise argparse.ArgumentTypeError(f"must be indices 0-{len(DESIGNS) - 1} of DESIGNS, "
+                                         f"comma-separated, got {text!r}.")
+    return indices
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", type=int, default=30, help="replications per cell")
@@ -451,8 +463,8 @@ def main():
                              "adopted) 1 over the sandwich's ratio in the power law's own directions")
     parser.add_argument("--random-slope", choices=("auto", "never"), default="auto",
                         help="input slopes by fit_convergence's rule (auto), or never (a check of that rule)")
-    parser.add_argument("--design", type=int, choices=range(len(DESIGNS)), default=None, metavar="INDEX",
-                        help=f"only the replications of DESIGNS[INDEX] (those with i %% {len(DESIGNS)} == INDEX)")
+    parser.add_argument("--design", type=_design_indices, default=None, metavar="INDEX[,INDEX...]",
+                        help=f"only the replications of these DESIGNS (those with i %% {len(DESIGNS)} among them)")
     parser.add_argument("--cells", type=lambda v: v.split(","), default=None,
                         help="comma-separated cells to run (default all: " + ", ".join(CELLS) + ")")
     parser.add_argument("--report", metavar="PATH", help="write the Markdown tables from --out and stop")
