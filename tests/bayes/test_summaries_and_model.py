@@ -377,4 +377,7 @@ def test_per_capacity_means_likelihood_is_never_plus_inf_where_kappa_r_overflows
     for mode in ("FAST_RUN", MODE):
         fn = pytensor.function([k], value, mode=mode)
         np.testing.assert_allclose(fn(kappa), want, rtol=1e-13)
-        assert fn(np.array([1.7e308, 40.0, 3000.0])) == -np.inf  # kappa r = inf: -inf, never +inf
+        # kappa r = inf: -inf, never +inf (n L(kappa) overflows there too: older PyTensor's Python backend lets
+        # NumPy warn about it, which is not what is tested)
+        with np.errstate(over="ignore", invalid="ignore"):
+            assert fn(np.array([1.7e308, 40.0, 3000.0])) == -np.inf
