@@ -52,7 +52,8 @@ CELLS = {
     "tangent_only_deff20": {"shape": "anisotropic_tangent", "effective_dimension": 20},
     "random_slope": {"shape": "vmf", "slope_sd": 0.2},
 }
-#: cells also fitted without the calibration
+#: cells also fitted without the calibration by default (``--uncalibrated`` names others: the vMF's w = 1 fit is
+#: the exact model, the reference that tells the weight's caution from the rest)
 UNCALIBRATED_TOO = ("wide_cosine_law", "anisotropic_deff5", "anisotropic_deff30", "anisotropic_deff100",
                     "tangent_only_deff20", "random_slope")
 PRIORS = {"alpha_ref": ("log_d", 0.5), "beta": (0.5, 0.3), "sigma": 0.5}
@@ -214,14 +215,23 @@ def run(args):
              if args.design is None or i % len(DESIGNS) in args.design]
     for i, cell in order:
         key = f"{cell}/{i}"
-        if key in results["fits"]:
+        reference = cell in args.uncalibrated and not args.calibrated_only
+        if key in results["fits"] and (not reference or "uncalibrated" in results["fits"][key]):
             continue
         summary, truth, design, rs = simulate(cell, i, args.seed)
+        if key in results["fits"]:  # a dataset fitted before with the calibration only: add its reference fit
+            results["fits"][key]["uncalibrated"] = fit_record(summary, truth, False, rs, args)
+            save(args, results)
+            print(f"{key} N,S,K,d={design} not calibrated: beta cover95="
+                  f"{results['fits'][key]['uncalibrated']['cover']['beta_0.95']} "
+                  f"{results['fits'][key]['uncalibrated']['seconds']} s (total {time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+            continue
         rec = {"design": list(design), "truth": {"beta": truth["beta"], "alpha": truth["alpha"],
                                                   "sigma": truth["sigma"],
                                                   "participation_ratio": truth["participation_ratio"]}}
         rec["calibrated"] = fit_record(summary, truth, True, rs, args)
-        if cell in UNCALIBRATED_TOO and not args.calibrated_only:
+        if reference:
             rec["uncalibrated"] = fit_record(summary, truth, False, rs, args)
         results["fits"][key] = rec
         save(args, results)
@@ -268,6 +278,34 @@ def _coverage_rows(results, which):
         row["w_median"] = float(np.median([r[which]["weight"] for r in recs]))
         row["random_slope"] = int(sum(r[which].get("random_slope", 0) for r in recs))
         rows.append(row)
+    return rows
+
+
+def rank_spread_rows(results, param="beta"):
+    r"""Per cell and fit (calibrated, and not where fitted): the spread of the SBC ranks of ``param`` as one number.
+
+    z = Phi^-1((rank + 1/2)/(L + 1)) for L kept draws is standard normal when the posterior is calibrated (up to
+    the ranks' discreteness, divided out: the sd of z over a uniform rank, 0.994 for L = 99). Its sd over datasets
+    is then 1; below 1 the intervals are too wide, above too narrow, by about that factor, at every level at once,
+    which 50 % coverage needs far more datasets to tell. The interval is chi^2 with one degree of freedom per dataset
+    (the truth and the draws of each dataset are independent of the others'), about the mean of z."""
+    from scipy import stats
+
+    rows = []
+    for which in ("calibrated", "uncalibrated"):
+        for cell in CELLS:
+            recs = [r[which] for k, r in results["fits"].items() if k.split("/")[0] == cell and which in r]
+            if len(recs) < 3:
+                continue
+            kept = results["settings"]["fit"]["draws_kept"]
+            ref = np.std(stats.norm.ppf((np.arange(kept + 1) + 0.5) / (kept + 1)))
+            z = stats.norm.ppf((np.array([r["ranks"][param] for r in recs]) + 0.5) / (kept + 1)) / ref
+            n = len(z)
+            ss = np.sum((z - z.mean()) ** 2)
+            rows.append({"cell": cell, "which": which, "n": n, "mean": float(z.mean()),
+                         "mean_se": float(z.std(ddof=1) / np.sqrt(n)), "sd": float(np.sqrt(ss / (n - 1))),
+                         "sd_low": float(np.sqrt(ss / stats.chi2.ppf(0.975, n - 1))),
+                         "sd_high": float(np.sqrt(ss / stats.chi2.ppf(0.025, n - 1)))})
     return rows
 
 
@@ -360,6 +398,17 @@ def report(results, path):
                     f"{100 * np.mean([r['cover'][f'beta_{lv}'] for r in recs]):.0f}" for lv in LEVELS)
                     + f" | {100 * np.mean([x for r in recs for x in r['cover']['m_0.95']]):.0f} | "
                     f"{np.median([r['seconds'] for r in recs]):.1f} |")
+        lines.append("")
+        lines.append("The SBC ranks of beta in one number per cell: the sd of z = Phi^-1(rank) (1 when "
+                     "calibrated; below 1 the intervals are too wide by about its inverse), with its 95 % interval, "
+                     "and the mean of z (0 when calibrated; below 0 the posterior sits above the truth) +- its "
+                     "standard error.")
+        lines.append("")
+        lines.append("| cell | fits | datasets | sd of z [95 %] | mean of z |")
+        lines.append("|---|---|---|---|---|")
+        for row in rank_spread_rows(results):
+            lines.append(f"| {row['cell']} | {row['which']} | {row['n']} | {row['sd']:.2f} [{row['sd_low']:.2f}, "
+                         f"{row['sd_high']:.2f}] | {row['mean']:+.2f} +- {row['mean_se']:.2f} |")
         lines.append("")
         lines.append("Against the goal (calibrated fits):")
         lines.append("")
@@ -456,7 +505,11 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "calibration.json"))
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--calibrated-only", action="store_true",
-                        help="skip the uncalibrated reference fits of the misspecified cells")
+                        help="skip the uncalibrated reference fits (--uncalibrated)")
+    parser.add_argument("--uncalibrated", type=lambda v: v.split(",") if v else [], default=list(UNCALIBRATED_TOO),
+                        metavar="CELL[,CELL...]",
+                        help="cells also fitted with calibrate=False, on the same draws (default: the misspecified "
+                             "ones; a dataset fitted before without that reference gets it on a rerun)")
     parser.add_argument("--weight", choices=("diagonal", "min", "law"), default="min",
                         help="the calibrated fits' w: fit_convergence's (min: the smaller of the Gram diagonal's and "
                              "1 / Calibration.score_ratio), the Gram diagonal's alone, or (law, tried and not "

@@ -423,6 +423,30 @@ def test_the_study_goal_verdicts_count_datasets_as_the_random_units():
     assert study._interval([[0, 0]] * 5)[1:] == (0.0, pytest.approx(100 * (1 - 0.025 ** (1 / 5))))
 
 
+def test_the_study_summarises_the_sbc_ranks_by_the_spread_of_their_normal_scores():
+    study = _study_script()
+
+    def results(ranks):
+        fits = {f"vmf/{i}": {"calibrated": {"ranks": {"beta": int(r)}}} for i, r in enumerate(ranks)}
+        return {"settings": {"fit": {"draws_kept": 99}}, "fits": fits}
+
+    # every rank 0..99 once: the ranks of a calibrated posterior, exactly; z has mean 0 and, divided by the
+    # reference's own spread, population sd 1 (the row's sd has n - 1 in its denominator)
+    (row,) = study.rank_spread_rows(results(range(100)))
+    assert (row["cell"], row["which"], row["n"]) == ("vmf", "calibrated", 100)
+    assert row["mean"] == pytest.approx(0.0, abs=1e-12) and row["sd"] == pytest.approx(np.sqrt(100 / 99))
+    ss = 100.0  # sum of squares about the mean
+    assert row["sd_low"] == pytest.approx(np.sqrt(ss / stats.chi2.ppf(0.975, 99)))
+    assert row["sd_high"] == pytest.approx(np.sqrt(ss / stats.chi2.ppf(0.025, 99)))
+    # only the middle half of the ranks: the truth sits too centrally, the intervals are too wide
+    (wide,) = study.rank_spread_rows(results(list(range(25, 75)) * 2))
+    assert wide["sd_high"] < 1.0 and wide["mean"] == pytest.approx(0.0, abs=1e-12)
+    # all ranks at the top: the posterior sits below the truth
+    (low,) = study.rank_spread_rows(results([90, 95, 99, 97]))
+    assert low["mean"] > 1.5
+    assert study.rank_spread_rows(results([50, 50])) == []  # fewer than 3 datasets: no row
+
+
 def test_input_spread_is_the_spread_of_the_moment_estimates():
     # by hand: the Gram diagonal's m_hat^2 = (G_kk - n) / (n (n - 1)), kappa = A_d^-1(m_hat), the mean over the
     # capacities with >= 2 directions of log kappa (logit m for the logit law), the sd over inputs
