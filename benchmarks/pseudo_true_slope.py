@@ -71,9 +71,15 @@ def _input_grids(loglik_at, w, anchor):
 NODES = 97
 
 
-def marginal_fit(G, n, x, w):
-    """(beta_hat, alpha_hat, sigma_hat, model sd of beta_hat) maximising the marginal likelihood with weight w."""
+def marginal_fit(G, n, x, w, w_slope=None):
+    """(beta_hat, alpha_hat, sigma_hat, model sd of beta_hat) maximising the marginal likelihood with weight w.
+
+    With ``w_slope`` the slope is tempered by it and the intercepts by w, through each input's profile
+    likelihood l_p(b) = max_a l_x(a, b): the integrand is exp(w l_x(a, b) + (w_slope - w) l_p(b)), whose curvature
+    in a_x is w's and whose profile curvature in b is w_slope's (``benchmarks/slope_weight_bias.py``).
+    """
     cache = {}
+    w_slope = w if w_slope is None else w_slope
 
     def loglik(a, b):  # l_x(a_x, b) for intercepts a of shape (N,) or (N, nodes)
         kappa = np.exp(a[..., None] + b * x)
@@ -82,17 +88,25 @@ def marginal_fit(G, n, x, w):
         nn = n if a.ndim == 1 else n[:, None]
         return (nn * vmf_log_normalizer(DIM, kappa)).sum(-1) - vmf_log_normalizer(DIM, r)
 
-    def tables(b):  # the integration nodes and w l_x there, once per beta
+    def profile_loglik(b, a):  # max over a of l_x(a, b), by Newton's method from a, steps capped at 0.2
+        h = 1e-3
+        for _ in range(30):
+            f0, fp, fm = loglik(a, b), loglik(a + h, b), loglik(a - h, b)
+            a = a + np.clip((fp - fm) / (2 * h) / np.maximum(-(fp - 2 * f0 + fm) / h**2, 1e-12), -0.2, 0.2)
+        return loglik(a, b)
+
+    def tables(b):  # the integration nodes, w l_x there and (w_slope - w) l_p, once per beta
         if b not in cache:
             nodes, step = _input_grids(lambda a: loglik(a, b), w, np.zeros(len(G)))
-            cache[b] = nodes, np.log(step), w * loglik(nodes, b)
+            extra = 0.0 if w_slope == w else (w_slope - w) * profile_loglik(b, nodes[:, NODES // 2])
+            cache[b] = nodes, np.log(step), w * loglik(nodes, b), extra
         return cache[b]
 
     def nll(b, alpha, log_sigma):
-        nodes, log_step, wl = tables(b)
+        nodes, log_step, wl, extra = tables(b)
         lp = wl - 0.5 * ((nodes - alpha) / np.exp(log_sigma)) ** 2 - log_sigma
         top = lp.max(axis=1, keepdims=True)
-        return -np.sum(top[:, 0] + np.log(np.exp(lp - top).sum(axis=1)) + log_step)
+        return -np.sum(top[:, 0] + np.log(np.exp(lp - top).sum(axis=1)) + log_step + extra)
 
     start = {"p": np.array([np.log(DIM), np.log(0.3)])}
 

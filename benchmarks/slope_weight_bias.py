@@ -1,0 +1,111 @@
+"""How the likelihood's estimate of beta moves with the weights on the level and on the slope. No sampler.
+
+``benchmarks/pseudo_true_slope.py`` found that under strong additive anisotropy the tempered collapsed likelihood's
+maximiser of beta (thousands of inputs, intercepts integrated out) rises with the weight. This script separates the
+two directions of the power law: the intercepts a_x tempered by w_level, the slope by w_slope (each input's profile
+likelihood carries the difference, ``pseudo_true_slope.marginal_fit``), and sweeps w_slope over multiples of the
+default weight and 1 on one simulated dataset per truth, so that the differences between weights are free of
+sampling noise. It then fits
+
+    beta_hat(w_slope) - beta = B - C / w_slope
+
+by least squares in 1 / w_slope. Why that form: the marginal likelihood's estimating equation for beta is, per input,
+w_slope l_p'(beta) - (1/2) d/dbeta log H_x(beta) (the Laplace term of the intercept's integral, H_x its curvature),
+so its root is off by (mean profile score at the truth) / I_p - (1/2) mean d log H / (w_slope I_p): B is the
+profile score's own bias (the incidental-intercept effect), C the Laplace term's pull. For a correct model the two
+cancel at w_slope = 1 (B = C); the script reports B / C, the weight at which they cancel (C / B), beside the
+default weight and the law's directions' ratios.
+
+    python benchmarks/slope_weight_bias.py [--inputs 8000] [--truths vmf,anisotropic_deff5,...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from sawdist.bayes import calibration as cal
+from sawdist.bayes.simulate import simulate_gram_summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration import CELLS, capacities  # noqa: E402  (the study's cells)
+from pseudo_true_slope import DIM, SEEDS, TRUTHS, K, marginal_fit  # noqa: E402
+
+MULTIPLES = (0.5, 1.0, 2.0, 4.0)
+
+
+def law_ratios(summary):
+    """The sandwich's variance ratios of the slope (its intercept profiled out) and of the intercepts, pooled over
+    inputs as in ``calibration.law_direction_weight`` (first family)."""
+    c = cal.likelihood_weight(summary)
+    d = float(summary["n_features"])
+    n, _, kappa = (a[0] for a in cal._moment_kappa(summary, d))
+    x = np.log(np.asarray(summary["capacity"].values, dtype=np.float64))
+    X = np.stack([np.ones_like(x), x - x.mean()], axis=1)
+    A = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d), X)
+    B = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d, c.radial_ratio[0], c.tangent_ratio[0]), X)
+    cx = A[:, 1, 0] / A[:, 0, 0]
+    slope = np.sum(B[:, 1, 1] - 2 * cx * B[:, 1, 0] + cx**2 * B[:, 0, 0]) / np.sum(A[:, 1, 1] - cx * A[:, 0, 1])
+    return float(slope), float(np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0])), c
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=8000, help="inputs simulated per dataset")
+    parser.add_argument("--truths", default=",".join(TRUTHS))
+    parser.add_argument("--dataset", type=int, default=0, help="which dataset of each truth (its random stream)")
+    parser.add_argument("--multiples", default=",".join(map(str, MULTIPLES)),
+                        help="the slope's weights as multiples of the default weight (1 is always added)")
+    parser.add_argument("--seed", type=int, default=20261201)
+    parser.add_argument("--json", help="save the numbers here")
+    args = parser.parse_args()
+    caps = capacities(K)
+    x = np.log(caps) - np.log(caps).mean()
+    rows = []
+    t0 = time.perf_counter()
+    for cell in args.truths.split(","):
+        rng = np.random.default_rng([args.seed, list(CELLS).index(cell), args.dataset])
+        summary, _ = simulate_gram_summary(dim=DIM, capacities=caps, n_inputs=args.inputs, n_seeds=SEEDS,
+                                           beta=0.5, sigma=0.3, alpha_ref=np.log(DIM), rng=rng, **dict(CELLS[cell]))
+        G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values[0]
+        n = summary["count"].transpose("family", "input", "capacity").values[0].astype(np.float64)
+        ratio_slope, ratio_level, c = law_ratios(summary)
+        w = float(c.weight[0])
+        sweep = sorted({min(1.0, w * float(f)) for f in args.multiples.split(",")} | {1.0})
+        if len(sweep) < 2:  # w = 1 and multiples >= 1: the line needs a second weight
+            sweep.insert(0, 0.5 * w)
+        errors, sds = [], []
+        for ws in sweep:
+            b, _, sigma, sd = marginal_fit(G, n, x, w, ws)
+            errors.append(b - 0.5)
+            sds.append(sd)
+            print(f"{cell}: w_level {w:.4g}, w_slope {ws:.4g}: beta_hat - beta {b - 0.5:+.5f} (model sd {sd:.2g}), "
+                  f"sigma_hat {sigma:.3f}", flush=True)
+        design = np.stack([np.ones(len(sweep)), -1.0 / np.asarray(sweep)], axis=1)
+        (B, C), *_ = np.linalg.lstsq(design, np.asarray(errors), rcond=None)
+        resid = np.asarray(errors) - design @ np.array([B, C])
+        row = {"truth": cell, "dataset": args.dataset, "w_level": w, "w_slope": sweep, "error": errors,
+               "model_sd": sds, "B": float(B), "C": float(C), "max_residual": float(np.abs(resid).max()),
+               "cancelling_weight": float(C / B) if B > 0 else None, "default_weight": w,
+               "diagonal_weight": float(c.diagonal_weight[0]), "score_ratio": float(c.score_ratio[0]),
+               "slope_ratio": ratio_slope, "level_ratio": ratio_level}
+        rows.append(row)
+        print(f"  B {B:+.5f}, C {C:.3g}, residual <= {row['max_residual']:.1e}; B/C {B / C:.1f} against 1/w "
+              f"{1 / w:.1f} (diagonal {1 / c.diagonal_weight[0]:.1f}, score {c.score_ratio[0]:.1f}), slope's ratio "
+              f"{ratio_slope:.1f}, level's {ratio_level:.1f}", flush=True)
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"settings": {"inputs": args.inputs, "dataset": args.dataset, "seed": args.seed, "dim": DIM,
+                                    "seeds": SEEDS, "capacities": caps.tolist(), "alpha_ref": "log d", "beta": 0.5,
+                                    "sigma": 0.3, "multiples_of_default": args.multiples}, "rows": rows}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
