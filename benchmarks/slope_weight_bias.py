@@ -17,6 +17,15 @@ cancel at w_slope = 1 (B = C); the script reports B / C, the weight at which the
 default weight and the law's directions' ratios.
 
     python benchmarks/slope_weight_bias.py [--inputs 8000] [--truths vmf,anisotropic_deff5,...] [--json FILE]
+
+With ``--study PATH`` (a ``calibration.py`` study) it predicts instead what the study's beta intervals would have
+covered had each dataset's slope been tempered by its own estimated ratio and its location kept (the posterior the
+finding above points to: the default's estimating equation, the slope's own width). Each dataset is simulated again
+(same random streams), its slope's ratio estimated as ``calibration.py --weight law`` does, and Phi^-1 of beta's SBC
+rank scaled by sqrt(w_slope / w) (a normal posterior narrowed about its mean by that factor; datasets fitted with
+input slopes kept as they are, their beta's width being partly the slopes' spread):
+
+    python benchmarks/slope_weight_bias.py --study benchmarks/results/calibration_study_300.json [--json FILE]
 """
 
 from __future__ import annotations
@@ -54,6 +63,46 @@ def law_ratios(summary):
     return float(slope), float(np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0])), c
 
 
+def predict_from_study(path, cells, out=None):
+    """Coverage of beta per cell, as fitted and as predicted with the slope's own weight (module docstring)."""
+    from calibration import _interval, simulate
+    from scipy.stats import norm
+
+    study = json.loads(Path(path).read_text())
+    seed, kept = study["settings"]["fit"]["seed"], study["settings"]["fit"]["draws_kept"]
+    rows = {}
+    for key, rec in study["fits"].items():
+        cell, i = key.split("/")
+        if (cells and cell not in cells) or "calibrated" not in rec:
+            continue
+        summary, _, design, _ = simulate(cell, int(i), seed)
+        ratio_slope, ratio_level, c = law_ratios(summary)
+        w = rec["calibrated"]["weight"]
+        if not np.isclose(float(c.weight[0]), w, rtol=1e-6):
+            raise RuntimeError(f"{key}: the weight simulated again ({float(c.weight[0])}) is not the study's ({w})")
+        rows[key] = {"design": list(design), "w": w, "slope_ratio": ratio_slope, "level_ratio": ratio_level,
+                     "rank": rec["calibrated"]["ranks"]["beta"], "random_slope": rec["calibrated"]["random_slope"]}
+    print("| cell | datasets | w_slope / w: median [10 %, 90 %] | sd of Phi^-1(rank): fitted -> predicted "
+          "| beta 50 % | 90 % | 95 % (fitted -> predicted [95 % interval]) |")
+    print("|---|---|---|---|---|---|---|")
+    for cell in sorted({k.split("/")[0] for k in rows}):
+        r = [v for k, v in rows.items() if k.split("/")[0] == cell]
+        z = norm.ppf((np.array([v["rank"] for v in r]) + 0.5) / (kept + 1))
+        w = np.array([v["w"] for v in r])
+        ws = np.minimum(1.0, 1.0 / np.array([v["slope_ratio"] for v in r]))
+        ws = np.where(np.isfinite(ws) & (ws > 0), ws, w)
+        scaled = z * np.where(np.array([v["random_slope"] for v in r], dtype=bool), 1.0, np.sqrt(ws / w))
+        line = (f"| {cell} | {len(r)} | {np.median(ws / w):.2f} [{np.quantile(ws / w, 0.1):.2f}, "
+                f"{np.quantile(ws / w, 0.9):.2f}] | {z.std(ddof=1):.2f} -> {scaled.std(ddof=1):.2f} |")
+        for level in (0.5, 0.9, 0.95):
+            q = norm.ppf((1 + level) / 2)
+            est, low, high = _interval(np.abs(scaled) < q)
+            line += f" {100 * np.mean(np.abs(z) < q):.0f} -> {est:.0f} [{low:.0f}, {high:.0f}] |"
+        print(line, flush=True)
+    if out:
+        Path(out).write_text(json.dumps({"study": str(path), "datasets": rows}, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=8000, help="inputs simulated per dataset")
@@ -63,7 +112,12 @@ def main():
                         help="the slope's weights as multiples of the default weight (1 is always added)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", help="save the numbers here")
+    parser.add_argument("--study", help="predict a study's coverage with the slope's own weight (see above)")
+    parser.add_argument("--cells", default="", help="with --study: these cells only (comma-separated)")
     args = parser.parse_args()
+    if args.study:
+        predict_from_study(args.study, [c for c in args.cells.split(",") if c], args.json)
+        return
     caps = capacities(K)
     x = np.log(caps) - np.log(caps).mean()
     rows = []
