@@ -44,19 +44,19 @@ TRUTHS = ("vmf", "wide_cosine_law", "anisotropic_deff5", "anisotropic_deff30", "
 DIM, SEEDS, K, STUDY_INPUTS = 3072, 4, 3, 1000
 
 
-def _input_grids(loglik_at, w, anchor):
-    """Per input, NODES intercepts spanning +- 8 sd of a_x's posterior under the reference prior N(log d, 0.3^2) (the
-    truth's population, near every fit's alpha and sigma), and their spacing: the integrand's peak is resolved at
-    every weight (its sd is 0.005-0.01 at w = 1, near 1 at the smallest w here, where a fixed grid would need
-    thousands of nodes)."""
+def _input_grids(loglik_at, w, anchor, prior_sd=0.3):
+    """Per input, NODES intercepts spanning +- 8 sd of a_x's posterior under the reference prior
+    N(log d, prior_sd^2) (the truth's population, near every fit's alpha and sigma), and their spacing: the
+    integrand's peak is resolved at every weight (its sd is 0.005-0.01 at w = 1, near 1 at the smallest w here,
+    where a fixed grid would need thousands of nodes)."""
     coarse = np.log(DIM) + np.linspace(-3.0, 3.0, 41)
     lp = w * np.stack([loglik_at(np.full(anchor.shape, a)) for a in coarse], axis=1) \
-        - 0.5 * ((coarse - np.log(DIM)) / 0.3) ** 2
+        - 0.5 * ((coarse - np.log(DIM)) / prior_sd) ** 2
     a = coarse[np.argmax(lp, axis=1)]
     h = 1e-3
 
     def target(v):
-        return w * loglik_at(v) - 0.5 * ((v - np.log(DIM)) / 0.3) ** 2
+        return w * loglik_at(v) - 0.5 * ((v - np.log(DIM)) / prior_sd) ** 2
 
     for _ in range(8):  # Newton's method from the coarse grid's best node, steps capped at 0.1
         f0, fp, fm = target(a), target(a + h), target(a - h)
@@ -71,12 +71,13 @@ def _input_grids(loglik_at, w, anchor):
 NODES = 97
 
 
-def marginal_fit(G, n, x, w, w_slope=None):
+def marginal_fit(G, n, x, w, w_slope=None, prior_sd=0.3):
     """(beta_hat, alpha_hat, sigma_hat, model sd of beta_hat) maximising the marginal likelihood with weight w.
 
     With ``w_slope`` the slope is tempered by it and the intercepts by w, through each input's profile
     likelihood l_p(b) = max_a l_x(a, b): the integrand is exp(w l_x(a, b) + (w_slope - w) l_p(b)), whose curvature
-    in a_x is w's and whose profile curvature in b is w_slope's (``benchmarks/slope_weight_bias.py``).
+    in a_x is w's and whose profile curvature in b is w_slope's (``benchmarks/slope_weight_bias.py``). ``prior_sd``:
+    the truth's sigma, which places the integration grids and starts the search.
     """
     cache = {}
     w_slope = w if w_slope is None else w_slope
@@ -97,7 +98,7 @@ def marginal_fit(G, n, x, w, w_slope=None):
 
     def tables(b):  # the integration nodes, w l_x there and (w_slope - w) l_p, once per beta
         if b not in cache:
-            nodes, step = _input_grids(lambda a: loglik(a, b), w, np.zeros(len(G)))
+            nodes, step = _input_grids(lambda a: loglik(a, b), w, np.zeros(len(G)), prior_sd)
             extra = 0.0 if w_slope == w else (w_slope - w) * profile_loglik(b, nodes[:, NODES // 2])
             cache[b] = nodes, np.log(step), w * loglik(nodes, b), extra
         return cache[b]
@@ -108,7 +109,7 @@ def marginal_fit(G, n, x, w, w_slope=None):
         top = lp.max(axis=1, keepdims=True)
         return -np.sum(top[:, 0] + np.log(np.exp(lp - top).sum(axis=1)) + log_step + extra)
 
-    start = {"p": np.array([np.log(DIM), np.log(0.3)])}
+    start = {"p": np.array([np.log(DIM), np.log(prior_sd)])}
 
     def profile(b):
         b = float(b)

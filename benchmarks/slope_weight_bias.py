@@ -110,6 +110,7 @@ def main():
     parser.add_argument("--dataset", type=int, default=0, help="which dataset of each truth (its random stream)")
     parser.add_argument("--multiples", default=",".join(map(str, MULTIPLES)),
                         help="the slope's weights as multiples of the default weight (1 is always added)")
+    parser.add_argument("--sigma", type=float, default=0.3, help="the truth's spread of the input intercepts")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--json", help="save the numbers here")
     parser.add_argument("--study", help="predict a study's coverage with the slope's own weight (see above)")
@@ -125,7 +126,8 @@ def main():
     for cell in args.truths.split(","):
         rng = np.random.default_rng([args.seed, list(CELLS).index(cell), args.dataset])
         summary, _ = simulate_gram_summary(dim=DIM, capacities=caps, n_inputs=args.inputs, n_seeds=SEEDS,
-                                           beta=0.5, sigma=0.3, alpha_ref=np.log(DIM), rng=rng, **dict(CELLS[cell]))
+                                           beta=0.5, sigma=args.sigma, alpha_ref=np.log(DIM), rng=rng,
+                                           **dict(CELLS[cell]))
         G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values[0]
         n = summary["count"].transpose("family", "input", "capacity").values[0].astype(np.float64)
         ratio_slope, ratio_level, c = law_ratios(summary)
@@ -135,7 +137,7 @@ def main():
             sweep.insert(0, 0.5 * w)
         errors, sds = [], []
         for ws in sweep:
-            b, _, sigma, sd = marginal_fit(G, n, x, w, ws)
+            b, _, sigma, sd = marginal_fit(G, n, x, w, ws, prior_sd=args.sigma)
             errors.append(b - 0.5)
             sds.append(sd)
             print(f"{cell}: w_level {w:.4g}, w_slope {ws:.4g}: beta_hat - beta {b - 0.5:+.5f} (model sd {sd:.2g}), "
@@ -157,7 +159,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"settings": {"inputs": args.inputs, "dataset": args.dataset, "seed": args.seed, "dim": DIM,
                                     "seeds": SEEDS, "capacities": caps.tolist(), "alpha_ref": "log d", "beta": 0.5,
-                                    "sigma": 0.3, "multiples_of_default": args.multiples}, "rows": rows}, f,
+                                    "sigma": args.sigma, "multiples_of_default": args.multiples}, "rows": rows}, f,
                       indent=1)
 
 
