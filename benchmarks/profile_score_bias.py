@@ -10,9 +10,9 @@ truth, a_hat - a = delta solves s + h delta + u delta^2 / 2 = 0, so to second or
 
 (h, m, u, t their means). The first two terms vanish where the score is unbiased at the truth (Bartlett), which it
 is under every truth of the study to noise; the other four are covariances of functions of the Gram matrix. The
-script evaluates them with the covariances over the simulated inputs, to check the expansion, not yet from the
-moments a fit could measure. Derivatives by central differences (step 2e-3 in a and beta) of the exact collapsed
-log-likelihood; a_hat by Newton's method from the truth.
+script evaluates them twice: with the covariances over the simulated inputs (a check of the expansion), and from
+the seeds' moments a fit measures (:func:`moment_prediction`). Derivatives by central differences (step 2e-3 in a
+and beta) of the exact collapsed log-likelihood; a_hat by Newton's method from the truth.
 
     python benchmarks/profile_score_bias.py [--inputs 20000] [--truths ...] [--sigma 0.3] [--json FILE]
 """
@@ -38,6 +38,65 @@ TRUTHS = ("vmf", "power_spherical", "wide_cosine_law", "anisotropic_deff5", "ani
           "anisotropic_deff100", "tangent_only_deff20")
 
 
+def moment_prediction(summary, kappa, x, radial=1.0, tangent=1.0):
+    """B predicted from the seeds' radial and tangent moments (``likelihood_weight``'s ratios; 1 and 1 for the vMF),
+    at concentrations ``kappa`` (N, K), first family.
+
+    s, h and m depend on the Gram matrix G only through q = kappa'G kappa and p = kappa' diag(x) G kappa: with
+    phi(q) = -log C_d(sqrt q), their G parts are 2 q phi', 4 q^2 phi'' + 4 q phi' and 4 p (q phi'' + phi'), so
+    their fluctuations are psi_s dq, psi_h dq and psi_mq dq + psi_mp dp. The score covariance in log kappa that
+    ``_score_covariance`` gives (first order in G, any radial and tangent ratios) holds Var q and Cov(p, q): its
+    sum 1'B1 is psi_s^2 Var q and 1'Bx is psi_s (2 phi' Cov(p, q) + 2 p phi'' Var q). The means h, m, u, t are the
+    derivatives at E[G].
+    """
+    from sawdist.bayes import calibration as cal
+
+    d = float(summary["n_features"])
+    n = summary["count"].transpose("family", "input", "capacity").values[0].astype(np.float64)
+    score_cov = cal._score_covariance(n, kappa, d, radial, tangent)
+    m_k, _, _ = cal._seed_covariance_parts(d, kappa)
+    eye = np.eye(kappa.shape[-1], dtype=bool)
+    EG = np.where(eye, (n + n * (n - 1.0) * m_k * m_k)[..., :, None],
+                  (n * m_k)[..., :, None] * (n * m_k)[..., None, :])
+    q = np.einsum("nk,nkl,nl->n", kappa, EG, kappa)
+    p = np.einsum("nk,k,nkl,nl->n", kappa, x, EG, kappa)
+    e = 1e-3 * q
+    f = {i: -vmf_log_normalizer(d, np.sqrt(q + i * e)) for i in (-2, -1, 0, 1, 2)}
+    d1, d2 = (f[1] - f[-1]) / (2 * e), (f[1] - 2 * f[0] + f[-1]) / e**2
+    d3 = (f[2] - 2 * f[1] + 2 * f[-1] - f[-2]) / (2 * e**3)
+    psi_s, psi_h = 2 * d1 + 2 * q * d2, 4 * d1 + 12 * q * d2 + 4 * q * q * d3
+    psi_mq, psi_mp = 4 * p * (2 * d2 + q * d3), 4 * (q * d2 + d1)
+    one = np.ones(kappa.shape[-1])
+    var_s = np.einsum("k,nkl,l->n", one, score_cov, one)
+    var_q = var_s / psi_s**2
+    cov_pq = (np.einsum("k,nkl,l->n", one, score_cov, x) / psi_s - 2 * p * d2 * var_q) / (2 * d1)
+    cov_ms, cov_hs = psi_s * (psi_mq * var_q + psi_mp * cov_pq), psi_h * psi_s * var_q
+
+    a0, b0 = np.log(kappa).mean(axis=-1), float(np.mean(np.diff(np.log(kappa), axis=-1) / np.diff(x)))
+
+    def loglik(a, b):  # at E[G]
+        kk = np.exp(a[:, None] + b * x)
+        r = np.sqrt(np.einsum("nk,nkl,nl->n", kk, EG, kk))
+        return (n * vmf_log_normalizer(d, kk)).sum(-1) - vmf_log_normalizer(d, r)
+
+    dv = _derivatives(loglik, a0, b0)
+    h, m, u, t = dv["h"], dv["m"], dv["u"], dv["t"]
+    bias = -cov_ms / h + m * cov_hs / h**2 + 0.5 * var_s * (t / h**2 - m * u / h**3)
+    return float(bias.sum() / (-dv["gbb"] + m * m / h).sum())
+
+
+def _derivatives(loglik, a, b):
+    """Central differences (step STEP) of loglik(a, b) per input: the first three in a, and those with beta."""
+    f = {(i, j): loglik(a + i * STEP, b + j * STEP) for i in (-2, -1, 0, 1, 2) for j in (-1, 0, 1)}
+    e = STEP
+    return {"s": (f[1, 0] - f[-1, 0]) / (2 * e), "g": (f[0, 1] - f[0, -1]) / (2 * e),
+            "h": (f[1, 0] - 2 * f[0, 0] + f[-1, 0]) / e**2,
+            "gbb": (f[0, 1] - 2 * f[0, 0] + f[0, -1]) / e**2,
+            "m": (f[1, 1] - f[1, -1] - f[-1, 1] + f[-1, -1]) / (4 * e * e),
+            "u": (f[2, 0] - 2 * f[1, 0] + 2 * f[-1, 0] - f[-2, 0]) / (2 * e**3),
+            "t": ((f[1, 1] - 2 * f[0, 1] + f[-1, 1]) - (f[1, -1] - 2 * f[0, -1] + f[-1, -1])) / (2 * e**3)}
+
+
 def measure(cell, n_inputs, sigma, seed):
     caps = capacities(K)
     x = np.log(caps) - np.log(caps).mean()
@@ -55,14 +114,7 @@ def measure(cell, n_inputs, sigma, seed):
         return (n * vmf_log_normalizer(DIM, kappa)).sum(-1) - vmf_log_normalizer(DIM, r)
 
     def derivatives(a, b):
-        f = {(i, j): loglik(a + i * STEP, b + j * STEP) for i in (-2, -1, 0, 1, 2) for j in (-1, 0, 1)}
-        e = STEP
-        return {"s": (f[1, 0] - f[-1, 0]) / (2 * e), "g": (f[0, 1] - f[0, -1]) / (2 * e),
-                "h": (f[1, 0] - 2 * f[0, 0] + f[-1, 0]) / e**2,
-                "gbb": (f[0, 1] - 2 * f[0, 0] + f[0, -1]) / e**2,
-                "m": (f[1, 1] - f[1, -1] - f[-1, 1] + f[-1, -1]) / (4 * e * e),
-                "u": (f[2, 0] - 2 * f[1, 0] + 2 * f[-1, 0] - f[-2, 0]) / (2 * e**3),
-                "t": ((f[1, 1] - 2 * f[0, 1] + f[-1, 1]) - (f[1, -1] - 2 * f[0, -1] + f[-1, -1])) / (2 * e**3)}
+        return _derivatives(loglik, a, b)
 
     a = a0.copy()
     for _ in range(30):  # a_hat at beta = b0, per input
@@ -81,12 +133,19 @@ def measure(cell, n_inputs, sigma, seed):
              "Var(s)(t/h^2 - m u/h^3)/2": 0.5 * cov("s", "s") * (t / h**2 - m * u / h**3)}
     info = -mean["gbb"] + m * m / h  # the profile curvature per input
     se = lambda v: float(v.std() / np.sqrt(n_inputs))  # noqa: E731
+    from sawdist.bayes.calibration import likelihood_weight
+
+    c = likelihood_weight(summary)
+    kappa = np.asarray(truth["kappa"], dtype=np.float64)
     return {"truth": cell, "inputs": n_inputs, "sigma": sigma, "profile_information": info,
             "B_monte_carlo": float(profile_score.mean()) / info, "B_monte_carlo_se": se(profile_score) / info,
             "B_expansion": sum(terms.values()) / info,
             "B_expansion_covariances_only": (sum(terms.values()) - terms["E[g]"] - terms["-m E[s]/h"]) / info,
             "mean_score_a_in_se": mean["s"] / se(dv["s"]), "mean_score_beta_in_se": mean["g"] / se(dv["g"]),
-            "terms_over_information": {k: v / info for k, v in terms.items()}}
+            "terms_over_information": {k: v / info for k, v in terms.items()},
+            "B_from_moments": moment_prediction(summary, kappa, x, c.radial_ratio[0], c.tangent_ratio[0]),
+            "B_from_vmf_moments": moment_prediction(summary, kappa, x),
+            "radial_ratio": c.radial_ratio[0].tolist(), "tangent_ratio": c.tangent_ratio[0].tolist()}
 
 
 def main():
@@ -99,14 +158,15 @@ def main():
     args = parser.parse_args()
     rows = []
     t0 = time.perf_counter()
-    print("| truth | B by Monte Carlo | B by the expansion | its covariance terms alone "
-          "| mean score in a, beta (in SE) |")
-    print("|---|---|---|---|---|")
+    print("| truth | B by Monte Carlo | B by the expansion | its covariance terms alone | B from the seeds' moments "
+          "| the same with the vMF's moments | mean score in a, beta (in SE) |")
+    print("|---|---|---|---|---|---|---|")
     for cell in args.truths.split(","):
         r = measure(cell, args.inputs, args.sigma, args.seed)
         rows.append(r)
         print(f"| {cell} | {r['B_monte_carlo']:+.5f} +- {r['B_monte_carlo_se']:.5f} | {r['B_expansion']:+.5f} "
-              f"| {r['B_expansion_covariances_only']:+.5f} | {r['mean_score_a_in_se']:+.1f}, "
+              f"| {r['B_expansion_covariances_only']:+.5f} | {r['B_from_moments']:+.5f} "
+              f"| {r['B_from_vmf_moments']:+.5f} | {r['mean_score_a_in_se']:+.1f}, "
               f"{r['mean_score_beta_in_se']:+.1f} |", flush=True)
     print(f"\n{time.perf_counter() - t0:.0f} s")
     if args.json:
