@@ -40,7 +40,13 @@ TRUTHS = ("vmf", "power_spherical", "wide_cosine_law", "anisotropic_deff5", "ani
 
 def moment_prediction(summary, kappa, x, radial=1.0, tangent=1.0):
     """B predicted from the seeds' radial and tangent moments (``likelihood_weight``'s ratios; 1 and 1 for the vMF),
-    at concentrations ``kappa`` (N, K), first family.
+    at concentrations ``kappa`` (N, K), first family (:func:`_moment_pieces`)."""
+    v = _moment_pieces(summary, kappa, x, radial, tangent)
+    return float(v["bias"].sum() / v["information"].sum())
+
+
+def _moment_pieces(summary, kappa, x, radial, tangent):
+    """Per input: the profile score's bias (second order) and the derivatives at E[G] it is made of.
 
     s, h and m depend on the Gram matrix G only through q = kappa'G kappa and p = kappa' diag(x) G kappa: with
     phi(q) = -log C_d(sqrt q), their G parts are 2 q phi', 4 q^2 phi'' + 4 q phi' and 4 p (q phi'' + phi'), so
@@ -81,8 +87,60 @@ def moment_prediction(summary, kappa, x, radial=1.0, tangent=1.0):
 
     dv = _derivatives(loglik, a0, b0)
     h, m, u, t = dv["h"], dv["m"], dv["u"], dv["t"]
-    bias = -cov_ms / h + m * cov_hs / h**2 + 0.5 * var_s * (t / h**2 - m * u / h**3)
-    return float(bias.sum() / (-dv["gbb"] + m * m / h).sum())
+    return {"bias": -cov_ms / h + m * cov_hs / h**2 + 0.5 * var_s * (t / h**2 - m * u / h**3),
+            "information": -dv["gbb"] + m * m / h, "h": h, "m": m, "u": u, "t": t, "a": a0,
+            "cov_ms": cov_ms, "cov_hs": cov_hs, "var_s": var_s}
+
+
+def intercept_pull(v, w, sigma, alpha=None):
+    """C of beta_hat - beta = B - C / w_slope, from :func:`_moment_pieces`' per-input pieces ``v``: the intercepts
+    tempered by w and drawn from N(alpha, sigma^2). Returns (C, its Laplace part, its shrinkage part).
+
+    The estimating equation of the marginal likelihood (``pseudo_true_slope.marginal_fit``) for beta is
+    sum_x [w_slope l_p' + w (l_beta(a~) - l_beta(a^)) - D_x / 2]: a~ is the intercept's mode under its prior, a^ its
+    likelihood's, D_x = w dH/dbeta / (w H + sigma^-2) the derivative of the Laplace term's log curvature along a~.
+    With a~ - a^ = -(a^ - alpha) / (1 + sigma^2 w H) and a^ - a = s/H + E[delta] to second order,
+    C = (sum D_x / 2 - w sum E[l_beta(a~) - l_beta(a^)]) / sum I_p.
+    """
+    h, m, u, t, a0 = v["h"], v["m"], v["u"], v["t"], v["a"]
+    H, s2 = -h, sigma**2
+    alpha = float(a0.mean()) if alpha is None else alpha
+    dH = -(t + u * (-w * m / (w * h - 1.0 / s2)))  # along a~(beta)
+    laplace = 0.5 * np.sum(w * dH / (w * H + 1.0 / s2))
+    mean_shift = v["cov_hs"] / h**2 - 0.5 * u * v["var_s"] / h**3  # E[a^ - a], the score unbiased
+    shrink = -np.sum((m * (a0 - alpha) + m * mean_shift + v["cov_ms"] / H) / (1.0 + s2 * w * H))
+    info = v["information"].sum()
+    return float((laplace - w * shrink) / info), float(laplace / info), float(-w * shrink / info)
+
+
+def check_slope_weight_runs(path):
+    """For each dataset of ``slope_weight_bias.py``'s JSON, B and C predicted (at the true concentrations, from the
+    seeds' moments and the model) beside the fitted ones."""
+    from sawdist.bayes.calibration import likelihood_weight
+
+    print("| truth | sigma | dataset | inputs | B: fitted | predicted | C: fitted | predicted (Laplace, shrinkage) "
+          "| error at the default's w: fitted | predicted |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    caps = capacities(K)
+    x = np.log(caps) - np.log(caps).mean()
+    for run in json.loads(Path(path).read_text())["runs"]:
+        st = run["settings"]
+        for row in run["rows"]:
+            cell, sigma = row["truth"], st.get("sigma", 0.3)
+            rng = np.random.default_rng([st["seed"], list(CELLS).index(cell), row["dataset"]])
+            summary, truth = simulate_gram_summary(dim=DIM, capacities=caps, n_inputs=st["inputs"], n_seeds=SEEDS,
+                                                   beta=0.5, sigma=sigma, alpha_ref=np.log(DIM), rng=rng,
+                                                   **dict(CELLS[cell]))
+            c = likelihood_weight(summary)
+            w = float(c.weight[0])
+            v = _moment_pieces(summary, np.asarray(truth["kappa"], dtype=np.float64), x, c.radial_ratio[0],
+                               c.tangent_ratio[0])
+            B = float(v["bias"].sum() / v["information"].sum())
+            C, lap, shr = intercept_pull(v, w, sigma)
+            fitted_default = row["error"][row["w_slope"].index(w)] if w in row["w_slope"] else float("nan")
+            print(f"| {cell} | {sigma} | {row['dataset']} | {st['inputs']} | {row['B']:+.5f} | {B:+.5f} "
+                  f"| {row['C']:.3g} | {C:.3g} ({lap:.2g}, {shr:.2g}) | {fitted_default:+.5f} | {B - C / w:+.5f} |",
+                  flush=True)
 
 
 def _derivatives(loglik, a, b):
@@ -155,7 +213,12 @@ def main():
     parser.add_argument("--sigma", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", help="save the numbers here")
+    parser.add_argument("--slope-weight-runs", metavar="PATH",
+                        help="instead: B and C predicted for each dataset of slope_weight_bias.py's JSON")
     args = parser.parse_args()
+    if args.slope_weight_runs:
+        check_slope_weight_runs(args.slope_weight_runs)
+        return
     rows = []
     t0 = time.perf_counter()
     print("| truth | B by Monte Carlo | B by the expansion | its covariance terms alone | B from the seeds' moments "

@@ -10,9 +10,11 @@ sampling noise. It then fits
     beta_hat(w_slope) - beta = B - C / w_slope
 
 by least squares in 1 / w_slope. Why that form: the marginal likelihood's estimating equation for beta is, per input,
-w_slope l_p'(beta) - (1/2) d/dbeta log H_x(beta) (the Laplace term of the intercept's integral, H_x its curvature),
-so its root is off by (mean profile score at the truth) / I_p - (1/2) mean d log H / (w_slope I_p): B is the
-profile score's own bias (the incidental-intercept effect), C the Laplace term's pull. For a correct model the two
+w_slope l_p'(beta) + w (l_beta(a~) - l_beta(a^)) - (1/2) d/dbeta log(w H_x(beta) + sigma^-2), the profile score (a^
+the intercept's maximum likelihood), the shift from the intercept's shrinkage to its prior mode a~, and the Laplace
+term of its integral (H_x its curvature); so its root is off by (mean profile score at the truth) / I_p - C /
+w_slope: B is the profile score's own bias (the incidental-intercept effect), C the intercepts' pull
+(``profile_score_bias.intercept_pull`` computes both). For a correct model the two
 cancel at w_slope = 1 (B = C); the script reports B / C, the weight at which they cancel (C / B), beside the
 default weight and the law's directions' ratios.
 
