@@ -206,6 +206,46 @@ def measure(cell, n_inputs, sigma, seed):
             "radial_ratio": c.radial_ratio[0].tolist(), "tangent_ratio": c.tangent_ratio[0].tolist()}
 
 
+def check_study(path, cells, out=None):
+    """The default's bias B - C / w predicted for each dataset of a ``calibration.py`` study (at its true
+    concentrations and sigma), and beta's standardised error before and after removing it (1000-input design)."""
+    from calibration import simulate
+    from scipy.stats import norm
+    from slope_weight_bias import law_ratios
+
+    study = json.loads(Path(path).read_text())
+    seed, kept = study["settings"]["fit"]["seed"], study["settings"]["fit"]["draws_kept"]
+    rows = {}
+    for key, rec in study["fits"].items():
+        cell, i = key.split("/")
+        if (cells and cell not in cells) or "calibrated" not in rec or rec["design"][0] != 1000:
+            continue
+        summary, truth, design, _ = simulate(cell, int(i), seed)
+        _, _, c = law_ratios(summary)
+        w = float(c.weight[0])
+        caps = capacities(design[2])
+        x = np.log(caps) - np.log(caps).mean()
+        v = _moment_pieces(summary, np.asarray(truth["kappa"], dtype=np.float64), x, c.radial_ratio[0],
+                           c.tangent_ratio[0])
+        B = float(v["bias"].sum() / v["information"].sum())
+        C, _, _ = intercept_pull(v, w, max(truth["sigma"], 1e-3))
+        cal = rec["calibrated"]
+        rows[key] = {"sigma": truth["sigma"], "w": w, "B": B, "C": C, "beta_sd": cal["beta_sd"],
+                     "z": float(norm.ppf((cal["ranks"]["beta"] + 0.5) / (kept + 1))),
+                     "random_slope": cal["random_slope"]}
+    print("| cell | datasets (no input slopes) | mean z | predicted bias / sd: median [10 %, 90 %] "
+          "| corr(z, predicted bias / sd) | mean z after removing it |")
+    print("|---|---|---|---|---|---|")
+    for cell in sorted({k.split("/")[0] for k in rows}):
+        r = [v for k, v in rows.items() if k.split("/")[0] == cell and not v["random_slope"]]
+        z = np.array([v["z"] for v in r])
+        b = np.array([(v["B"] - v["C"] / v["w"]) / v["beta_sd"] for v in r])
+        print(f"| {cell} | {len(r)} | {z.mean():+.2f} | {np.median(b):+.2f} [{np.quantile(b, 0.1):+.2f}, "
+              f"{np.quantile(b, 0.9):+.2f}] | {np.corrcoef(z, b)[0, 1]:+.2f} | {(z + b).mean():+.2f} |", flush=True)
+    if out:
+        Path(out).write_text(json.dumps({"study": str(path), "datasets": rows}, indent=1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=20000)
@@ -215,7 +255,12 @@ def main():
     parser.add_argument("--json", help="save the numbers here")
     parser.add_argument("--slope-weight-runs", metavar="PATH",
                         help="instead: B and C predicted for each dataset of slope_weight_bias.py's JSON")
+    parser.add_argument("--study", metavar="PATH", help="instead: the default's bias predicted for each 1000-input "
+                        "dataset of a calibration.py study, against its standardised error")
     args = parser.parse_args()
+    if args.study:
+        check_study(args.study, [c for c in args.truths.split(",") if c], args.json)
+        return
     if args.slope_weight_runs:
         check_slope_weight_runs(args.slope_weight_runs)
         return
