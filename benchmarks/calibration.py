@@ -101,6 +101,14 @@ def law_direction_weight(summary):
     (``benchmarks/results/calibration_law_weight.json``) floored m_hat at 0.001 rather than ``_moment_kappa``'s 0.01:
     its weights agree with these within 0.03 %.
     """
+    slope, level, _ = law_ratios(summary)
+    ratio = max(slope, level)
+    return float(min(1.0, 1.0 / ratio)) if np.isfinite(ratio) and ratio > 0 else 1.0
+
+
+def law_ratios(summary):
+    """(the slope's ratio, the intercepts' ratio, ``likelihood_weight``'s Calibration) of
+    :func:`law_direction_weight`: the sandwich's variance ratios in the law's two directions, pooled over inputs."""
     from sawdist.bayes import calibration as cal
 
     c = cal.likelihood_weight(summary)
@@ -112,8 +120,7 @@ def law_direction_weight(summary):
     B = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d, c.radial_ratio[0], c.tangent_ratio[0]), X)
     cx = A[:, 1, 0] / A[:, 0, 0]
     slope = np.sum(B[:, 1, 1] - 2 * cx * B[:, 1, 0] + cx**2 * B[:, 0, 0]) / np.sum(A[:, 1, 1] - cx * A[:, 0, 1])
-    ratio = max(slope, np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0]))
-    return float(min(1.0, 1.0 / ratio)) if np.isfinite(ratio) and ratio > 0 else 1.0
+    return float(slope), float(np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0])), c
 
 
 def fit_record(summary, truth, calibrate, random_seed, args, default_settings=False):

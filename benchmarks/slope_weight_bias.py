@@ -40,29 +40,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sawdist.bayes import calibration as cal
 from sawdist.bayes.simulate import simulate_gram_summary
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration import CELLS, capacities  # noqa: E402  (the study's cells)
+from calibration import CELLS, capacities, law_ratios  # noqa: E402  (the study's cells)
 from pseudo_true_slope import DIM, SEEDS, TRUTHS, K, marginal_fit  # noqa: E402
 
 MULTIPLES = (0.5, 1.0, 2.0, 4.0)
-
-
-def law_ratios(summary):
-    """The sandwich's variance ratios of the slope (its intercept profiled out) and of the intercepts, pooled over
-    inputs as in ``calibration.law_direction_weight`` (first family)."""
-    c = cal.likelihood_weight(summary)
-    d = float(summary["n_features"])
-    n, _, kappa = (a[0] for a in cal._moment_kappa(summary, d))
-    x = np.log(np.asarray(summary["capacity"].values, dtype=np.float64))
-    X = np.stack([np.ones_like(x), x - x.mean()], axis=1)
-    A = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d), X)
-    B = np.einsum("ki,nkl,lj->nij", X, cal._score_covariance(n, kappa, d, c.radial_ratio[0], c.tangent_ratio[0]), X)
-    cx = A[:, 1, 0] / A[:, 0, 0]
-    slope = np.sum(B[:, 1, 1] - 2 * cx * B[:, 1, 0] + cx**2 * B[:, 0, 0]) / np.sum(A[:, 1, 1] - cx * A[:, 0, 1])
-    return float(slope), float(np.sum(B[:, 0, 0]) / np.sum(A[:, 0, 0])), c
 
 
 def predict_from_study(path, cells, out=None):
