@@ -14,7 +14,7 @@ w_slope l_p'(beta) + w (l_beta(a~) - l_beta(a^)) - (1/2) d/dbeta log(w H_x(beta)
 the intercept's maximum likelihood), the shift from the intercept's shrinkage to its prior mode a~, and the Laplace
 term of its integral (H_x its curvature); so its root is off by (mean profile score at the truth) / I_p - C /
 w_slope: B is the profile score's own bias (the incidental-intercept effect), C the intercepts' pull
-(``profile_score_bias.intercept_pull`` computes both). For a correct model the two
+(``profile_score_bias.py`` computes B from the seeds' moments and C from the model). For a correct model the two
 cancel at w_slope = 1 (B = C); the script reports B / C, the weight at which they cancel (C / B), beside the
 default weight and the law's directions' ratios.
 
