@@ -9,12 +9,17 @@ truth, a_hat - a = delta solves s + h delta + u delta^2 / 2 = 0, so to second or
     E[l_p'] = E[g] - m E[s] / h - Cov(m, s) / h + m Cov(h, s) / h^2 + Var(s) (t / h^2 - m u / h^3) / 2
 
 (h, m, u, t their means). The first two terms vanish where the score is unbiased at the truth (Bartlett), which it
-is under every truth of the study to noise; the other four are covariances of functions of the Gram matrix. The
+is under every truth of the study to noise; the others are covariances of functions of the Gram matrix. The
 script evaluates them twice: with the covariances over the simulated inputs (a check of the expansion), and from
 the seeds' moments a fit measures (:func:`moment_prediction`). Derivatives by central differences (step 2e-3 in a
 and beta) of the exact collapsed log-likelihood; a_hat by Newton's method from the truth.
 
     python benchmarks/profile_score_bias.py [--inputs 20000] [--truths ...] [--sigma 0.3] [--json FILE]
+    python benchmarks/profile_score_bias.py --slope-weight-runs benchmarks/results/slope_weight_bias.json
+    python benchmarks/profile_score_bias.py --study benchmarks/results/calibration_study_300.json [--json FILE]
+
+The second predicts B and C (``intercept_pull``) for every dataset ``slope_weight_bias.py`` fitted; the third the
+default's bias for each 1000-input dataset of a calibration study, against its standardised error.
 """
 
 from __future__ import annotations
