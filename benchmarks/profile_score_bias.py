@@ -176,15 +176,12 @@ def measure(cell, n_inputs, sigma, seed):
         r = np.sqrt(np.einsum("nk,nkl,nl->n", kappa, G, kappa))
         return (n * vmf_log_normalizer(DIM, kappa)).sum(-1) - vmf_log_normalizer(DIM, r)
 
-    def derivatives(a, b):
-        return _derivatives(loglik, a, b)
-
     a = a0.copy()
-    for _ in range(30):  # a_hat at beta = b0, per input
-        dv = derivatives(a, b0)
-        a = a - np.clip(dv["s"] / dv["h"], -0.2, 0.2)
+    for _ in range(30):  # a_hat at beta = b0, per input: Newton's method on l_a, l_aa by central differences
+        f0, fp, fm = loglik(a, b0), loglik(a + STEP, b0), loglik(a - STEP, b0)
+        a = a - np.clip((fp - fm) / (2 * STEP) / ((fp - 2 * f0 + fm) / STEP**2), -0.2, 0.2)
     profile_score = (loglik(a, b0 + STEP) - loglik(a, b0 - STEP)) / (2 * STEP)  # envelope: l_beta at a_hat
-    dv = derivatives(a0, b0)
+    dv = _derivatives(loglik, a0, b0)
     mean = {k: float(v.mean()) for k, v in dv.items()}
 
     def cov(p, q):
