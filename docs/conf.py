@@ -100,7 +100,7 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "su
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 nb_execution_mode = "force"  # tutorials run at every build, against the checked-out code
-# a bound on a cell that hangs, not a speed test: CI builds the docs while two test suites share its two cores
+# a bound on a cell that hangs, not a speed test (CI builds the docs while the floors' tests share its two cores)
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def dist(tmp_path_factory):
     # Built from a copy of the checkout: pytest-xdist may run this fixture in two workers at once, and two builds in
     # one source tree race on its build/ and sawdist.egg-info/ (one of them failed so). What a docs build generates
-    # (docs/_build, docs/jupyter_execute, docs/api) is left out: CI builds the docs while the suite runs.
+    # (docs/_build, docs/jupyter_execute, docs/api) is left out: a docs build may be writing it.
     out, src = tmp_path_factory.mktemp("dist"), tmp_path_factory.mktemp("src") / "sawdist"
     skip = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".ruff_cache",
                                   ".hypothesis", "_build", "jupyter_execute", "*.nc")

@@ -2,8 +2,8 @@
 # Test sawdist on the dependency floors of pyproject.toml:
 #     tools/test_minimum_versions.sh [--install-only | --test-only] [SCRATCH_DIR]
 # --install-only does steps 1 and 2 below, --test-only step 3 on the environment that an --install-only run left in
-# the same SCRATCH_DIR (required with either). CI runs all three steps in the background, while it installs and tests
-# the main environment and builds the documentation.
+# the same SCRATCH_DIR (required with either): CI installs the floors while it installs the main environment, and
+# tests them while it builds the documentation.
 #
 # A fresh virtual environment (in SCRATCH_DIR, default a new temporary folder, removed afterwards) on Python 3.11,
 # the lowest Python that requires-python admits and the only one on which the floors are meaningful, gets
@@ -82,8 +82,8 @@ export XDG_DATA_HOME="$scratch/data" MPLCONFIGDIR="$scratch/cache/matplotlib" NU
 export PYTENSOR_FLAGS="base_compiledir=$scratch/cache/pytensor" IPYTHONDIR="$scratch/ipython"
 export PIP_CACHE_DIR="$scratch/cache/pip" UV_CACHE_DIR="$scratch/cache/uv"
 export VIRTUAL_ENV="$scratch/venv" PATH="$scratch/venv/bin:$PATH"
-# a temporary folder of its own, so that pytest's numbered temporary folders never meet another run's (CI runs the
-# main suite at the same time)
+# a temporary folder of its own: pytest's numbered temporary folders never meet another run's, and nothing is left
+# in the shared one
 export TMPDIR="$scratch/tmp"
 # empty even in a reused SCRATCH_DIR
 rm -rf "$HOME" "$XDG_CACHE_HOME" "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$IPYTHONDIR" "$TMPDIR"
