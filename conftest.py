@@ -34,3 +34,14 @@ def pytest_cmdline_main(config):
         # queue do not leave one core idle (pytest's default 'load' hands out fixed chunks)
         if getattr(config.option, "dist", "no") == "no":
             config.option.dist = "worksteal"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The modules that hold slow tests run first, each kept whole (its module-scoped fixtures are built once).
+
+    On two workers the suite ends when the last long test does: started late, a one-minute test leaves the other
+    core idle for up to a minute. Started first, the long tests leave the short ones to fill the end. The order
+    within a module, and of the modules within each group, is pytest's.
+    """
+    slow_modules = {item.module for item in items if item.get_closest_marker("slow") and hasattr(item, "module")}
+    items.sort(key=lambda item: getattr(item, "module", None) not in slow_modules)

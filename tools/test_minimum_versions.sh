@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Test sawdist on the dependency floors of pyproject.toml:
-#     tools/test_minimum_versions.sh [--install-only | --test-only] [SCRATCH_DIR]
+#     tools/test_minimum_versions.sh [--install-only | --test-only] [SCRATCH_DIR [PYTEST_ARGS...]]
 # --install-only does steps 1 and 2 below, --test-only step 3 on the environment that an --install-only run left in
 # the same SCRATCH_DIR (required with either): CI installs the floors while it installs the main environment, and
-# tests them while it builds the documentation.
+# tests a part of the suite on them while it builds the documentation. PYTEST_ARGS (after SCRATCH_DIR) are added to
+# step 3's pytest command: test paths choose a part of the suite, `-n 0` runs it in one process.
 #
 # A fresh virtual environment (in SCRATCH_DIR, default a new temporary folder, removed afterwards) on Python 3.11,
 # the lowest Python that requires-python admits and the only one on which the floors are meaningful, gets
@@ -22,8 +23,9 @@
 #      the installed torch is kept (pinned to its exact installed version);
 #   3. the fast part of the test suite (`-m "not slow"`, the doctests included), with HOME, the temporary folder
 #      and every per-user cache (pip, uv, matplotlib, PyTensor's compiled modules, Numba) in empty folders of
-#      SCRATCH_DIR, on every core (pytest-xdist). The whole fast suite, not a subset: alone on two cores the script
-#      took 5 min 50 s on 2026-12-02 (34 s installing, 5 min 16 s testing, 9 CPU-minutes of it).
+#      SCRATCH_DIR, on every core (pytest-xdist). Alone on two cores the whole fast suite took 5 min 49 s on
+#      2026-12-02 (9.7 CPU-minutes), more than CI's 20-minute budget leaves it: CI tests a part (.ci/run), and
+#      the whole fast suite on the floors is a check before every release (docs/install.md).
 # It prints the resolved versions of the direct dependencies before testing. uv does not read pip.conf, so the
 # package indexes, find-links, constraints and certificate of pip's configuration (`pip config list`: files and
 # PIP_* variables) are passed to uv explicitly, and uv considers every index as pip does (unsafe-best-match).
@@ -43,8 +45,13 @@ case "${1:-}" in
 esac
 if [ $# -ge 1 ]; then
     scratch=$1
+    shift
     mkdir -p "$scratch"
     scratch=$(cd "$scratch" && pwd)
+    if [ "$phase" = install ] && [ $# -gt 0 ]; then
+        echo "test_minimum_versions.sh: --install-only runs no tests, so takes no PYTEST_ARGS (got '$*')" >&2
+        exit 2
+    fi
 elif [ "$phase" != all ]; then
     echo "test_minimum_versions.sh: --$phase-only needs a SCRATCH_DIR (the one the other phase uses)" >&2
     exit 2
@@ -199,8 +206,8 @@ touch "$scratch/installed"
 fi
 
 if [ "$phase" != install ]; then
-    step "the fast test suite (-m 'not slow') on the floors, on every core"
+    step "the fast tests (-m 'not slow')${*:+ with $*} on the floors"
     cd "$repo"
-    "$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto --dist worksteal
+    "$py" -m pytest -m "not slow" -p no:cacheprovider -q -n auto --dist worksteal "$@"
 fi
 step "done"
