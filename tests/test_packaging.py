@@ -77,7 +77,8 @@ def test_sdist_carries_licence_tests_and_docs(dist):
     sdist, _ = dist
     with tarfile.open(sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    for required in ("LICENSE", "README.md", "pyproject.toml", "install.sh", "tests/test_packaging.py",
+    for required in ("LICENSE", "README.md", "pyproject.toml", "install.sh", "tools/uv_options.py",
+                     "tests/test_packaging.py",
                      "tests/reference/bessel_reference.py", "tests/reference/bessel_reference.csv",
                      "docs/conf.py", "docs/index.md"):
         assert required in names, required
@@ -153,3 +154,34 @@ def test_the_light_core_installs_and_works_without_the_extras(dist, tmp_path):
         "sawdist.bayes needs PyMC, which is not installed; install it with: pip install 'sawdist[bayes]'.",
         "sawdist.plots needs matplotlib, which is not installed; install it with: pip install 'sawdist[plots]'.",
     ]
+
+
+def test_uv_gets_pips_index_configuration(tmp_path):
+    """install.sh and the floors' script hand uv what pip would use (tools/uv_options.py)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("uv_options", ROOT / "tools" / "uv_options.py")
+    uv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(uv)
+    listing = """global.extra-index-url='file:///a/simple file:///b/simple'
+global.find-links='/opt/wheels'
+global.cert='/etc/ca.crt'
+global.timeout='60'
+install.constraint='/etc/pip/constraints.txt'
+:env:.find-links='/env/wheels'
+:env:.index-url='https://mirror.example/simple'
+global.no-index='false'
+something unrelated
+"""
+    options = uv.pip_options(listing)
+    assert options["find-links"] == "/env/wheels"  # :env: above the files, as pip ranks them
+    args, env = uv.uv_options(options)
+    assert args == ["--index-url", "https://mirror.example/simple", "--extra-index-url", "file:///a/simple",
+                    "--extra-index-url", "file:///b/simple", "--find-links", "/env/wheels",
+                    "--constraint", "/etc/pip/constraints.txt"]
+    assert env == ["SSL_CERT_FILE=/etc/ca.crt", "UV_HTTP_TIMEOUT=60"]
+    assert uv.uv_options(uv.pip_options("global.no-index='yes'\n")) == (["--no-index"], [])
+    assert uv.uv_options(uv.pip_options("")) == ([], [])
+    # the files the scripts read: this Python's own pip configuration
+    uv.main(str(tmp_path))
+    assert (tmp_path / "uv-args").is_file() and (tmp_path / "uv-env").is_file()

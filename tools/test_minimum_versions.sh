@@ -28,7 +28,8 @@
 #      the whole fast suite on the floors is a check before every release (docs/install.md).
 # It prints the resolved versions of the direct dependencies before testing. uv does not read pip.conf, so the
 # package indexes, find-links, constraints and certificate of pip's configuration (`pip config list`: files and
-# PIP_* variables) are passed to uv explicitly, and uv considers every index as pip does (unsafe-best-match).
+# PIP_* variables) are passed to uv explicitly (tools/uv_options.py), and uv considers every index as pip does
+# (unsafe-best-match).
 #
 # Environment: PYTHON (default python3.11), TORCH_SPEC (default torch==2.13.0).
 # When a floor fails here, raise it in pyproject.toml and say why in a comment next to it.
@@ -79,8 +80,9 @@ else
     step "new virtual environment in $scratch/venv"
     rm -f "$scratch/installed"
     "$PYTHON" -m venv --clear "$scratch/venv"
-    # pip's package-index configuration (config files and PIP_* variables), read while HOME is still the user's.
-    pip_config=$("$py" -m pip config list 2>/dev/null || true)
+    # pip's package-index configuration (config files and PIP_* variables) as uv options, in uv-args and uv-env,
+    # read while HOME is still the user's
+    "$py" "$repo/tools/uv_options.py" "$scratch"
 fi
 
 unset PYTHONPATH PYTHONHOME PYTHONSTARTUP
@@ -103,12 +105,11 @@ step "PyTorch first ($TORCH_SPEC) and uv"
 
 step "constraints: the floors of pyproject.toml, and the installed torch"
 # floors.txt: `name==floor` for every direct dependency of `.[all,dev]` but torch, which keeps its installed build.
-# uv-args: pip's index configuration as uv options, one per line.
-"$py" - "$repo/pyproject.toml" "$scratch" "$pip_config" <<'EOF'
+"$py" - "$repo/pyproject.toml" "$scratch" <<'EOF'
 import re, sys, tomllib
 from importlib.metadata import version
 
-pyproject, scratch, pip_config = sys.argv[1:]
+pyproject, scratch = sys.argv[1:]
 project = tomllib.load(open(pyproject, "rb"))["project"]
 extras = project["optional-dependencies"]
 
@@ -135,31 +136,6 @@ floors.pop("torch")
 with open(f"{scratch}/floors.txt", "w") as f:
     f.writelines(f"{name}=={floor}\n" for name, floor in floors.items())
     f.write(f"torch=={version('torch')}\n")
-
-# `pip config list` prints `section.option='value'`; the sections in rising precedence: global, install, :env:.
-rank = {"global": 0, "install": 1, ":env:": 2}
-options = {}
-for line in pip_config.splitlines():
-    m = re.fullmatch(r"(:env:|[^.]+)\.([^=]+)='(.*)'", line.strip())
-    if m and m.group(1) in rank:
-        section, option, value = m.groups()
-        if option not in options or rank[section] >= options[option][0]:
-            options[option] = (rank[section], value)
-args = []
-flags = {"index-url": "--index-url", "extra-index-url": "--extra-index-url", "find-links": "--find-links",
-         "constraint": "--constraint"}
-for option, flag in flags.items():
-    for value in options.get(option, (0, ""))[1].split():
-        args += [flag, value]
-if options.get("no-index", (0, ""))[1].lower() in {"1", "true", "yes", "on"}:
-    args.append("--no-index")
-with open(f"{scratch}/uv-args", "w") as f:
-    f.writelines(a + "\n" for a in args)
-with open(f"{scratch}/uv-env", "w") as f:  # pip's certificate bundle and timeout, for uv
-    if "cert" in options:
-        f.write(f"SSL_CERT_FILE={options['cert'][1]}\n")
-    if "timeout" in options or "default-timeout" in options:
-        f.write(f"UV_HTTP_TIMEOUT={options.get('timeout', options.get('default-timeout'))[1]}\n")
 EOF
 mapfile -t uv_args <"$scratch/uv-args"
 while IFS= read -r assignment; do export "${assignment?}"; done <"$scratch/uv-env"
