@@ -12,7 +12,7 @@
 # Set TORCH_SPEC to force a particular requirement (e.g. TORCH_SPEC="torch==2.5.1").
 #
 # The packages are installed by uv, with pip's package-index configuration (tools/uv_options.py): it installs
-# these 150 packages in a third of pip's time (46 s against 2 min 6 s on 2 cores, empty caches, 2026-12-02). uv
+# these 150 packages in half of pip's time (58 s against 1 min 48 s on 2 cores, empty caches, 2026-12-02). uv
 # itself comes from pip first; where it cannot be installed, or fails, pip installs instead. SAWDIST_INSTALLER=pip
 # uses pip throughout.
 set -euo pipefail
