@@ -47,6 +47,7 @@ from scipy.special import gammaln, logsumexp
 from ._kernels import fixed_order, kappa_from_mean_resultant_length, resultant_concentration
 from .design import check_summary
 from .model import _group_weight
+from .sandwich import sampled_posterior
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -183,7 +184,7 @@ class _Setup:
     """What the integrals of one fit need: its law, likelihood weight, design and the per-input grids."""
 
     def __init__(self, idata, summary, architecture):
-        post = idata.posterior
+        post = sampled_posterior(idata.posterior)
         self.law = str(_posterior_attr(post, "sawdist_law"))
         dim = int(_posterior_attr(post, "sawdist_dim"))
         self.shared = bool(int(_posterior_attr(post, "sawdist_shared_mean")))
@@ -383,7 +384,7 @@ def integrate_input_effects(idata: az.InferenceData, summary: xr.Dataset, *, arc
 
     _check_max_draws(max_draws)
     setup = _Setup(idata, summary, architecture)
-    post = _thin(idata.posterior, int(max_draws))
+    post = _thin(sampled_posterior(idata.posterior), int(max_draws))
     C, D = post.sizes["chain"], post.sizes["draw"]
     design = setup.design
     out, error = setup.log_q(_flat(post), np.arange(len(design.inputs)))
@@ -462,7 +463,7 @@ def loo_inputs(idata: az.InferenceData, summary: xr.Dataset, *, architecture: Ar
 
     _check_max_draws(max_draws)
     setup = _Setup(idata, summary, architecture)
-    post = _thin(idata.posterior, int(max_draws))
+    post = _thin(sampled_posterior(idata.posterior), int(max_draws))
     design = setup.design
     N = len(design.inputs)
     log_q, error = setup.log_q(_flat(post), np.arange(N))
@@ -486,7 +487,7 @@ def loo_inputs(idata: az.InferenceData, summary: xr.Dataset, *, architecture: Ar
             keep = np.ones(N, bool)
             keep[i] = False
             other = refit(summary.isel(input=np.flatnonzero(keep)))
-            flat_other = _flat(_thin(other.posterior, int(max_draws)))
+            flat_other = _flat(_thin(sampled_posterior(other.posterior), int(max_draws)))
             q_i, err_i = setup.log_q(flat_other, np.array([i]))
             elpd[:, i] = logsumexp(q_i[:, :, 0], axis=0) - math.log(q_i.shape[0])
             pareto_k[:, i] = np.nan
