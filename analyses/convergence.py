@@ -164,6 +164,16 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
                                 + "; ".join(parts) + ".")
         for fam, w in zip(families, np.atleast_1d(attrs["sawdist_likelihood_weight"])):
             finding.numbers[f"{fam}/likelihood_weight"] = float(w)
+    if attrs.get("sawdist_slope_adjusted"):
+        # beta's width from the inputs' own scores (sawdist.bayes.sandwich): what the interval above already holds
+        ratios, dofs = np.atleast_1d(attrs["sawdist_slope_variance_ratio"]), np.atleast_1d(attrs["sawdist_slope_dof"])
+        finding.measured.append(
+            "beta's interval has the width of its sandwich, the scatter of the inputs' own scores (docs/bayes.md, "
+            "\"The slope's own width\"): " + "; ".join(
+                f"{fam}: sd x {np.sqrt(r):.2f} of the tempered posterior's, t with {dof:.0f} degrees of freedom"
+                for fam, r, dof in zip(families, ratios, dofs)) + ".")
+        for fam, r in zip(families, ratios):
+            finding.numbers[f"{fam}/slope_variance_ratio"] = float(r)
     if "sawdist_slope_test_p" in attrs:
         # Whether the inputs got their own slopes (sawdist.bayes.calibration.choose_random_slope).
         p_values = np.atleast_1d(attrs["sawdist_slope_test_p"])

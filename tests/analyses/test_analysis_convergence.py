@@ -35,6 +35,10 @@ def test_convergence_recovers_the_power_law_and_the_shared_mean_wins_loo(tmp_pat
     assert f.numbers["sampler_reliable"] is True
     assert f.numbers["rhat_max"] <= 1.01 and f.numbers["ess_min"] >= 400 and f.numbers["divergences"] == 0
     assert f.numbers["a/rho_fraction_agreeing"] >= 0.5
+    # beta's width from the inputs' scores (sawdist.bayes.sandwich), stated with its numbers
+    assert 0 < f.numbers["a/slope_variance_ratio"] < np.inf
+    assert any(line.startswith("beta's interval has the width of its sandwich") and "29 degrees of freedom" in line
+               for line in f.measured)
     # H2 is true here: the shared-mean model wins the LOO comparison (the power-law fit is reused from the context).
     h2 = shared_mean.analyze(ds, tmp_path, context=ctx)
     assert h2.numbers["loo_best"] == "shared"
