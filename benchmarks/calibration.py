@@ -179,6 +179,11 @@ def fit_record(summary, truth, calibrate, random_seed, args, default_settings=Fa
     rec["ranks"] = {p: int(np.sum(draws[p][keep] < truth[p])) for p in PARAMS}
     rec["cover"] = cover
     rec["beta_sd"] = float(draws["beta"].std())
+    if "beta_sampled" in post:  # fit_convergence's slope sandwich moved beta: the rank as sampled beside it
+        sampled = post["beta_sampled"].values.reshape(-1)
+        rec["beta_rank_sampled"] = int(np.sum(sampled[keep] < truth["beta"]))
+        rec["beta_sd_sampled"] = float(sampled.std())
+        rec["slope_variance_ratio"] = float(post.attrs["sawdist_slope_variance_ratio"][0])
     return rec
 
 
