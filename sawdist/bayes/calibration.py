@@ -155,11 +155,16 @@ def _moment_kappa(summary, d):
     m_hat^2 = (G_kk - n)/(n(n-1)) of the Gram diagonal (clipped to [0.01, 1 - 1e-9]) and the vMF kappa with that m."""
     n = summary["count"].transpose("family", "input", "capacity").values.astype(np.float64)
     G = summary["gram"].transpose("family", "input", "capacity", "capacity_b").values
+    return (n, *_moment_kappa_arrays(G, n, d))
+
+
+def _moment_kappa_arrays(G, n, d):
+    """(m_hat, kappa_hat) of :func:`_moment_kappa` from the Gram matrices (..., K, K) and counts (..., K)."""
     gkk = np.diagonal(G, axis1=-2, axis2=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         m2 = (gkk - n) / (n * (n - 1.0))
     m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
-    return n, m_hat, np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    return m_hat, np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
 
 
 def likelihood_weight(summary: xr.Dataset, dim: int | None = None) -> Calibration:

@@ -56,7 +56,8 @@ import dataclasses
 import numpy as np
 import xarray as xr
 
-from ..special import bessel_ratio_complement, vmf_kappa_from_mean_resultant_length
+from ..special import bessel_ratio_complement
+from .calibration import _dim, _moment_kappa_arrays
 
 __all__ = ["SlopeSandwich", "adjust_slope", "sampled_posterior", "slope_sandwich"]
 
@@ -86,11 +87,6 @@ class SlopeSandwich:
     dof: np.ndarray
     beta: np.ndarray
     weight: np.ndarray
-
-    def describe(self) -> str:
-        """One line per family for a report."""
-        return "; ".join(f"{f}: beta's sd x {np.sqrt(v):.3g} (sandwich/posterior variance {v:.3g}, t with {d:.0f} "
-                         f"degrees of freedom)" for f, v, d in zip(self.families, self.variance_ratio, self.dof))
 
 
 def _mean_resultant_length_and_slope(d, kappa):
@@ -128,7 +124,7 @@ def _family_sandwich(gram, count, d, x, w, beta_prior, kappa_start):
     count = np.where(count > 0, count, 0.0)
     log_k0 = np.log(kappa_start)
     b = float(np.median((log_k0 - log_k0.mean(axis=1, keepdims=True)) @ x / (x @ x)))
-    a = log_k0.mean(axis=1) - b * x.mean()
+    a = log_k0.mean(axis=1)  # x is centred: the intercept is the mean log-concentration
     alpha, sigma2 = float(a.mean()), max(float(a.var()), 1e-4)
     prior_loc, prior_scale = beta_prior
     ones = np.ones_like(x)
@@ -138,6 +134,7 @@ def _family_sandwich(gram, count, d, x, w, beta_prior, kappa_start):
         return (grad @ ones, grad @ x, np.einsum("k,nkl,l->n", ones, hess, ones),
                 np.einsum("k,nkl,l->n", ones, hess, x), np.einsum("k,nkl,l->n", x, hess, x))
 
+    ratio = np.nan
     for _ in range(MAX_ITERATIONS):
         for _ in range(MAX_ITERATIONS):  # the intercepts' modes given (b, alpha, sigma): Newton's method
             la, _, laa, _, _ = pieces(a, b)
@@ -155,15 +152,17 @@ def _family_sandwich(gram, count, d, x, w, beta_prior, kappa_start):
         # uphill by a small step where the curvature is not yet positive (far from the root, (a, b) can sit
         # where the per-input likelihood is not jointly concave)
         step = float(np.clip(grad / H if H > 0 else 0.05 * np.sign(grad), -0.2, 0.2))
-        converged = (abs(step) < 1e-9 and abs(alpha_new - alpha) < 1e-9
-                     and abs(sigma2_new - sigma2) < 1e-9 * max(sigma2, 1e-6))
+        previous, ratio = ratio, N / (N - 1.0) * float(np.sum((psi - psi.mean()) ** 2)) / H if H > 0 else np.nan
         alpha, sigma2, b = alpha_new, sigma2_new, b + step
-        if converged:
+        if abs(step) < 1e-8 and abs(ratio - previous) <= 1e-6 * ratio:
             break
-    if not H > 0:
+    # Where the intercepts' spread is below their tempered noise, sigma's maximum is 0 and EM creeps towards it
+    # (sigma^2 from 0.0008 to 0.0006 between iterations 100 and 200 at 100 inputs, d = 768); f^2 moves with it
+    # by about 1 % per 50 iterations there. Stopping at MAX_ITERATIONS is what the calibration study measured
+    # (benchmarks/slope_sandwich.py); a slope that has not found its root is not measured.
+    if not (abs(step) < 1e-6 and H > 0):
         return np.nan, N - 1, b
-    J = N / (N - 1.0) * float(np.sum((psi - psi.mean()) ** 2))
-    return J / H, N - 1, b
+    return ratio, N - 1, b
 
 
 def _sandwich_arrays(gram, count, d, capacities, weight, beta_prior, families):
@@ -173,11 +172,7 @@ def _sandwich_arrays(gram, count, d, capacities, weight, beta_prior, families):
     log_k = np.log(np.asarray(capacities, dtype=np.float64))
     x = log_k - log_k.mean()  # the model's k_ref: the geometric mean of the capacities
     count = np.asarray(count, dtype=np.float64)
-    gkk = np.diagonal(gram, axis1=-2, axis2=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        m2 = (gkk - count) / (count * (count - 1.0))
-    m_hat = np.sqrt(np.clip(np.nan_to_num(m2, nan=0.0), 1e-4, (1.0 - 1e-9) ** 2))
-    kappa0 = np.asarray(vmf_kappa_from_mean_resultant_length(d, m_hat), dtype=np.float64)
+    kappa0 = _moment_kappa_arrays(gram, count, float(d))[1]  # the start: the Gram diagonal's moment estimates
     out = [_family_sandwich(gram[f], count[f], float(d), x, float(w[f]), beta_prior, kappa0[f]) for f in range(F)]
     return SlopeSandwich([str(f) for f in families], np.array([o[0] for o in out], dtype=np.float64),
                          np.array([o[1] for o in out], dtype=np.float64), np.array([o[2] for o in out]),
@@ -208,8 +203,6 @@ def slope_sandwich(summary: xr.Dataset, weight=1.0, dim: int | None = None,
         f^2 (``variance_ratio``) and its degrees of freedom per family; NaN where fewer than 3 inputs have at least 2
         capacities.
     """
-    from .calibration import _dim
-
     w = np.asarray(weight, dtype=np.float64)
     if not (np.all(np.isfinite(w)) and np.all(w > 0) and np.all(w <= 1)):
         raise ValueError(f"'weight' must lie in (0, 1], got {weight!r}.")
