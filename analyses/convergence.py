@@ -171,6 +171,7 @@ def analyze(ds: xr.Dataset, out_dir: str | os.PathLike[str], *, context: Context
             "beta's interval has the width of its sandwich, the scatter of the inputs' own scores (docs/bayes.md, "
             "\"The slope's own width\"): " + "; ".join(
                 f"{fam}: sd x {np.sqrt(r):.2f} of the tempered posterior's, t with {dof:.0f} degrees of freedom"
+                if np.isfinite(r) else f"{fam}: not measured (as sampled)"
                 for fam, r, dof in zip(families, ratios, dofs)) + ".")
         for fam, r in zip(families, ratios):
             finding.numbers[f"{fam}/slope_variance_ratio"] = float(r)

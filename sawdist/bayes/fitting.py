@@ -259,9 +259,11 @@ def fit_convergence(summary: xr.Dataset, law: str = "power", *, shared_mean: boo
         ``sawdist_likelihood_weight`` (w per family), ``sawdist_calibrated`` (1 when w was measured from the data),
         ``sawdist_effective_dimension``, ``sawdist_variance_ratio`` and ``sawdist_score_variance_ratio`` (per
         family, when measured; :class:`sawdist.bayes.calibration.Calibration`),
-        ``sawdist_random_slope`` (1 with input slopes), ``sawdist_slope_test_p`` (per family, when ``"auto"`` ran the
-        test), ``sawdist_centered_slope`` (the input slopes' parametrisation:
-        :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`),
+        ``sawdist_slope_adjusted`` (1 when beta was given its sandwich's width, ``adjust_slope``; then
+        ``sawdist_slope_variance_ratio`` and ``sawdist_slope_dof`` per family, and ``beta_sampled`` and
+        ``alpha_sampled`` in the posterior), ``sawdist_random_slope`` (1 with input slopes),
+        ``sawdist_slope_test_p`` (per family, when ``"auto"`` ran the test), ``sawdist_centered_slope`` (the input
+        slopes' parametrisation: :attr:`sawdist.bayes.calibration.SlopeHeterogeneity.centered`),
         ``sawdist_centered`` (the input effects' parametrisation of the fit returned), ``sawdist_attempts`` (1, 2
         or 3 after a retry), ``sawdist_target_accept`` (when given or raised by the retry) and, after a retry,
         ``sawdist_failed_attempts`` (each failed fit's parametrisation, target_accept and what broke the rule,
