@@ -52,12 +52,16 @@ kappa = 1e8).
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from ..special import bessel_ratio_complement
 from .calibration import _dim, _moment_kappa_arrays
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["SlopeSandwich", "adjust_slope", "sampled_posterior", "slope_sandwich"]
 
@@ -95,7 +99,8 @@ def _mean_resultant_length_and_slope(d, kappa):
     return 1.0 - q, q * (2.0 - q) - (d - 1.0) * (1.0 - q) / kappa
 
 
-def collapsed_derivatives(gram, count, d, eta):
+def collapsed_derivatives(gram: np.ndarray, count: np.ndarray, d: float,
+                          eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Gradient (N, K) and Hessian (N, K, K) of the collapsed log-likelihood of each input in eta = log kappa.
 
     ``gram`` (N, K, K), ``count`` (N, K) and ``eta`` (N, K); formulas in the module docstring.
@@ -179,7 +184,7 @@ def _sandwich_arrays(gram, count, d, capacities, weight, beta_prior, families):
                          np.array(w, dtype=np.float64))
 
 
-def slope_sandwich(summary: xr.Dataset, weight=1.0, dim: int | None = None,
+def slope_sandwich(summary: xr.Dataset, weight: ArrayLike = 1.0, dim: int | None = None,
                    beta_prior: tuple[float, float] = (0.0, 1.0)) -> SlopeSandwich:
     r"""The sandwich's variance of beta over the tempered posterior's, per family, from the inputs' scores.
 
