@@ -58,6 +58,7 @@ import numpy as np
 import xarray as xr
 
 from ..special import bessel_ratio_complement
+from ._kernels import resultant_concentration
 from .calibration import _dim, _moment_kappa_arrays
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ def collapsed_derivatives(gram: np.ndarray, count: np.ndarray, d: float,
     """
     kappa = np.exp(eta)
     gk = np.einsum("nkl,nl->nk", gram, kappa)
-    r = np.sqrt(np.maximum(np.einsum("nk,nk->n", kappa, gk), 0.0))
+    r = resultant_concentration(kappa, gk)
     a_k, da_k = _mean_resultant_length_and_slope(d, kappa)
     a_r, da_r = _mean_resultant_length_and_slope(d, r)
     grad = kappa * (-count * a_k + (a_r / r)[:, None] * gk)
@@ -263,10 +264,7 @@ def adjust_slope(posterior: xr.Dataset, sandwich: SlopeSandwich, log_k: np.ndarr
         if groups is not None and "mu_concentration" in out:
             gram, order = groups
             k = out["kappa"].transpose("chain", "draw", "family", "input", "capacity").values[:, :, order]
-            top = np.max(k, axis=-1, keepdims=True)
-            top = np.where(top > 0, top, 1.0)
-            u = k / top
-            r = top[..., 0] * np.sqrt(np.maximum(np.einsum("cdfnk,fnkl,cdfnl->cdfn", u, gram, u), 0.0))
+            r = resultant_concentration(k, np.einsum("fnkl,cdfnl->cdfnk", gram, k))
             mu = posterior["mu_concentration"]
             out["mu_concentration"] = xr.DataArray(r, dims=("chain", "draw", "architecture", "input"),
                                                    coords={d_: mu[d_] for d_ in ("chain", "draw", "architecture",

@@ -163,3 +163,21 @@ def test_few_inputs_give_the_t_interval():
 def test_an_unmeasured_family_is_left_as_sampled():
     post, log_k = _posterior()
     np.testing.assert_array_equal(adjust_slope(post, _sandwich(np.nan, 1.0), log_k, 64.0)["beta"], post["beta"])
+
+
+def test_the_deterministics_follow_the_models_own():
+    """Moved by nothing (f = 1, a normal), beta, kappa, m and the mean direction's concentration recomputed by
+    adjust_slope equal the model's deterministics of the same draws (each family its own architecture)."""
+    from sawdist.bayes import fit_convergence, simulate_summary
+    from sawdist.bayes.design import check_summary
+
+    summary = simulate_summary(dim=64, capacities=CAPS, n_inputs=20, n_seeds=4, rng=3)
+    idata = fit_convergence(summary, draws=100, tune=100, chains=2, random_seed=1, adjust_slope=False,
+                            idata_kwargs={"log_likelihood": False})
+    design = check_summary(summary)
+    order = np.array([int(design.slot_family[a, 0]) for a in range(len(design.architectures))])
+    unmoved = SlopeSandwich(list(design.families), np.ones(1), np.array([1e12]), np.zeros(1), np.ones(1))
+    moved = adjust_slope(idata.posterior, unmoved, np.log(design.capacities.astype(float)), float(design.dim),
+                         groups=(design.group_gram, order))
+    for name in ("beta", "alpha", "kappa", "mean_resultant_length", "mu_concentration"):
+        np.testing.assert_allclose(moved[name], idata.posterior[name], rtol=1e-11)
