@@ -60,10 +60,10 @@ def run(path, cells, out=None):
         rows[key] = {"design": list(design), "w": w, "f2": f2, "dof": dof, "rank": rec["calibrated"]["ranks"]["beta"],
                      "random_slope": rec["calibrated"]["random_slope"], "sigma": truth["sigma"]}
         if out and len(rows) % 50 == 0:
-            Path(out).write_text(json.dumps({"study": str(path), "datasets": rows}, indent=1))
+            _save(out, path, rows)
             print(f"{len(rows)} datasets, {time.time() - start:.0f} s", flush=True)
     if out:
-        Path(out).write_text(json.dumps({"study": str(path), "datasets": rows}, indent=1))
+        _save(out, path, rows)
 
     by_cell = sorted({k.split("/")[0] for k in rows})
     _table([((cell, "all"), [v for k, v in rows.items() if k.split("/")[0] == cell]) for cell in by_cell], kept)
@@ -71,6 +71,13 @@ def run(path, cells, out=None):
     designs = sorted({tuple(v["design"]) for v in rows.values()})
     _table([((cell, des), [v for v in (rows[k] for k in rows if k.split("/")[0] == cell) if tuple(v["design"]) == des])
             for cell in by_cell for des in designs], kept)
+
+
+def _save(out, study, rows):
+    """Write the datasets so far atomically (a rerun resumes from them)."""
+    tmp = Path(str(out) + ".tmp")
+    tmp.write_text(json.dumps({"study": str(study), "datasets": rows}, indent=1))
+    tmp.replace(out)
 
 
 def _table(groups, kept):

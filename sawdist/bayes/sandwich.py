@@ -243,7 +243,8 @@ def adjust_slope(posterior: xr.Dataset, sandwich: SlopeSandwich, log_k: np.ndarr
     usable = np.isfinite(f) & (s > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         z = ((beta - m) / s).clip(-8.0, 8.0)
-        moved = m + s * f * xr.apply_ufunc(lambda z, v: stats.t.ppf(stats.norm.cdf(z), v), z, dof)
+        # the tail probability from the tail's side: norm.cdf(z) near 1 keeps only a few of its digits
+        moved = m + s * f * xr.apply_ufunc(lambda z, v: np.sign(z) * stats.t.isf(stats.norm.sf(np.abs(z)), v), z, dof)
     new_beta = xr.where(usable, moved, beta).transpose(*beta.dims)
     shift = new_beta - beta
     out = posterior.copy()
